@@ -1,0 +1,69 @@
+"""Class prototypes: zero-shot text anchors and TGAP (text-guided audio prototypes).
+
+TGAP (Acevedo et al., 2025): for each class, the centroid of the ``n`` unlabelled corpus audio
+embeddings nearest to the class's text anchor. It moves the prototype from the text side of the
+modality gap to the audio side. Pure numpy, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from proto_index.core.profiles import l2_normalize
+
+DEFAULT_TEMPLATE = "This is a sound of {label}"
+DEFAULT_TGAP_N = 35
+
+
+def render_prompts(labels: list[str], template: str = DEFAULT_TEMPLATE) -> list[str]:
+    """The text prompt of each label, e.g. ``"This is a sound of dog bark"``."""
+    if "{label}" not in template:
+        raise ValueError("a prompt template must contain {label}")
+    return [template.replace("{label}", label) for label in labels]
+
+
+def centroid(vectors: np.ndarray) -> np.ndarray:
+    """The arithmetic mean of ``(n, d)`` vectors (not re-normalised: profiles normalise)."""
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    if v.shape[0] == 0:
+        raise ValueError("a centroid needs at least one vector")
+    return v.mean(axis=0)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """For each of ``k`` anchors, ``n`` corpus row indices (best first) and their cosine scores."""
+
+    indices: np.ndarray  # (k, n) int64
+    scores: np.ndarray  # (k, n) float64
+
+
+def nearest_by_cosine(anchors: np.ndarray, corpus: np.ndarray, n: int) -> Neighbours:
+    """Brute-force top-``n`` corpus rows by cosine to each anchor; ties go to the lower row index.
+
+    This is the exact reference the FAISS-backed search is checked against.
+    """
+    corpus = np.atleast_2d(corpus)
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    if n > corpus.shape[0]:
+        raise ValueError(f"n={n} exceeds the corpus size {corpus.shape[0]}")
+    sims = l2_normalize(np.atleast_2d(anchors)) @ l2_normalize(corpus).T
+    # stable sort of -sims keeps the lower index first among equal scores
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :n]
+    return Neighbours(indices=order, scores=np.take_along_axis(sims, order, axis=1))
+
+
+def tgap_prototypes(neighbour_vectors: np.ndarray) -> np.ndarray:
+    """TGAP prototypes from ``(k, n, d)`` neighbour vectors: one centroid per class -> ``(k, d)``."""
+    nv = np.asarray(neighbour_vectors, dtype=np.float64)
+    if nv.ndim != 3 or nv.shape[1] == 0:
+        raise ValueError("expected neighbour vectors shaped (classes, n >= 1, dim)")
+    return nv.mean(axis=1)
+
+
+def tgap_reference(anchors: np.ndarray, corpus: np.ndarray, n: int = DEFAULT_TGAP_N) -> tuple[np.ndarray, Neighbours]:
+    """TGAP computed end to end by brute force: ``(prototypes (k, d), neighbours)``."""
+    nb = nearest_by_cosine(anchors, corpus, n)
+    return tgap_prototypes(np.atleast_2d(corpus)[nb.indices]), nb

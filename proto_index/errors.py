@@ -1,0 +1,41 @@
+"""The error hierarchy. The library raises these; only the CLI turns them into messages and exit codes."""
+
+
+class ProtoIndexError(Exception):
+    """Base class of every error proto-index raises on purpose (a user mistake or a bad input)."""
+
+
+class StoreError(ProtoIndexError):
+    """The store directory is missing, unreadable, or not a proto-index store."""
+
+
+class StoreNotFound(StoreError):
+    """No store exists at the given path."""
+
+
+class StoreExists(StoreError):
+    """`init` was asked to create a store where one already exists."""
+
+
+class ModelMismatch(StoreError):
+    """Vectors from one embedding model were offered to a store bound to another."""
+
+
+class ModelError(ProtoIndexError):
+    """An embedding model cannot be built or loaded (unknown name, missing checkpoint, bad file)."""
+
+
+class AudioDecodeError(ProtoIndexError):
+    """A file could not be decoded as audio (corrupt, empty, not audio, non-finite samples)."""
+
+
+class NotFound(ProtoIndexError):
+    """A named object (class set, prototype set, environment, file) does not exist."""
+
+
+class AlreadyExists(ProtoIndexError):
+    """A named object already exists and the caller did not ask to replace it."""
+
+
+class InvalidInput(ProtoIndexError):
+    """An argument or input file is malformed (bad manifest, empty label list, bad N)."""
