@@ -1,3 +1,11 @@
-"""proto-index: classify environmental sound archives with LAION-CLAP prototypes and background subtraction."""
+"""proto-index: classify environmental sound archives with LAION-CLAP prototypes and background subtraction.
+
+Importing it is cheap and offline: torch, laion_clap and FAISS load only when a model or index is used.
+"""
 
 __version__ = "0.1.0"
+
+from proto_index.api import Store, default_store_path  # noqa: E402
+from proto_index.errors import ProtoIndexError  # noqa: E402
+
+__all__ = ["Store", "default_store_path", "ProtoIndexError", "__version__"]

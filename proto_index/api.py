@@ -1,0 +1,239 @@
+"""The Python API: ``Store`` does everything the CLI does.
+
+    from proto_index import Store
+    store = Store.init("my-store", model="clap-tiny-random")
+    store.ingest(["corpus/"])
+    store.add_classes("urban", ["siren", "dog bark", "drilling"])
+    store.build_prototypes("urban", method="tgap", n=35)
+    store.add_environment("park", text="park")
+    result = store.classify([("clip.wav", "park")], prototypes="urban-tgap35")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import func, select
+
+from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
+from proto_index.embed.encoder import Encoder, ModelIdentity
+from proto_index.errors import AudioDecodeError
+from proto_index.pipeline import classify as classify_mod
+from proto_index.pipeline import environments, ingest, prototypes, search
+from proto_index.pipeline.catalog_views import (
+    ClassSetView,
+    EnvironmentView,
+    PrototypeSetView,
+    class_set_view,
+    environment_view,
+    get_environment,
+    get_prototype_set,
+    prototype_set_view,
+)
+from proto_index.pipeline.manifest import read_manifest
+from proto_index.progress import Progress
+from proto_index.store.schema import ClassSet, Environment, IngestFailure, PrototypeSet, Recording, Window
+from proto_index.store.storage import Storage
+
+DEFAULT_STORE = "proto-index-store"
+STORE_ENV_VAR = "PROTO_INDEX_STORE"
+
+
+def default_store_path() -> Path:
+    """$PROTO_INDEX_STORE, else ./proto-index-store."""
+    return Path(os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE)
+
+
+class Store:
+    """A proto-index store: a corpus index, class sets, prototypes and environments bound to one model."""
+
+    def __init__(self, storage: Storage, encoder: Encoder | None = None, device: str | None = None):
+        self._storage = storage
+        self._encoder = encoder
+        self._device = device
+        if encoder is not None:
+            storage.check_identity(encoder.identity)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | Path,
+        model: str = "clap-tiny-random",
+        checkpoint: str | Path | None = None,
+        tokenizer_dir: str | Path | None = None,
+        device: str | None = None,
+        encoder: Encoder | None = None,
+    ) -> "Store":
+        """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later)."""
+        options = {
+            "model": model,
+            "checkpoint": str(Path(checkpoint).absolute()) if checkpoint else None,
+            "tokenizer_dir": str(Path(tokenizer_dir).absolute()) if tokenizer_dir else None,
+        }
+        if encoder is None:
+            encoder = _load_encoder(options, device)
+        return cls(Storage.create(Path(path), encoder.identity, options), encoder, device)
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, encoder: Encoder | None = None, device: str | None = None) -> "Store":
+        """Open an existing store (its schema is upgraded in place if it is older than this version)."""
+        return cls(Storage.open(Path(path) if path else default_store_path()), encoder, device)
+
+    def close(self) -> None:
+        self._storage.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._storage.root
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._storage.identity
+
+    @property
+    def encoder(self) -> Encoder:
+        """The store's model, loaded on first use and checked against the store's identity."""
+        if self._encoder is None:
+            encoder = _load_encoder(self._storage.model_options, self._device)
+            self._storage.check_identity(encoder.identity)
+            self._encoder = encoder
+        return self._encoder
+
+    # -- corpus ------------------------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None, batch_size: int = 16) -> ingest.IngestReport:
+        """Add audio files and folders to the corpus (reruns skip stored content)."""
+        return ingest.ingest(self._storage, self.encoder, [Path(p) for p in paths], batch_windows=batch_size, progress=progress)
+
+    def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
+        return search.search(self._storage, self.encoder, text, k)
+
+    def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
+        paths = [Path(p).absolute() for p in paths]
+        vecs = classify_mod.file_vectors(self._storage, self.encoder, paths)
+        bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
+        if bad:
+            raise AudioDecodeError("; ".join(bad))
+        return np.stack([vecs[p] for p in paths]).astype(np.float32)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.encoder.embed_texts(list(texts)), dtype=np.float32)
+
+    # -- classes and prototypes ------------------------------------------------------------------
+
+    def add_classes(
+        self, name: str, labels: Sequence[str], template: str = DEFAULT_TEMPLATE, replace: bool = False
+    ) -> ClassSetView:
+        return prototypes.add_class_set(self._storage, name, list(labels), template, replace)
+
+    def class_sets(self) -> list[ClassSetView]:
+        with self._storage.session() as s:
+            return [class_set_view(c) for c in s.scalars(select(ClassSet).order_by(ClassSet.name))]
+
+    def build_prototypes(
+        self,
+        class_set: str,
+        method: str = "zero-shot",
+        n: int = DEFAULT_TGAP_N,
+        name: str | None = None,
+        replace: bool = False,
+    ) -> PrototypeSetView:
+        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace)
+
+    def prototype_set(self, name: str) -> PrototypeSetView:
+        """A prototype set's labels, matrix (one row per label), text anchors and TGAP neighbours."""
+        with self._storage.session() as s:
+            return prototype_set_view(s, get_prototype_set(s, name))
+
+    def prototype_sets(self) -> list[PrototypeSetView]:
+        with self._storage.session() as s:
+            return [
+                prototype_set_view(s, ps, with_neighbours=False)
+                for ps in s.scalars(select(PrototypeSet).order_by(PrototypeSet.name))
+            ]
+
+    # -- environments ----------------------------------------------------------------------------
+
+    def add_environment(
+        self,
+        name: str,
+        text: str | None = None,
+        audio: Iterable[str | Path] = (),
+        tau_audio: float | None = None,
+        tau_text: float | None = None,
+        replace: bool = False,
+    ) -> EnvironmentView:
+        return environments.add_environment(
+            self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
+        )
+
+    def environment(self, name: str) -> EnvironmentView:
+        """An environment's description, tau overrides and background vectors (text and audio)."""
+        with self._storage.session() as s:
+            return environment_view(get_environment(s, name), self.identity.dim)
+
+    def environments(self) -> list[EnvironmentView]:
+        return environments.list_environments(self._storage)
+
+    # -- classification --------------------------------------------------------------------------
+
+    def classify(
+        self,
+        items: Sequence[tuple[str | Path, str]],
+        prototypes: str,
+        adapt: str = "auto",
+        tau: float | None = None,
+        progress: Progress | None = None,
+        batch_size: int = 16,
+    ) -> classify_mod.Classification:
+        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``."""
+        return classify_mod.classify(
+            self._storage, self.encoder, [(Path(p), e) for p, e in items], prototypes, adapt, tau, batch_size, progress
+        )
+
+    def classify_manifest(self, manifest: str | Path, prototypes: str, **kwargs) -> classify_mod.Classification:
+        """Classify the files of a CSV manifest with ``path`` and ``environment`` columns."""
+        return self.classify([(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, **kwargs)
+
+    # -- overview --------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        with self._storage.session() as s:
+            counts = {
+                "recordings": s.scalar(select(func.count()).select_from(Recording)),
+                "windows": s.scalar(select(func.count()).select_from(Window)),
+                "failed_files": s.scalar(select(func.count()).select_from(IngestFailure)),
+                "class_sets": s.scalar(select(func.count()).select_from(ClassSet)),
+                "prototype_sets": s.scalar(select(func.count()).select_from(PrototypeSet)),
+                "environments": s.scalar(select(func.count()).select_from(Environment)),
+            }
+            hours = s.scalar(select(func.coalesce(func.sum(Recording.duration_s), 0.0))) / 3600
+            failures = [(f.path, f.error) for f in s.scalars(select(IngestFailure).order_by(IngestFailure.path))]
+        return {
+            "store": str(self.path.absolute()),
+            "model": self.identity,
+            "counts": counts,
+            "corpus_hours": hours,
+            "failures": failures,
+            "prototype_sets": self.prototype_sets(),
+            "environments": self.environments(),
+        }
+
+
+def _load_encoder(options: dict, device: str | None) -> Encoder:
+    from proto_index.embed.registry import load_encoder
+
+    return load_encoder(
+        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device
+    )

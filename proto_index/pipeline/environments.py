@@ -1,0 +1,85 @@
+"""Environments and their background data: text prompts and/or background recordings."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy import select
+
+from proto_index.audio.discover import file_sha256, find_audio_files
+from proto_index.core.adaptation import background_prompts
+from proto_index.embed.encoder import Encoder
+from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput
+from proto_index.pipeline.catalog_views import EnvironmentView, environment_view
+from proto_index.pipeline.embedding import FailedFile, embed_files
+from proto_index.store.schema import BackgroundVector, Environment
+from proto_index.store.storage import Storage, to_blob
+
+
+def add_environment(
+    storage: Storage,
+    encoder: Encoder,
+    name: str,
+    text: str | None = None,
+    audio: Iterable[Path] = (),
+    tau_audio: float | None = None,
+    tau_text: float | None = None,
+    replace: bool = False,
+) -> EnvironmentView:
+    """Register an environment with a text background (three prompts about ``text``) and/or audio backgrounds.
+
+    Each background recording contributes one vector, the mean of its window embeddings. Nothing is
+    stored unless every recording decodes. With neither text nor audio, the name itself (underscores
+    read as spaces) describes the environment, as the paper's text backgrounds use scene names.
+    """
+    if not name.strip():
+        raise InvalidInput("an environment needs a name")
+    audio = list(audio)
+    if text is None and not audio:
+        text = name.replace("_", " ")
+    storage.check_identity(encoder.identity)
+    with storage.session() as s:
+        if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
+            raise AlreadyExists(f"environment {name!r} exists; pass --replace to redefine it")
+
+    backgrounds: list[BackgroundVector] = []
+    if text is not None:
+        try:
+            prompts = background_prompts(text)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        for prompt, vec in zip(prompts, encoder.embed_texts(prompts)):
+            backgrounds.append(BackgroundVector(kind="text", source=prompt, vector=to_blob(vec)))
+    if audio:
+        files = find_audio_files(audio).files
+        if not files:
+            raise InvalidInput(f"no audio files found in {', '.join(map(str, audio))}")
+        embedded = list(embed_files(files, encoder))
+        failed = [e for e in embedded if isinstance(e, FailedFile)]
+        if failed:
+            raise AudioDecodeError(
+                "background recordings that could not be decoded: "
+                + "; ".join(f"{f.path}: {f.error}" for f in failed)
+            )
+        for e in embedded:
+            backgrounds.append(
+                BackgroundVector(kind="audio", source=str(e.path), sha256=file_sha256(e.path), vector=to_blob(e.pooled()))
+            )
+
+    with storage.session() as s:
+        old = s.scalar(select(Environment).where(Environment.name == name))
+        if old is not None:
+            s.delete(old)
+            s.flush()
+        env = Environment(name=name, description=text, tau_audio=tau_audio, tau_text=tau_text)
+        env.backgrounds = backgrounds
+        s.add(env)
+        s.flush()
+        return environment_view(env, storage.identity.dim)
+
+
+def list_environments(storage: Storage) -> list[EnvironmentView]:
+    with storage.session() as s:
+        return [environment_view(e, storage.identity.dim) for e in s.scalars(select(Environment).order_by(Environment.name))]
+
+

@@ -1,0 +1,126 @@
+"""Ingest a corpus: find audio files, skip what is stored (by content hash), embed the rest, commit in batches.
+
+Order of writes per batch: exact vectors appended and fsynced, then one catalog transaction for the
+recordings and windows pointing at them, then the in-memory index; the index file is published at
+the end. A crash at any point loses at most the batch in flight: reopening the store drops vector
+rows no window points at and rebuilds a stale index, and the rerun skips every committed file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from proto_index.audio.discover import file_sha256, find_audio_files
+from proto_index.embed.encoder import Encoder
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
+from proto_index.progress import Progress, SilentProgress
+from proto_index.store.schema import IngestFailure, Recording, Window
+from proto_index.store.storage import Storage
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    windows: int = 0
+    skipped: int = 0
+    failed: list[FailedFile] = field(default_factory=list)
+
+
+def ingest(
+    storage: Storage,
+    encoder: Encoder,
+    paths: Iterable[Path],
+    *,
+    batch_windows: int = 16,
+    commit_windows: int = 256,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped."""
+    progress = progress or SilentProgress()
+    storage.check_identity(encoder.identity)
+    discovery = find_audio_files(paths)
+    report = IngestReport()
+    for path, problem in discovery.problems:
+        report.failed.append(FailedFile(Path(path), problem))
+
+    with storage.session() as s:
+        known = set(s.scalars(select(Recording.sha256)))
+    todo: list[Path] = []
+    hashes: dict[Path, str] = {}
+    for path in discovery.files:
+        try:
+            sha = file_sha256(path)
+        except OSError as e:
+            report.failed.append(FailedFile(path, f"cannot read file: {e.strerror or e}"))
+            continue
+        if sha in known:
+            report.skipped += 1
+            continue
+        known.add(sha)  # a second copy in this run is a duplicate too
+        hashes[path] = sha
+        todo.append(path)
+
+    progress.start(len(todo), "embedding")
+    for failure in report.failed:
+        progress.note(f"{failure.path}: {failure.error}")
+    index = storage.index()
+    batch: list[EmbeddedFile] = []
+    for result in embed_files(todo, encoder, batch_windows=batch_windows):
+        progress.advance()
+        if isinstance(result, FailedFile):
+            report.failed.append(result)
+            progress.note(f"{result.path}: {result.error}")
+            continue
+        batch.append(result)
+        if sum(len(f.starts_s) for f in batch) >= commit_windows:
+            _commit(storage, index, batch, hashes, report)
+            batch = []
+    _commit(storage, index, batch, hashes, report)
+    _record_failures(storage, report.failed)
+    storage.save_index(index)
+    return report
+
+
+def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Path, str], report: IngestReport) -> None:
+    if not batch:
+        return
+    vectors = np.concatenate([f.vectors for f in batch])
+    row = storage.vectors.append(vectors)
+    windows: list[Window] = []
+    with storage.session() as s:
+        for f in batch:
+            rec = Recording(
+                path=str(f.path),
+                sha256=hashes[f.path],
+                duration_s=f.duration_s,
+                sample_rate=f.sample_rate,
+                channels=f.channels,
+            )
+            for start, end in zip(f.starts_s, f.ends_s):
+                window = Window(start_s=start, end_s=end, vector_row=row)
+                rec.windows.append(window)
+                windows.append(window)
+                row += 1
+            s.add(rec)
+        s.execute(delete(IngestFailure).where(IngestFailure.path.in_([str(f.path) for f in batch])))
+        s.flush()
+        ids = np.array([w.id for w in windows], dtype=np.int64)
+    index.add(ids, vectors)
+    report.added += len(batch)
+    report.windows += len(ids)
+
+
+def _record_failures(storage: Storage, failures: list[FailedFile]) -> None:
+    if not failures:
+        return
+    with storage.session() as s:
+        for f in failures:
+            existing = s.scalar(select(IngestFailure).where(IngestFailure.path == str(f.path)))
+            if existing is None:
+                s.add(IngestFailure(path=str(f.path), error=f.error))
+            else:
+                existing.error = f.error

@@ -1,0 +1,58 @@
+"""Opening the SQLite catalog: engine settings and automatic Alembic upgrades."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+
+import proto_index.migrations as migrations_pkg
+
+HEAD = "head"
+
+
+def create_catalog_engine(db_path: Path) -> Engine:
+    """A SQLite engine with foreign keys on, WAL journaling and a busy timeout for concurrent readers."""
+    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    return engine
+
+
+def alembic_config():
+    """An Alembic config pointing at the migrations shipped inside the package (works from a wheel)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations_pkg.__file__).parent))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = HEAD) -> None:
+    """Bring the catalog's schema to ``revision`` (the latest by default), keeping its rows."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The catalog's schema revision, or None for an empty database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

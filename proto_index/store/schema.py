@@ -1,0 +1,163 @@
+"""The SQLite catalog's tables (SQLAlchemy 2 declarative). Alembic migrations in migrations/ create them.
+
+The vector id shared by the FAISS index and the catalog is ``windows.id``; ``windows.vector_row`` is
+the row of the exact copy in the store's vector file.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StoreMeta(Base):
+    """Key-value facts about the store: the bound model identity and how to load it."""
+
+    __tablename__ = "store_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Recording(Base):
+    """One ingested audio file, deduplicated by content hash."""
+
+    __tablename__ = "recordings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    windows: Mapped[list["Window"]] = relationship(back_populates="recording", order_by="Window.start_s")
+
+
+class Window(Base):
+    """A span of a recording with one embedding; its id is the vector id in the FAISS index."""
+
+    __tablename__ = "windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    vector_row: Mapped[int] = mapped_column(Integer, unique=True)
+    recording: Mapped[Recording] = relationship(back_populates="windows")
+
+
+class IngestFailure(Base):
+    """A file that could not be ingested, and why; cleared when a later ingest of the path succeeds."""
+
+    __tablename__ = "ingest_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    error: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClassSet(Base):
+    """A named list of class labels and the prompt template that turns each into text."""
+
+    __tablename__ = "class_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    template: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    labels: Mapped[list["ClassLabel"]] = relationship(
+        back_populates="class_set", order_by="ClassLabel.position", cascade="all, delete-orphan"
+    )
+
+
+class ClassLabel(Base):
+    __tablename__ = "class_labels"
+    __table_args__ = (
+        UniqueConstraint("class_set_id", "position"),
+        UniqueConstraint("class_set_id", "label"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_set_id: Mapped[int] = mapped_column(ForeignKey("class_sets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    class_set: Mapped[ClassSet] = relationship(back_populates="labels")
+
+
+class PrototypeSet(Base):
+    """Prototypes built for a class set by one method ('zero-shot' or 'tgap')."""
+
+    __tablename__ = "prototype_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    class_set_id: Mapped[int] = mapped_column(ForeignKey("class_sets.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))
+    n_neighbours: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    class_set: Mapped[ClassSet] = relationship()
+    prototypes: Mapped[list["Prototype"]] = relationship(
+        back_populates="prototype_set", order_by="Prototype.position", cascade="all, delete-orphan"
+    )
+
+
+class Prototype(Base):
+    """One class's prototype vector, and the text anchor it started from (float32 bytes)."""
+
+    __tablename__ = "prototypes"
+    __table_args__ = (UniqueConstraint("prototype_set_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prototype_set_id: Mapped[int] = mapped_column(ForeignKey("prototype_sets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(Text)
+    anchor: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    prototype_set: Mapped[PrototypeSet] = relationship(back_populates="prototypes")
+    neighbours: Mapped[list["TgapNeighbour"]] = relationship(
+        back_populates="prototype", order_by="TgapNeighbour.rank", cascade="all, delete-orphan"
+    )
+
+
+class TgapNeighbour(Base):
+    """A corpus window that went into a TGAP prototype, with its cosine to the text anchor."""
+
+    __tablename__ = "tgap_neighbours"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prototype_id: Mapped[int] = mapped_column(ForeignKey("prototypes.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    window_id: Mapped[int] = mapped_column(Integer)  # no FK: the prototype stays valid if a window is removed
+    score: Mapped[float] = mapped_column(Float)
+    prototype: Mapped[Prototype] = relationship(back_populates="neighbours")
+
+
+class Environment(Base):
+    """An acoustic environment (park, airport...) with its background data and tau overrides."""
+
+    __tablename__ = "environments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tau_audio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tau_text: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    backgrounds: Mapped[list["BackgroundVector"]] = relationship(
+        back_populates="environment", order_by="BackgroundVector.id", cascade="all, delete-orphan"
+    )
+
+
+class BackgroundVector(Base):
+    """One background embedding of an environment: a text prompt's or a background recording's."""
+
+    __tablename__ = "background_vectors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # 'text' or 'audio'
+    source: Mapped[str] = mapped_column(Text)  # the prompt, or the recording's path
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    environment: Mapped[Environment] = relationship(back_populates="backgrounds")

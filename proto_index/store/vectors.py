@@ -1,0 +1,68 @@
+"""The exact copy of every corpus vector: a flat, append-only float32 file, row r = bytes [r*d*4, (r+1)*d*4).
+
+Centroids (TGAP) are computed from these exact vectors whatever the FAISS index compresses. Rows are
+appended and fsynced before the catalog commits the windows that point at them, so after a crash the
+file can only hold extra rows at its end, which ``truncate`` drops.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+DTYPE = np.dtype("<f4")
+
+
+class VectorFile:
+    """Append-only exact vectors of dimension ``dim`` stored at ``path``."""
+
+    def __init__(self, path: Path, dim: int):
+        self.path = Path(path)
+        self.dim = dim
+        self._row_bytes = dim * DTYPE.itemsize
+        if not self.path.exists():
+            self.path.touch()
+
+    @property
+    def count(self) -> int:
+        """Number of complete rows in the file (a torn last row is not counted)."""
+        return self.path.stat().st_size // self._row_bytes
+
+    def append(self, vectors: np.ndarray) -> int:
+        """Append ``(n, dim)`` vectors durably; returns the row number of the first one."""
+        v = np.ascontiguousarray(vectors, dtype=DTYPE)
+        if v.ndim != 2 or v.shape[1] != self.dim:
+            raise ValueError(f"expected vectors shaped (n, {self.dim}), got {v.shape}")
+        first = self.count
+        with open(self.path, "r+b") as f:
+            f.seek(first * self._row_bytes)  # overwrite any torn partial row
+            f.write(v.tobytes())
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        return first
+
+    def read(self, rows: np.ndarray | list[int]) -> np.ndarray:
+        """The vectors at the given rows, in that order, as float32 ``(len(rows), dim)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        mm = self.memmap()
+        if rows.min() < 0 or rows.max() >= mm.shape[0]:
+            raise IndexError(f"vector row out of range (file has {mm.shape[0]} rows)")
+        return np.array(mm[rows], dtype=np.float32)
+
+    def memmap(self) -> np.ndarray:
+        """A read-only memory map of all complete rows."""
+        n = self.count
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=DTYPE)
+        return np.memmap(self.path, dtype=DTYPE, mode="r", shape=(n, self.dim))
+
+    def truncate(self, rows: int) -> None:
+        """Drop every row from ``rows`` on (used to discard vectors a crash left uncommitted)."""
+        with open(self.path, "r+b") as f:
+            f.truncate(rows * self._row_bytes)
+            f.flush()
+            os.fsync(f.fileno())
