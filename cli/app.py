@@ -1,0 +1,190 @@
+"""The `proto-index` command line: a thin layer over ``proto_index.Store``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from proto_index.cli import classes as classes_cmd
+from proto_index.cli import env as env_cmd
+from proto_index.cli import prototypes as prototypes_cmd
+from proto_index.cli.common import DEFAULT_STORE_PATH, BatchOption, DeviceOption, QuietOption, StoreOption, open_store
+from proto_index.cli.output import BarProgress, error
+from proto_index.api import Store
+from proto_index.errors import InvalidInput, ProtoIndexError
+
+EXIT_ERROR = 1
+EXIT_SOME_FILES_FAILED = 3
+
+
+class ErrorsAsMessages(TyperGroup):
+    """Turns the library's domain errors into one line on stderr and exit status 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProtoIndexError as e:
+            error(str(e))
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+app = typer.Typer(
+    cls=ErrorsAsMessages,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Classify environmental sound archives with LAION-CLAP prototypes (zero-shot or TGAP) "
+    "and per-environment background subtraction.\n\n"
+    "Exit status: 0 done, 1 error (nothing or part done, see message), 2 bad usage, "
+    "3 done but some files could not be read.",
+)
+app.add_typer(classes_cmd.app, name="classes")
+app.add_typer(prototypes_cmd.app, name="prototypes")
+app.add_typer(env_cmd.app, name="env")
+
+
+def _model_names() -> list[str]:
+    from proto_index.embed.registry import MODEL_NAMES
+
+    return list(MODEL_NAMES)
+
+
+@app.command()
+def init(
+    store: StoreOption = DEFAULT_STORE_PATH,
+    model: Annotated[str, typer.Option(help="clap-fusion (the paper's), clap, clap-tiny-random (offline), clap-fusion-tiny-random.")] = "clap-tiny-random",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A LAION-CLAP checkpoint file (else downloaded once into the user cache).")] = None,
+    tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
+    device: DeviceOption = None,
+):
+    """Create a store bound to one embedding model.
+
+    \b
+    Examples:
+      proto-index init --model clap-tiny-random            # offline, random weights (tests, demos)
+      proto-index init --model clap-fusion --checkpoint 630k-audioset-fusion-best.pt --tokenizer-dir roberta-base/
+    """
+    s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device)
+    typer.echo(f"created store {s.path} bound to {s.identity.describe()}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[List[Path], typer.Argument(help="Audio files and folders (walked recursively).")],
+    store: StoreOption = DEFAULT_STORE_PATH,
+    batch_size: BatchOption = 16,
+    device: DeviceOption = None,
+    quiet: QuietOption = False,
+):
+    """Embed audio files into the corpus index. Reruns skip files already stored (by content hash).
+
+    A file that cannot be read is reported on one line, recorded in the catalog (see `info`), and
+    the rest goes on; the exit status is then 3.
+
+    \b
+    Example:
+      proto-index ingest recordings/ extra/clip.flac
+    """
+    s = open_store(store, device)
+    with BarProgress(quiet) as bar:
+        report = s.ingest(paths, progress=bar, batch_size=batch_size)
+    typer.echo(
+        f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
+        f"{len(report.failed)} failed"
+    )
+    if report.failed:
+        raise typer.Exit(EXIT_SOME_FILES_FAILED)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    store: StoreOption = DEFAULT_STORE_PATH,
+    device: DeviceOption = None,
+):
+    """Text-to-audio search over the corpus: prints score, path and window (seconds), tab-separated.
+
+    \b
+    Example:
+      proto-index search "a dog barking" -k 5
+    """
+    for hit in open_store(store, device).search(text, k):
+        typer.echo(f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
+
+
+@app.command()
+def classify(
+    paths: Annotated[Optional[List[Path]], typer.Argument(help="Audio files to classify (or use --manifest).")] = None,
+    prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set name (see `prototypes list`).")] = ...,
+    env: Annotated[Optional[str], typer.Option("--env", help="Environment of every PATH.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="CSV with path and environment columns (paths relative to it allowed).")] = None,
+    adapt: Annotated[str, typer.Option(help="auto (audio background if the environment has one, else text, else none), audio, text, none.")] = "auto",
+    tau: Annotated[Optional[float], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV.")] = ...,
+    all_scores: Annotated[bool, typer.Option("--all-scores", help="Add one column per class with its refined score.")] = False,
+    store: StoreOption = DEFAULT_STORE_PATH,
+    batch_size: BatchOption = 16,
+    device: DeviceOption = None,
+    quiet: QuietOption = False,
+):
+    """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
+
+    Writes one row per input: path, environment, adaptation, tau, label, score (refined value of the
+    winner), margin (winner minus runner-up), error. Unknown environments or prototype sets and
+    missing files are reported before any embedding work starts.
+
+    \b
+    Examples:
+      proto-index classify rec1.wav rec2.wav -p urban-tgap35 --env park --out labels.csv
+      proto-index classify -p urban-tgap35 --manifest archive.csv --out labels.csv --all-scores
+    """
+    if (env is None) == (manifest is None):
+        raise InvalidInput("give exactly one of --env NAME (with PATHs) or --manifest CSV")
+    if manifest is not None and paths:
+        raise InvalidInput("PATHs and --manifest cannot be combined")
+    if env is not None and not paths:
+        raise InvalidInput("no PATH given to classify with --env")
+    s = open_store(store, device)
+    with BarProgress(quiet) as bar:
+        if manifest is not None:
+            result = s.classify_manifest(manifest, prototypes, adapt=adapt, tau=tau, progress=bar, batch_size=batch_size)
+        else:
+            result = s.classify([(p, env) for p in paths], prototypes, adapt, tau, progress=bar, batch_size=batch_size)
+    from proto_index.pipeline.classify import write_csv
+
+    write_csv(result, out, all_scores)
+    typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
+    if result.failed:
+        raise typer.Exit(EXIT_SOME_FILES_FAILED)
+
+
+@app.command()
+def info(store: StoreOption = DEFAULT_STORE_PATH):
+    """Show the store's model, corpus counts, prototype sets, environments and failed files."""
+    data = open_store(store).info()
+    c = data["counts"]
+    typer.echo(f"store:        {data['store']}")
+    typer.echo(f"model:        {data['model'].describe()}")
+    typer.echo(f"corpus:       {c['recordings']} recordings, {c['windows']} windows, {data['corpus_hours']:.2f} h")
+    typer.echo(f"failed files: {c['failed_files']}")
+    for path, why in data["failures"][:20]:
+        typer.echo(f"  {path}: {why}")
+    typer.echo(f"class sets:   {c['class_sets']}")
+    typer.echo(f"prototypes:   {c['prototype_sets']}")
+    for ps in data["prototype_sets"]:
+        n = f", N={ps.n_neighbours}" if ps.n_neighbours else ""
+        typer.echo(f"  {ps.name}: {ps.method}{n}, {len(ps.labels)} classes from {ps.class_set}")
+    typer.echo(f"environments: {c['environments']}")
+    for e in data["environments"]:
+        typer.echo(f"  {env_cmd.describe(e)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

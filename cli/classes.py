@@ -1,0 +1,51 @@
+"""`proto-index classes`: named lists of class labels."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
+from proto_index.core.prototypes import DEFAULT_TEMPLATE
+from proto_index.errors import InvalidInput, NotFound
+
+app = typer.Typer(no_args_is_help=True, help="Class sets: the labels to classify into.")
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """One label per line; blank lines and lines starting with # are ignored."""
+    if not path.is_file():
+        raise NotFound(f"no such labels file: {path}")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Name of the class set.")],
+    labels_file: Annotated[Optional[Path], typer.Option(help="Text file, one label per line.")] = None,
+    label: Annotated[Optional[List[str]], typer.Option("--label", "-l", help="A label (repeat the option).")] = None,
+    template: Annotated[str, typer.Option(help="Prompt template; {label} is replaced by each label.")] = DEFAULT_TEMPLATE,
+    replace: Annotated[bool, typer.Option(help="Overwrite a class set of the same name.")] = False,
+    store: StoreOption = DEFAULT_STORE_PATH,
+):
+    """Add a class set from --labels-file or repeated --label.
+
+    \b
+    Examples:
+      proto-index classes add urban --labels-file urbansound8k.txt
+      proto-index classes add birds -l "bird song" -l "crow" --template "A recording of {label}"
+    """
+    if (labels_file is None) == (not label):
+        raise InvalidInput("give either --labels-file FILE or one or more --label L")
+    labels = read_labels_file(labels_file) if labels_file else list(label)
+    cs = open_store(store).add_classes(name, labels, template, replace)
+    typer.echo(f"class set {cs.name}: {len(cs.labels)} labels")
+
+
+@app.command("list")
+def list_(store: StoreOption = DEFAULT_STORE_PATH):
+    """List class sets with their labels."""
+    for cs in open_store(store).class_sets():
+        typer.echo(f"{cs.name}\t{len(cs.labels)} labels\t{', '.join(cs.labels)}")

@@ -1,0 +1,52 @@
+"""`proto-index env`: environments and their background data."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
+from proto_index.pipeline.catalog_views import EnvironmentView
+
+app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
+
+
+def describe(e: EnvironmentView) -> str:
+    parts = []
+    if len(e.audio_vectors):
+        parts.append(f"{len(e.audio_vectors)} background recordings")
+    if len(e.text_vectors):
+        parts.append(f"text \"{e.description}\"")
+    taus = [f"tau {k}={v:g}" for k, v in e.taus.items() if v is not None]
+    return f"{e.name}: " + (", ".join(parts + taus) or "no background")
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Environment name, as used in manifests.")],
+    text: Annotated[Optional[str], typer.Option(help="Words describing the background, e.g. 'metro station' (default: the name).")] = None,
+    audio: Annotated[Optional[List[Path]], typer.Option(help="Background recording or folder (repeat the option).")] = None,
+    tau_audio: Annotated[Optional[float], typer.Option(help="This environment's tau with audio backgrounds (default 0.7).")] = None,
+    tau_text: Annotated[Optional[float], typer.Option(help="This environment's tau with text backgrounds (default 0.2).")] = None,
+    replace: Annotated[bool, typer.Option(help="Redefine an environment of the same name.")] = False,
+    store: StoreOption = DEFAULT_STORE_PATH,
+    device: DeviceOption = None,
+):
+    """Add an environment. The text background averages the profiles of three prompts about TEXT; the
+    audio background averages those of the recordings.
+
+    \b
+    Examples:
+      proto-index env add park --text "park"
+      proto-index env add metro --text "metro station" --audio backgrounds/metro/ --tau-audio 0.6
+    """
+    e = open_store(store, device).add_environment(name, text, audio or [], tau_audio, tau_text, replace)
+    typer.echo(describe(e))
+
+
+@app.command("list")
+def list_(store: StoreOption = DEFAULT_STORE_PATH):
+    """List environments with their background data and tau overrides."""
+    for e in open_store(store).environments():
+        typer.echo(describe(e))

@@ -1,0 +1,64 @@
+"""`proto-index prototypes`: build and inspect class prototypes."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
+from proto_index.core.prototypes import DEFAULT_TGAP_N
+
+app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot) or TGAP.")
+
+
+@app.command("build")
+def build(
+    classes: Annotated[str, typer.Argument(help="Class set name.")],
+    method: Annotated[str, typer.Option(help="zero-shot (text anchors) or tgap (centroid of the N corpus clips nearest each anchor).")] = "zero-shot",
+    n: Annotated[int, typer.Option("--n", min=1, help="TGAP: neighbours per class.")] = DEFAULT_TGAP_N,
+    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot or CLASSES-tgapN).")] = None,
+    replace: Annotated[bool, typer.Option(help="Rebuild a set of the same name.")] = False,
+    store: StoreOption = DEFAULT_STORE_PATH,
+    device: DeviceOption = None,
+):
+    """Build a prototype set for a class set.
+
+    \b
+    Examples:
+      proto-index prototypes build urban --method zero-shot
+      proto-index prototypes build urban --method tgap --n 35
+    """
+    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace)
+    typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
+
+
+@app.command("list")
+def list_(store: StoreOption = DEFAULT_STORE_PATH):
+    """List prototype sets."""
+    for ps in open_store(store).prototype_sets():
+        n = f"N={ps.n_neighbours}" if ps.n_neighbours else "-"
+        typer.echo(f"{ps.name}\t{ps.method}\t{n}\t{ps.class_set}\t{len(ps.labels)} classes")
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Prototype set name.")],
+    top: Annotated[int, typer.Option(help="TGAP: neighbours to show per class (0 = all).")] = 5,
+    store: StoreOption = DEFAULT_STORE_PATH,
+):
+    """Show a prototype set; for TGAP, each class's nearest corpus clips with their cosine to the text anchor.
+
+    \b
+    Example:
+      proto-index prototypes show urban-tgap35 --top 10
+    """
+    ps = open_store(store).prototype_set(name)
+    typer.echo(f"{ps.name}: {ps.method} prototypes of class set {ps.class_set}")
+    for label, prompt, neighbours in zip(ps.labels, ps.prompts, ps.neighbours):
+        typer.echo(f"{label}\t\"{prompt}\"")
+        shown = neighbours if top == 0 else neighbours[:top]
+        for rank, nb in enumerate(shown, start=1):
+            where = f"{nb.path} @ {nb.start_s:g}s" if nb.path else f"window {nb.window_id} (removed)"
+            typer.echo(f"  {rank:>3}  {nb.score:.4f}  {where}")
+        if len(shown) < len(neighbours):
+            typer.echo(f"  ... {len(neighbours) - len(shown)} more (--top 0 shows all)")
