@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, List, Optional
 
-import click
+
 import typer
 from typer.core import TyperGroup
 
@@ -23,7 +23,7 @@ EXIT_SOME_FILES_FAILED = 3
 class ErrorsAsMessages(TyperGroup):
     """Turns the library's domain errors into one line on stderr and exit status 1 (no traceback)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ProtoIndexError as e:
@@ -163,7 +163,12 @@ def classify(
 
 @app.command()
 def info(store: StoreOption = DEFAULT_STORE_PATH):
-    """Show the store's model, corpus counts, prototype sets, environments and failed files."""
+    """Show the store's model, corpus counts, prototype sets, environments and failed files.
+
+    \b
+    Example:
+      proto-index info --store my-store
+    """
     data = open_store(store).info()
     c = data["counts"]
     typer.echo(f"store:        {data['store']}")

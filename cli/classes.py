@@ -46,6 +46,11 @@ def add(
 
 @app.command("list")
 def list_(store: StoreOption = DEFAULT_STORE_PATH):
-    """List class sets with their labels."""
+    """List class sets with their labels (tab-separated).
+
+    \b
+    Example:
+      proto-index classes list
+    """
     for cs in open_store(store).class_sets():
         typer.echo(f"{cs.name}\t{len(cs.labels)} labels\t{', '.join(cs.labels)}")

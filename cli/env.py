@@ -47,6 +47,11 @@ def add(
 
 @app.command("list")
 def list_(store: StoreOption = DEFAULT_STORE_PATH):
-    """List environments with their background data and tau overrides."""
+    """List environments with their background data and tau overrides.
+
+    \b
+    Example:
+      proto-index env list
+    """
     for e in open_store(store).environments():
         typer.echo(describe(e))

@@ -34,7 +34,12 @@ def build(
 
 @app.command("list")
 def list_(store: StoreOption = DEFAULT_STORE_PATH):
-    """List prototype sets."""
+    """List prototype sets: name, method, N, class set, size (tab-separated).
+
+    \b
+    Example:
+      proto-index prototypes list
+    """
     for ps in open_store(store).prototype_sets():
         n = f"N={ps.n_neighbours}" if ps.n_neighbours else "-"
         typer.echo(f"{ps.name}\t{ps.method}\t{n}\t{ps.class_set}\t{len(ps.labels)} classes")

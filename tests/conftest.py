@@ -1,0 +1,50 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from fakes import VOCAB, BandEncoder, tone_mix  # noqa: E402
+
+CLASS_FREQS = {label: VOCAB[label] for label in ("siren", "dog bark", "drilling", "bird song")}
+# The airport's background shares the dog-bark band: unadapted, it pulls clips towards "dog bark".
+BACKGROUNDS = {"airport": [(300.0, 0.5), (1500.0, 0.5)], "park": [(150.0, 0.5)]}
+
+
+def pytest_configure(config):
+    from proto_index.embed.registry import register_model
+
+
+    register_model("fake-bands", lambda **kw: BandEncoder(), "test encoder with known semantics")
+
+
+def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone_mix(parts, seconds, sr=sr, seed=seed), sr, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    """6 clips per class over alternating backgrounds: clip CLASS_i.wav."""
+    root = tmp_path / "corpus"
+    for ci, (label, f) in enumerate(CLASS_FREQS.items()):
+        for i in range(6):
+            env = ("park", "airport")[i % 2]
+            bg = [(bf, a * 0.4) for bf, a in BACKGROUNDS[env]]
+            write(root / f"{label.replace(' ', '_')}_{i}.wav", [(f, 0.5)] + bg, seed=100 * ci + i)
+    return root
+
+
+@pytest.fixture
+def background_dir(tmp_path) -> Path:
+    root = tmp_path / "backgrounds"
+    for env, parts in BACKGROUNDS.items():
+        for i in range(3):
+            write(root / env / f"bg_{i}.wav", parts, seconds=3.0, seed=900 + i)
+    return root
