@@ -1,0 +1,57 @@
+"""Cut long recordings into deterministic fixed-length windows.
+
+Pure, no I/O. The defaults match a model whose receptive field is 10 s at 48 kHz. Bounds are
+half-open sample ranges ``[start, end)``; windows start at ``0, hop, 2*hop, ...``.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator
+
+import numpy as np
+
+WINDOW = 480_000
+HOP = 480_000
+MIN_TAIL = 48_000
+
+
+def window_bounds(
+    n_samples: int, window: int = WINDOW, hop: int = HOP, min_tail: int = MIN_TAIL
+) -> list[tuple[int, int]]:
+    """``(start, end)`` bounds of the windows of a recording of ``n_samples`` samples.
+
+    A recording no longer than ``window`` gives the single window ``[0, n)``. Otherwise a final
+    partial window shorter than ``min_tail`` is dropped, and the windows stop at the first one
+    that reaches the end, so none lies inside the one before it. With ``hop <= window`` the
+    windows cover ``[0, n)`` except a dropped tail shorter than ``min_tail``; ``hop > window``
+    leaves gaps between windows.
+    """
+    n, window, hop, min_tail = (operator.index(v) for v in (n_samples, window, hop, min_tail))
+    if n <= 0:
+        raise ValueError(f"n_samples must be positive, got {n}")
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got window={window}, hop={hop}")
+    if min_tail < 0:
+        raise ValueError(f"min_tail must not be negative, got {min_tail}")
+    if n <= window:
+        return [(0, n)]
+    bounds = []
+    for start in range(0, n, hop):
+        end = min(start + window, n)
+        if end - start < min(window, min_tail):
+            break  # a short final partial window; the first window is full, so never the only one
+        bounds.append((start, end))
+        if end == n:
+            break
+    return bounds
+
+
+def iter_windows(
+    wave: np.ndarray, window: int = WINDOW, hop: int = HOP, min_tail: int = MIN_TAIL
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, view)`` for each window of ``wave``, cut along axis 0 (samples).
+
+    ``wave`` is ``(n,)`` or ``(n, channels)``; each view shares memory with ``wave``.
+    """
+    for start, end in window_bounds(len(wave), window, hop, min_tail):
+        yield start, wave[start:end]
