@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv and install proto-index with its tests' needs. Safe to rerun.
+# torch, torchvision and torchaudio are pinned together (constraints.txt): laion-clap imports
+# torchvision and its fusion path needs torchaudio, and only matching builds load side by side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
+pip install --upgrade pip setuptools wheel
+pip install -c constraints.txt torch torchvision torchaudio
+pip install -c constraints.txt -e '.[test]'
+.venv/bin/python -c "import proto_index, torch, torchvision, torchaudio, faiss" \
+  || { echo "setup: the environment is incomplete (see pip output above)" >&2; exit 1; }

@@ -1,0 +1,78 @@
+"""The wheel ships cli/ and migrations/ inside proto_index, runs from there, and imports stay offline and light."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (whl,) = out.glob("proto_index-*.whl")
+    return whl
+
+
+def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"proto_index"}, f"unexpected top-level entries: {tops}"
+    for required in (
+        "proto_index/cli/app.py",
+        "proto_index/migrations/env.py",
+        "proto_index/migrations/script.py.mako",
+        "proto_index/migrations/versions/0001_initial.py",
+        "proto_index/migrations/versions/0002_environment_tau.py",
+    ):
+        assert required in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "proto-index = proto_index.cli.app:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_wheel_runs_the_cli_and_its_migrations(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import proto_index, proto_index.cli.app as app, sys;"
+        "from proto_index.store import catalog;"
+        "from pathlib import Path;"
+        f"assert proto_index.__file__.startswith({str(target)!r}), proto_index.__file__;"
+        "e = catalog.create_catalog_engine(Path(sys.argv[1]));"
+        "catalog.upgrade(e);"
+        "print(catalog.current_revision(e), catalog.head_revision())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "c.sqlite")], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    rev, head = out.stdout.split()
+    assert rev == head and rev != "None"
+    help_out = subprocess.run(
+        [sys.executable, "-m", "proto_index.cli.app", "--help"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert help_out.returncode == 0 and "classify" in help_out.stdout
+
+
+def test_import_is_light_and_offline():
+    code = (
+        "import sys, proto_index;"
+        "heavy = [m for m in ('torch', 'laion_clap', 'transformers', 'faiss', 'librosa') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
