@@ -32,10 +32,10 @@ def invariants(path: Path) -> int:
         assert len(shas) == len(set(shas))
         index = storage.index()
         assert index.ntotal == n
-        ids, vrows = storage.window_ids_and_rows()
         if n:
-            scores, _ = index.search(storage.vectors.read(vrows), 1)
+            scores, found = index.search(storage.vectors.read(rows), 1)
             np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)  # each window finds itself
+            assert set(found[:, 0].tolist()) <= set(rows)
         return n
     finally:
         storage.close()

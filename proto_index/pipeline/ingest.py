@@ -89,8 +89,7 @@ def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Pat
     if not batch:
         return
     vectors = np.concatenate([f.vectors for f in batch])
-    row = storage.vectors.append(vectors)
-    windows: list[Window] = []
+    first_row = row = storage.vectors.append(vectors)
     with storage.session() as s:
         for f in batch:
             rec = Recording(
@@ -101,17 +100,13 @@ def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Pat
                 channels=f.channels,
             )
             for start, end in zip(f.starts_s, f.ends_s):
-                window = Window(start_s=start, end_s=end, vector_row=row)
-                rec.windows.append(window)
-                windows.append(window)
+                rec.windows.append(Window(start_s=start, end_s=end, vector_row=row))
                 row += 1
             s.add(rec)
         s.execute(delete(IngestFailure).where(IngestFailure.path.in_([str(f.path) for f in batch])))
-        s.flush()
-        ids = np.array([w.id for w in windows], dtype=np.int64)
-    index.add(ids, vectors)
+    index.add(np.arange(first_row, row, dtype=np.int64), vectors)
     report.added += len(batch)
-    report.windows += len(ids)
+    report.windows += row - first_row
 
 
 def _record_failures(storage: Storage, failures: list[FailedFile]) -> None:

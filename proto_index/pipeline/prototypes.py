@@ -15,7 +15,7 @@ from proto_index.pipeline.catalog_views import (
     get_class_set,
     prototype_set_view,
 )
-from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour, Window
+from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour
 from proto_index.store.storage import Storage, to_blob
 
 METHODS = ("zero-shot", "tgap")
@@ -81,9 +81,10 @@ def build_prototypes(
                 f"TGAP with N={n} needs at least {n} corpus windows; the corpus has {index.ntotal} "
                 "(ingest more audio or lower --n)"
             )
-        neighbour_scores, neighbour_ids = index.search(l2_normalize(anchors), n)
-        rows = _vector_rows(storage, neighbour_ids.ravel())
-        vectors = tgap_prototypes(storage.vectors.read(rows).reshape(len(cs.labels), n, -1)).astype(np.float32)
+        neighbour_scores, rows = index.search(l2_normalize(anchors), n)
+        vectors = tgap_prototypes(storage.vectors.read(rows.ravel()).reshape(len(cs.labels), n, -1)).astype(np.float32)
+        window_of = storage.windows_at_rows(rows.ravel())
+        neighbour_ids = np.vectorize(lambda r: window_of[int(r)].window_id)(rows)
 
     with storage.session() as s:
         old = s.scalar(select(PrototypeSet).where(PrototypeSet.name == name))
@@ -108,8 +109,3 @@ def build_prototypes(
         s.flush()
         return prototype_set_view(s, ps)
 
-
-def _vector_rows(storage: Storage, window_ids: np.ndarray) -> np.ndarray:
-    with storage.session() as s:
-        row_of = dict(s.execute(select(Window.id, Window.vector_row).where(Window.id.in_(window_ids.tolist()))).all())
-    return np.array([row_of[int(w)] for w in window_ids], dtype=np.int64)

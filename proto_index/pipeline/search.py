@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
 
 from proto_index.core.profiles import l2_normalize
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import InvalidInput
-from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage
 
 
@@ -30,13 +28,10 @@ def search(storage: Storage, encoder: Encoder, text: str, k: int = 10) -> list[S
         raise InvalidInput("-k must be at least 1")
     storage.check_identity(encoder.identity)
     query = l2_normalize(np.asarray(encoder.embed_texts([text]), dtype=np.float32))
-    scores, ids = storage.index().search(query, k)
-    ids = [int(i) for i in ids[0] if i >= 0]
-    with storage.session() as s:
-        where = {
-            wid: (path, a, b)
-            for wid, path, a, b in s.execute(
-                select(Window.id, Recording.path, Window.start_s, Window.end_s).join(Recording).where(Window.id.in_(ids))
-            )
-        }
-    return [SearchHit(*where[i], score=float(sc), window_id=i) for i, sc in zip(ids, scores[0]) if i in where]
+    scores, rows = storage.index().search(query, k)
+    located = storage.windows_at_rows(rows[0][rows[0] >= 0])
+    return [
+        SearchHit(w.path, w.start_s, w.end_s, float(sc), w.window_id)
+        for r, sc in zip(rows[0], scores[0])
+        if (w := located.get(int(r))) is not None
+    ]

@@ -14,7 +14,7 @@ def _faiss():
 
 
 class VectorIndex:
-    """Inner-product search over L2-normalised vectors (= cosine), ids are catalog window ids."""
+    """Inner-product search over L2-normalised vectors (= cosine); ids are rows of the exact vector file."""
 
     def __init__(self, index):
         self._index = index

@@ -2,12 +2,16 @@
 
     STORE/catalog.sqlite   items, class sets, prototypes, environments (Alembic-managed schema)
     STORE/vectors.f32      exact copy of every corpus window vector (row = windows.vector_row)
-    STORE/index.faiss      FAISS index over those vectors, ids = windows.id (derived; rebuilt if stale)
+    STORE/index.faiss      FAISS index over those vectors, ids = vector rows (derived; rebuilt if stale)
+
+The FAISS id of a vector is its row in the vector file, so a compressed index can re-rank candidates
+with the exact vectors directly; the catalog maps rows to windows (``windows.vector_row`` is unique).
 """
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -19,12 +23,20 @@ from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import ModelMismatch, StoreError, StoreExists, StoreNotFound
 from proto_index.store import catalog
 from proto_index.store.index import VectorIndex
-from proto_index.store.schema import StoreMeta, Window
+from proto_index.store.schema import Recording, StoreMeta, Window
 from proto_index.store.vectors import VectorFile
 
 CATALOG = "catalog.sqlite"
 VECTORS = "vectors.f32"
 INDEX = "index.faiss"
+
+
+@dataclass(frozen=True)
+class WindowAt:
+    window_id: int
+    path: str
+    start_s: float
+    end_s: float
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -111,20 +123,34 @@ class Storage:
         if self.vectors.count != committed or self.vectors.path.stat().st_size % (self.identity.dim * 4):
             self.vectors.truncate(committed)
 
-    def window_ids_and_rows(self) -> tuple[np.ndarray, np.ndarray]:
+    def live_rows(self) -> np.ndarray:
+        """The vector rows some catalog window points at, ascending."""
         with self._sessions() as s:
-            rows = s.execute(select(Window.id, Window.vector_row).order_by(Window.id)).all()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return arr[:, 0], arr[:, 1]
+            return np.array(s.scalars(select(Window.vector_row).order_by(Window.vector_row)).all(), dtype=np.int64)
+
+    def windows_at_rows(self, rows) -> dict[int, "WindowAt"]:
+        """Where each vector row comes from: window id, recording path and span."""
+        rows = [int(r) for r in np.asarray(rows).ravel()]
+        found: dict[int, WindowAt] = {}
+        with self._sessions() as s:
+            for chunk in range(0, len(rows), 10_000):
+                q = (
+                    select(Window.vector_row, Window.id, Recording.path, Window.start_s, Window.end_s)
+                    .join(Recording)
+                    .where(Window.vector_row.in_(rows[chunk : chunk + 10_000]))
+                )
+                for row, wid, path, a, b in s.execute(q):
+                    found[row] = WindowAt(wid, path, a, b)
+        return found
 
     def index(self) -> VectorIndex:
         """The FAISS index, loaded once; rebuilt from the exact vectors if it disagrees with the catalog."""
         if self._index is None:
             path = self.root / INDEX
-            ids, rows = self.window_ids_and_rows()
+            rows = self.live_rows()
             index = VectorIndex.load(path) if path.exists() else None
-            if index is None or index.ntotal != len(ids) or index.dim != self.identity.dim:
-                index = VectorIndex.build(self.identity.dim, ids, self.vectors.read(rows))
+            if index is None or index.ntotal != len(rows) or index.dim != self.identity.dim:
+                index = VectorIndex.build(self.identity.dim, rows, self.vectors.read(rows))
                 self.save_index(index)
             self._index = index
         return self._index
