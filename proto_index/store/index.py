@@ -1,10 +1,20 @@
-"""The FAISS index over corpus vectors, keyed by window id, published to disk atomically."""
+"""The FAISS index over corpus vectors, keyed by vector-file row, published to disk atomically.
+
+Exact (``Flat``) or compressed (``IVF,PQ``); a compressed index returns ``rerank * k`` candidates
+that are re-scored with the exact vectors, so its results are exact scores of nearly exact neighbours.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+from proto_index.core.index_plan import IndexPlan, flat_plan
+
+VectorReader = Callable[[np.ndarray], np.ndarray]
+"""Exact vectors of the given rows, in order."""
 
 
 def _faiss():
@@ -16,23 +26,56 @@ def _faiss():
 class VectorIndex:
     """Inner-product search over L2-normalised vectors (= cosine); ids are rows of the exact vector file."""
 
-    def __init__(self, index):
+    def __init__(self, index, reader: VectorReader | None = None, rerank: int = 8):
         self._index = index
+        self.reader = reader
+        self.rerank = rerank
+        ivf = self._ivf()
+        if ivf is not None:
+            ivf.nprobe = max(16, ivf.nlist // 32)
+
+    def _ivf(self):
+        try:
+            return _faiss().extract_index_ivf(self._index)
+        except RuntimeError:
+            return None
 
     @classmethod
-    def empty(cls, dim: int) -> "VectorIndex":
+    def empty(cls, dim: int, reader: VectorReader | None = None) -> "VectorIndex":
         faiss = _faiss()
-        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), reader)
 
     @classmethod
-    def load(cls, path: Path) -> "VectorIndex":
-        return cls(_faiss().read_index(str(path)))
+    def load(cls, path: Path, reader: VectorReader | None = None) -> "VectorIndex":
+        return cls(_faiss().read_index(str(path)), reader)
 
     @classmethod
-    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray) -> "VectorIndex":
-        index = cls.empty(dim)
-        index.add(ids, vectors)
-        return index
+    def build(
+        cls,
+        dim: int,
+        rows: np.ndarray,
+        reader: VectorReader,
+        plan: IndexPlan | None = None,
+        chunk: int = 100_000,
+        seed: int = 0,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> "VectorIndex":
+        """Build from the exact vectors at ``rows``: train on a seeded sample if needed, add in chunks."""
+        faiss = _faiss()
+        plan = plan or flat_plan(dim)
+        rows = np.asarray(rows, dtype=np.int64)
+        if plan.exact:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        else:
+            index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+            sample = np.sort(np.random.default_rng(seed).choice(rows, size=min(plan.train_size, len(rows)), replace=False))
+            index.train(np.ascontiguousarray(reader(sample), dtype=np.float32))
+        for at in range(0, len(rows), chunk):
+            part = rows[at : at + chunk]
+            index.add_with_ids(np.ascontiguousarray(reader(part), dtype=np.float32), part)
+            if on_chunk:
+                on_chunk(len(part))
+        return cls(index, reader, plan.rerank)
 
     @property
     def ntotal(self) -> int:
@@ -42,18 +85,43 @@ class VectorIndex:
     def dim(self) -> int:
         return int(self._index.d)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids) == 0:
+    @property
+    def exact(self) -> bool:
+        return self._ivf() is None
+
+    @property
+    def description(self) -> str:
+        ivf = self._ivf()
+        if ivf is None:
+            return "Flat (exact)"
+        return f"IVF{ivf.nlist},PQ (nprobe {ivf.nprobe}, exact re-rank of {self.rerank}x candidates)"
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        if len(rows) == 0:
             return
-        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(rows, dtype=np.int64))
+
+    def remove(self, rows: np.ndarray) -> int:
+        """Remove these rows' vectors; returns how many were present."""
+        return int(self._index.remove_ids(np.asarray(rows, dtype=np.int64)))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query row; missing neighbours have id -1."""
+        """Top-``k`` (scores, rows) per query row, best first; missing neighbours have row -1."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = min(k, self.ntotal)
         if k == 0:
             return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
-        return self._index.search(q, k)
+        if self.exact or self.reader is None:
+            return self._index.search(q, k)
+        _, candidates = self._index.search(q, min(self.ntotal, k * self.rerank))
+        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        rows = np.full((q.shape[0], k), -1, dtype=np.int64)
+        for i, cand in enumerate(candidates):
+            cand = cand[cand >= 0]
+            exact = self.reader(cand) @ q[i]
+            order = np.argsort(-exact, kind="stable")[:k]
+            scores[i, : len(order)], rows[i, : len(order)] = exact[order], cand[order]
+        return scores, rows
 
     def save(self, path: Path) -> None:
         """Write to a temporary file, fsync, then rename over ``path``: readers see old or new, never torn."""

@@ -74,7 +74,7 @@ class Storage:
             s.add(StoreMeta(key="model", value=identity.to_json()))
             s.add(StoreMeta(key="model_options", value=json.dumps(model_options, sort_keys=True)))
         storage = cls(root, identity, model_options, engine)
-        storage.save_index(VectorIndex.empty(identity.dim))
+        storage.save_index(VectorIndex.empty(identity.dim, storage.vectors.read))
         return storage
 
     @classmethod
@@ -148,9 +148,9 @@ class Storage:
         if self._index is None:
             path = self.root / INDEX
             rows = self.live_rows()
-            index = VectorIndex.load(path) if path.exists() else None
+            index = VectorIndex.load(path, self.vectors.read) if path.exists() else None
             if index is None or index.ntotal != len(rows) or index.dim != self.identity.dim:
-                index = VectorIndex.build(self.identity.dim, rows, self.vectors.read(rows))
+                index = VectorIndex.build(self.identity.dim, rows, self.vectors.read)
                 self.save_index(index)
             self._index = index
         return self._index
