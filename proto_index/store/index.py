@@ -68,6 +68,8 @@ class VectorIndex:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         else:
             index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+            # polysemous codes serve Hamming-filtered search, which we never use; training them is slow
+            faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
             sample = np.sort(np.random.default_rng(seed).choice(rows, size=min(plan.train_size, len(rows)), replace=False))
             index.train(np.ascontiguousarray(reader(sample), dtype=np.float32))
         for at in range(0, len(rows), chunk):
