@@ -1,0 +1,315 @@
+"""ClapEncoder: the Encoder over laion_clap's own model factory, feature preparation and tokenizers.
+
+Nothing here reimplements laion_clap; it builds the model with ``create_model`` and prepares audio with
+``get_audio_features`` exactly as ``laion_clap.CLAP_Module`` does. laion_clap (and torch) are imported
+lazily, on first use, by :func:`laion`.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from proto_index.embed.download import cache_dir
+from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
+from proto_index.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+AUDIO_MODEL = "HTSAT-tiny"
+MAX_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)
+TEXT_LENGTH = 77
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+ROBERTA_BASE = {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1,
+                "layer_norm_eps": 1e-5}
+"""What roberta-base's config sets apart from RobertaConfig's defaults (768 wide, 12 layers, 12 heads)."""
+
+# Buffers that checkpoints saved with older transformers hold and current transformers lacks.
+_STALE_KEYS = ("text_branch.embeddings.position_ids",)
+_build_lock = threading.Lock()
+
+
+def _hub_offline() -> None:
+    """Put the Hugging Face Hub client in offline mode for the rest of the process.
+
+    proto-index fetches its own files (download.py) and never wants the Hub. huggingface_hub reads
+    HF_HUB_OFFLINE once, at its import, so when it is already imported its constant is set as well
+    (transformers < 5 kept a copy of its own too).
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None:
+        hub_constants.HF_HUB_OFFLINE = True
+    transformers_hub = sys.modules.get("transformers.utils.hub")
+    if transformers_hub is not None and hasattr(transformers_hub, "_is_offline_mode"):
+        transformers_hub._is_offline_mode = True
+
+
+def laion() -> tuple[types.ModuleType, types.ModuleType]:
+    """Import laion_clap without network access; return its ``clap_module`` and ``training.data``.
+
+    laion_clap's training/data.py builds three Hugging Face tokenizers at import time; offline that
+    retries for about 11 minutes unless the Hub is in offline mode, and proto-index never uses them.
+    """
+    _hub_offline()
+    import laion_clap  # noqa: F401  (adds its folder to sys.path: its hook imports top-level `clap_module`)
+    import clap_module
+    from laion_clap.training import data
+
+    return clap_module, data
+
+
+@contextlib.contextmanager
+def _roberta_from_config():
+    """While laion_clap builds a model, make its RoBERTa text tower come from config, not the Hub.
+
+    ``CLAP.__init__`` calls ``RobertaModel.from_pretrained('roberta-base')``, which downloads 500 MB
+    of weights that the CLAP checkpoint then overwrites entirely. Only the name ``RobertaModel`` in
+    laion_clap's model module is swapped, and only for the duration of construction, for an object
+    whose ``from_pretrained`` builds the same architecture from roberta-base's config; transformers
+    itself is not touched. The caller holds ``_build_lock``.
+    """
+    from transformers import RobertaConfig
+
+    model_module = sys.modules["clap_module.model"]
+    original = model_module.RobertaModel
+
+    def from_config(name: str, *args: Any, **kwargs: Any):
+        if name != "roberta-base":
+            raise ModelError(f"laion_clap asked for text tower {name!r}; only roberta-base is supported")
+        return original(RobertaConfig(**ROBERTA_BASE))
+
+    model_module.RobertaModel = types.SimpleNamespace(from_pretrained=from_config)
+    try:
+        yield
+    finally:
+        model_module.RobertaModel = original
+
+
+def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """Build laion_clap's CLAP (HTSAT-tiny audio tower, ``tmodel`` text tower) on the CPU.
+
+    Randomly initialised from ``seed``, deterministically, without disturbing the caller's RNG
+    state. Returns ``(model, model_cfg)`` as laion_clap's ``create_model`` does.
+    """
+    clap_module, _ = laion()
+    import torch
+
+    fusion_args = {"fusion_type": "aff_2d"} if fusion else {}
+    with _build_lock, _roberta_from_config(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, model_cfg = clap_module.create_model(AUDIO_MODEL, tmodel, precision="fp32", device="cpu",
+                                                    enable_fusion=fusion, **fusion_args)
+    return model.eval(), model_cfg
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict in a checkpoint file, released layout (``{'state_dict': {'module.…': …}}``) or bare."""
+    import torch
+
+    try:
+        # The released files are whole training snapshots (optimizer state, numpy scalars) that the
+        # tensor-only unpickler rejects; laion_clap loads them with weights_only=False too.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # unpickling arbitrary bytes can fail in many ways
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"not a PyTorch checkpoint: {message}") from e
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError("not a CLAP checkpoint: it holds no state dict of tensors")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` strictly, after dropping buffers current transformers no longer has."""
+    fusion = model.enable_fusion
+    expected = set(model.state_dict())
+    state = {k: v for k, v in state.items() if k in expected or k not in _STALE_KEYS}
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        kind = "fusion" if fusion else "non-fusion"
+        if not fusion and any("fusion" in k for k in unexpected):
+            hint = "it is a fusion checkpoint"
+        elif fusion and any("fusion" in k for k in missing):
+            hint = "it is a non-fusion checkpoint"
+        else:
+            hint = f"{len(missing)} weights missing, {len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]}"
+        raise ModelError(f"checkpoint does not fit the {kind} {model_architecture(model)} model: {hint}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
+        raise ModelError(f"checkpoint does not fit {model_architecture(model)}: {detail}") from e
+
+
+def model_architecture(model: torch.nn.Module) -> str:
+    """E.g. ``HTSAT-tiny+roberta``."""
+    return f"{AUDIO_MODEL}+{model.text_branch_type}"
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """``sha256:<hex>`` over the model's state dict: names, dtypes, shapes and bytes, in name order."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return "sha256:" + digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """``sha256:<hex>`` of a file, remembered in ``cache_dir()/sha256.json`` by path, size and mtime."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    store = cache_dir() / "sha256.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(str(path)) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()) and "sha256" in entry:
+        return entry["sha256"]
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+    result = "sha256:" + digest.hexdigest()
+    known = known if isinstance(known, dict) else {}
+    known[str(path)] = {**stamp, "sha256": result}
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(tmp, store)
+    except OSError:
+        pass  # an unwritable cache only means hashing again next time
+    return result
+
+
+def check_tokenizer_dir(tokenizer_dir: str | os.PathLike) -> Path:
+    """``tokenizer_dir`` as a Path; :class:`ModelError` unless it holds roberta-base's tokenizer files."""
+    folder = Path(tokenizer_dir).expanduser()
+    missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(f"tokenizer folder {folder} lacks {' and '.join(missing)} (roberta-base's files)")
+    return folder
+
+
+def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
+    """roberta-base's BPE tokenizer from a folder holding its ``vocab.json`` and ``merges.txt``."""
+    folder = check_tokenizer_dir(tokenizer_dir)
+    _hub_offline()
+    from transformers import RobertaTokenizer
+
+    try:
+        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # transformers raises assorted errors for malformed files
+        raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {e}") from e
+
+
+class ClapEncoder:
+    """A laion_clap CLAP model behind the :class:`~proto_index.embed.encoder.Encoder` interface.
+
+    Build one with :meth:`random` or :meth:`from_checkpoint`. ``model`` and ``model_cfg`` are
+    laion_clap's own objects; ``tokenizer`` is needed for the ``roberta`` text tower only.
+    """
+
+    def __init__(self, model: torch.nn.Module, model_cfg: dict, identity: ModelIdentity, *,
+                 tokenizer: Any = None, device: str | None = None, batch_size: int = 16):
+        import torch
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if model.text_branch_type == "roberta" and tokenizer is None:
+            raise ModelError("the roberta text tower needs its tokenizer")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.model_cfg = model_cfg
+        self.identity = identity
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.fusion = bool(model_cfg["enable_fusion"])
+
+    @classmethod
+    def random(cls, name: str, *, fusion: bool, seed: int = 0, device: str | None = None,
+               batch_size: int = 16) -> ClapEncoder:
+        """HTSAT-tiny with laion_clap's bundled-BPE ``transformer`` text tower and seeded random weights."""
+        model, model_cfg = create_clap_model("transformer", fusion=fusion, seed=seed)
+        identity = ModelIdentity(name, model_architecture(model), fusion, state_sha256(model),
+                                 model.joint_embed_shape)
+        return cls(model, model_cfg, identity, device=device, batch_size=batch_size)
+
+    @classmethod
+    def from_checkpoint(cls, name: str, checkpoint: str | os.PathLike, tokenizer_dir: str | os.PathLike, *,
+                        fusion: bool, device: str | None = None, batch_size: int = 16) -> ClapEncoder:
+        """HTSAT-tiny + RoBERTa with weights from a released laion_clap checkpoint file."""
+        tokenizer = roberta_tokenizer(tokenizer_dir)
+        state = read_checkpoint(checkpoint)
+        model, model_cfg = create_clap_model("roberta", fusion=fusion)
+        load_weights(model, state)
+        del state
+        identity = ModelIdentity(name, model_architecture(model), fusion, file_sha256(checkpoint),
+                                 model.joint_embed_shape)
+        return cls(model, model_cfg, identity, tokenizer=tokenizer, device=device, batch_size=batch_size)
+
+    @property
+    def dim(self) -> int:
+        return self.identity.dim
+
+    def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed quantised 48 kHz mono clips of at most 10 s; ``(n, dim)`` float32, L2-normalised."""
+        import torch
+
+        _, data = laion()
+        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        for i, clip in enumerate(clips):
+            if clip.ndim != 1 or not 0 < len(clip) <= MAX_SAMPLES:
+                raise ValueError(f"waveform {i} has shape {clip.shape}; expected 1 to {MAX_SAMPLES} "
+                                 "mono samples (window longer audio first)")
+        truncating = "fusion" if self.fusion else "rand_trunc"
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(clips), self.batch_size):
+                features = [data.get_audio_features({}, torch.from_numpy(clip), MAX_SAMPLES,
+                                                    data_truncating=truncating, data_filling="repeatpad",
+                                                    audio_cfg=self.model_cfg["audio_cfg"])
+                            for clip in clips[start:start + self.batch_size]]
+                out.append(self.model.get_audio_embedding(features).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts with the model's own tokenizer; ``(n, dim)`` float32, L2-normalised."""
+        import torch
+        import torch.nn.functional as F
+
+        clap_module, _ = laion()
+        texts = list(texts)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = texts[start:start + self.batch_size]
+                if self.model.text_branch_type == "transformer":
+                    # CLAP.get_text_embedding expects a dict of tensors and fails for this tower.
+                    tokens = clap_module.tokenize(batch, context_length=TEXT_LENGTH).to(self.device)
+                    emb = F.normalize(self.model.encode_text(tokens, device=self.device), dim=-1)
+                else:
+                    tokens = self.tokenizer(batch, padding="max_length", truncation=True,
+                                            max_length=TEXT_LENGTH, return_tensors="pt")
+                    emb = self.model.get_text_embedding(dict(tokens))
+                out.append(emb.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)

@@ -1,0 +1,133 @@
+"""Embedding models by name: the built-in CLAP models and any registered by tests or plugins."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from proto_index.embed.clap import TOKENIZER_FILES, ClapEncoder, check_tokenizer_dir
+from proto_index.embed.download import base_url, cache_dir, download
+from proto_index.embed.encoder import Encoder
+from proto_index.errors import ModelError
+
+CHECKPOINT_REPO = "lukewys/laion_clap"
+TOKENIZER_REPO = "FacebookAI/roberta-base"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A loadable model: what it is, what it needs from the network, and how to build it.
+
+    ``factory`` is called with :func:`load_encoder`'s keyword arguments (checkpoint, tokenizer_dir,
+    device, batch_size, download_base) and returns an Encoder.
+    """
+
+    name: str
+    description: str
+    network: str
+    factory: Callable[..., Encoder]
+
+
+def _random_factory(name: str, fusion: bool) -> Callable[..., Encoder]:
+    def build(*, checkpoint=None, device=None, batch_size=16, **_ignored) -> Encoder:
+        if checkpoint is not None:
+            raise ModelError(f"{name} has built-in random weights and takes no checkpoint")
+        return ClapEncoder.random(name, fusion=fusion, device=device, batch_size=batch_size)
+
+    return build
+
+
+def _released_factory(name: str, fusion: bool, filename: str) -> Callable[..., Encoder]:
+    def build(*, checkpoint=None, tokenizer_dir=None, device=None, batch_size=16,
+              download_base=None) -> Encoder:
+        checkpoint_path, tokenizer_path = locate_files(filename, checkpoint, tokenizer_dir, base=download_base)
+        return ClapEncoder.from_checkpoint(name, checkpoint_path, tokenizer_path, fusion=fusion,
+                                           device=device, batch_size=batch_size)
+
+    return build
+
+
+_NEEDS_DOWNLOAD = "downloads {} (about 2 GB) and roberta-base's tokenizer files once, unless given"
+_BUILTIN = {info.name: info for info in (
+    ModelInfo("clap-fusion",
+              "LAION-CLAP HTSAT-tiny + RoBERTa with feature fusion, trained on 630k+AudioSet (the paper's model)",
+              _NEEDS_DOWNLOAD.format("630k-audioset-fusion-best.pt"),
+              _released_factory("clap-fusion", True, "630k-audioset-fusion-best.pt")),
+    ModelInfo("clap", "LAION-CLAP HTSAT-tiny + RoBERTa without fusion, trained on 630k+AudioSet",
+              _NEEDS_DOWNLOAD.format("630k-audioset-best.pt"),
+              _released_factory("clap", False, "630k-audioset-best.pt")),
+    ModelInfo("clap-tiny-random", "HTSAT-tiny + bundled-BPE transformer with seeded random weights (tests, demos)",
+              "nothing", _random_factory("clap-tiny-random", False)),
+    ModelInfo("clap-fusion-tiny-random", "clap-tiny-random with feature fusion (tests, demos)",
+              "nothing", _random_factory("clap-fusion-tiny-random", True)),
+)}
+MODEL_NAMES = tuple(_BUILTIN)
+"""The built-in model names; :func:`available_models` adds registered ones."""
+
+_registered: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, factory: Callable[..., Encoder], description: str, *,
+                   network: str = "nothing") -> None:
+    """Make ``name`` loadable by :func:`load_encoder`; registering a name again replaces it."""
+    if name in _BUILTIN:
+        raise ModelError(f"{name} is a built-in model and cannot be replaced")
+    _registered[name] = ModelInfo(name, description, network, factory)
+
+
+def available_models() -> list[ModelInfo]:
+    """Every loadable model, built-ins first."""
+    return [*_BUILTIN.values(), *_registered.values()]
+
+
+def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
+                 tokenizer_dir: str | os.PathLike | None = None, device: str | None = None,
+                 batch_size: int = 16, download_base: str | None = None) -> Encoder:
+    """Build the encoder called ``name``.
+
+    For ``clap`` and ``clap-fusion``, ``checkpoint`` and ``tokenizer_dir`` stand in for the cached
+    or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
+    available.
+    """
+    info = _BUILTIN.get(name) or _registered.get(name)
+    if info is None:
+        known = ", ".join(m.name for m in available_models())
+        raise ModelError(f"unknown model {name!r}; known models: {known}")
+    encoder = info.factory(checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device,
+                           batch_size=batch_size, download_base=download_base)
+    if not isinstance(encoder, Encoder):
+        raise ModelError(f"model {name!r} was built as {type(encoder).__name__}, which is not an Encoder")
+    return encoder
+
+
+def locate_files(filename: str, checkpoint: str | os.PathLike | None = None,
+                 tokenizer_dir: str | os.PathLike | None = None, *,
+                 base: str | None = None) -> tuple[Path, Path]:
+    """The checkpoint file and roberta-base tokenizer folder to use, downloading what is missing.
+
+    ``checkpoint`` and ``tokenizer_dir`` when given (they must exist), else ``cache_dir()/filename``
+    and ``cache_dir()/roberta-base/``, fetched from ``base_url(base)`` when absent.
+    """
+    root = base_url(base)
+    if checkpoint is not None:
+        checkpoint_path = Path(checkpoint).expanduser()
+        if not checkpoint_path.is_file():
+            raise ModelError(f"checkpoint not found: {checkpoint_path}")
+    tokenizer_path = check_tokenizer_dir(tokenizer_dir) if tokenizer_dir is not None else None
+
+    if checkpoint is None:
+        checkpoint_path = cache_dir() / filename
+        if not checkpoint_path.is_file():
+            download(f"{root}/{CHECKPOINT_REPO}/resolve/main/{filename}", checkpoint_path,
+                     what=f"the CLAP checkpoint {filename}",
+                     offline_hint=f"fetch it elsewhere and pass --checkpoint PATH (or put it at {checkpoint_path})")
+    if tokenizer_path is None:
+        tokenizer_path = cache_dir() / "roberta-base"
+        for file in TOKENIZER_FILES:
+            if not (tokenizer_path / file).is_file():
+                download(f"{root}/{TOKENIZER_REPO}/resolve/main/{file}", tokenizer_path / file,
+                         what=f"roberta-base's tokenizer file {file}",
+                         offline_hint="put roberta-base's vocab.json and merges.txt in a folder and pass "
+                                      f"--tokenizer-dir DIR (or put them in {tokenizer_path})")
+    return checkpoint_path, tokenizer_path

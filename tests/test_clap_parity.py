@@ -1,0 +1,272 @@
+"""ClapEncoder against laion_clap's own code paths, on the very same model objects.
+
+The reference is ``laion_clap.CLAP_Module`` (librosa decoding, its int16 round trip, its
+``get_audio_features`` call) wrapped around our model without running its ``__init__``, which would
+download roberta-base.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from proto_index.audio.decode import prepare, quantize_int16
+from proto_index.embed import clap
+from proto_index.embed.clap import ClapEncoder, file_sha256, laion, load_weights, read_checkpoint
+from proto_index.embed.registry import load_encoder
+from proto_index.errors import ModelError
+
+torch = pytest.importorskip("torch")
+
+TOLERANCE = 1e-5
+TEXTS = ["a dog barking", "rain on a tin roof", "", "sirens " * 40]
+
+# (sample rate, channels, seconds, subtype): at 44.1 kHz librosa adds a sample at exactly 10 s and
+# laion_clap would then crop at random, so 44.1 kHz clips stay shorter.
+CLIPS = [
+    (16000, 1, 6.0, "PCM_16"),
+    (44100, 2, 9.5, "PCM_24"),
+    (44100, 1, 1.5, "PCM_16"),
+    (48000, 1, 10.0, "FLOAT"),
+    (48000, 2, 4.0, "PCM_16"),
+]
+
+
+def laion_reference(encoder: ClapEncoder):
+    """laion_clap's CLAP_Module around ``encoder.model``, built without its __init__."""
+    laion()
+    from laion_clap.hook import CLAP_Module
+
+    module = object.__new__(CLAP_Module)
+    torch.nn.Module.__init__(module)
+    module.model = encoder.model
+    module.model_cfg = encoder.model_cfg
+    module.enable_fusion = encoder.fusion
+    return module
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return ClapEncoder.random("clap-tiny-random", fusion=False, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def fused():
+    return ClapEncoder.random("clap-fusion-tiny-random", fusion=True, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    paths = []
+    for i, (sr, channels, seconds, subtype) in enumerate(CLIPS):
+        rng = np.random.default_rng(i)
+        t = np.arange(round(seconds * sr)) / sr
+        chirp = np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + t))
+        data = 0.6 * chirp[:, None] + rng.normal(0, 0.1, (len(t), channels))
+        if subtype == "FLOAT":
+            data *= 2  # peaks beyond full scale: the int16 round trip clips them
+        path = folder / f"clip{i}_{sr}_{channels}ch.wav"
+        sf.write(path, data.astype(np.float32), sr, subtype=subtype)
+        paths.append(str(path))
+    return paths
+
+
+def _max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["plain", "fused"])
+def test_audio_embeddings_equal_laion_clap(request, which, clips):
+    encoder = request.getfixturevalue(which)
+    ours = encoder.embed_waveforms([prepare(p) for p in clips])
+
+    theirs = laion_reference(encoder).get_audio_embedding_from_filelist(clips)
+
+    diff = _max_diff(ours, theirs)
+    print(f"\n{which}: max abs difference to laion_clap {diff:.3g} over {len(clips)} clips")
+    assert ours.shape == (len(clips), 512) and ours.dtype == np.float32
+    assert diff <= TOLERANCE
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert _max_diff(ours[0], ours[1]) > 1e-4  # the clips do give different embeddings
+
+
+@pytest.mark.slow
+def test_text_embeddings_equal_laion_clap(plain):
+    _, data = laion()
+    import torch.nn.functional as F
+
+    ours = plain.embed_texts(TEXTS)
+
+    tokens = torch.stack([data.tokenizer(t, tmodel="transformer") for t in TEXTS]).to(plain.device)
+    with torch.no_grad():
+        theirs = F.normalize(plain.model(None, tokens), dim=-1).cpu().numpy()
+    diff = _max_diff(ours, theirs)
+    print(f"\ntext: max abs difference to laion_clap {diff:.3g}")
+    assert ours.shape == (len(TEXTS), 512) and diff <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_quantize_matches_laion_clap():
+    _, data = laion()
+    x = np.random.default_rng(0).uniform(-1.3, 1.3, 100_000).astype(np.float32)
+    np.testing.assert_array_equal(quantize_int16(x), data.int16_to_float32(data.float32_to_int16(x)))
+
+
+@pytest.mark.slow
+def test_random_models_are_deterministic(plain, clips):
+    state = torch.get_rng_state()
+    again = ClapEncoder.random("clap-tiny-random", fusion=False, batch_size=plain.batch_size)
+    assert torch.equal(state, torch.get_rng_state())  # the caller's RNG is left alone
+
+    assert again.identity == plain.identity
+    assert plain.identity.weights.startswith("sha256:") and len(plain.identity.weights) == 71
+    assert plain.identity.architecture == "HTSAT-tiny+transformer" and plain.identity.dim == 512
+    waves = [prepare(p) for p in clips[:2]]
+    np.testing.assert_array_equal(again.embed_waveforms(waves), plain.embed_waveforms(waves))
+    np.testing.assert_array_equal(again.embed_texts(TEXTS), plain.embed_texts(TEXTS))
+
+    other = ClapEncoder.random("clap-tiny-random", fusion=False, seed=1)
+    assert other.identity.weights != plain.identity.weights
+
+
+@pytest.mark.slow
+def test_waveform_checks(plain):
+    with pytest.raises(ValueError, match="window longer audio"):
+        plain.embed_waveforms([np.zeros(480_001, np.float32)])
+    with pytest.raises(ValueError):
+        plain.embed_waveforms([np.zeros((2, 1000), np.float32)])
+    with pytest.raises(ValueError):
+        plain.embed_waveforms([np.zeros(0, np.float32)])
+    assert plain.embed_waveforms([]).shape == (0, 512)
+    assert plain.embed_texts([]).shape == (0, 512)
+
+
+@pytest.mark.slow
+def test_fusion_and_plain_checkpoints_are_told_apart(plain, fused):
+    with pytest.raises(ModelError, match="non-fusion .* it is a fusion checkpoint"):
+        load_weights(plain.model, fused.model.state_dict())
+    with pytest.raises(ModelError, match="the fusion .* it is a non-fusion checkpoint"):
+        load_weights(fused.model, plain.model.state_dict())
+
+
+def _write_tokenizer(folder: Path) -> Path:
+    """A tiny byte-level BPE vocabulary in roberta-base's format (same special-token ids)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    byte_chars = [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+    merges = [("Ġ", "d"), ("o", "g"), ("Ġd", "og"), ("Ġ", "r"), ("a", "i"), ("ai", "n")]
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", *byte_chars, *("".join(m) for m in merges), "<mask>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return folder
+
+
+@pytest.mark.slow
+def test_released_checkpoint_layout_loads(tmp_path, monkeypatch, clips):
+    """A roberta checkpoint in the released layout loads through load_encoder('clap') unchanged."""
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+    model, model_cfg = clap.create_clap_model("roberta", fusion=False, seed=7)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    state["module.text_branch.embeddings.position_ids"] = torch.arange(514)[None]  # as old transformers saved
+    checkpoint = tmp_path / "630k-audioset-best.pt"
+    torch.save({"epoch": 45, "name": "test", "state_dict": state}, checkpoint)
+    del state
+    tokenizer_dir = _write_tokenizer(tmp_path / "tok")
+
+    encoder = load_encoder("clap", checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, batch_size=3)
+
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert encoder.identity.to_json() == json.dumps({"architecture": "HTSAT-tiny+roberta", "dim": 512,
+                                                     "fusion": False, "name": "clap",
+                                                     "weights": f"sha256:{sha}"}, sort_keys=True)
+    original = ClapEncoder(model, model_cfg, encoder.identity, tokenizer=encoder.tokenizer)
+    reference = laion_reference(original)
+    waves = [prepare(p) for p in clips[:3]]
+    audio_diff = _max_diff(encoder.embed_waveforms(waves), reference.get_audio_embedding_from_data(waves))
+
+    from transformers import RobertaTokenizer
+
+    reference.tokenize = RobertaTokenizer.from_pretrained(str(tokenizer_dir))
+    with torch.no_grad():
+        theirs = reference.get_text_embedding(TEXTS)
+    ours = encoder.embed_texts(TEXTS)
+    text_diff = _max_diff(ours, theirs)
+    print(f"\nroberta checkpoint: max abs difference audio {audio_diff:.3g}, text {text_diff:.3g}")
+    assert audio_diff <= TOLERANCE and text_diff <= TOLERANCE
+    assert _max_diff(ours[0], ours[1]) > 1e-4
+
+    with pytest.raises(ModelError, match="it is a non-fusion checkpoint"):
+        load_encoder("clap-fusion", checkpoint=checkpoint, tokenizer_dir=tokenizer_dir)
+
+
+def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"abc" * 1000)
+    expected = "sha256:" + hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert file_sha256(path) == expected
+    assert json.loads((tmp_path / "cache" / "sha256.json").read_text())[str(path)]["sha256"] == expected
+
+    def no_hashing(*args):
+        raise AssertionError("rehashed a file whose size and mtime did not change")
+
+    monkeypatch.setattr(clap.hashlib, "sha256", no_hashing)
+    assert file_sha256(path) == expected
+    monkeypatch.undo()
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+
+    path.write_bytes(b"abd" * 1000)
+    os.utime(path, ns=(1, 1))
+    assert file_sha256(path) == "sha256:" + hashlib.sha256(b"abd" * 1000).hexdigest()
+
+
+def test_read_checkpoint_strips_the_module_prefix(tmp_path):
+    torch.save({"state_dict": {"module.a": torch.ones(2), "module.b.c": torch.zeros(1)}, "epoch": 1},
+               tmp_path / "released.pt")
+    torch.save({"a": torch.ones(2)}, tmp_path / "bare.pt")
+    assert sorted(read_checkpoint(tmp_path / "released.pt")) == ["a", "b.c"]
+    assert sorted(read_checkpoint(tmp_path / "bare.pt")) == ["a"]
+
+
+NO_NETWORK = """
+import json, socket, sys, time
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network disabled by test")
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+socket.socket.connect = lambda self, *a: refuse(*a)
+start = time.monotonic()
+{before}
+from proto_index.embed.registry import load_encoder
+encoder = load_encoder("clap-tiny-random")
+text = encoder.embed_texts(["a dog"])
+print(json.dumps({{"attempts": attempts, "seconds": time.monotonic() - start, "shape": text.shape}}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("before", ["", "import transformers  # imported before, with no offline flag"])
+def test_no_network_is_attempted(tmp_path, before):
+    """laion_clap's import-time tokenizer downloads are short-circuited, even after transformers loaded."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), PROTO_INDEX_CACHE=str(tmp_path / "cache"))
+    script = textwrap.dedent(NO_NETWORK.format(before=before))
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["attempts"] == []
+    assert report["shape"] == [1, 512]
+    assert time.monotonic() - started < 60
