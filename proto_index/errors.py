@@ -17,6 +17,10 @@ class StoreExists(StoreError):
     """`init` was asked to create a store where one already exists."""
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store's writer lock."""
+
+
 class ModelMismatch(StoreError):
     """Vectors from one embedding model were offered to a store bound to another."""
 

@@ -11,18 +11,24 @@ from sqlalchemy import func, select
 from proto_index import Store
 from proto_index.errors import StoreExists, StoreNotFound
 from proto_index.pipeline import ingest as ingest_mod
+from proto_index.pipeline.maintenance import verify
 from proto_index.store import catalog
 from proto_index.store.schema import Recording, Window
-from proto_index.store.storage import INDEX, Storage
+from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
 
 FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"
 
 
 def invariants(path: Path) -> int:
-    """Every window has exactly one vector row and one index entry; returns the window count."""
+    """After the next writer has taken the store (as a rerun would): every window has exactly one
+    vector row and one index entry, and `verify` finds nothing. Returns the window count."""
     storage = Storage.open(path)
     try:
+        with storage.writer():
+            storage.index()
+        report = verify(storage)
+        assert report.problems == [], report.problems
         with storage.session() as s:
             n = s.scalar(select(func.count()).select_from(Window))
             rows = sorted(s.scalars(select(Window.vector_row)))
@@ -89,7 +95,8 @@ def test_uncommitted_vectors_and_stale_index_are_repaired_on_open(tmp_path, corp
     with Store.init(path, model="fake-bands", encoder=BandEncoder()) as s:
         s.ingest([corpus_dir])
     VectorFile(path / "vectors.f32", BandEncoder().dim).append(np.ones((3, BandEncoder().dim)))  # crash after append
-    (path / INDEX).unlink()  # crash before the index was published
+    for f in path.glob("index-*.faiss"):
+        f.unlink()  # the index file lost
     assert invariants(path) == 24
 
 

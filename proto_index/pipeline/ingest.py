@@ -18,7 +18,8 @@ from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.embed.encoder import Encoder
 from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
 from proto_index.progress import Progress, SilentProgress
-from proto_index.store.schema import IngestFailure, Recording, Window
+from proto_index.store.index import VectorIndex
+from proto_index.store.schema import IngestFailure, Recording, StoreMeta, Window
 from proto_index.store.storage import Storage
 
 
@@ -37,12 +38,24 @@ def ingest(
     *,
     batch_windows: int = 16,
     commit_windows: int = 256,
+    publish_windows: int = 50_000,
+    wait_s: float = 0.0,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped."""
+    """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped.
+
+    Holds the store's writer lock (waiting up to ``wait_s`` seconds for another writer). The index
+    is republished every ``publish_windows`` new windows and at the end, when it is also rebuilt if
+    the grown corpus calls for another index type (see :func:`proto_index.core.index_plan.plan_index`).
+    """
     progress = progress or SilentProgress()
     storage.check_identity(encoder.identity)
     discovery = find_audio_files(paths)
+    with storage.writer(wait_s):
+        return _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress)
+
+
+def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress) -> IngestReport:
     report = IngestReport()
     for path, problem in discovery.problems:
         report.failed.append(FailedFile(Path(path), problem))
@@ -69,6 +82,7 @@ def ingest(
         progress.note(f"{failure.path}: {failure.error}")
     index = storage.index()
     batch: list[EmbeddedFile] = []
+    published_at = 0
     for result in embed_files(todo, encoder, batch_windows=batch_windows):
         progress.advance()
         if isinstance(result, FailedFile):
@@ -79,9 +93,16 @@ def ingest(
         if sum(len(f.starts_s) for f in batch) >= commit_windows:
             _commit(storage, index, batch, hashes, report)
             batch = []
+            if report.windows - published_at >= publish_windows:
+                storage.publish_index(index)
+                published_at = report.windows
     _commit(storage, index, batch, hashes, report)
     _record_failures(storage, report.failed)
-    storage.save_index(index)
+    plan = storage.index_plan()
+    if plan.factory != index.factory:
+        progress.note(f"rebuilding the index as {plan.factory} for {storage.count_live_rows()} vectors")
+        index = VectorIndex.build(storage.identity.dim, storage.live_rows(), storage.vectors.read, plan)
+    storage.publish_index(index)
     return report
 
 
@@ -104,6 +125,7 @@ def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Pat
                 row += 1
             s.add(rec)
         s.execute(delete(IngestFailure).where(IngestFailure.path.in_([str(f.path) for f in batch])))
+        s.merge(StoreMeta(key="vector_rows", value=str(row)))
     index.add(np.arange(first_row, row, dtype=np.int64), vectors)
     report.added += len(batch)
     report.windows += row - first_row

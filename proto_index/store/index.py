@@ -92,11 +92,35 @@ class VectorIndex:
         return self._ivf() is None
 
     @property
+    def factory(self) -> str:
+        """``Flat`` or ``IVF{nlist},PQ{m}``, as in :class:`~proto_index.core.index_plan.IndexPlan`."""
+        ivf = self._ivf()
+        if ivf is None:
+            return "Flat"
+        return f"IVF{ivf.nlist},PQ{_faiss().downcast_index(ivf).pq.M}"
+
+    @property
     def description(self) -> str:
         ivf = self._ivf()
         if ivf is None:
             return "Flat (exact)"
         return f"IVF{ivf.nlist},PQ (nprobe {ivf.nprobe}, exact re-rank of {self.rerank}x candidates)"
+
+    def ids(self) -> np.ndarray:
+        """Every row the index holds, ascending."""
+        faiss = _faiss()
+        ivf = self._ivf()
+        if ivf is None:
+            found = faiss.vector_to_array(faiss.downcast_index(self._index).id_map)
+        else:
+            lists = ivf.invlists
+            parts = [
+                faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                for i in range(ivf.nlist)
+                if lists.list_size(i)
+            ]
+            found = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return np.sort(found.astype(np.int64))
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         if len(rows) == 0:

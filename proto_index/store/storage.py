@@ -1,15 +1,27 @@
 """A store directory: the SQLite catalog, the exact vector file and the FAISS index, kept in agreement.
 
-    STORE/catalog.sqlite   items, class sets, prototypes, environments (Alembic-managed schema)
-    STORE/vectors.f32      exact copy of every corpus window vector (row = windows.vector_row)
-    STORE/index.faiss      FAISS index over those vectors, ids = vector rows (derived; rebuilt if stale)
+    STORE/catalog.sqlite        items, class sets, prototypes, environments (Alembic-managed schema)
+    STORE/vectors.f32           exact copy of every corpus window vector (row = windows.vector_row)
+    STORE/index-<id>.faiss      FAISS index over those vectors, ids = vector rows (derived data)
+    STORE/writer.lock           held (flock) by the one process allowed to write
 
 The FAISS id of a vector is its row in the vector file, so a compressed index can re-rank candidates
 with the exact vectors directly; the catalog maps rows to windows (``windows.vector_row`` is unique).
+
+Publishing: a writer saves a new index file under a fresh name, then commits its name and the rows
+it covers (``index_next_row``) to the catalog, then deletes the old file. A reader loads the file the
+catalog names and adds the committed rows past ``index_next_row`` from the vector file, so it never
+sees a torn index and never misses a committed vector. Whatever a killed writer left (vector rows no
+window points at, unpublished index files) is cleaned up when the next writer takes the lock.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import sys
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +31,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
 from proto_index.embed.encoder import ModelIdentity
-from proto_index.errors import ModelMismatch, StoreError, StoreExists, StoreNotFound
+from proto_index.errors import ModelMismatch, StoreError, StoreExists, StoreLocked, StoreNotFound
 from proto_index.store import catalog
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import Recording, StoreMeta, Window
@@ -28,7 +41,8 @@ from proto_index.store.vectors import VectorFile
 
 CATALOG = "catalog.sqlite"
 VECTORS = "vectors.f32"
-INDEX = "index.faiss"
+LEGACY_INDEX = "index.faiss"  # stores made before index files were versioned
+LOCK = "writer.lock"
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ def from_blob(blob: bytes) -> np.ndarray:
 
 
 class Storage:
-    """The files of one store, opened and reconciled."""
+    """The files of one store. Reading needs nothing; writing happens inside :meth:`writer`."""
 
     def __init__(self, root: Path, identity: ModelIdentity, model_options: dict, engine):
         self.root = root
@@ -56,8 +70,11 @@ class Storage:
         self.model_options = model_options
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.vectors = VectorFile(root / VECTORS, identity.dim)
+        with self._sessions() as s:
+            row = s.get(StoreMeta, "vector_file")
+        self.vectors = VectorFile(root / (row.value if row else VECTORS), identity.dim)
         self._index: VectorIndex | None = None
+        self._lock = WriterLock(root / LOCK)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -74,12 +91,13 @@ class Storage:
             s.add(StoreMeta(key="model", value=identity.to_json()))
             s.add(StoreMeta(key="model_options", value=json.dumps(model_options, sort_keys=True)))
         storage = cls(root, identity, model_options, engine)
-        storage.save_index(VectorIndex.empty(identity.dim, storage.vectors.read))
+        with storage.writer():
+            storage.publish_index(VectorIndex.empty(identity.dim, storage.vectors.read))
         return storage
 
     @classmethod
     def open(cls, root: Path) -> "Storage":
-        """Open an existing store: upgrade its schema, then repair what a crash may have left."""
+        """Open an existing store, upgrading its schema if it is older than this version."""
         root = Path(root)
         if not (root / CATALOG).exists():
             hint = "" if not root.exists() else " (the folder exists but holds no catalog.sqlite)"
@@ -90,18 +108,57 @@ class Storage:
             meta = {m.key: m.value for m in s.scalars(select(StoreMeta))}
         if "model" not in meta:
             raise StoreError(f"{root / CATALOG} is not bound to a model (not a proto-index store?)")
-        storage = cls(root, ModelIdentity.from_json(meta["model"]), json.loads(meta.get("model_options", "{}")), engine)
-        storage._drop_uncommitted_vectors()
-        return storage
+        return cls(root, ModelIdentity.from_json(meta["model"]), json.loads(meta.get("model_options", "{}")), engine)
 
     def close(self) -> None:
+        self._lock.release()
         self.engine.dispose()
+
+    @contextmanager
+    def writer(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the store's writer lock; on first taking it, clean up after any killed writer.
+
+        Raises :class:`StoreLocked` if another process holds it for longer than ``wait_s`` seconds.
+        Re-entrant within a process.
+        """
+        first = self._lock.acquire(wait_s)
+        try:
+            if first:
+                self.recover()
+            yield
+        finally:
+            if first:
+                self._lock.release()
+
+    @property
+    def writing(self) -> bool:
+        return self._lock.held
+
+    def recover(self) -> dict[str, int]:
+        """Drop what a killed writer left: uncommitted vector rows, unpublished index files."""
+        committed = self.committed_rows()
+        dropped = max(self.vectors.count - committed, 0)
+        if self.vectors.count != committed or self.vectors.path.stat().st_size % (self.identity.dim * 4):
+            self.vectors.truncate(committed)
+        current = self.meta("index_file")
+        stale = [p for p in self.root.glob("index*.faiss*") if p.name != current]
+        if current is None:  # a store from before versioned index files: keep its index until replaced
+            stale = [p for p in stale if p.name != LEGACY_INDEX]
+        stale += [p for p in self.root.glob("vectors*.f32*") if p.name != self.vectors.path.name]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return {"vector_rows_dropped": dropped, "index_files_removed": len(stale)}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
         with self._sessions() as s, s.begin():
             yield s
+
+    def meta(self, key: str) -> str | None:
+        with self._sessions() as s:
+            row = s.get(StoreMeta, key)
+            return None if row is None else row.value
 
     def check_identity(self, identity: ModelIdentity) -> None:
         """Refuse vectors from a model other than the one this store is bound to."""
@@ -114,19 +171,28 @@ class Storage:
     # -- vectors and index -------------------------------------------------------------------------
 
     def committed_rows(self) -> int:
+        """How many vector rows the catalog has committed (live or belonging to removed recordings).
+
+        Written in the same transaction as the windows that point at the rows; stores from before
+        this key fall back to one past the highest row in use.
+        """
         with self._sessions() as s:
+            recorded = s.get(StoreMeta, "vector_rows")
+            if recorded is not None:
+                return int(recorded.value)
             last = s.scalar(select(func.max(Window.vector_row)))
         return 0 if last is None else last + 1
 
-    def _drop_uncommitted_vectors(self) -> None:
-        committed = self.committed_rows()
-        if self.vectors.count != committed or self.vectors.path.stat().st_size % (self.identity.dim * 4):
-            self.vectors.truncate(committed)
-
-    def live_rows(self) -> np.ndarray:
-        """The vector rows some catalog window points at, ascending."""
+    def live_rows(self, start: int = 0) -> np.ndarray:
+        """The vector rows (from ``start`` on) some catalog window points at, ascending."""
         with self._sessions() as s:
-            return np.array(s.scalars(select(Window.vector_row).order_by(Window.vector_row)).all(), dtype=np.int64)
+            q = select(Window.vector_row).where(Window.vector_row >= start).order_by(Window.vector_row)
+            return np.array(s.scalars(q).all(), dtype=np.int64)
+
+    def count_live_rows(self, below: int | None = None) -> int:
+        with self._sessions() as s:
+            q = select(func.count()).select_from(Window)
+            return s.scalar(q if below is None else q.where(Window.vector_row < below))
 
     def windows_at_rows(self, rows) -> dict[int, "WindowAt"]:
         """Where each vector row comes from: window id, recording path and span."""
@@ -144,17 +210,101 @@ class Storage:
         return found
 
     def index(self) -> VectorIndex:
-        """The FAISS index, loaded once; rebuilt from the exact vectors if it disagrees with the catalog."""
+        """The published index plus every vector committed since it was published (cached)."""
         if self._index is None:
-            path = self.root / INDEX
-            rows = self.live_rows()
-            index = VectorIndex.load(path, self.vectors.read) if path.exists() else None
-            if index is None or index.ntotal != len(rows) or index.dim != self.identity.dim:
-                index = VectorIndex.build(self.identity.dim, rows, self.vectors.read)
-                self.save_index(index)
-            self._index = index
+            self._index = self._load_index()
         return self._index
 
-    def save_index(self, index: VectorIndex) -> None:
-        index.save(self.root / INDEX)
+    def _load_index(self) -> VectorIndex:
+        name, covered = self.meta("index_file"), self.meta("index_next_row")
+        path = self.root / (name or LEGACY_INDEX)
+        index = VectorIndex.load(path, self.vectors.read) if path.exists() else None
+        if index is not None and index.dim == self.identity.dim:
+            next_row = int(covered) if covered is not None else self.committed_rows()
+            if index.ntotal == self.count_live_rows(below=next_row):
+                delta = self.live_rows(next_row)
+                index.add(delta, self.vectors.read(delta))
+                return index
+        # missing or disagreeing with the catalog: rebuild from the exact vectors
+        index = VectorIndex.build(self.identity.dim, self.live_rows(), self.vectors.read, self.index_plan())
+        if self.writing:
+            self.publish_index(index)
+        return index
+
+    def index_plan(self, n_vectors: int | None = None) -> IndexPlan:
+        """The index this store's corpus calls for: a user-chosen factory, else sized by count and budget."""
+        n = self.count_live_rows() if n_vectors is None else n_vectors
+        factory = self.meta("index_factory")
+        if factory:
+            return plan_from_factory(factory, n, self.identity.dim)
+        budget = self.meta("index_memory_budget")
+        return plan_index(n, self.identity.dim, int(budget) if budget else DEFAULT_MEMORY_BUDGET)
+
+    def publish_index(self, index: VectorIndex) -> None:
+        """Save ``index`` (which must hold every committed row) under a new name and point the catalog at it."""
+        if not self.writing:
+            raise StoreError("publishing an index needs the writer lock")
+        old = self.meta("index_file")
+        name = f"index-{uuid.uuid4().hex[:12]}.faiss"
+        index.save(self.root / name)
+        with self.session() as s:
+            s.merge(StoreMeta(key="index_file", value=name))
+            s.merge(StoreMeta(key="index_next_row", value=str(self.committed_rows())))
+        for stale in {old, LEGACY_INDEX} - {None, name}:
+            (self.root / stale).unlink(missing_ok=True)
         self._index = index
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.session() as s:
+            if value is None:
+                row = s.get(StoreMeta, key)
+                if row is not None:
+                    s.delete(row)
+            else:
+                s.merge(StoreMeta(key=key, value=value))
+
+
+class WriterLock:
+    """An advisory ``flock`` on a file in the store: one writer per store across processes.
+
+    The kernel releases it when the holder dies, so a killed ingest never leaves the store locked.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, wait_s: float = 0.0) -> bool:
+        """Take the lock; False if this object already holds it. Raises StoreLocked after ``wait_s``."""
+        if self._fd is not None:
+            return False
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                    os.close(fd)
+                    raise StoreLocked(
+                        f"{self.path.parent} is being written by {holder}; "
+                        "wait for it to finish (or pass --wait SECONDS)"
+                    ) from None
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:2]) or 'python'})".encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,202 @@
+"""Keeping a store healthy: verify (and repair), remove recordings, rebuild or compact the index."""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from sqlalchemy import delete, func, or_, select, update
+
+from proto_index.audio.discover import file_sha256
+from proto_index.core.index_plan import plan_from_factory
+from proto_index.errors import InvalidInput
+from proto_index.store.index import VectorIndex
+from proto_index.store.schema import Recording, StoreMeta, Window
+from proto_index.store.storage import LEGACY_INDEX, Storage
+from proto_index.store.vectors import VectorFile
+
+
+@dataclass
+class VerifyReport:
+    """``problems`` found (each a line), ``repaired`` what --repair did, ``notes`` facts that are not faults."""
+
+    problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)  # problems a repair could not fix
+
+    @property
+    def ok(self) -> bool:
+        return not (self.remaining if self.repaired else self.problems)
+
+
+def verify(storage: Storage, repair: bool = False, wait_s: float = 0.0) -> VerifyReport:
+    """Check that catalog, vector file and index agree; with ``repair``, fix what can be fixed.
+
+    Takes the writer lock so the picture is not moving. Without ``repair`` nothing is changed, not
+    even what an interrupted writer left behind (that is reported).
+    """
+    report = VerifyReport()
+    lock = storage._lock
+    first = lock.acquire(wait_s)
+    try:
+        _verify(storage, repair, report)
+        if report.repaired:
+            after = VerifyReport()
+            _verify(storage, False, after)
+            report.remaining, report.notes = after.problems, after.notes
+    finally:
+        if first:
+            lock.release()
+    return report
+
+
+def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
+    dim = storage.identity.dim
+    row_bytes = dim * 4
+    size = storage.vectors.path.stat().st_size
+    committed = storage.committed_rows()
+    if size % row_bytes or storage.vectors.count > committed:
+        report.problems.append(
+            f"vector file holds {size / row_bytes:g} rows but the catalog uses {committed}: "
+            "rows left by an interrupted ingest"
+        )
+    stray = [p.name for p in storage.root.glob("*.tmp")] + [
+        p.name for p in storage.root.glob("index*.faiss") if p.name not in {storage.meta("index_file"), LEGACY_INDEX}
+    ]
+    if stray:
+        report.problems.append(f"unpublished files left by an interrupted writer: {', '.join(sorted(stray))}")
+    if repair and (report.problems):
+        done = storage.recover()
+        for p in storage.root.glob("*.tmp"):
+            p.unlink()
+        report.repaired.append(
+            f"dropped {done['vector_rows_dropped']} uncommitted vector rows, removed {done['index_files_removed']} stray files"
+        )
+
+    with storage.session() as s:
+        missing = s.scalars(select(Window.recording_id).where(Window.vector_row >= storage.vectors.count)).all()
+        empty = s.scalars(select(Recording.id).where(~Recording.windows.any())).all()
+    if missing:
+        report.problems.append(f"{len(missing)} windows point past the end of the vector file")
+    if empty:
+        report.problems.append(f"{len(empty)} recordings have no windows")
+    live = storage.live_rows()
+    bad_rows = [int(r) for r in live[live < storage.vectors.count] if not np.isfinite(storage.vectors.read([r])).all()] if len(live) < 200_000 else []
+    if bad_rows:
+        report.problems.append(f"{len(bad_rows)} vectors hold NaN or Inf")
+    if repair and (missing or empty or bad_rows):
+        with storage.session() as s:
+            rec_ids = set(missing) | set(empty)
+            if bad_rows:
+                rec_ids |= set(s.scalars(select(Window.recording_id).where(Window.vector_row.in_(bad_rows))))
+            s.execute(delete(Recording).where(Recording.id.in_(rec_ids)))
+        report.repaired.append(f"removed {len(rec_ids)} broken recordings from the catalog (ingest them again)")
+        live = storage.live_rows()
+
+    dead = max(storage.committed_rows() - len(live), 0)
+    if dead:
+        report.notes.append(f"{dead} vector rows belong to removed recordings (reclaim with `reindex --compact`)")
+    published = storage.meta("index_file")
+    path = storage.root / (published or LEGACY_INDEX)
+    covered = int(storage.meta("index_next_row") or storage.committed_rows())
+    expected = live[live < covered]
+    if not path.exists():
+        report.problems.append("the published index file is missing")
+        agree = False
+    else:
+        held = VectorIndex.load(path).ids()
+        agree = held.shape == expected.shape and bool(np.all(held == expected))
+        if not agree:
+            extra, lost = np.setdiff1d(held, expected).size, np.setdiff1d(expected, held).size
+            report.problems.append(f"the index disagrees with the catalog: {extra} rows too many, {lost} missing")
+    if repair and not agree:
+        with storage.writer():
+            storage.publish_index(VectorIndex.build(dim, live, storage.vectors.read, storage.index_plan(len(live))))
+        report.repaired.append(f"rebuilt the index from {len(live)} exact vectors")
+    report.notes.append(
+        f"{len(live)} windows, {storage.vectors.count} vector rows, index {storage.index().description if agree or repair else 'unusable'}"
+    )
+
+
+def remove(storage: Storage, paths: Iterable[Path], wait_s: float = 0.0) -> int:
+    """Remove recordings from catalog and index: by path (files, or everything under a folder) and,
+    for files that still exist, by content. Returns how many recordings were removed."""
+    paths = [Path(p).absolute() for p in paths]
+    if not paths:
+        raise InvalidInput("nothing to remove")
+    with storage.writer(wait_s):
+        with storage.session() as s:
+            ids: set[int] = set()
+            for p in paths:
+                match = [Recording.path == str(p), Recording.path.startswith(str(p).rstrip(os.sep) + os.sep, autoescape=True)]
+                if p.is_file():
+                    match.append(Recording.sha256 == file_sha256(p))
+                ids.update(s.scalars(select(Recording.id).where(or_(*match))))
+            ids = sorted(ids)
+            rows: list[int] = []
+            for at in range(0, len(ids), 10_000):
+                chunk = ids[at : at + 10_000]
+                rows += s.scalars(select(Window.vector_row).where(Window.recording_id.in_(chunk))).all()
+                s.execute(delete(Recording).where(Recording.id.in_(chunk)))
+            rows = np.array(rows, np.int64)
+        if ids:
+            index = storage.index()
+            index.remove(rows)
+            storage.publish_index(index)
+        return len(ids)
+
+
+def reindex(
+    storage: Storage,
+    factory: str | None = None,
+    memory_budget: int | None = None,
+    compact: bool = False,
+    wait_s: float = 0.0,
+) -> VectorIndex:
+    """Rebuild the index from the exact vectors (``factory``: 'auto', 'Flat' or 'IVF<n>,PQ<m>', remembered).
+
+    ``compact`` first rewrites the vector file without the rows of removed recordings.
+    """
+    with storage.writer(wait_s):
+        if factory is not None:
+            if factory != "auto":
+                try:
+                    plan_from_factory(factory, 0, storage.identity.dim)
+                except ValueError as e:
+                    raise InvalidInput(str(e)) from None
+            storage.set_meta("index_factory", None if factory == "auto" else factory)
+        if memory_budget is not None:
+            storage.set_meta("index_memory_budget", str(int(memory_budget)))
+        if compact:
+            _compact(storage)
+        live = storage.live_rows()
+        index = VectorIndex.build(storage.identity.dim, live, storage.vectors.read, storage.index_plan(len(live)))
+        storage.publish_index(index)
+        return index
+
+
+def _compact(storage: Storage) -> None:
+    """Copy the live rows into a new vector file, then renumber and switch to it in one transaction."""
+    live = storage.live_rows()
+    if len(live) == storage.committed_rows():
+        return
+    name = f"vectors-{uuid.uuid4().hex[:12]}.f32"
+    new = VectorFile(storage.root / name, storage.identity.dim)
+    for at in range(0, len(live), 100_000):
+        new.append(storage.vectors.read(live[at : at + 100_000]))
+    old = storage.vectors.path
+    with storage.session() as s:
+        # ascending old rows map to ascending new ranks <= old, so no update collides with a later row
+        for rank, row in enumerate(live.tolist()):
+            if rank != row:
+                s.execute(update(Window).where(Window.vector_row == row).values(vector_row=rank))
+        s.merge(StoreMeta(key="vector_file", value=name))
+        s.merge(StoreMeta(key="vector_rows", value=str(len(live))))
+        s.merge(StoreMeta(key="index_next_row", value="0"))
+    storage.vectors = new
+    storage._index = None
+    old.unlink(missing_ok=True)
