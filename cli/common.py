@@ -23,6 +23,9 @@ DeviceOption = Annotated[
     Optional[str], typer.Option("--device", help="Torch device for the model: cpu, cuda, cuda:1 (default: cuda if available).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (failures are still printed).")]
+WaitOption = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to wait for another process writing to the store.")
+]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Audio windows per model batch.")]
 
 

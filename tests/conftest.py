@@ -9,18 +9,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from fakes import VOCAB, BandEncoder, tone_mix  # noqa: E402
+from fakes import VOCAB, tone_mix  # noqa: E402  (importing fakes registers the 'fake-bands' model)
 
 CLASS_FREQS = {label: VOCAB[label] for label in ("siren", "dog bark", "drilling", "bird song")}
 # The airport's background shares the dog-bark band: unadapted, it pulls clips towards "dog bark".
 BACKGROUNDS = {"airport": [(300.0, 0.5), (1500.0, 0.5)], "park": [(150.0, 0.5)]}
-
-
-def pytest_configure(config):
-    from proto_index.embed.registry import register_model
-
-
-    register_model("fake-bands", lambda **kw: BandEncoder(), "test encoder with known semantics")
 
 
 def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -> Path:

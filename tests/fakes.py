@@ -85,3 +85,12 @@ def tone_mix(parts: list[tuple[float, float]], seconds: float, sr: int = 48_000,
     x = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f, a in parts)
     x = x + 0.001 * rng.standard_normal(len(t))
     return (x / max(1.0, np.abs(x).max() / 0.9)).astype(np.float32)
+
+
+def _register() -> None:
+    from proto_index.embed.registry import register_model
+
+    register_model("fake-bands", lambda **kw: BandEncoder(), "test encoder with known semantics")
+
+
+_register()  # importing this module (e.g. via $PROTO_INDEX_PLUGINS=fakes) makes 'fake-bands' loadable

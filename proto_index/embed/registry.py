@@ -1,6 +1,7 @@
 """Embedding models by name: the built-in CLAP models and any registered by tests or plugins."""
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +78,26 @@ def register_model(name: str, factory: Callable[..., Encoder], description: str,
 
 
 def available_models() -> list[ModelInfo]:
-    """Every loadable model, built-ins first."""
+    """Every loadable model, built-ins first (plugins named in $PROTO_INDEX_PLUGINS included)."""
+    load_plugins()
     return [*_BUILTIN.values(), *_registered.values()]
+
+
+PLUGINS_ENV = "PROTO_INDEX_PLUGINS"
+_plugins_loaded: set[str] = set()
+
+
+def load_plugins() -> None:
+    """Import each module named in $PROTO_INDEX_PLUGINS (comma-separated); importing one registers
+    its models with :func:`register_model`. Lets other processes (a CLI run) load custom encoders."""
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if name in _plugins_loaded:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ModelError(f"cannot import model plugin {name!r} named in ${PLUGINS_ENV}: {e}") from e
+        _plugins_loaded.add(name)
 
 
 def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
@@ -90,6 +109,7 @@ def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
     or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
     available.
     """
+    load_plugins()
     info = _BUILTIN.get(name) or _registered.get(name)
     if info is None:
         known = ", ".join(m.name for m in available_models())

@@ -1,0 +1,67 @@
+"""kill -9 a real `proto-index ingest` process at random moments; the store must always recover."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import write
+from fakes import BandEncoder
+from test_store import invariants
+
+from proto_index import Store
+
+TESTS = Path(__file__).parent
+N_FILES = 80
+
+
+def ingest_cmd(store: Path, corpus: Path) -> list[str]:
+    return [sys.executable, "-m", "proto_index.cli.app", "ingest", str(corpus), "--store", str(store),
+            "--quiet", "--batch-size", "4", "--commit-windows", "4"]
+
+
+def env() -> dict:
+    return {**os.environ, "PROTO_INDEX_PLUGINS": "fakes", "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def test_ingest_survives_kill_9_at_random_moments(tmp_path):
+    corpus = tmp_path / "corpus"
+    for i in range(N_FILES):
+        write(corpus / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=3.0, seed=i)
+    store = tmp_path / "store"
+    Store.init(store, model="fake-bands", encoder=BandEncoder()).close()
+
+    started = time.monotonic()
+    timing = tmp_path / "timing"
+    Store.init(timing, model="fake-bands", encoder=BandEncoder()).close()
+    t0 = time.monotonic()
+    subprocess.run(ingest_cmd(timing, corpus), env=env(), capture_output=True, check=True)
+    duration = time.monotonic() - t0  # includes interpreter start-up, where kills must be harmless too
+    rng = random.Random(1234)
+    committed, kills, fresh = 0, 0, 0
+    while kills < 12:
+        proc = subprocess.Popen(ingest_cmd(store, corpus), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.05, 1.0) * duration)
+        if proc.poll() is not None:  # finished before the kill: check it, then start over on a fresh store
+            proc.communicate()
+            assert proc.returncode == 0
+            assert invariants(store) == N_FILES
+            fresh += 1
+            store = tmp_path / f"fresh{fresh}"
+            Store.init(store, model="fake-bands", encoder=BandEncoder()).close()
+            committed = 0
+            continue
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+        now = invariants(store)  # recovers as a rerun's writer would, then checks every invariant
+        assert now >= committed, "a kill must never lose committed recordings"
+        committed = now
+        print(f"kill {kills}: {committed} recordings committed")
+    final = subprocess.run(ingest_cmd(store, corpus), env=env(), capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    assert f"added {N_FILES - committed} files" in final.stdout and f"skipped {committed} already stored" in final.stdout
+    assert invariants(store) == N_FILES
+    assert time.monotonic() - started < 240
