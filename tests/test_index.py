@@ -68,3 +68,18 @@ def test_remove_and_atomic_save_round_trip(tmp_path):
     again = VectorIndex.load(tmp_path / "i.faiss")
     _, rows = again.search(data[[3, 7]], 1)
     assert rows[0, 0] != 3 and rows[1, 0] == 7
+
+
+def test_gpu_search_matches_cpu_or_reports_unavailable():
+    import faiss
+
+    data = clustered(2_000, 32)
+    index = VectorIndex.build(32, np.arange(2_000), lambda r: data[r])
+    cpu = index.search(data[:5], 10)
+    moved = index.to_gpu()
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        assert moved is False  # faiss-cpu, or no CUDA device: searching stays on the CPU
+        pytest.skip("no GPU FAISS here")
+    assert moved
+    gpu = index.search(data[:5], 10)
+    np.testing.assert_array_equal(cpu[1], gpu[1])

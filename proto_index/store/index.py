@@ -28,6 +28,7 @@ class VectorIndex:
 
     def __init__(self, index, reader: VectorReader | None = None, rerank: int = 8):
         self._index = index
+        self._gpu = None
         self.reader = reader
         self.rerank = rerank
         ivf = self._ivf()
@@ -106,6 +107,19 @@ class VectorIndex:
             return "Flat (exact)"
         return f"IVF{ivf.nlist},PQ (nprobe {ivf.nprobe}, exact re-rank of {self.rerank}x candidates)"
 
+    def to_gpu(self) -> bool:
+        """Move searching to the first CUDA device if FAISS was built with GPU support (the ``gpu``
+        extra); returns whether it did. Adding and saving keep working on the CPU copy."""
+        faiss = _faiss()
+        if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+            return False
+        try:
+            self._gpu_res = faiss.StandardGpuResources()
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_res, 0, self._index)
+        except RuntimeError:  # an index type or size this FAISS build cannot put on the GPU
+            self._gpu = None
+        return self._gpu is not None
+
     def ids(self) -> np.ndarray:
         """Every row the index holds, ascending."""
         faiss = _faiss()
@@ -125,10 +139,12 @@ class VectorIndex:
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         if len(rows) == 0:
             return
+        self._gpu = None  # the GPU copy is stale now; searches fall back to the CPU index
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(rows, dtype=np.int64))
 
     def remove(self, rows: np.ndarray) -> int:
         """Remove these rows' vectors; returns how many were present."""
+        self._gpu = None
         return int(self._index.remove_ids(np.asarray(rows, dtype=np.int64)))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +153,10 @@ class VectorIndex:
         k = min(k, self.ntotal)
         if k == 0:
             return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
+        searcher = self._gpu if self._gpu is not None else self._index
         if self.exact or self.reader is None:
-            return self._index.search(q, k)
-        _, candidates = self._index.search(q, min(self.ntotal, k * self.rerank))
+            return searcher.search(q, k)
+        _, candidates = searcher.search(q, min(self.ntotal, k * self.rerank))
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         rows = np.full((q.shape[0], k), -1, dtype=np.int64)
         for i, cand in enumerate(candidates):

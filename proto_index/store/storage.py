@@ -75,6 +75,7 @@ class Storage:
         self.vectors = VectorFile(root / (row.value if row else VECTORS), identity.dim)
         self._index: VectorIndex | None = None
         self._lock = WriterLock(root / LOCK)
+        self.gpu_search = True
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -210,9 +211,14 @@ class Storage:
         return found
 
     def index(self) -> VectorIndex:
-        """The published index plus every vector committed since it was published (cached)."""
+        """The published index plus every vector committed since it was published (cached).
+
+        Searches run on a CUDA device when FAISS has GPU support, unless ``gpu_search`` is off.
+        """
         if self._index is None:
             self._index = self._load_index()
+            if self.gpu_search:
+                self._index.to_gpu()
         return self._index
 
     def _load_index(self) -> VectorIndex:
