@@ -56,7 +56,7 @@ def verify(storage: Storage, repair: bool = False, wait_s: float = 0.0) -> Verif
 
 def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     dim = storage.identity.dim
-    row_bytes = dim * 4
+    row_bytes = storage.vectors.row_bytes
     size = storage.vectors.path.stat().st_size
     committed = storage.committed_rows()
     if size % row_bytes or storage.vectors.count > committed:
@@ -185,7 +185,7 @@ def _compact(storage: Storage) -> None:
     if len(live) == storage.committed_rows():
         return
     name = f"vectors-{uuid.uuid4().hex[:12]}.f32"
-    new = VectorFile(storage.root / name, storage.identity.dim)
+    new = VectorFile(storage.root / name, storage.identity.dim, storage.vector_dtype)
     for at in range(0, len(live), 100_000):
         new.append(storage.vectors.read(live[at : at + 100_000]))
     old = storage.vectors.path

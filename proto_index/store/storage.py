@@ -33,11 +33,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
 from proto_index.embed.encoder import ModelIdentity
-from proto_index.errors import ModelMismatch, StoreError, StoreExists, StoreLocked, StoreNotFound
+from proto_index.errors import InvalidInput, ModelMismatch, StoreError, StoreExists, StoreLocked, StoreNotFound
 from proto_index.store import catalog
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import Recording, StoreMeta, Window
-from proto_index.store.vectors import VectorFile
+from proto_index.store.vectors import DTYPES, VectorFile
 
 CATALOG = "catalog.sqlite"
 VECTORS = "vectors.f32"
@@ -71,8 +71,10 @@ class Storage:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         with self._sessions() as s:
-            row = s.get(StoreMeta, "vector_file")
-        self.vectors = VectorFile(root / (row.value if row else VECTORS), identity.dim)
+            meta = {k: s.get(StoreMeta, k) for k in ("vector_file", "vector_dtype")}
+        self.vector_dtype = meta["vector_dtype"].value if meta["vector_dtype"] else "float32"
+        name = meta["vector_file"].value if meta["vector_file"] else VECTORS
+        self.vectors = VectorFile(root / name, identity.dim, self.vector_dtype)
         self._index: VectorIndex | None = None
         self._lock = WriterLock(root / LOCK)
         self.gpu_search = True
@@ -80,8 +82,13 @@ class Storage:
     # -- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, identity: ModelIdentity, model_options: dict) -> "Storage":
-        """Make a new store bound to ``identity``; ``model_options`` say how to load the model again."""
+    def create(cls, root: Path, identity: ModelIdentity, model_options: dict, vector_dtype: str = "float32") -> "Storage":
+        """Make a new store bound to ``identity``; ``model_options`` say how to load the model again.
+
+        ``vector_dtype`` (float32 or float16) is how the exact vectors are kept on disk.
+        """
+        if vector_dtype not in DTYPES:
+            raise InvalidInput(f"--vector-dtype must be float32 or float16, not {vector_dtype!r}")
         root = Path(root)
         if (root / CATALOG).exists():
             raise StoreExists(f"a store already exists at {root}")
@@ -91,6 +98,7 @@ class Storage:
         with Session(engine) as s, s.begin():
             s.add(StoreMeta(key="model", value=identity.to_json()))
             s.add(StoreMeta(key="model_options", value=json.dumps(model_options, sort_keys=True)))
+            s.add(StoreMeta(key="vector_dtype", value=vector_dtype))
         storage = cls(root, identity, model_options, engine)
         with storage.writer():
             storage.publish_index(VectorIndex.empty(identity.dim, storage.vectors.read))
@@ -139,7 +147,7 @@ class Storage:
         """Drop what a killed writer left: uncommitted vector rows, unpublished index files."""
         committed = self.committed_rows()
         dropped = max(self.vectors.count - committed, 0)
-        if self.vectors.count != committed or self.vectors.path.stat().st_size % (self.identity.dim * 4):
+        if self.vectors.count != committed or self.vectors.path.stat().st_size % self.vectors.row_bytes:
             self.vectors.truncate(committed)
         current = self.meta("index_file")
         stale = [p for p in self.root.glob("index*.faiss*") if p.name != current]
