@@ -65,3 +65,26 @@ def test_ingest_survives_kill_9_at_random_moments(tmp_path):
     assert f"added {N_FILES - committed} files" in final.stdout and f"skipped {committed} already stored" in final.stdout
     assert invariants(store) == N_FILES
     assert time.monotonic() - started < 240
+
+
+def test_readers_during_an_ingest_always_see_a_consistent_index(tmp_path):
+    corpus = tmp_path / "corpus"
+    for i in range(N_FILES):
+        write(corpus / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=3.0, seed=i)
+    store = tmp_path / "store"
+    Store.init(store, model="fake-bands", encoder=BandEncoder()).close()
+    cmd = ingest_cmd(store, corpus) + ["--publish-windows", "8"]
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    while proc.poll() is None:
+        with Store.open(store, encoder=BandEncoder()) as reader:  # a fresh reader each time
+            n = reader.info()["counts"]["windows"]
+            hits = reader.search("siren", k=5)
+            index = reader._storage.index()
+            assert index.ntotal >= n  # every window committed before the reader opened is searchable
+            assert all(Path(h.path).parent == corpus for h in hits)
+            seen.append(n)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(set(seen)) >= 3, f"the readers should have seen the corpus grow: {seen}"
+    assert invariants(store) == N_FILES
