@@ -1,0 +1,153 @@
+"""The experiment from audio: plan and write soundscapes, embed them with the store's model, hand the
+protocol its arrays. Embeddings are cached per (environment, SNR) in the work folder, keyed by
+everything that determines them, so a rerun (or a run resumed after a crash) does not embed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from proto_index.core.adaptation import background_prompts
+from proto_index.core.prototypes import DEFAULT_TEMPLATE, render_prompts
+from proto_index.evaluation import mixing, soundscapes
+from proto_index.evaluation.inputs import read_backgrounds, read_foregrounds
+from proto_index.errors import InvalidInput
+from proto_index.evaluation.protocol import Condition, ExperimentData, Settings, check_folds
+from proto_index.progress import Progress, SilentProgress
+
+
+class Embedder(Protocol):
+    """What the audio path needs from a Store."""
+
+    def embed_audio(self, paths: Sequence[Path]) -> np.ndarray: ...
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class AudioExperiment:
+    data: ExperimentData
+    description: dict  # inputs and counts, for the JSON report
+
+
+def _file_key(p: Path) -> list:
+    st = Path(p).stat()
+    return [str(Path(p).absolute()), st.st_size, st.st_mtime_ns]
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cached(path: Path, compute) -> np.ndarray:
+    if path.exists():
+        return np.load(path)
+    vectors = np.asarray(compute(), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def audio_experiment(
+    embedder: Embedder,
+    model_identity: str,
+    foreground_csv: Path,
+    backgrounds: Path,
+    snrs_db: Sequence[float],
+    work_dir: Path,
+    n_folds: int = 10,
+    seed: int = 0,
+    ref_db: float = mixing.REF_DB,
+    keep_scenes: bool = False,
+    batch: int = 64,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+) -> AudioExperiment:
+    """Mix, write and embed every scene (environment x SNR x clip); returns the protocol's input.
+
+    Scene WAVs go to ``work_dir/scenes/ENV/SNRdB/`` (background segments to
+    ``work_dir/backgrounds/ENV/``) and are deleted once embedded unless ``keep_scenes``
+    (UrbanSound8K over two environments at three SNRs is ~50 GB of WAV).
+    With ``settings``, folds too few for them are refused before any audio work.
+    """
+    progress = progress or SilentProgress()
+    work_dir = Path(work_dir)
+    fg = read_foregrounds(Path(foreground_csv), n_folds, seed)
+    if settings is not None:
+        try:
+            check_folds(fg.folds, settings)
+        except ValueError as e:
+            raise InvalidInput(f"{foreground_csv}: {e}") from None
+    bgs = read_backgrounds(Path(backgrounds))
+    plans = soundscapes.plan_scenes(len(fg.paths), {e: len(files) for e, files in bgs.items()}, seed)
+    fg_keys = [_file_key(p) for p in fg.paths]
+
+    anchors = embedder.embed_text(render_prompts(fg.labels, DEFAULT_TEMPLATE))
+    text_bg = {env: embedder.embed_text(background_prompts(env.replace("_", " "))) for env in bgs}
+    audio_bg = {}
+    for env, files in bgs.items():
+        key = _digest([model_identity, ref_db, [_file_key(p) for p in files]])
+
+        def embed_segments(env=env, files=files):
+            seg_dir = work_dir / "backgrounds" / env
+            vectors = embedder.embed_audio(soundscapes.write_background_segments(files, seg_dir, ref_db))
+            if not keep_scenes:
+                shutil.rmtree(seg_dir, ignore_errors=True)
+            return vectors
+
+        audio_bg[env] = _cached(work_dir / "embeddings" / f"backgrounds-{env}-{key}.npy", embed_segments)
+
+    conditions = []
+    total = len(bgs) * len(snrs_db) * len(fg.paths)
+    progress.start(total, "scenes")
+    for env, env_plans in plans.items():
+        for snr in snrs_db:
+            key = _digest([model_identity, ref_db, float(snr), fg_keys, [_file_key(p) for p in bgs[env]],
+                           [(p.foreground, p.background, p.onset_s) for p in env_plans]])  # fmt: skip
+            folder = work_dir / "scenes" / env / f"{snr:g}dB"
+
+            def embed_scenes(env=env, env_plans=env_plans, snr=snr, folder=folder):
+                parts = []
+                for i in range(0, len(env_plans), batch):
+                    paths = soundscapes.write_scenes(env_plans[i : i + batch], snr, fg.paths, bgs[env], folder, ref_db)
+                    parts.append(embedder.embed_audio(paths))
+                    if not keep_scenes:
+                        for p in paths:
+                            p.unlink()
+                    progress.advance(len(paths))
+                if not keep_scenes:
+                    shutil.rmtree(folder, ignore_errors=True)
+                return np.concatenate(parts)
+
+            path = work_dir / "embeddings" / f"scenes-{env}-{snr:g}dB-{key}.npy"
+            if path.exists():
+                progress.advance(len(env_plans))
+            vectors = _cached(path, embed_scenes)
+            bg_index = np.array([p.background for p in env_plans], dtype=np.int64)
+            conditions.append(Condition(env, float(snr), vectors, fg.classes, fg.folds, bg_index))
+
+    data = ExperimentData(fg.labels, np.asarray(anchors), text_bg, audio_bg, conditions)
+    description = {
+        "foreground_csv": str(Path(foreground_csv).absolute()),
+        "backgrounds": str(Path(backgrounds).absolute()),
+        "clips": len(fg.paths),
+        "labels": fg.labels,
+        "folds": sorted(int(f) for f in np.unique(fg.folds)),
+        "background_recordings": {e: len(f) for e, f in bgs.items()},
+        "scene_seconds": mixing.SCENE_SECONDS,
+        "max_event_seconds": mixing.MAX_EVENT_SECONDS,
+        "onset_truncated_normal": list(soundscapes.ONSET),
+        "ref_db_lufs": ref_db,
+        "snr_definition": "LUFS(event) - LUFS(background), BS.1770 integrated loudness via pyloudnorm (scaper's definition)",
+        "work_dir": str(work_dir.absolute()),
+    }
+    return AudioExperiment(data, description)

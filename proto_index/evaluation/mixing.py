@@ -1,0 +1,106 @@
+"""Soundscape mixing at a loudness-based SNR, the way scaper defines it. Signals in, signals out; no files.
+
+scaper (used by the paper's experiment) measures loudness as ITU-R BS.1770 integrated loudness
+(LUFS, via pyloudnorm), normalises the background to ``ref_db`` LUFS and each event to
+``ref_db + snr`` LUFS. So SNR = LUFS(event) - LUFS(background), each measured on its own signal.
+This module does the same with pyloudnorm, so scaper (and its sox dependency) is not needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from proto_index.errors import InvalidInput
+
+REF_DB = -36.0
+"""The paper's scaper setting: the background's loudness in LUFS."""
+
+SCENE_SECONDS = 10.0
+MAX_EVENT_SECONDS = 4.0
+"""The paper's scaper event duration: longer foregrounds are cut to their first 4 s."""
+
+MIN_LOUDNESS_SECONDS = 0.5
+"""BS.1770 gating needs at least one 400 ms block: shorter signals are tiled up to this length
+before measuring (a repeated signal has the loudness of one copy), as scaper does."""
+
+SILENCE_LUFS = -70.0
+"""BS.1770's absolute gate: anything quieter counts as silence, whose SNR is undefined."""
+
+PEAK = 0.99
+
+
+def integrated_loudness(x: np.ndarray, sr: int) -> float:
+    """BS.1770 integrated loudness of a mono signal in LUFS; short signals are tiled first.
+
+    Raises InvalidInput for an empty or silent signal (below :data:`SILENCE_LUFS`).
+    """
+    import pyloudnorm
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise InvalidInput("cannot measure the loudness of an empty signal")
+    need = int(np.ceil(MIN_LOUDNESS_SECONDS * sr))
+    if len(x) < need:
+        x = np.tile(x, int(np.ceil(need / len(x))))
+    with np.errstate(divide="ignore"):
+        lufs = pyloudnorm.Meter(sr).integrated_loudness(x)
+    if not np.isfinite(lufs) or lufs < SILENCE_LUFS:
+        raise InvalidInput("the signal is silent (below -70 LUFS): its loudness, and any SNR, is undefined")
+    return float(lufs)
+
+
+def loudness_gain(x: np.ndarray, sr: int, target_lufs: float) -> float:
+    """The linear gain that brings ``x`` to ``target_lufs``."""
+    return float(10.0 ** ((target_lufs - integrated_loudness(x, sr)) / 20.0))
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` samples of ``x``, looped if it is shorter (scaper loops short backgrounds too)."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        raise InvalidInput("empty background")
+    return np.tile(x, int(np.ceil(n / len(x))))[:n]
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A scene, the background exactly as it lies in it, and the applied gains."""
+
+    scene: np.ndarray
+    background: np.ndarray
+    foreground_gain: float
+    background_gain: float
+    peak_gain: float  # < 1 when the mixture was scaled down to avoid clipping (SNR unchanged)
+
+
+def mix(
+    foreground: np.ndarray,
+    background: np.ndarray,
+    sr: int,
+    snr_db: float,
+    onset_s: float,
+    seconds: float = SCENE_SECONDS,
+    ref_db: float = REF_DB,
+    max_event_s: float = MAX_EVENT_SECONDS,
+) -> Mixture:
+    """Place ``foreground`` (cut to ``max_event_s``) at ``onset_s`` over ``seconds`` of ``background``.
+
+    The background is brought to ``ref_db`` LUFS and the event to ``ref_db + snr_db`` LUFS; if the
+    sum would clip, the whole scene is scaled down, which keeps the SNR.
+    """
+    n = int(round(seconds * sr))
+    event = np.asarray(foreground, dtype=np.float64)[: int(round(max_event_s * sr))]
+    start = int(round(onset_s * sr))
+    if not 0 <= start < n:
+        raise InvalidInput(f"onset {onset_s} s is outside the {seconds} s scene")
+    bg = fit_length(background, n)
+    g_bg = loudness_gain(bg, sr, ref_db)
+    g_fg = loudness_gain(event, sr, ref_db + snr_db)
+    bg = bg * g_bg
+    scene = bg.copy()
+    placed = event[: n - start] * g_fg
+    scene[start : start + len(placed)] += placed
+    peak = float(np.max(np.abs(scene)))
+    peak_gain = min(1.0, PEAK / peak) if peak > 0 else 1.0
+    return Mixture(scene * peak_gain, bg * peak_gain, g_fg * peak_gain, g_bg * peak_gain, peak_gain)

@@ -1,0 +1,42 @@
+"""Writing an evaluation's files: results.csv, results.md, results.json and the two PNG plots."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from proto_index.evaluation import plots, report
+from proto_index.evaluation.protocol import Evaluation
+
+CSV_NAME, MARKDOWN_NAME, JSON_NAME = "results.csv", "results.md", "results.json"
+SNR_PLOT, TAU_PLOT = "accuracy_vs_snr.png", "accuracy_vs_tau.png"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plots: bool = True) -> list[Path]:
+    """Write every output into ``out_dir`` (created if needed); returns the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    tmp = out_dir / (CSV_NAME + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=report.LONG_COLUMNS)
+        w.writeheader()
+        for row in report.long_rows(evaluation):
+            w.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
+    os.replace(tmp, out_dir / CSV_NAME)
+    written.append(out_dir / CSV_NAME)
+    _atomic_write(out_dir / MARKDOWN_NAME, report.format_markdown(evaluation))
+    written.append(out_dir / MARKDOWN_NAME)
+    _atomic_write(out_dir / JSON_NAME, json.dumps(report.as_dict(evaluation, parameters), indent=1) + "\n")
+    written.append(out_dir / JSON_NAME)
+    if with_plots:
+        written.append(plots.accuracy_vs_snr(evaluation, out_dir / SNR_PLOT))
+        written.append(plots.accuracy_vs_tau(evaluation, out_dir / TAU_PLOT))
+    return written

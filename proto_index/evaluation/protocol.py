@@ -1,0 +1,279 @@
+"""The paper's experiment on embeddings: k-fold accuracy per environment x SNR x method x adaptation x tau rule.
+
+Pure numpy, no I/O: the synthetic space and the audio path (scenes mixed, written and embedded)
+both end here as arrays.
+
+* Methods: ``zero-shot`` (text anchors), ``tgap`` (centroid of the N training-fold scenes nearest
+  each anchor; the scenes' labels are not used) and ``supervised`` (class centroids of the
+  labelled training-fold scenes).
+* Adaptations: ``none``; ``text`` (the environment's three prompts); ``audio`` (the realistic
+  one: the mean profile of all the environment's background recordings); ``audio-oracle`` (each
+  scene's own background recording, as in the paper's experiment, which a user never has).
+* Tau rules: ``fixed`` (the paper's working values), ``calibrated`` (nested cross-validation: for
+  each test fold, tau is chosen on an inner cross-validation over the training folds only),
+  ``auto`` (a label-free rule applied to the test fold's profiles), and ``optimistic`` (the one
+  tau that maximises the mean test-fold accuracy, as a sweep of the paper's reference code
+  reports; it peeks at the test folds and is an upper bound, not an estimate).
+
+Accuracy of a cell = the mean over test folds of each fold's accuracy (the reference code's
+aggregate).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from proto_index.core.adaptation import DEFAULT_TAU
+from proto_index.core.decision import decide
+from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
+from proto_index.core.prototypes import DEFAULT_TGAP_N, tgap_reference
+from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, pick_tau
+
+METHODS = ("zero-shot", "tgap", "supervised")
+ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
+TAU_RULES = ("fixed", "calibrated", "auto", "optimistic")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The scenes of one environment at one SNR: vectors ``(n, d)`` with class, fold and the index
+    of the background recording mixed into each (into that environment's audio backgrounds)."""
+
+    environment: str
+    snr_db: float
+    vectors: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    background_index: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """Everything the experiment needs, as embeddings."""
+
+    labels: list[str]
+    anchors: np.ndarray  # (k, d) text anchors, one per label
+    text_backgrounds: Mapping[str, np.ndarray]  # env -> (p, d) prompt vectors
+    audio_backgrounds: Mapping[str, np.ndarray]  # env -> (m, d) background recording vectors
+    conditions: Sequence[Condition]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run: methods, adaptations, TGAP N, the tau grid, the fixed taus, the label-free rule, the scoring."""
+
+    methods: tuple[str, ...] = METHODS
+    adaptations: tuple[str, ...] = ADAPTATIONS
+    tgap_n: int = DEFAULT_TGAP_N
+    grid: tuple[float, ...] = DEFAULT_GRID
+    fixed_tau: Mapping[str, float] = field(
+        default_factory=lambda: {"text": DEFAULT_TAU["text"], "audio": DEFAULT_TAU["audio"], "audio-oracle": DEFAULT_TAU["audio"]}
+    )
+    auto_rule: str = DEFAULT_AUTO_RULE
+    prototype_norm: str = "l2"
+
+    def check(self) -> None:
+        for name, given, known in (("method", self.methods, METHODS), ("adaptation", self.adaptations, ADAPTATIONS)):
+            bad = [x for x in given if x not in known]
+            if bad or not given:
+                raise ValueError(f"unknown or no {name}(s): {', '.join(bad) or '-'}; choose from {', '.join(known)}")
+        if self.prototype_norm not in PROTOTYPE_NORMS:
+            raise ValueError(f"prototype norm must be one of {', '.join(PROTOTYPE_NORMS)}")
+        if self.tgap_n < 1:
+            raise ValueError("TGAP N must be at least 1")
+        if self.auto_rule not in AUTO_RULES:
+            raise ValueError(f"unknown label-free tau rule {self.auto_rule!r}; choose one of {', '.join(AUTO_RULES)}")
+        missing = [a for a in self.adaptations if a != "none" and a not in self.fixed_tau]
+        if missing:
+            raise ValueError(f"no fixed tau for adaptation(s) {', '.join(missing)}")
+        as_grid(self.grid)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fixed_tau"] = dict(self.fixed_tau)
+        return d
+
+
+@dataclass(frozen=True)
+class Score:
+    """One table cell: mean accuracy over test folds, each fold's accuracy and the tau it used
+    (for ``auto``, the fold's mean per-clip tau)."""
+
+    environment: str
+    snr_db: float
+    method: str
+    adaptation: str
+    rule: str  # one of TAU_RULES, or "none" for the unadapted baseline
+    accuracy: float
+    fold_accuracies: tuple[float, ...]
+    fold_taus: tuple[float, ...]
+
+    @property
+    def tau(self) -> float:
+        return float(np.mean(self.fold_taus))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Mean test-fold accuracy for every tau of the grid (what a sweep of the reference code shows)."""
+
+    environment: str
+    snr_db: float
+    method: str
+    adaptation: str
+    accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    settings: Settings
+    folds: tuple[int, ...]
+    scores: list[Score]
+    curves: list[Curve]
+
+    def score(self, environment: str, snr_db: float, method: str, adaptation: str, rule: str) -> Score:
+        for s in self.scores:
+            if (s.environment, s.snr_db, s.method, s.adaptation, s.rule) == (environment, snr_db, method, adaptation, rule):
+                return s
+        raise KeyError((environment, snr_db, method, adaptation, rule))
+
+
+def check_folds(folds: np.ndarray, settings: Settings) -> None:
+    """Raise ValueError unless nested cross-validation over ``folds`` can run these settings:
+    at least 3 folds, and TGAP's N no larger than the smallest inner training set."""
+    counts = np.sort(np.unique(folds, return_counts=True)[1])
+    if len(counts) < 3:
+        raise ValueError("nested cross-validation needs at least 3 folds")
+    smallest = int(counts.sum() - counts[-2:].sum())  # without the two largest folds
+    if "tgap" in settings.methods and settings.tgap_n > smallest:
+        raise ValueError(f"TGAP N={settings.tgap_n} exceeds the {smallest} scenes of the smallest inner training set; lower --tgap-n")
+
+
+def class_centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """The supervised prototypes: each class's mean training vector -> ``(k, d)``."""
+    missing = [c for c in range(k) if not np.any(labels == c)]
+    if missing:
+        raise ValueError(f"no training scene of class(es) {missing}: supervised centroids need every class")
+    return np.stack([vectors[labels == c].mean(axis=0) for c in range(k)])
+
+
+def _build(method: str, data: ExperimentData, cond: Condition, train: np.ndarray, n: int) -> np.ndarray:
+    if method == "zero-shot":
+        return np.asarray(data.anchors, dtype=np.float64)
+    if method == "tgap":
+        return tgap_reference(data.anchors, cond.vectors[train], n)[0]
+    return class_centroids(cond.vectors[train], cond.labels[train], len(data.labels))
+
+
+def _backgrounds(data: ExperimentData, cond: Condition, protos: np.ndarray, rows: np.ndarray, norm: str) -> dict:
+    """Pb per adaptation for the scenes at ``rows``: ``(k,)``, or ``(len(rows), k)`` for the oracle."""
+    out: dict[str, np.ndarray | None] = {"none": None}
+    env = cond.environment
+    if env in data.text_backgrounds and len(data.text_backgrounds[env]):
+        out["text"] = background_profile(data.text_backgrounds[env], protos, norm)
+    if env in data.audio_backgrounds and len(data.audio_backgrounds[env]):
+        out["audio"] = background_profile(data.audio_backgrounds[env], protos, norm)
+        if cond.background_index is not None:
+            out["audio-oracle"] = similarity_profiles(data.audio_backgrounds[env][cond.background_index[rows]], protos, norm)
+    return out
+
+
+def _accuracy(ps: np.ndarray, pb: np.ndarray | None, tau, labels: np.ndarray) -> float:
+    return float(np.mean(decide(refine(ps, pb, tau)).winners == labels))
+
+
+def evaluate(data: ExperimentData, settings: Settings = Settings()) -> Evaluation:
+    """Run the experiment (see the module docstring). Raises ValueError on inconsistent data."""
+    settings.check()
+    grid = as_grid(settings.grid)
+    scores: list[Score] = []
+    curves: list[Curve] = []
+    all_folds: set[int] = set()
+    for cond in data.conditions:
+        check_folds(cond.folds, settings)
+        all_folds.update(int(f) for f in np.unique(cond.folds))
+        for method in settings.methods:
+            method_scores, method_curves = _evaluate_method(data, cond, method, settings, grid)
+            scores += method_scores
+            curves += method_curves
+    order = {r: i for i, r in enumerate(("none",) + TAU_RULES)}
+    scores.sort(key=lambda s: (s.environment, s.snr_db, METHODS.index(s.method), ADAPTATIONS.index(s.adaptation), order[s.rule]))
+    return Evaluation(settings, tuple(sorted(all_folds)), scores, curves)
+
+
+def _evaluate_method(data: ExperimentData, cond: Condition, method: str, settings: Settings, grid: np.ndarray):
+    """Every adaptation and tau rule of one method on one condition, over the outer folds."""
+    norm = settings.prototype_norm
+    folds = np.unique(cond.folds)
+    cache: dict[frozenset, np.ndarray] = {}
+
+    def fitted(excluded: frozenset) -> np.ndarray:
+        # prototypes built without the excluded folds; the inner fits (f, g) and (g, f) are one
+        if excluded not in cache:
+            cache[excluded] = _build(method, data, cond, ~np.isin(cond.folds, list(excluded)), settings.tgap_n)
+        return cache[excluded]
+
+    per_rule: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    test_curves: dict[str, list[np.ndarray]] = {}
+
+    def record(adaptation: str, rule: str, accuracy: float, tau: float) -> None:
+        accs, taus = per_rule.setdefault((adaptation, rule), ([], []))
+        accs.append(accuracy)
+        taus.append(tau)
+
+    for f in folds:
+        test = cond.folds == f
+        protos = fitted(frozenset([f]))
+        ps = similarity_profiles(cond.vectors[test], protos, norm)
+        y = cond.labels[test]
+        pbs = _backgrounds(data, cond, protos, np.flatnonzero(test), norm)
+        inner = _inner_curves(data, cond, folds, f, fitted, norm, grid, settings.adaptations)
+        for adaptation in settings.adaptations:
+            if adaptation not in pbs:
+                continue
+            pb = pbs[adaptation]
+            if adaptation == "none":
+                record("none", "none", _accuracy(ps, None, 0.0, y), 0.0)
+                continue
+            test_curves.setdefault(adaptation, []).append(accuracy_curve(ps, pb, y, grid))
+            fixed = float(settings.fixed_tau[adaptation])
+            calibrated = pick_tau(grid, inner[adaptation])
+            clip_taus = auto_tau(ps, pb, settings.auto_rule)
+            record(adaptation, "fixed", _accuracy(ps, pb, fixed, y), fixed)
+            record(adaptation, "calibrated", _accuracy(ps, pb, calibrated, y), calibrated)
+            record(adaptation, "auto", _accuracy(ps, pb, clip_taus, y), float(np.mean(clip_taus)))
+
+    scores = [
+        Score(cond.environment, cond.snr_db, method, adaptation, rule, float(np.mean(accs)), tuple(accs), tuple(taus))
+        for (adaptation, rule), (accs, taus) in per_rule.items()
+    ]
+    curves = []
+    for adaptation, fold_curves in test_curves.items():
+        mean_curve = np.mean(fold_curves, axis=0)
+        curves.append(Curve(cond.environment, cond.snr_db, method, adaptation, tuple(float(a) for a in mean_curve)))
+        best = pick_tau(grid, mean_curve)
+        at = int(np.flatnonzero(grid == best)[0])
+        fold_accs = tuple(float(c[at]) for c in fold_curves)
+        scores.append(
+            Score(cond.environment, cond.snr_db, method, adaptation, "optimistic", float(mean_curve[at]), fold_accs, (best,) * len(fold_accs))
+        )
+    return scores, curves
+
+
+def _inner_curves(data, cond, folds, outer, fitted, norm, grid, adaptations) -> dict[str, np.ndarray]:
+    """Per adaptation, the mean accuracy curve over inner folds: each training fold scored by
+    prototypes built without it and without the outer test fold. Never looks at the outer fold."""
+    sums: dict[str, list[np.ndarray]] = {}
+    for g in folds:
+        if g == outer:
+            continue
+        rows = np.flatnonzero(cond.folds == g)
+        protos = fitted(frozenset([outer, g]))
+        ps = similarity_profiles(cond.vectors[rows], protos, norm)
+        pbs = _backgrounds(data, cond, protos, rows, norm)
+        for adaptation in adaptations:
+            if adaptation != "none" and adaptation in pbs:
+                sums.setdefault(adaptation, []).append(accuracy_curve(ps, pbs[adaptation], cond.labels[rows], grid))
+    return {a: np.mean(c, axis=0) for a, c in sums.items()}
