@@ -1,7 +1,6 @@
 """Reading the evaluation's inputs: labelled foregrounds (CSV) and background recordings per environment."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from proto_index.audio.discover import find_audio_files
 from proto_index.errors import InvalidInput, NotFound
+from proto_index.pipeline.manifest import read_table, resolve
 
 
 @dataclass(frozen=True)
@@ -19,27 +19,6 @@ class Foregrounds:
     labels: list[str]
     classes: np.ndarray  # (n,) index into labels
     folds: np.ndarray  # (n,)
-
-
-def _rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"no such CSV: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'no header'})")
-        rows = [(i, {(k or "").strip(): (v or "").strip() for k, v in r.items()}) for i, r in enumerate(reader, start=2)]
-    if not rows:
-        raise InvalidInput(f"{path}: no rows")
-    return header, rows
-
-
-def _resolve(csv_path: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else Path(csv_path).parent / p
 
 
 def stratified_folds(classes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -57,13 +36,13 @@ def stratified_folds(classes: np.ndarray, n_folds: int, seed: int) -> np.ndarray
 def read_foregrounds(path: Path, n_folds: int = 10, seed: int = 0) -> Foregrounds:
     """``path,label[,fold]`` rows (paths relative to the CSV). Without a fold column, clips are
     dealt into ``n_folds`` stratified folds (seeded)."""
-    header, rows = _rows(path, ("path", "label"))
+    header, rows = read_table(path, ("path", "label"))
     has_fold = "fold" in header
     paths, names, folds = [], [], []
     for line, r in rows:
         if not r["path"] or not r["label"]:
             raise InvalidInput(f"{path}, line {line}: empty path or label")
-        paths.append(_resolve(path, r["path"]))
+        paths.append(resolve(path, r["path"]))
         names.append(r["label"])
         if has_fold:
             try:
@@ -96,11 +75,11 @@ def read_backgrounds(source: Path) -> dict[str, list[Path]]:
         if not out:
             raise InvalidInput(f"{source}: no subfolder with audio files (expected one folder per environment)")
         return out
-    _, rows = _rows(source, ("path", "environment"))
+    _, rows = read_table(source, ("path", "environment"))
     for line, r in rows:
         if not r["path"] or not r["environment"]:
             raise InvalidInput(f"{source}, line {line}: empty path or environment")
-        out.setdefault(r["environment"], []).append(_resolve(source, r["path"]))
+        out.setdefault(r["environment"], []).append(resolve(source, r["path"]))
     missing = [str(p) for files in out.values() for p in files if not p.is_file()]
     if missing:
         raise NotFound(f"{len(missing)} background file(s) not found, e.g. {missing[0]}")
