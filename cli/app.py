@@ -10,8 +10,22 @@ from typer.core import TyperGroup
 
 from proto_index.cli import classes as classes_cmd
 from proto_index.cli import env as env_cmd
+from proto_index.cli import maintenance as maintenance_cmd
+from proto_index.cli import evaluate as evaluate_cmd
 from proto_index.cli import prototypes as prototypes_cmd
-from proto_index.cli.common import DEFAULT_STORE_PATH, BatchOption, DeviceOption, QuietOption, StoreOption, open_store
+from proto_index.cli.common import (
+    DEFAULT_STORE_PATH,
+    BatchOption,
+    DeviceOption,
+    HopOption,
+    PrecisionOption,
+    QuietOption,
+    StoreOption,
+    WaitOption,
+    WorkersOption,
+    open_store,
+)
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
 from proto_index.cli.output import BarProgress, error
 from proto_index.api import Store
 from proto_index.errors import InvalidInput, ProtoIndexError
@@ -38,11 +52,17 @@ app = typer.Typer(
     help="Classify environmental sound archives with LAION-CLAP prototypes (zero-shot or TGAP) "
     "and per-environment background subtraction.\n\n"
     "Exit status: 0 done, 1 error (nothing or part done, see message), 2 bad usage, "
-    "3 done but some files could not be read.",
+    "3 done but some files could not be read, 4 verify found problems.",
 )
 app.add_typer(classes_cmd.app, name="classes")
 app.add_typer(prototypes_cmd.app, name="prototypes")
 app.add_typer(env_cmd.app, name="env")
+app.command("verify")(maintenance_cmd.verify)
+app.command("remove")(maintenance_cmd.remove)
+app.command("reindex")(maintenance_cmd.reindex)
+app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("calibrate")(evaluate_cmd.calibrate)
+app.command("gap")(evaluate_cmd.gap)
 
 
 def _model_names() -> list[str]:
@@ -58,6 +78,7 @@ def init(
     checkpoint: Annotated[Optional[Path], typer.Option(help="A LAION-CLAP checkpoint file (else downloaded once into the user cache).")] = None,
     tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
     device: DeviceOption = None,
+    vector_dtype: Annotated[str, typer.Option(help="How exact vectors are kept on disk: float32, or float16 (half the size).")] = "float32",
 ):
     """Create a store bound to one embedding model.
 
@@ -66,7 +87,7 @@ def init(
       proto-index init --model clap-tiny-random            # offline, random weights (tests, demos)
       proto-index init --model clap-fusion --checkpoint 630k-audioset-fusion-best.pt --tokenizer-dir roberta-base/
     """
-    s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device)
+    s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device, vector_dtype=vector_dtype)
     typer.echo(f"created store {s.path} bound to {s.identity.describe()}")
 
 
@@ -74,22 +95,32 @@ def init(
 def ingest(
     paths: Annotated[List[Path], typer.Argument(help="Audio files and folders (walked recursively).")],
     store: StoreOption = DEFAULT_STORE_PATH,
-    batch_size: BatchOption = 16,
+    batch_size: BatchOption = None,
     device: DeviceOption = None,
     quiet: QuietOption = False,
+    wait: WaitOption = 0.0,
+    commit_windows: Annotated[int, typer.Option(min=1, hidden=True, help="Windows per catalog transaction.")] = 256,
+    publish_windows: Annotated[int, typer.Option(min=1, hidden=True, help="New windows between index publications.")] = 50_000,
+    precision: PrecisionOption = None,
+    hop: HopOption = DEFAULT_HOP_S,
+    workers: WorkersOption = DEFAULT_WORKERS,
 ):
     """Embed audio files into the corpus index. Reruns skip files already stored (by content hash).
 
-    A file that cannot be read is reported on one line, recorded in the catalog (see `info`), and
-    the rest goes on; the exit status is then 3.
+    Each recording becomes 10 s windows starting every --hop seconds, one vector each. Long
+    recordings are decoded in a streaming way (memory stays bounded), while worker threads read,
+    hash and decode the next files as the model runs. A file that cannot be read is reported on
+    one line, recorded in the catalog (see `info`), and the rest goes on; the exit status is then 3.
 
     \b
-    Example:
+    Examples:
       proto-index ingest recordings/ extra/clip.flac
+      proto-index ingest /archive --precision bf16 --hop 5      # twice as fast on CPU, overlapping windows
     """
-    s = open_store(store, device)
+    s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
-        report = s.ingest(paths, progress=bar, batch_size=batch_size)
+        report = s.ingest(paths, progress=bar, batch_size=batch_size, wait_s=wait, commit_windows=commit_windows,
+                          publish_windows=publish_windows, hop_s=hop, workers=workers)
     typer.echo(
         f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
         f"{len(report.failed)} failed"
@@ -104,6 +135,7 @@ def search(
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
     store: StoreOption = DEFAULT_STORE_PATH,
     device: DeviceOption = None,
+    precision: PrecisionOption = None,
 ):
     """Text-to-audio search over the corpus: prints score, path and window (seconds), tab-separated.
 
@@ -111,7 +143,7 @@ def search(
     Example:
       proto-index search "a dog barking" -k 5
     """
-    for hit in open_store(store, device).search(text, k):
+    for hit in open_store(store, device, precision).search(text, k):
         typer.echo(f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
 
 
@@ -122,24 +154,34 @@ def classify(
     env: Annotated[Optional[str], typer.Option("--env", help="Environment of every PATH.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="CSV with path and environment columns (paths relative to it allowed).")] = None,
     adapt: Annotated[str, typer.Option(help="auto (audio background if the environment has one, else text, else none), audio, text, none.")] = "auto",
-    tau: Annotated[Optional[float], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text).")] = None,
+    tau: Annotated[Optional[str], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text), or auto: estimated without labels from each environment's clips in this run (auto-clip: per clip).")] = None,
+    prototype_norm: Annotated[str, typer.Option(help="l2: cosine similarity (the paper's definition); none: raw dot product with un-normalised prototypes (the paper's reference code).")] = "l2",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV.")] = ...,
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add one column per class with its refined score.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
-    batch_size: BatchOption = 16,
+    batch_size: BatchOption = None,
     device: DeviceOption = None,
     quiet: QuietOption = False,
+    per_window: Annotated[bool, typer.Option("--per-window", help="One row per 10 s window (start_s, end_s after path) instead of per file.")] = False,
+    precision: PrecisionOption = None,
+    hop: HopOption = DEFAULT_HOP_S,
+    workers: WorkersOption = DEFAULT_WORKERS,
 ):
     """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
 
-    Writes one row per input: path, environment, adaptation, tau, label, score (refined value of the
-    winner), margin (winner minus runner-up), error. Unknown environments or prototype sets and
-    missing files are reported before any embedding work starts.
+    Writes one row per input: path, environment, adaptation, tau (the one used for that row),
+    label, score (refined value of the winner), margin (winner minus runner-up), error. A file's
+    vector is the mean of its 10 s window embeddings (windows every --hop seconds; files already
+    in the corpus use their stored windows); --per-window instead writes one row per window, with
+    its start_s and end_s. Unknown environments or prototype sets and missing files are reported
+    before any embedding work starts.
 
     \b
     Examples:
       proto-index classify rec1.wav rec2.wav -p urban-tgap35 --env park --out labels.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --out labels.csv --all-scores
+      proto-index classify -p urban-tgap35 --manifest archive.csv --tau auto --out labels.csv
+      proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
     """
     if (env is None) == (manifest is None):
         raise InvalidInput("give exactly one of --env NAME (with PATHs) or --manifest CSV")
@@ -147,16 +189,27 @@ def classify(
         raise InvalidInput("PATHs and --manifest cannot be combined")
     if env is not None and not paths:
         raise InvalidInput("no PATH given to classify with --env")
-    s = open_store(store, device)
+    s = open_store(store, device, precision)
+    options = dict(per_window=per_window, hop_s=hop, workers=workers)
     with BarProgress(quiet) as bar:
         if manifest is not None:
-            result = s.classify_manifest(manifest, prototypes, adapt=adapt, tau=tau, progress=bar, batch_size=batch_size)
+            result = s.classify_manifest(
+                manifest, prototypes, adapt=adapt, tau=tau, progress=bar, batch_size=batch_size, prototype_norm=prototype_norm, **options
+            )
         else:
-            result = s.classify([(p, env) for p in paths], prototypes, adapt, tau, progress=bar, batch_size=batch_size)
+            result = s.classify(
+                [(p, env) for p in paths], prototypes, adapt, tau, progress=bar, batch_size=batch_size, prototype_norm=prototype_norm, **options
+            )
     from proto_index.pipeline.classify import write_csv
 
     write_csv(result, out, all_scores)
-    typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
+    if per_window:
+        failed = {(f.path, f.environment) for f in result.failed}
+        done = {(f.path, f.environment) for f in result.files} - failed
+        typer.echo(f"classified {len(done)} files ({len(result.files) - len(result.failed)} windows), "
+                   f"{len(failed)} failed -> {out}")
+    else:
+        typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
     if result.failed:
         raise typer.Exit(EXIT_SOME_FILES_FAILED)
 

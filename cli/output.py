@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -13,13 +14,30 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 
 
+class _Throughput(ProgressColumn):
+    """Windows embedded so far and their rate: windows/s, and seconds of audio per second (x realtime)."""
+
+    def render(self, task) -> Text:
+        windows = task.fields.get("windows", 0)
+        elapsed = task.elapsed or 0.0
+        if not windows or elapsed <= 0:
+            return Text(f"{windows} windows", style="progress.data.speed")
+        rate = windows / elapsed
+        return Text(f"{windows} windows, {rate:.1f}/s", style="progress.data.speed")
+
+
 class BarProgress:
-    """Shows files done, rate and ETA on stderr; notes print as lines above the bar."""
+    """Shows files done of all, windows embedded, throughput, elapsed time and ETA on stderr.
+
+    Notes print as lines above the bar. The ETA is by files (the total is known up front, the
+    number of windows is not).
+    """
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self._bar: Progress | None = None
         self._task = None
+        self._windows = 0
 
     def __enter__(self) -> "BarProgress":
         return self
@@ -35,18 +53,27 @@ class BarProgress:
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.completed}/{task.total} files"),
+                _Throughput(),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=err_console,
                 transient=not sys.stderr.isatty(),
             )
             self._bar.start()
-        self._task = self._bar.add_task(description, total=total)
+        self._windows = 0
+        self._task = self._bar.add_task(description, total=total, windows=0)
 
     def advance(self, n: int = 1) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, n)
+
+    def add_windows(self, n: int) -> None:
+        """``n`` more windows went through the model (embed_files' ``on_windows``)."""
+        self._windows += n
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, windows=self._windows)
 
     def note(self, message: str) -> None:
         # A failure line is shown even with --quiet: it is the one thing scripts need to see.

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.errors import AudioDecodeError
+from proto_index.errors import AudioDecodeError, InvalidInput
 from proto_index.pipeline import classify as classify_mod
 from proto_index.pipeline import environments, ingest, prototypes, search
 from proto_index.pipeline.catalog_views import (
@@ -32,6 +32,7 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store.schema import ClassSet, Environment, IngestFailure, PrototypeSet, Recording, Window
@@ -49,10 +50,13 @@ def default_store_path() -> Path:
 class Store:
     """A proto-index store: a corpus index, class sets, prototypes and environments bound to one model."""
 
-    def __init__(self, storage: Storage, encoder: Encoder | None = None, device: str | None = None):
+    def __init__(self, storage: Storage, encoder: Encoder | None = None, device: str | None = None,
+                 precision: str = "fp32"):
         self._storage = storage
         self._encoder = encoder
         self._device = device
+        self._precision = precision
+        storage.gpu_search = device is None or device.startswith("cuda")
         if encoder is not None:
             storage.check_identity(encoder.identity)
 
@@ -67,21 +71,32 @@ class Store:
         tokenizer_dir: str | Path | None = None,
         device: str | None = None,
         encoder: Encoder | None = None,
+        vector_dtype: str = "float32",
+        precision: str = "fp32",
     ) -> "Store":
-        """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later)."""
+        """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later).
+
+        ``vector_dtype='float16'`` halves the disk taken by the exact vectors. ``precision``: the
+        model's compute precision in this session (fp32, bf16, or fp16 on CUDA); the same weights,
+        so the store's model identity is the same at every precision (bf16 vectors differ slightly).
+        """
         options = {
             "model": model,
             "checkpoint": str(Path(checkpoint).absolute()) if checkpoint else None,
             "tokenizer_dir": str(Path(tokenizer_dir).absolute()) if tokenizer_dir else None,
         }
         if encoder is None:
-            encoder = _load_encoder(options, device)
-        return cls(Storage.create(Path(path), encoder.identity, options), encoder, device)
+            encoder = _load_encoder(options, device, precision)
+        return cls(Storage.create(Path(path), encoder.identity, options, vector_dtype), encoder, device, precision)
 
     @classmethod
-    def open(cls, path: str | Path | None = None, encoder: Encoder | None = None, device: str | None = None) -> "Store":
-        """Open an existing store (its schema is upgraded in place if it is older than this version)."""
-        return cls(Storage.open(Path(path) if path else default_store_path()), encoder, device)
+    def open(cls, path: str | Path | None = None, encoder: Encoder | None = None, device: str | None = None,
+             precision: str = "fp32") -> "Store":
+        """Open an existing store (its schema is upgraded in place if it is older than this version).
+
+        ``precision`` (fp32, bf16, fp16 on CUDA) is the compute precision of the model it loads.
+        """
+        return cls(Storage.open(Path(path) if path else default_store_path()), encoder, device, precision)
 
     def close(self) -> None:
         self._storage.close()
@@ -104,16 +119,41 @@ class Store:
     def encoder(self) -> Encoder:
         """The store's model, loaded on first use and checked against the store's identity."""
         if self._encoder is None:
-            encoder = _load_encoder(self._storage.model_options, self._device)
+            encoder = _load_encoder(self._storage.model_options, self._device, self._precision)
             self._storage.check_identity(encoder.identity)
             self._encoder = encoder
         return self._encoder
 
     # -- corpus ------------------------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None, batch_size: int = 16) -> ingest.IngestReport:
-        """Add audio files and folders to the corpus (reruns skip stored content)."""
-        return ingest.ingest(self._storage, self.encoder, [Path(p) for p in paths], batch_windows=batch_size, progress=progress)
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        progress: Progress | None = None,
+        batch_size: int | None = None,
+        wait_s: float = 0.0,
+        commit_windows: int = 256,
+        publish_windows: int = 50_000,
+        hop_s: float = DEFAULT_HOP_S,
+        workers: int = DEFAULT_WORKERS,
+    ) -> ingest.IngestReport:
+        """Add audio files and folders to the corpus (reruns skip stored content; one writer at a time).
+
+        Files are cut into 10 s windows starting every ``hop_s`` seconds; ``workers`` threads read,
+        hash and decode files ahead of the model (0: all in this thread).
+        """
+        return ingest.ingest(
+            self._storage,
+            self.encoder,
+            [Path(p) for p in paths],
+            batch_windows=batch_size,
+            commit_windows=commit_windows,
+            publish_windows=publish_windows,
+            progress=progress,
+            wait_s=wait_s,
+            hop_s=hop_s,
+            workers=workers,
+        )
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
         return search.search(self._storage, self.encoder, text, k)
@@ -186,6 +226,17 @@ class Store:
     def environments(self) -> list[EnvironmentView]:
         return environments.list_environments(self._storage)
 
+    def set_environment_tau(self, name: str, audio: float | None = None, text: float | None = None) -> EnvironmentView:
+        """Store an environment's tau for audio and/or text backgrounds (None leaves one as it is)."""
+        with self._storage.session() as s:
+            env = get_environment(s, name)
+            if audio is not None:
+                env.tau_audio = float(audio)
+            if text is not None:
+                env.tau_text = float(text)
+            s.flush()
+            return environment_view(env, self.identity.dim)
+
     # -- classification --------------------------------------------------------------------------
 
     def classify(
@@ -193,18 +244,98 @@ class Store:
         items: Sequence[tuple[str | Path, str]],
         prototypes: str,
         adapt: str = "auto",
-        tau: float | None = None,
+        tau: float | str | None = None,
         progress: Progress | None = None,
-        batch_size: int = 16,
+        batch_size: int | None = None,
+        prototype_norm: str = "l2",
+        per_window: bool = False,
+        hop_s: float = DEFAULT_HOP_S,
+        workers: int = DEFAULT_WORKERS,
     ) -> classify_mod.Classification:
-        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``."""
+        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``
+        (``tau="auto"`` estimates tau without labels; ``prototype_norm="none"`` scores as the paper's code).
+
+        One result per pair, on the mean of the file's window embeddings; ``per_window=True``: one
+        result per 10 s window (``start_s``, ``end_s``), windows every ``hop_s`` seconds."""
         return classify_mod.classify(
-            self._storage, self.encoder, [(Path(p), e) for p, e in items], prototypes, adapt, tau, batch_size, progress
+            self._storage, self.encoder, [(Path(p), e) for p, e in items], prototypes, adapt, tau, batch_size, progress,
+            prototype_norm, per_window, hop_s, workers,
         )
 
     def classify_manifest(self, manifest: str | Path, prototypes: str, **kwargs) -> classify_mod.Classification:
         """Classify the files of a CSV manifest with ``path`` and ``environment`` columns."""
         return self.classify([(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, **kwargs)
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def calibrate(
+        self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
+    ) -> list:
+        """Choose tau per environment and adaptation from a labelled CSV (``path,environment,label``)
+        by held-out search over ``grid``; see ``proto_index.evaluation.calibrate``. Stores nothing."""
+        from proto_index.core.tau import DEFAULT_GRID
+        from proto_index.evaluation.calibrate import calibrate
+
+        rows = read_manifest(Path(manifest))
+        if any(not r.extra.get("label") for r in rows):
+            raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
+        with self._storage.session() as s:
+            protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
+        envs = {name: self.environment(name) for name in sorted({r.environment for r in rows})}
+        vectors = self.embed_audio([r.path for r in rows])
+        return calibrate(
+            protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
+            DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+        )
+
+    def modality_gap(self, prototypes: str, k: int = 10):
+        """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""
+        from proto_index.evaluation.corpus_gap import prototype_gap
+
+        return prototype_gap(self._storage, prototypes, k)
+
+    def evaluate_audio(self, foreground_csv: str | Path, backgrounds: str | Path, work_dir: str | Path, snrs_db=(6.0, 8.0, 10.0), settings=None, **kwargs):
+        """The paper's experiment from audio with this store's model: ``(Evaluation, description)``.
+
+        Scenes are mixed and embedded (``proto_index.evaluation.audio_run``); nothing is added to the
+        store. ``kwargs``: n_folds, seed, ref_db, keep_scenes, progress.
+        """
+        from proto_index.evaluation.audio_run import audio_experiment
+        from proto_index.evaluation.protocol import Settings, evaluate
+
+        settings = settings or Settings()
+        try:
+            settings.check()
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        run = audio_experiment(
+            self, self.identity.to_json(), Path(foreground_csv), Path(backgrounds), tuple(snrs_db), Path(work_dir),
+            settings=settings, **kwargs,
+        )
+        try:
+            return evaluate(run.data, settings), run.description
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def remove(self, paths: Iterable[str | Path], wait_s: float = 0.0) -> int:
+        """Remove recordings (files, folders, or the same content elsewhere) from catalog and index."""
+        from proto_index.pipeline.maintenance import remove
+
+        return remove(self._storage, [Path(p) for p in paths], wait_s)
+
+    def verify(self, repair: bool = False, wait_s: float = 0.0):
+        """Check catalog, vector file and index agree; ``repair`` fixes what it can. See VerifyReport."""
+        from proto_index.pipeline.maintenance import verify
+
+        return verify(self._storage, repair, wait_s)
+
+    def reindex(self, index: str | None = None, memory_budget: int | None = None, compact: bool = False, wait_s: float = 0.0):
+        """Rebuild the index ('auto', 'Flat' or 'IVF<nlist>,PQ<m>'); ``compact`` drops removed rows first."""
+        from proto_index.pipeline.maintenance import reindex
+
+        return reindex(self._storage, index, memory_budget, compact, wait_s)
 
     # -- overview --------------------------------------------------------------------------------
 
@@ -231,9 +362,10 @@ class Store:
         }
 
 
-def _load_encoder(options: dict, device: str | None) -> Encoder:
+def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
     from proto_index.embed.registry import load_encoder
 
     return load_encoder(
-        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device
+        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,
+        precision=precision,
     )

@@ -12,6 +12,9 @@ class Progress(Protocol):
     def note(self, message: str) -> None:
         """A line worth showing the user now (e.g. a file that failed), not an error of the whole job."""
 
+    # Optional: ``add_windows(n)``, called when n more audio windows went through the model (the
+    # pipelines look it up with getattr, so progress objects without it keep working).
+
 
 class SilentProgress:
     """Reports nothing; notes are kept so callers can inspect them."""
@@ -27,3 +30,6 @@ class SilentProgress:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+    def add_windows(self, n: int) -> None:
+        pass

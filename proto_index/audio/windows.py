@@ -6,7 +6,7 @@ half-open sample ranges ``[start, end)``; windows start at ``0, hop, 2*hop, ...`
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -55,3 +55,46 @@ def iter_windows(
     """
     for start, end in window_bounds(len(wave), window, hop, min_tail):
         yield start, wave[start:end]
+
+
+def stream_windows(
+    chunks: Iterable[np.ndarray], window: int = WINDOW, hop: int = HOP, min_tail: int = MIN_TAIL
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Cut a recording that arrives as consecutive 1-D chunks; yield ``(start, end, samples)``.
+
+    The windows are exactly ``window_bounds(total length, ...)``, with the total learnt only when
+    the chunks end: every full window is yielded as soon as its samples have arrived (a full
+    window belongs to the bounds of any longer recording), the final short ones at the end.
+    At most about ``window + hop`` samples plus one chunk are held, whatever the length; each
+    yielded array is a copy the caller may keep.
+    """
+    window, hop, min_tail = (operator.index(v) for v in (window, hop, min_tail))
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got window={window}, hop={hop}")
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = 0  # sample index of buffer[0]
+    next_start = 0  # start of the next window to yield
+    emitted = 0
+    total = 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 1:
+            raise ValueError(f"chunks must be 1-D, got shape {chunk.shape}")
+        total += len(chunk)
+        if len(chunk) == 0:
+            continue
+        buffer = np.concatenate([buffer, chunk]) if len(buffer) else chunk
+        while next_start + window <= total:
+            a = next_start - buffer_start
+            yield next_start, next_start + window, buffer[a : a + window].copy()
+            emitted += 1
+            next_start += hop
+        # Samples before the next window's start are never needed again.
+        drop = min(next_start, total) - buffer_start
+        if drop > 0:
+            buffer = buffer[drop:]
+            buffer_start += drop
+    if total == 0:
+        return
+    for start, end in window_bounds(total, window, hop, min_tail)[emitted:]:
+        yield start, end, buffer[start - buffer_start : end - buffer_start].copy()

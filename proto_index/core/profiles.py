@@ -29,7 +29,23 @@ def cosine_profiles(vectors: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     return out[0] if single else out
 
 
-def background_profile(background_vectors: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+PROTOTYPE_NORMS = ("l2", "none")
+"""``l2``: cosine similarity, the paper's definition. ``none``: the raw dot product against
+un-normalised prototypes (a TGAP centroid is shorter than 1), as the paper's reference code scores."""
+
+
+def similarity_profiles(vectors: np.ndarray, prototypes: np.ndarray, prototype_norm: str = "l2") -> np.ndarray:
+    """Ps under ``prototype_norm`` (see :data:`PROTOTYPE_NORMS`); shapes as :func:`cosine_profiles`."""
+    if prototype_norm == "l2":
+        return cosine_profiles(vectors, prototypes)
+    if prototype_norm == "none":
+        single = np.ndim(vectors) == 1
+        out = np.atleast_2d(np.asarray(vectors, dtype=np.float64)) @ np.atleast_2d(np.asarray(prototypes, dtype=np.float64)).T
+        return out[0] if single else out
+    raise ValueError(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
+
+
+def background_profile(background_vectors: np.ndarray, prototypes: np.ndarray, prototype_norm: str = "l2") -> np.ndarray:
     """Pb: the mean over background vectors ``(m, d)`` of their profiles -> ``(k,)``.
 
     For text backgrounds the vectors are the embeddings of the environment's prompts; for audio
@@ -38,12 +54,19 @@ def background_profile(background_vectors: np.ndarray, prototypes: np.ndarray) -
     bg = np.atleast_2d(background_vectors)
     if bg.shape[0] == 0:
         raise ValueError("a background profile needs at least one background vector")
-    return cosine_profiles(bg, prototypes).mean(axis=0)
+    return similarity_profiles(bg, prototypes, prototype_norm).mean(axis=0)
 
 
-def refine(profiles: np.ndarray, background: np.ndarray | None, tau: float) -> np.ndarray:
-    """Pf = Ps - tau * Pb; with no background (or tau 0) the profiles are returned unchanged."""
+def refine(profiles: np.ndarray, background: np.ndarray | None, tau) -> np.ndarray:
+    """Pf = Ps - tau * Pb; with no background (or tau 0) the profiles are returned unchanged.
+
+    ``tau`` is one number, or one per profile ``(n,)`` (as the label-free rules give).
+    """
     ps = np.asarray(profiles, dtype=np.float64)
-    if background is None or tau == 0.0:
+    if np.ndim(tau) == 0:
+        if background is None or tau == 0.0:
+            return ps.copy()
+        return ps - float(tau) * np.asarray(background, dtype=np.float64)
+    if background is None:
         return ps.copy()
-    return ps - float(tau) * np.asarray(background, dtype=np.float64)
+    return ps - np.asarray(tau, dtype=np.float64)[:, None] * np.asarray(background, dtype=np.float64)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from proto_index.embed.clap import TOKENIZER_FILES, ClapEncoder, check_tokenizer_dir
+from proto_index.embed.clap import PRECISIONS, TOKENIZER_FILES, ClapEncoder, check_tokenizer_dir
 from proto_index.embed.download import base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import ModelError
@@ -21,7 +21,7 @@ class ModelInfo:
     """A loadable model: what it is, what it needs from the network, and how to build it.
 
     ``factory`` is called with :func:`load_encoder`'s keyword arguments (checkpoint, tokenizer_dir,
-    device, batch_size, download_base) and returns an Encoder.
+    device, batch_size, download_base, and precision when it is not fp32) and returns an Encoder.
     """
 
     name: str
@@ -31,20 +31,20 @@ class ModelInfo:
 
 
 def _random_factory(name: str, fusion: bool) -> Callable[..., Encoder]:
-    def build(*, checkpoint=None, device=None, batch_size=16, **_ignored) -> Encoder:
+    def build(*, checkpoint=None, device=None, batch_size=16, precision="fp32", **_ignored) -> Encoder:
         if checkpoint is not None:
             raise ModelError(f"{name} has built-in random weights and takes no checkpoint")
-        return ClapEncoder.random(name, fusion=fusion, device=device, batch_size=batch_size)
+        return ClapEncoder.random(name, fusion=fusion, device=device, batch_size=batch_size, precision=precision)
 
     return build
 
 
 def _released_factory(name: str, fusion: bool, filename: str) -> Callable[..., Encoder]:
     def build(*, checkpoint=None, tokenizer_dir=None, device=None, batch_size=16,
-              download_base=None) -> Encoder:
+              download_base=None, precision="fp32") -> Encoder:
         checkpoint_path, tokenizer_path = locate_files(filename, checkpoint, tokenizer_dir, base=download_base)
         return ClapEncoder.from_checkpoint(name, checkpoint_path, tokenizer_path, fusion=fusion,
-                                           device=device, batch_size=batch_size)
+                                           device=device, batch_size=batch_size, precision=precision)
 
     return build
 
@@ -102,20 +102,25 @@ def load_plugins() -> None:
 
 def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
                  tokenizer_dir: str | os.PathLike | None = None, device: str | None = None,
-                 batch_size: int = 16, download_base: str | None = None) -> Encoder:
+                 batch_size: int = 16, download_base: str | None = None, precision: str = "fp32") -> Encoder:
     """Build the encoder called ``name``.
 
     For ``clap`` and ``clap-fusion``, ``checkpoint`` and ``tokenizer_dir`` stand in for the cached
     or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
-    available.
+    available. ``precision``: fp32, bf16 or fp16 (CUDA); the same weights and identity at each
+    (see :class:`~proto_index.embed.clap.ClapEncoder`).
     """
     load_plugins()
     info = _BUILTIN.get(name) or _registered.get(name)
     if info is None:
         known = ", ".join(m.name for m in available_models())
         raise ModelError(f"unknown model {name!r}; known models: {known}")
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    # Only a non-default precision is passed on, so factories registered before it existed still work.
+    extra = {} if precision == "fp32" else {"precision": precision}
     encoder = info.factory(checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device,
-                           batch_size=batch_size, download_base=download_base)
+                           batch_size=batch_size, download_base=download_base, **extra)
     if not isinstance(encoder, Encoder):
         raise ModelError(f"model {name!r} was built as {type(encoder).__name__}, which is not an Encoder")
     return encoder

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from proto_index.audio.discover import file_sha256
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
-from proto_index.core.profiles import background_profile, cosine_profiles, refine
+from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
+from proto_index.core.tau import auto_tau, parse_tau
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import (
@@ -25,17 +26,22 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.pipeline.embedding import FailedFile, embed_files
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, embed_files
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
 
 OUTPUT_COLUMNS = ("path", "environment", "adaptation", "tau", "label", "score", "margin", "error")
+WINDOW_COLUMNS = ("start_s", "end_s")
+"""With ``per_window``, these follow ``path``: the window's [start, end) in seconds."""
 
 
 @dataclass
 class ClassifiedFile:
-    """One input's outcome. ``scores`` holds the refined profile Pf (one value per class)."""
+    """One input's outcome. ``scores`` holds the refined profile Pf (one value per class).
+
+    Per window (``classify(per_window=True)``), one per window, with its ``start_s``/``end_s``.
+    """
 
     path: Path
     environment: str
@@ -46,51 +52,77 @@ class ClassifiedFile:
     margin: float | None = None
     scores: np.ndarray | None = None
     error: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
 
 
 @dataclass
 class Classification:
     labels: list[str]
     files: list[ClassifiedFile]
+    per_window: bool = False
 
     @property
     def failed(self) -> list[ClassifiedFile]:
         return [f for f in self.files if f.error is not None]
 
 
-def file_vectors(
-    storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int = 16, progress: Progress | None = None
-) -> dict[Path, np.ndarray | str]:
-    """Each file's vector (mean of its window embeddings), or the reason it failed.
+@dataclass
+class FileWindows:
+    """A file's window vectors ``(w, d)`` with each window's [start, end) in seconds."""
 
-    Files already in the corpus (same content hash) reuse their stored window vectors.
+    starts_s: list[float]
+    ends_s: list[float]
+    vectors: np.ndarray
+
+
+def file_windows(
+    storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
+    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS,
+) -> dict[Path, FileWindows | str]:
+    """Each file's window vectors, or the reason it failed.
+
+    Files already in the corpus (same content hash) reuse their stored windows (whatever hop they
+    were ingested with); the others are cut into 10 s windows every ``hop_s`` seconds.
     """
     progress = progress or SilentProgress()
     progress.start(len(paths), "embedding")
-    out: dict[Path, np.ndarray | str] = {}
-    stored_rows: dict[Path, list[int]] = {}
+    out: dict[Path, FileWindows | str] = {}
+    stored: dict[Path, list[tuple[int, float, float]]] = {}
     with storage.session() as s:
         for path in paths:
-            rows = s.scalars(
-                select(Window.vector_row)
+            rows = s.execute(
+                select(Window.vector_row, Window.start_s, Window.end_s)
                 .join(Recording)
                 .where(Recording.sha256 == file_sha256(path))
                 .order_by(Window.start_s)
             ).all()
             if rows:
-                stored_rows[path] = list(rows)
-    for path, rows in stored_rows.items():
-        out[path] = storage.vectors.read(rows).mean(axis=0)
+                stored[path] = [tuple(r) for r in rows]
+    for path, rows in stored.items():
+        vectors = storage.vectors.read([r for r, _, _ in rows])
+        out[path] = FileWindows([a for _, a, _ in rows], [b for _, _, b in rows], np.asarray(vectors, np.float32))
         progress.advance()
-    todo = [p for p in paths if p not in stored_rows]
-    for result in embed_files(todo, encoder, batch_windows=batch_windows):
+    todo = [p for p in paths if p not in stored]
+    results = embed_files(todo, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                          on_windows=getattr(progress, "add_windows", None))
+    for result in results:
         progress.advance()
         if isinstance(result, FailedFile):
             out[result.path] = result.error
             progress.note(f"{result.path}: {result.error}")
         else:
-            out[result.path] = result.pooled()
+            out[result.path] = FileWindows(result.starts_s, result.ends_s, result.vectors)
     return out
+
+
+def file_vectors(
+    storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
+    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS,
+) -> dict[Path, np.ndarray | str]:
+    """Each file's vector, the mean of its window embeddings (see :func:`file_windows`), or why it failed."""
+    windows = file_windows(storage, encoder, paths, batch_windows, progress, hop_s, workers)
+    return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
 
 
 def classify(
@@ -99,15 +131,35 @@ def classify(
     items: Sequence[tuple[Path, str]],
     prototypes: str,
     adapt: str = "auto",
-    tau: float | None = None,
-    batch_windows: int = 16,
+    tau: float | str | None = None,
+    batch_windows: int | None = None,
     progress: Progress | None = None,
+    prototype_norm: str = "l2",
+    per_window: bool = False,
+    hop_s: float = DEFAULT_HOP_S,
+    workers: int = DEFAULT_WORKERS,
 ) -> Classification:
     """Classify ``(path, environment)`` pairs with Pf = Ps - tau * Pb and argmax.
+
+    One result per pair, whose clip vector is the mean of the file's window embeddings (10 s
+    windows every ``hop_s`` seconds); with ``per_window``, one result per window instead (with its
+    start and end), each window classified on its own vector.
+
+    ``tau``: a number for every environment; None for each environment's own (else the default);
+    or ``"auto"`` / ``"auto-clip"``: a label-free rule (:data:`proto_index.core.tau.TAU_KEYWORDS`)
+    estimates it from the profiles, per environment over this run's clips, or per clip.
+    ``prototype_norm``: ``l2`` (cosine) or ``none`` (raw dot product, as the paper's reference code).
 
     Unknown prototype sets or environments, unavailable adaptations and missing files are all
     reported before any embedding work starts.
     """
+    try:
+        tau = parse_tau(tau)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if prototype_norm not in PROTOTYPE_NORMS:
+        raise InvalidInput(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
+    auto_rule = tau if isinstance(tau, str) else None
     storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
@@ -121,27 +173,59 @@ def classify(
             adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}") from None
-        plans[name] = (adaptation, resolve_tau(adaptation, tau, env.taus), _background(env, adaptation, protos))
+        fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
     missing = [str(p) for p, _ in items if not p.is_file()]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise NotFound(f"{len(missing)} input file(s) not found: {shown}")
 
-    vectors = file_vectors(storage, encoder, list(dict.fromkeys(p for p, _ in items)), batch_windows, progress)
+    unique = list(dict.fromkeys(p for p, _ in items))
+    if per_window:
+        windows = file_windows(storage, encoder, unique, batch_windows, progress, hop_s, workers)
+        items, spans, row_vectors = _window_rows(items, windows)
+    else:
+        vectors = file_vectors(storage, encoder, unique, batch_windows, progress, hop_s, workers)
+        spans = [(None, None)] * len(items)
+        row_vectors = [vectors[path] for path, _ in items]
+    profiles = {
+        i: similarity_profiles(row_vectors[i], protos.matrix, prototype_norm)
+        for i in range(len(items))
+        if not isinstance(row_vectors[i], str)
+    }
+    taus = _taus(items, profiles, plans, auto_rule)
     results = []
-    for path, env in items:
-        adaptation, env_tau, pb = plans[env]
-        entry = ClassifiedFile(path, env, adaptation, env_tau)
-        vec = vectors[path]
-        if isinstance(vec, str):
-            entry.error = vec
+    for i, (path, env) in enumerate(items):
+        adaptation, fixed_tau, pb = plans[env]
+        # a file that failed has no profile: it shows its environment's tau, or none under auto
+        entry = ClassifiedFile(path, env, adaptation, taus.get(i, float("nan") if fixed_tau is None else fixed_tau))
+        entry.start_s, entry.end_s = spans[i]
+        if i not in profiles:
+            entry.error = row_vectors[i]
         else:
-            pf = refine(cosine_profiles(vec, protos.matrix), pb, env_tau)
+            pf = refine(profiles[i], pb, taus[i])
             d = decide(pf[None, :])
             entry.label = protos.labels[int(d.winners[0])]
             entry.score, entry.margin, entry.scores = float(d.scores[0]), float(d.margins[0]), pf
         results.append(entry)
-    return Classification(protos.labels, results)
+    return Classification(protos.labels, results, per_window)
+
+
+def _window_rows(items, windows: dict[Path, FileWindows | str]):
+    """One row per window of each item (one row, the error, for a file that failed)."""
+    rows, spans, vectors = [], [], []
+    for path, env in items:
+        w = windows[path]
+        if isinstance(w, str):
+            rows.append((path, env))
+            spans.append((None, None))
+            vectors.append(w)
+            continue
+        for start, end, vector in zip(w.starts_s, w.ends_s, w.vectors):
+            rows.append((path, env))
+            spans.append((start, end))
+            vectors.append(vector)
+    return rows, spans, vectors
 
 
 def _environments(s, names: list[str], dim: int) -> dict[str, EnvironmentView]:
@@ -155,31 +239,55 @@ def _environments(s, names: list[str], dim: int) -> dict[str, EnvironmentView]:
     return {n: environment_view(get_environment(s, n), dim) for n in names}
 
 
-def _background(env: EnvironmentView, adaptation: str, protos: PrototypeSetView) -> np.ndarray | None:
+def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | None) -> dict[int, float]:
+    """The tau each classified item uses: its environment's, or the label-free rule's estimate."""
+    taus = {}
+    for env, (adaptation, fixed_tau, pb) in plans.items():
+        rows = [i for i, (_, e) in enumerate(items) if e == env and i in profiles]
+        if not rows:
+            continue
+        if fixed_tau is not None or pb is None:
+            values = np.full(len(rows), 0.0 if pb is None else fixed_tau)
+        else:
+            values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule)
+        taus.update({i: float(t) for i, t in zip(rows, values)})
+    return taus
+
+
+def _background(env: EnvironmentView, adaptation: str, protos: PrototypeSetView, prototype_norm: str = "l2") -> np.ndarray | None:
     if adaptation == "audio":
-        return background_profile(env.audio_vectors, protos.matrix)
+        return background_profile(env.audio_vectors, protos.matrix, prototype_norm)
     if adaptation == "text":
-        return background_profile(env.text_vectors, protos.matrix)
+        return background_profile(env.text_vectors, protos.matrix, prototype_norm)
     return None
 
 
 def write_csv(result: Classification, out: Path, all_scores: bool = False) -> None:
-    """Write one row per input; with ``all_scores`` one more column per class (its Pf value).
+    """Write one row per input (per window, with start_s and end_s after path, for a per-window
+    result); with ``all_scores`` one more column per class (its Pf value).
 
     Written to a temporary file and renamed, so an interrupted run never leaves half a CSV.
     """
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     header = list(OUTPUT_COLUMNS) + (list(result.labels) if all_scores else [])
+    if result.per_window:
+        header[1:1] = WINDOW_COLUMNS
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
         for r in result.files:
             row = [r.path, r.environment, r.adaptation, _fmt(r.tau), r.label or "", _fmt(r.score), _fmt(r.margin), r.error or ""]
+            if result.per_window:
+                row[1:1] = [_seconds(r.start_s), _seconds(r.end_s)]
             if all_scores:
                 row += [_fmt(v) for v in r.scores] if r.scores is not None else [""] * len(result.labels)
             w.writerow(row)
     os.replace(tmp, out)
+
+
+def _seconds(x: float | None) -> str:
+    return "" if x is None else f"{x:.6f}".rstrip("0").rstrip(".")
 
 
 def _fmt(x: float | None) -> str:

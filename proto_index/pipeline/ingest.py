@@ -14,9 +14,9 @@ from typing import Iterable
 import numpy as np
 from sqlalchemy import delete, select
 
-from proto_index.audio.discover import file_sha256, find_audio_files
+from proto_index.audio.discover import find_audio_files
 from proto_index.embed.encoder import Encoder
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import IngestFailure, Recording, StoreMeta, Window
@@ -36,11 +36,13 @@ def ingest(
     encoder: Encoder,
     paths: Iterable[Path],
     *,
-    batch_windows: int = 16,
+    batch_windows: int | None = None,
     commit_windows: int = 256,
     publish_windows: int = 50_000,
     wait_s: float = 0.0,
     progress: Progress | None = None,
+    hop_s: float = DEFAULT_HOP_S,
+    workers: int = DEFAULT_WORKERS,
 ) -> IngestReport:
     """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped.
 
@@ -52,43 +54,40 @@ def ingest(
     storage.check_identity(encoder.identity)
     discovery = find_audio_files(paths)
     with storage.writer(wait_s):
-        return _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress)
+        return _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
+                       hop_s, workers)
 
 
-def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress) -> IngestReport:
+def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
+            hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS) -> IngestReport:
     report = IngestReport()
     for path, problem in discovery.problems:
         report.failed.append(FailedFile(Path(path), problem))
 
     with storage.session() as s:
         known = set(s.scalars(select(Recording.sha256)))
-    todo: list[Path] = []
     hashes: dict[Path, str] = {}
-    for path in discovery.files:
-        try:
-            sha = file_sha256(path)
-        except OSError as e:
-            report.failed.append(FailedFile(path, f"cannot read file: {e.strerror or e}"))
-            continue
-        if sha in known:
-            report.skipped += 1
-            continue
-        known.add(sha)  # a second copy in this run is a duplicate too
-        hashes[path] = sha
-        todo.append(path)
 
-    progress.start(len(todo), "embedding")
+    # Worker threads hash each file from the same read that decodes it; a file whose hash is stored,
+    # or equals an earlier file's in this run, is skipped before decoding (embed_files' known_hashes).
+    progress.start(len(discovery.files), "embedding")
     for failure in report.failed:
         progress.note(f"{failure.path}: {failure.error}")
     index = storage.index()
     batch: list[EmbeddedFile] = []
     published_at = 0
-    for result in embed_files(todo, encoder, batch_windows=batch_windows):
+    results = embed_files(discovery.files, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                          known_hashes=known, on_windows=getattr(progress, "add_windows", None))
+    for result in results:
         progress.advance()
+        if isinstance(result, SkippedFile):
+            report.skipped += 1
+            continue
         if isinstance(result, FailedFile):
             report.failed.append(result)
             progress.note(f"{result.path}: {result.error}")
             continue
+        hashes[result.path] = result.sha256
         batch.append(result)
         if sum(len(f.starts_s) for f in batch) >= commit_windows:
             _commit(storage, index, batch, hashes, report)
