@@ -43,7 +43,7 @@ PrecisionOption = Annotated[
         envvar=PRECISION_ENV_VAR,
         case_sensitive=False,
         help="Model compute precision: fp32; bf16 (about twice as fast on a CPU with bfloat16 support; "
-        "vectors within cosine 0.9999 of fp32, same model); fp16 (CUDA only). "
+        "vectors within cosine 0.9999 of fp32 on a CPU, 0.999 on CUDA; same model). "
         f"Env: {PRECISION_ENV_VAR}. [default: fp32]",
         show_default=False,
     ),

@@ -77,7 +77,7 @@ class Store:
         """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later).
 
         ``vector_dtype='float16'`` halves the disk taken by the exact vectors. ``precision``: the
-        model's compute precision in this session (fp32, bf16, or fp16 on CUDA); the same weights,
+        model's compute precision in this session (fp32 or bf16); the same weights,
         so the store's model identity is the same at every precision (bf16 vectors differ slightly).
         """
         options = {
@@ -94,7 +94,7 @@ class Store:
              precision: str = "fp32") -> "Store":
         """Open an existing store (its schema is upgraded in place if it is older than this version).
 
-        ``precision`` (fp32, bf16, fp16 on CUDA) is the compute precision of the model it loads.
+        ``precision`` (fp32 or bf16) is the compute precision of the model it loads.
         """
         return cls(Storage.open(Path(path) if path else default_store_path()), encoder, device, precision)
 

@@ -50,8 +50,8 @@ def test_bf16_embeddings_are_within_cosine_0_9999_of_float32(fusion):
     # text goes through the same precision, within the same bound
     texts = ["a dog barking", "rain on a tin roof", "silence"]
     assert _cosines(fp32.embed_texts(texts), bf16.embed_texts(texts)).min() >= 0.9999
-    # the float32 model and its weights are untouched by the bf16 one
-    np.testing.assert_array_equal(fp32.embed_waveforms(clips[:2]), a[:2])
+    # the float32 model and its weights are untouched by the bf16 one (same batch: GPU kernels vary with its size)
+    np.testing.assert_array_equal(fp32.embed_waveforms(clips[:3]), a[:3])
     assert all(torch.equal(v, bf16.model.state_dict()[k]) for k, v in weights.items())
 
 
@@ -77,11 +77,10 @@ def test_fft_front_end_matches_laion_clap_stft():
 
 
 def test_precision_is_checked():
-    assert PRECISIONS == ("fp32", "bf16", "fp16")
+    assert PRECISIONS == ("fp32", "bf16")
     assert check_precision("bf16", "cpu") == "bf16"
-    assert check_precision("fp16", "cuda:0") == "fp16"
-    with pytest.raises(ModelError, match="fp16 needs a CUDA device"):
-        check_precision("fp16", "cpu")
+    with pytest.raises(ModelError, match="fp16 is not supported: .* overflows to NaN"):
+        check_precision("fp16", "cuda:0")
     with pytest.raises(ModelError, match="unknown precision 'int8'"):
         load_encoder("fake-bands", precision="int8")
 

@@ -107,7 +107,7 @@ def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
 
     For ``clap`` and ``clap-fusion``, ``checkpoint`` and ``tokenizer_dir`` stand in for the cached
     or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
-    available. ``precision``: fp32, bf16 or fp16 (CUDA); the same weights and identity at each
+    available. ``precision``: fp32 or bf16; the same weights and identity at each
     (see :class:`~proto_index.embed.clap.ClapEncoder`).
     """
     load_plugins()
