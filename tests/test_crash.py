@@ -26,12 +26,18 @@ def env() -> dict:
     return {**os.environ, "PROTO_INDEX_PLUGINS": "fakes", "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def test_ingest_survives_kill_9_at_random_moments(tmp_path):
+def corpus_and_store(tmp_path: Path) -> tuple[Path, Path]:
+    """N_FILES distinct 3 s tones, and an empty store bound to the fake encoder."""
     corpus = tmp_path / "corpus"
     for i in range(N_FILES):
         write(corpus / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=3.0, seed=i)
     store = tmp_path / "store"
     Store.init(store, model="fake-bands", encoder=BandEncoder()).close()
+    return corpus, store
+
+
+def test_ingest_survives_kill_9_at_random_moments(tmp_path):
+    corpus, store = corpus_and_store(tmp_path)
 
     started = time.monotonic()
     timing = tmp_path / "timing"
@@ -68,11 +74,7 @@ def test_ingest_survives_kill_9_at_random_moments(tmp_path):
 
 
 def test_readers_during_an_ingest_always_see_a_consistent_index(tmp_path):
-    corpus = tmp_path / "corpus"
-    for i in range(N_FILES):
-        write(corpus / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=3.0, seed=i)
-    store = tmp_path / "store"
-    Store.init(store, model="fake-bands", encoder=BandEncoder()).close()
+    corpus, store = corpus_and_store(tmp_path)
     cmd = ingest_cmd(store, corpus) + ["--publish-windows", "8"]
     proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = []
