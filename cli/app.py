@@ -115,7 +115,7 @@ def ingest(
     \b
     Examples:
       proto-index ingest recordings/ extra/clip.flac
-      proto-index ingest /archive --precision bf16 --hop 5      # twice as fast on CPU, overlapping windows
+      proto-index ingest /archive --precision bf16 --hop 5      # ~1.8x faster on CPU; overlapping windows
     """
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:

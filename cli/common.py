@@ -31,8 +31,8 @@ WaitOption = Annotated[
 ]
 BatchOption = Annotated[
     Optional[int],
-    typer.Option("--batch-size", min=1, help="Audio windows per model batch [default: 4 on a CPU, where bigger "
-                 "batches run slower, 32 on CUDA].", show_default=False),
+    typer.Option("--batch-size", min=1, help="Audio windows per model batch (default: 4 on a CPU, where bigger "
+                 "batches run slower; 32 on CUDA).", show_default=False),
 ]
 PRECISION_ENV_VAR = "PROTO_INDEX_PRECISION"
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
@@ -42,7 +42,7 @@ PrecisionOption = Annotated[
         "--precision",
         envvar=PRECISION_ENV_VAR,
         case_sensitive=False,
-        help="Model compute precision: fp32; bf16 (about twice as fast on a CPU with bfloat16 support; "
+        help="Model compute precision: fp32; bf16 (about 1.8x faster on a CPU with bfloat16 support; "
         "vectors within cosine 0.9999 of fp32 on a CPU, 0.999 on CUDA; same model). "
         f"Env: {PRECISION_ENV_VAR}. [default: fp32]",
         show_default=False,
