@@ -166,3 +166,20 @@ def test_environment_with_undecodable_recording_is_not_stored(store, tmp_path):
     with pytest.raises(Exception, match="could not be decoded"):
         store.add_environment("harbour", audio=[bad])
     assert "harbour" not in [e.name for e in store.environments()]
+
+
+def test_repeated_content_in_an_archive_is_embedded_once(store, tmp_path):
+    import shutil
+
+    store.build_prototypes("urban", method="zero-shot")
+    first = archive_clip(tmp_path, "first", "siren", "airport")
+    copy = tmp_path / "archive" / "copy.wav"
+    shutil.copy(first, copy)
+    embedded = []
+    original = store.encoder.embed_waveforms
+    store.encoder.embed_waveforms = lambda waves: embedded.append(len(waves)) or original(waves)
+    result = store.classify([(first, "airport"), (copy, "airport")], "urban-zero-shot")
+    assert sum(embedded) == 1  # one window, embedded once
+    a, b = result.files
+    assert (a.label, a.error) == (b.label, b.error) == ("siren", None)
+    np.testing.assert_array_equal(a.scores, b.scores)

@@ -11,7 +11,6 @@ from typing import Sequence
 import numpy as np
 from sqlalchemy import select
 
-from proto_index.audio.discover import file_sha256
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
@@ -26,7 +25,7 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, embed_files
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, SkippedFile, embed_files
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
@@ -82,38 +81,47 @@ def file_windows(
 ) -> dict[Path, FileWindows | str]:
     """Each file's window vectors, or the reason it failed.
 
-    Files already in the corpus (same content hash) reuse their stored windows (whatever hop they
-    were ingested with); the others are cut into 10 s windows every ``hop_s`` seconds.
+    Each file is read once, by the embedding workers, which also hash it: files already in the
+    corpus (same content hash) reuse their stored windows (whatever hop they were ingested with)
+    and are not decoded; the others are cut into 10 s windows every ``hop_s`` seconds. An input
+    whose content repeats an earlier input's gets that input's result.
     """
     progress = progress or SilentProgress()
     progress.start(len(paths), "embedding")
-    out: dict[Path, FileWindows | str] = {}
-    stored: dict[Path, list[tuple[int, float, float]]] = {}
     with storage.session() as s:
-        for path in paths:
-            rows = s.execute(
-                select(Window.vector_row, Window.start_s, Window.end_s)
-                .join(Recording)
-                .where(Recording.sha256 == file_sha256(path))
-                .order_by(Window.start_s)
-            ).all()
-            if rows:
-                stored[path] = [tuple(r) for r in rows]
-    for path, rows in stored.items():
-        vectors = storage.vectors.read([r for r, _, _ in rows])
-        out[path] = FileWindows([a for _, a, _ in rows], [b for _, _, b in rows], np.asarray(vectors, np.float32))
-        progress.advance()
-    todo = [p for p in paths if p not in stored]
-    results = embed_files(todo, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                          on_windows=getattr(progress, "add_windows", None))
+        stored = set(s.scalars(select(Recording.sha256)))
+    out: dict[Path, FileWindows | str] = {}
+    embedded_as: dict[str, Path] = {}  # content hash -> the input embedded for it in this call
+    results = embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                          known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, FailedFile):
             out[result.path] = result.error
             progress.note(f"{result.path}: {result.error}")
+        elif isinstance(result, SkippedFile):
+            if result.sha256 in stored:
+                out[result.path] = _stored_windows(storage, result.sha256)
+            elif result.sha256 in embedded_as:
+                out[result.path] = out[embedded_as[result.sha256]]
+            else:
+                out[result.path] = "same content as an earlier input that could not be read"
         else:
             out[result.path] = FileWindows(result.starts_s, result.ends_s, result.vectors)
+            embedded_as[result.sha256] = result.path
     return out
+
+
+def _stored_windows(storage: Storage, sha256: str) -> FileWindows:
+    with storage.session() as s:
+        rows = s.execute(
+            select(Window.vector_row, Window.start_s, Window.end_s)
+            .join(Recording)
+            .where(Recording.sha256 == sha256)
+            .order_by(Window.start_s)
+        ).all()
+    vectors = storage.vectors.read([r for r, _, _ in rows])
+    return FileWindows([a for _, a, _ in rows], [b for _, _, b in rows], np.asarray(vectors, np.float32))
 
 
 def file_vectors(
