@@ -143,3 +143,15 @@ def test_second_writer_fails_clearly_or_waits(store_path):
         started = time.monotonic()
         with second.writer(wait_s=5):
             assert time.monotonic() - started >= 0.25
+
+
+def test_verify_finds_non_finite_vectors_and_repair_drops_their_recording(store_path):
+    storage = Storage.open(store_path)
+    row_bytes = storage.vectors.row_bytes
+    with open(storage.vectors.path, "r+b") as f:
+        f.seek(3 * row_bytes)
+        f.write(np.full(storage.identity.dim, np.nan, np.float32).tobytes())
+    assert "1 vectors hold NaN or Inf" in verify(storage).problems
+    report = verify(storage, repair=True)
+    assert any("removed 1 broken recordings" in r for r in report.repaired) and report.ok
+    assert 3 not in set(storage.live_rows().tolist())

@@ -40,17 +40,12 @@ def verify(storage: Storage, repair: bool = False, wait_s: float = 0.0) -> Verif
     even what an interrupted writer left behind (that is reported).
     """
     report = VerifyReport()
-    lock = storage._lock
-    first = lock.acquire(wait_s)
-    try:
+    with storage.writer(wait_s, recover=False):
         _verify(storage, repair, report)
         if report.repaired:
             after = VerifyReport()
             _verify(storage, False, after)
             report.remaining, report.notes = after.problems, after.notes
-    finally:
-        if first:
-            lock.release()
     return report
 
 
@@ -69,7 +64,7 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     ]
     if stray:
         report.problems.append(f"unpublished files left by an interrupted writer: {', '.join(sorted(stray))}")
-    if repair and (report.problems):
+    if repair and report.problems:
         done = storage.recover()
         for p in storage.root.glob("*.tmp"):
             p.unlink()
@@ -85,7 +80,7 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     if empty:
         report.problems.append(f"{len(empty)} recordings have no windows")
     live = storage.live_rows()
-    bad_rows = [int(r) for r in live[live < storage.vectors.count] if not np.isfinite(storage.vectors.read([r])).all()] if len(live) < 200_000 else []
+    bad_rows = _non_finite_rows(storage.vectors, live[live < storage.vectors.count])
     if bad_rows:
         report.problems.append(f"{len(bad_rows)} vectors hold NaN or Inf")
     if repair and (missing or empty or bad_rows):
@@ -120,6 +115,15 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     report.notes.append(
         f"{len(live)} windows, {storage.vectors.count} vector rows, index {storage.index().description if agree or repair else 'unusable'}"
     )
+
+
+def _non_finite_rows(vectors: VectorFile, rows: np.ndarray, chunk: int = 100_000) -> list[int]:
+    """The rows whose vector holds NaN or Inf, read in chunks (bounded memory at any corpus size)."""
+    bad: list[int] = []
+    for at in range(0, len(rows), chunk):
+        part = rows[at : at + chunk]
+        bad += part[~np.isfinite(vectors.read(part)).all(axis=1)].tolist()
+    return bad
 
 
 def remove(storage: Storage, paths: Iterable[Path], wait_s: float = 0.0) -> int:

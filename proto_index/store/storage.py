@@ -124,15 +124,16 @@ class Storage:
         self.engine.dispose()
 
     @contextmanager
-    def writer(self, wait_s: float = 0.0) -> Iterator[None]:
-        """Hold the store's writer lock; on first taking it, clean up after any killed writer.
+    def writer(self, wait_s: float = 0.0, recover: bool = True) -> Iterator[None]:
+        """Hold the store's writer lock; on first taking it, clean up after any killed writer
+        (unless ``recover`` is False: ``verify`` looks before it repairs).
 
         Raises :class:`StoreLocked` if another process holds it for longer than ``wait_s`` seconds.
         Re-entrant within a process.
         """
         first = self._lock.acquire(wait_s)
         try:
-            if first:
+            if first and recover:
                 self.recover()
             yield
         finally:
