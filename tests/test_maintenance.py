@@ -33,11 +33,14 @@ def populate(storage: Storage, n: int, dim: int, seed: int = 0) -> np.ndarray:
     centres = rng.standard_normal((40, dim))
     vecs = (centres[rng.integers(0, 40, n)] + 0.5 * rng.standard_normal((n, dim))).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    files = [EmbeddedFile(Path(f"/synthetic/{seed}/{i}.wav"), 1.0, 48000, 1, [0.0], [1.0], vecs[i : i + 1]) for i in range(n)]
-    hashes = {f.path: f"{seed:08x}{i:056x}" for i, f in enumerate(files)}
+    files = [
+        EmbeddedFile(Path(f"/synthetic/{seed}/{i}.wav"), 1.0, 48000, 1, [0.0], [1.0], vecs[i : i + 1],
+                     sha256=f"{seed:08x}{i:056x}")
+        for i in range(n)
+    ]
     with storage.writer():
         index = storage.index()
-        ingest_mod._commit(storage, index, files, hashes, ingest_mod.IngestReport())
+        ingest_mod._commit(storage, index, files, ingest_mod.IngestReport())
         storage.publish_index(index)
     return vecs
 

@@ -66,7 +66,6 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
 
     with storage.session() as s:
         known = set(s.scalars(select(Recording.sha256)))
-    hashes: dict[Path, str] = {}
 
     # Worker threads hash each file from the same read that decodes it; a file whose hash is stored,
     # or equals an earlier file's in this run, is skipped before decoding (embed_files' known_hashes).
@@ -87,15 +86,14 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
             report.failed.append(result)
             progress.note(f"{result.path}: {result.error}")
             continue
-        hashes[result.path] = result.sha256
         batch.append(result)
         if sum(len(f.starts_s) for f in batch) >= commit_windows:
-            _commit(storage, index, batch, hashes, report)
+            _commit(storage, index, batch, report)
             batch = []
             if report.windows - published_at >= publish_windows:
                 storage.publish_index(index)
                 published_at = report.windows
-    _commit(storage, index, batch, hashes, report)
+    _commit(storage, index, batch, report)
     _record_failures(storage, report.failed)
     plan = storage.index_plan()
     if plan.factory != index.factory:
@@ -105,7 +103,7 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
     return report
 
 
-def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Path, str], report: IngestReport) -> None:
+def _commit(storage: Storage, index: VectorIndex, batch: list[EmbeddedFile], report: IngestReport) -> None:
     if not batch:
         return
     vectors = np.concatenate([f.vectors for f in batch])
@@ -114,7 +112,7 @@ def _commit(storage: Storage, index, batch: list[EmbeddedFile], hashes: dict[Pat
         for f in batch:
             rec = Recording(
                 path=str(f.path),
-                sha256=hashes[f.path],
+                sha256=f.sha256,
                 duration_s=f.duration_s,
                 sample_rate=f.sample_rate,
                 channels=f.channels,
