@@ -43,3 +43,15 @@ class AlreadyExists(ProtoIndexError):
 
 class InvalidInput(ProtoIndexError):
     """An argument or input file is malformed (bad manifest, empty label list, bad N)."""
+
+
+class StoreCorrupt(StoreError):
+    """A store file does not match what the catalog recorded (truncated, overwritten, not SQLite)."""
+
+
+class StoreReadOnly(StoreError):
+    """A command that writes was run on a store whose folder or files cannot be written."""
+
+
+class DiskFull(StoreError):
+    """The disk filled up while writing; what was committed before is intact."""

@@ -14,8 +14,9 @@ from proto_index.audio.discover import file_sha256
 from proto_index.core.index_plan import plan_from_factory
 from proto_index.errors import InvalidInput
 from proto_index.store.index import VectorIndex
-from proto_index.store.schema import Recording, StoreMeta, Window
-from proto_index.store.storage import LEGACY_INDEX, Storage
+from proto_index.store.integrity import BLOCK_ROWS
+from proto_index.store.schema import FileChecksum, Recording, StoreMeta, Window
+from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
 
 
@@ -40,6 +41,9 @@ def verify(storage: Storage, repair: bool = False, wait_s: float = 0.0) -> Verif
     even what an interrupted writer left behind (that is reported).
     """
     report = VerifyReport()
+    if storage.read_only and not repair:  # nobody can write it through this mount: look without the lock
+        _verify(storage, False, report)
+        return report
     with storage.writer(wait_s, recover=False):
         _verify(storage, repair, report)
         if report.repaired:
@@ -53,21 +57,20 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     dim = storage.identity.dim
     row_bytes = storage.vectors.row_bytes
     size = storage.vectors.path.stat().st_size
+    _check_vector_blocks(storage, repair, report)
     committed = storage.committed_rows()
-    if size % row_bytes or storage.vectors.count > committed:
+    short = storage.vectors.count < committed
+    leftovers = not short and (size % row_bytes or storage.vectors.count > committed)
+    if leftovers:
         report.problems.append(
             f"vector file holds {size / row_bytes:g} rows but the catalog uses {committed}: "
             "rows left by an interrupted ingest"
         )
-    stray = [p.name for p in storage.root.glob("*.tmp")] + [
-        p.name for p in storage.root.glob("index*.faiss") if p.name not in {storage.meta("index_file"), LEGACY_INDEX}
-    ]
+    stray = [p.name for p in storage.stray_files()]
     if stray:
-        report.problems.append(f"unpublished files left by an interrupted writer: {', '.join(sorted(stray))}")
-    if repair and report.problems:
+        report.problems.append(f"files left by an interrupted writer or compaction: {', '.join(stray)}")
+    if repair and (leftovers or stray) and not short:
         done = storage.recover()
-        for p in storage.root.glob("*.tmp"):
-            p.unlink()
         report.repaired.append(
             f"dropped {done['vector_rows_dropped']} uncommitted vector rows, removed {done['index_files_removed']} stray files"
         )
@@ -95,15 +98,14 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     dead = max(storage.committed_rows() - len(live), 0)
     if dead:
         report.notes.append(f"{dead} vector rows belong to removed recordings (reclaim with `reindex --compact`)")
-    published = storage.meta("index_file")
-    path = storage.root / (published or LEGACY_INDEX)
     covered = int(storage.meta("index_next_row") or storage.committed_rows())
     expected = live[live < covered]
-    if not path.exists():
-        report.problems.append("the published index file is missing")
+    published, problem = storage.load_published_index()
+    if published is None:
+        report.problems.append(problem)
         agree = False
     else:
-        held = VectorIndex.load(path).ids()
+        held = published.ids()
         agree = held.shape == expected.shape and bool(np.all(held == expected))
         if not agree:
             extra, lost = np.setdiff1d(held, expected).size, np.setdiff1d(expected, held).size
@@ -113,8 +115,49 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
             storage.publish_index(VectorIndex.build(dim, live, storage.vectors.read, storage.index_plan(len(live))))
         report.repaired.append(f"rebuilt the index from {len(live)} exact vectors")
     report.notes.append(
-        f"{len(live)} windows, {storage.vectors.count} vector rows, index {storage.index().description if agree or repair else 'unusable'}"
+        f"{len(live)} windows, {storage.vectors.count} vector rows, index {published.description if agree else storage.index().description if repair else 'unusable'}"
     )
+
+
+def _check_vector_blocks(storage: Storage, repair: bool, report: VerifyReport) -> None:
+    """Rows lost to a truncated vector file or changed since their block's checksum was recorded;
+    with ``repair``, drop the recordings they belong to (a later ingest embeds them again)."""
+    committed, count = storage.committed_rows(), storage.vectors.count
+    bad_blocks, unsealed = storage.bad_vector_blocks()
+    if count < committed:
+        report.problems.append(
+            f"the vector file holds {count} rows but the catalog committed {committed}: "
+            f"{committed - count} vectors were lost (the file was truncated)"
+        )
+    if bad_blocks:
+        report.problems.append(
+            f"{len(bad_blocks)} blocks of {BLOCK_ROWS} vector rows differ from their recorded checksum "
+            f"(first at row {bad_blocks[0] * BLOCK_ROWS})"
+        )
+    if unsealed and not repair:
+        report.notes.append(f"{unsealed} blocks of vector rows have no checksum yet (the next writer records them)")
+    if not repair:
+        return
+    if count < committed or bad_blocks:
+        lost = [(b * BLOCK_ROWS, (b + 1) * BLOCK_ROWS) for b in bad_blocks] + [(min(count, committed), committed)]
+        with storage.session() as s:
+            rec_ids = set()
+            for start, stop in lost:
+                rec_ids |= set(s.scalars(select(Window.recording_id).where(Window.vector_row >= start, Window.vector_row < stop)))
+            for at in range(0, len(rec_ids), 10_000):
+                s.execute(delete(Recording).where(Recording.id.in_(sorted(rec_ids)[at : at + 10_000])))
+            s.execute(delete(FileChecksum).where(FileChecksum.file == storage.vectors.path.name,
+                                                 FileChecksum.block.in_(bad_blocks + [count // BLOCK_ROWS])))
+            if count < committed:
+                s.merge(StoreMeta(key="vector_rows", value=str(count)))
+                next_row = int(storage.meta("index_next_row") or 0)
+                s.merge(StoreMeta(key="index_next_row", value=str(min(next_row, count))))
+        storage.vectors.truncate(count)  # only shortens: drops a torn last row
+        storage._index = None
+        report.repaired.append(
+            f"removed {len(rec_ids)} recordings whose vectors were lost or corrupt (ingest them again to re-embed them)"
+        )
+    storage.seal_vectors()
 
 
 def _non_finite_rows(vectors: VectorFile, rows: np.ndarray, chunk: int = 100_000) -> list[int]:

@@ -1,7 +1,9 @@
 """Opening the SQLite catalog: engine settings and automatic Alembic upgrades."""
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
@@ -10,8 +12,24 @@ import proto_index.migrations as migrations_pkg
 HEAD = "head"
 
 
-def create_catalog_engine(db_path: Path) -> Engine:
-    """A SQLite engine with foreign keys on, WAL journaling and a busy timeout for concurrent readers."""
+def create_catalog_engine(db_path: Path, read_only: bool = False) -> Engine:
+    """A SQLite engine with foreign keys on, WAL journaling and a busy timeout for concurrent readers.
+
+    ``read_only`` (a store on a read-only folder): opened so that SQLite writes nothing, not even
+    the WAL side files: ``immutable`` when no WAL is pending, else ``mode=ro`` (needs the -shm file).
+    """
+    if read_only:
+        wal = Path(f"{db_path}-wal")
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+        uri = f"file:{quote(str(Path(db_path).absolute()))}?{mode}"
+        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
+                                                                             check_same_thread=False))
+
+        @event.listens_for(engine, "connect")
+        def _ro_pragmas(dbapi_conn, _record):
+            dbapi_conn.execute("PRAGMA query_only=ON")
+
+        return engine
     engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -5,6 +5,7 @@ that are re-scored with the exact vectors, so its results are exact scores of ne
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,11 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path, reader: VectorReader | None = None) -> "VectorIndex":
         return cls(_faiss().read_index(str(path)), reader)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, reader: VectorReader | None = None) -> "VectorIndex":
+        """An index from the bytes of a saved index file (raises RuntimeError if they are not one)."""
+        return cls(_faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8)), reader)
 
     @classmethod
     def build(
@@ -166,11 +172,15 @@ class VectorIndex:
             scores[i, : len(order)], rows[i, : len(order)] = exact[order], cand[order]
         return scores, rows
 
-    def save(self, path: Path) -> None:
-        """Write to a temporary file, fsync, then rename over ``path``: readers see old or new, never torn."""
+    def save(self, path: Path) -> str:
+        """Write to a temporary file, fsync, then rename over ``path``: readers see old or new, never
+        torn. Returns the SHA-256 of the bytes written."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        _faiss().write_index(self._index, str(tmp))
-        with open(tmp, "rb") as f:
+        data = _faiss().serialize_index(self._index)
+        with open(tmp, "wb") as f:
+            f.write(memoryview(data))
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        return hashlib.sha256(memoryview(data)).hexdigest()

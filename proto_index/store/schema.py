@@ -27,6 +27,16 @@ class StoreMeta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class FileChecksum(Base):
+    """SHA-256 of a published store file (the index: block 0) or of one block of vector-file rows."""
+
+    __tablename__ = "file_checksums"
+    file: Mapped[str] = mapped_column(String(64), primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
 class Recording(Base):
     """One ingested audio file, deduplicated by content hash."""
 

@@ -16,6 +16,7 @@ window points at, unpublished index files) is cleaned up when the next writer ta
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -28,15 +29,26 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
 from proto_index.embed.encoder import ModelIdentity
-from proto_index.errors import InvalidInput, ModelMismatch, StoreError, StoreExists, StoreLocked, StoreNotFound
-from proto_index.store import catalog
+from proto_index.errors import (
+    DiskFull,
+    InvalidInput,
+    ModelMismatch,
+    StoreCorrupt,
+    StoreError,
+    StoreExists,
+    StoreLocked,
+    StoreNotFound,
+    StoreReadOnly,
+)
+from proto_index.store import catalog, integrity
 from proto_index.store.index import VectorIndex
-from proto_index.store.schema import Recording, StoreMeta, Window
+from proto_index.store.schema import FileChecksum, Recording, StoreMeta, Window
 from proto_index.store.vectors import DTYPES, VectorFile
 
 CATALOG = "catalog.sqlite"
@@ -53,6 +65,16 @@ class WindowAt:
     end_s: float
 
 
+def store_writable(root: Path) -> bool:
+    """Whether this process may write the store folder and its catalog (False on a read-only mount)."""
+    files = [root, root / CATALOG] + [root / f"{CATALOG}-{x}" for x in ("wal", "shm") if (root / f"{CATALOG}-{x}").exists()]
+    return all(os.access(p, os.W_OK) for p in files)
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
@@ -64,8 +86,9 @@ def from_blob(blob: bytes) -> np.ndarray:
 class Storage:
     """The files of one store. Reading needs nothing; writing happens inside :meth:`writer`."""
 
-    def __init__(self, root: Path, identity: ModelIdentity, model_options: dict, engine):
+    def __init__(self, root: Path, identity: ModelIdentity, model_options: dict, engine, read_only: bool = False):
         self.root = root
+        self.read_only = read_only
         self.identity = identity
         self.model_options = model_options
         self.engine = engine
@@ -92,6 +115,13 @@ class Storage:
         root = Path(root)
         if (root / CATALOG).exists():
             raise StoreExists(f"a store already exists at {root}")
+        left = sorted(p.name for p in root.glob("*") if integrity.owned_file(p.name)) if root.is_dir() else []
+        if left:
+            raise StoreExists(
+                f"{root} holds store files ({', '.join(left)}) but no {CATALOG}: the catalog of an earlier store "
+                "was deleted or lost; init will not overwrite them (restore the catalog, or delete them yourself "
+                "to start over)"
+            )
         root.mkdir(parents=True, exist_ok=True)
         engine = catalog.create_catalog_engine(root / CATALOG)
         catalog.upgrade(engine)
@@ -111,13 +141,26 @@ class Storage:
         if not (root / CATALOG).exists():
             hint = "" if not root.exists() else " (the folder exists but holds no catalog.sqlite)"
             raise StoreNotFound(f"no proto-index store at {root}{hint}; create one with `proto-index init`")
-        engine = catalog.create_catalog_engine(root / CATALOG)
-        catalog.upgrade(engine)
-        with Session(engine) as s:
-            meta = {m.key: m.value for m in s.scalars(select(StoreMeta))}
+        read_only = not store_writable(root)
+        try:
+            engine = catalog.create_catalog_engine(root / CATALOG, read_only)
+            if not read_only:
+                catalog.upgrade(engine)
+            elif catalog.current_revision(engine) != catalog.head_revision():
+                raise StoreReadOnly(
+                    f"{root} is read-only and its catalog needs a schema upgrade that this version would write; "
+                    "open it once where it can be written"
+                )
+            with Session(engine) as s:
+                meta = {m.key: m.value for m in s.scalars(select(StoreMeta))}
+        except DatabaseError as e:
+            raise StoreCorrupt(
+                f"{root / CATALOG} cannot be read as a proto-index catalog ({e.orig or e}); restore it from a backup"
+            ) from None
         if "model" not in meta:
             raise StoreError(f"{root / CATALOG} is not bound to a model (not a proto-index store?)")
-        return cls(root, ModelIdentity.from_json(meta["model"]), json.loads(meta.get("model_options", "{}")), engine)
+        return cls(root, ModelIdentity.from_json(meta["model"]), json.loads(meta.get("model_options", "{}")), engine,
+                   read_only)
 
     def close(self) -> None:
         self._lock.release()
@@ -129,13 +172,34 @@ class Storage:
         (unless ``recover`` is False: ``verify`` looks before it repairs).
 
         Raises :class:`StoreLocked` if another process holds it for longer than ``wait_s`` seconds.
-        Re-entrant within a process.
+        Re-entrant within a process. Raises :class:`StoreReadOnly` on a read-only store and
+        :class:`DiskFull` when the disk fills up (after dropping the uncommitted rows).
         """
-        first = self._lock.acquire(wait_s)
+        if self.read_only:
+            raise StoreReadOnly(f"{self.root} is read-only: this command writes to the store (reading commands work)")
+        try:
+            first = self._lock.acquire(wait_s)
+        except OSError as e:
+            if e.errno in _READ_ONLY:
+                raise StoreReadOnly(f"{self.root} is read-only ({e.strerror}): this command writes to the store") from None
+            raise
         try:
             if first and recover:
                 self.recover()
             yield
+        except (OSError, OperationalError) as e:
+            full = e.errno in _FULL if isinstance(e, OSError) else "disk is full" in str(e.orig)
+            if not (first and full):
+                raise
+            self._index = None
+            try:
+                self.recover()
+            except Exception:  # best effort: the next writer recovers anyway
+                pass
+            raise DiskFull(
+                f"the disk holding {self.root} is full: the batch being written was not committed, nothing "
+                "committed before was lost and the store is consistent; free some space and run the command again"
+            ) from None
         finally:
             if first:
                 self._lock.release()
@@ -145,19 +209,80 @@ class Storage:
         return self._lock.held
 
     def recover(self) -> dict[str, int]:
-        """Drop what a killed writer left: uncommitted vector rows, unpublished index files."""
-        committed = self.committed_rows()
+        """Drop what a killed writer left: uncommitted vector rows, unpublished index files, the old
+        vector file of an interrupted compaction. Never lengthens the vector file: one shorter than
+        the catalog says raises :class:`StoreCorrupt`."""
+        committed = self.check_vector_count()
         dropped = max(self.vectors.count - committed, 0)
         if self.vectors.count != committed or self.vectors.path.stat().st_size % self.vectors.row_bytes:
             self.vectors.truncate(committed)
-        current = self.meta("index_file")
-        stale = [p for p in self.root.glob("index*.faiss*") if p.name != current]
-        if current is None:  # a store from before versioned index files: keep its index until replaced
-            stale = [p for p in stale if p.name != LEGACY_INDEX]
-        stale += [p for p in self.root.glob("vectors*.f32*") if p.name != self.vectors.path.name]
+        stale = self.stray_files()
         for p in stale:
             p.unlink(missing_ok=True)
         return {"vector_rows_dropped": dropped, "index_files_removed": len(stale)}
+
+    def stray_files(self) -> list[Path]:
+        """Files named as the store names its own (see :func:`integrity.owned_file`) that the catalog
+        does not point at: left by a killed writer or an interrupted compaction."""
+        current = self.meta("index_file")
+        keep = {current or LEGACY_INDEX, self.vectors.path.name}
+        return sorted(p for p in self.root.iterdir() if integrity.owned_file(p.name) and p.name not in keep)
+
+    def check_vector_count(self) -> int:
+        """The committed row count, after checking the vector file holds that many rows."""
+        committed = self.committed_rows()
+        if self.vectors.count < committed:
+            raise StoreCorrupt(
+                f"the vector file {self.vectors.path.name} holds {self.vectors.count} rows but the catalog committed "
+                f"{committed}: {committed - self.vectors.count} vectors were lost (the file was truncated); run "
+                "`proto-index verify --repair` to drop the recordings they belong to, then ingest them again"
+            )
+        return committed
+
+    # -- checksums -------------------------------------------------------------------------------------
+
+    def checksums(self, file: str) -> dict[int, FileChecksum]:
+        with self._sessions() as s:
+            return {c.block: c for c in s.scalars(select(FileChecksum).where(FileChecksum.file == file))}
+
+    def seal_vectors(self) -> int:
+        """Record the checksum of every committed block of vector rows that has none or has grown
+        (a grown block's recorded prefix is checked first; a mismatch is left for ``verify``).
+        Returns how many blocks were recorded. Needs the writer lock."""
+        if not self.writing:
+            raise StoreError("recording checksums needs the writer lock")
+        committed = min(self.committed_rows(), self.vectors.count)
+        known = self.checksums(self.vectors.path.name)
+        mm = self.vectors.memmap()
+        fresh: list[FileChecksum] = []
+        for block in range(-(-committed // integrity.BLOCK_ROWS)):
+            start, stop = integrity.block_span(block, committed)
+            old = known.get(block)
+            if old is not None and old.rows >= stop - start:
+                continue
+            if old is not None and integrity.rows_digest(mm, start, start + old.rows) != old.sha256:
+                continue
+            fresh.append(FileChecksum(file=self.vectors.path.name, block=block, rows=stop - start,
+                                      sha256=integrity.rows_digest(mm, start, stop)))
+        if fresh:
+            with self.session() as s:
+                for c in fresh:
+                    s.merge(c)
+        return len(fresh)
+
+    def bad_vector_blocks(self) -> tuple[list[int], int]:
+        """Blocks whose rows no longer match their checksum (overwritten, or cut off by a truncated
+        file), and how many committed blocks have no checksum yet."""
+        committed = self.committed_rows()
+        known = self.checksums(self.vectors.path.name)
+        mm, count = self.vectors.memmap(), self.vectors.count
+        bad = []
+        for block, c in sorted(known.items()):
+            start = block * integrity.BLOCK_ROWS
+            if start + c.rows > count or integrity.rows_digest(mm, start, start + c.rows) != c.sha256:
+                bad.append(block)
+        unsealed = sum(1 for b in range(-(-committed // integrity.BLOCK_ROWS)) if b not in known)
+        return bad, unsealed
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -230,10 +355,29 @@ class Storage:
                 self._index.to_gpu()
         return self._index
 
+    def load_published_index(self) -> tuple[VectorIndex | None, str | None]:
+        """The published index file as saved, or None and why it cannot be used (missing, its bytes
+        differ from the checksum recorded when it was published, or not a FAISS index)."""
+        name = self.meta("index_file") or LEGACY_INDEX
+        path = self.root / name
+        if not path.exists():
+            return None, f"the published index file {name} is missing"
+        data = path.read_bytes()
+        recorded = self.checksums(name).get(integrity.INDEX_BLOCK)
+        if recorded is not None and integrity.sha256_bytes(data) != recorded.sha256:
+            return None, f"the index file {name} is corrupt (its checksum differs from the one recorded when it was published)"
+        try:
+            return VectorIndex.from_bytes(data, self.vectors.read), None
+        except (RuntimeError, ValueError, TypeError) as e:
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            return None, f"the index file {name} is not a readable FAISS index ({reason[:120]})"
+
     def _load_index(self) -> VectorIndex:
-        name, covered = self.meta("index_file"), self.meta("index_next_row")
-        path = self.root / (name or LEGACY_INDEX)
-        index = VectorIndex.load(path, self.vectors.read) if path.exists() else None
+        covered = self.meta("index_next_row")
+        self.check_vector_count()
+        index, problem = self.load_published_index()
+        if problem is not None and index is None and "missing" not in problem and not self.writing:
+            raise StoreCorrupt(f"{problem}; run `proto-index verify --repair` to rebuild it from the exact vectors")
         if index is not None and index.dim == self.identity.dim:
             next_row = int(covered) if covered is not None else self.committed_rows()
             if index.ntotal == self.count_live_rows(below=next_row):
@@ -261,13 +405,16 @@ class Storage:
             raise StoreError("publishing an index needs the writer lock")
         old = self.meta("index_file")
         name = f"index-{uuid.uuid4().hex[:12]}.faiss"
-        index.save(self.root / name)
+        digest = index.save(self.root / name)
         with self.session() as s:
             s.merge(StoreMeta(key="index_file", value=name))
             s.merge(StoreMeta(key="index_next_row", value=str(self.committed_rows())))
+            s.add(FileChecksum(file=name, block=integrity.INDEX_BLOCK, rows=index.ntotal, sha256=digest))
+            s.execute(delete(FileChecksum).where(FileChecksum.file.notin_([name, self.vectors.path.name])))
         for stale in {old, LEGACY_INDEX} - {None, name}:
             (self.root / stale).unlink(missing_ok=True)
         self._index = index
+        self.seal_vectors()
 
     def set_meta(self, key: str, value: str | None) -> None:
         with self.session() as s:
