@@ -27,6 +27,8 @@ from proto_index.cli.common import (
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
 from proto_index.cli.output import BarProgress, error
+from sqlalchemy.exc import DatabaseError
+
 from proto_index.api import Store
 from proto_index.errors import InvalidInput, ProtoIndexError
 
@@ -42,6 +44,9 @@ class ErrorsAsMessages(TyperGroup):
             return super().invoke(ctx)
         except ProtoIndexError as e:
             error(str(e))
+            raise typer.Exit(EXIT_ERROR) from None
+        except DatabaseError as e:  # a catalog damaged after it was opened
+            error(f"the store's catalog cannot be read ({e.orig or e}); run `proto-index verify`")
             raise typer.Exit(EXIT_ERROR) from None
 
 
