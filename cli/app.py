@@ -46,7 +46,7 @@ class ErrorsAsMessages(TyperGroup):
             error(str(e))
             raise typer.Exit(EXIT_ERROR) from None
         except DatabaseError as e:  # a catalog damaged after it was opened
-            error(f"the store's catalog cannot be read ({e.orig or e}); run `proto-index verify`")
+            error(f"the store's catalog failed ({e.orig or e})")
             raise typer.Exit(EXIT_ERROR) from None
 
 

@@ -200,7 +200,7 @@ def test_corrupt_catalog_is_one_line(store, damage):
     db.write_bytes(np.random.default_rng(1).bytes(len(data)) if damage == "garbage" else data[: len(data) // 2])
     for command in (("info",), ("search", "siren"), ("verify",)):
         line = one_line_error(run(*command, "--store", store, code=1))
-        assert "catalog" in line and ("cannot be read" in line or "restore it" in line)
+        assert "catalog" in line and ("failed" in line or "restore it" in line)
 
 
 # -- read-only stores -------------------------------------------------------------------------------
@@ -233,8 +233,8 @@ def test_read_only_store_serves_readers_and_writes_nothing(store, tmp_path, corp
     before = snapshot(store)
     monkeypatch.setattr(storage_mod, "store_writable", lambda root: False)  # what a read-only mount reports
     readers_work_writers_refuse(store, clip, corpus_dir, tmp_path / "out.csv")
-    line = one_line_error(run("verify", "--repair", "--store", store, code=1))
-    assert "read-only" in line
+    for command in (("verify", "--repair"), ("env", "add", "zoo", "--text", "zoo")):
+        assert "read-only" in one_line_error(run(*command, "--store", store, code=1))
     assert snapshot(store) == before  # not even SQLite's -wal/-shm side files appeared
 
 

@@ -287,8 +287,13 @@ class Storage:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
-        with self._sessions() as s, s.begin():
-            yield s
+        try:
+            with self._sessions() as s, s.begin():
+                yield s
+        except OperationalError as e:
+            if self.read_only and "readonly" in str(e.orig):
+                raise StoreReadOnly(f"{self.root} is read-only: this command writes to the store") from None
+            raise
 
     def meta(self, key: str) -> str | None:
         with self._sessions() as s:
