@@ -19,7 +19,7 @@ def upgrade() -> None:
         sa.Column("file", sa.String(64), primary_key=True),
         sa.Column("block", sa.Integer(), primary_key=True),
         sa.Column("rows", sa.Integer(), nullable=False),
-        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("digest", sa.String(80), nullable=False),
     )
 
 

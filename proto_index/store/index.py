@@ -5,7 +5,6 @@ that are re-scored with the exact vectors, so its results are exact scores of ne
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -13,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from proto_index.core.index_plan import IndexPlan, flat_plan
+from proto_index.store.integrity import file_digest
 
 VectorReader = Callable[[np.ndarray], np.ndarray]
 """Exact vectors of the given rows, in order."""
@@ -50,11 +50,6 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path, reader: VectorReader | None = None) -> "VectorIndex":
         return cls(_faiss().read_index(str(path)), reader)
-
-    @classmethod
-    def from_bytes(cls, data: bytes, reader: VectorReader | None = None) -> "VectorIndex":
-        """An index from the bytes of a saved index file (raises RuntimeError if they are not one)."""
-        return cls(_faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8)), reader)
 
     @classmethod
     def build(
@@ -174,13 +169,12 @@ class VectorIndex:
 
     def save(self, path: Path) -> str:
         """Write to a temporary file, fsync, then rename over ``path``: readers see old or new, never
-        torn. Returns the SHA-256 of the bytes written."""
+        torn. Returns the file's digest (:func:`proto_index.store.integrity.file_digest`)."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        data = _faiss().serialize_index(self._index)
-        with open(tmp, "wb") as f:
-            f.write(memoryview(data))
-            f.flush()
+        _faiss().write_index(self._index, str(tmp))
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        digest = file_digest(tmp)
         os.replace(tmp, path)
-        return hashlib.sha256(memoryview(data)).hexdigest()
+        return digest

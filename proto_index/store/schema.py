@@ -28,13 +28,13 @@ class StoreMeta(Base):
 
 
 class FileChecksum(Base):
-    """SHA-256 of a published store file (the index: block 0) or of one block of vector-file rows."""
+    """The digest (``crc32:<hex>``) of a published index file (block 0) or of one block of vector rows."""
 
     __tablename__ = "file_checksums"
     file: Mapped[str] = mapped_column(String(64), primary_key=True)
     block: Mapped[int] = mapped_column(Integer, primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(80))
 
 
 class Recording(Base):

@@ -260,10 +260,10 @@ class Storage:
             old = known.get(block)
             if old is not None and old.rows >= stop - start:
                 continue
-            if old is not None and integrity.rows_digest(mm, start, start + old.rows) != old.sha256:
+            if old is not None and integrity.rows_digest(mm, start, start + old.rows) != old.digest:
                 continue
             fresh.append(FileChecksum(file=self.vectors.path.name, block=block, rows=stop - start,
-                                      sha256=integrity.rows_digest(mm, start, stop)))
+                                      digest=integrity.rows_digest(mm, start, stop)))
         if fresh:
             with self.session() as s:
                 for c in fresh:
@@ -279,7 +279,7 @@ class Storage:
         bad = []
         for block, c in sorted(known.items()):
             start = block * integrity.BLOCK_ROWS
-            if start + c.rows > count or integrity.rows_digest(mm, start, start + c.rows) != c.sha256:
+            if start + c.rows > count or integrity.rows_digest(mm, start, start + c.rows) != c.digest:
                 bad.append(block)
         unsealed = sum(1 for b in range(-(-committed // integrity.BLOCK_ROWS)) if b not in known)
         return bad, unsealed
@@ -367,12 +367,11 @@ class Storage:
         path = self.root / name
         if not path.exists():
             return None, f"the published index file {name} is missing"
-        data = path.read_bytes()
         recorded = self.checksums(name).get(integrity.INDEX_BLOCK)
-        if recorded is not None and integrity.sha256_bytes(data) != recorded.sha256:
+        if recorded is not None and integrity.file_digest(path) != recorded.digest:
             return None, f"the index file {name} is corrupt (its checksum differs from the one recorded when it was published)"
         try:
-            return VectorIndex.from_bytes(data, self.vectors.read), None
+            return VectorIndex.load(path, self.vectors.read), None
         except (RuntimeError, ValueError, TypeError) as e:
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             return None, f"the index file {name} is not a readable FAISS index ({reason[:120]})"
@@ -414,7 +413,7 @@ class Storage:
         with self.session() as s:
             s.merge(StoreMeta(key="index_file", value=name))
             s.merge(StoreMeta(key="index_next_row", value=str(self.committed_rows())))
-            s.add(FileChecksum(file=name, block=integrity.INDEX_BLOCK, rows=index.ntotal, sha256=digest))
+            s.add(FileChecksum(file=name, block=integrity.INDEX_BLOCK, rows=index.ntotal, digest=digest))
             s.execute(delete(FileChecksum).where(FileChecksum.file.notin_([name, self.vectors.path.name])))
         for stale in {old, LEGACY_INDEX} - {None, name}:
             (self.root / stale).unlink(missing_ok=True)
