@@ -380,7 +380,8 @@ class Storage:
         covered = self.meta("index_next_row")
         self.check_vector_count()
         index, problem = self.load_published_index()
-        if problem is not None and index is None and "missing" not in problem and not self.writing:
+        damaged = problem is not None and (self.root / (self.meta("index_file") or LEGACY_INDEX)).exists()
+        if damaged and not self.writing:  # a missing index is rebuilt in memory; a damaged one is reported
             raise StoreCorrupt(f"{problem}; run `proto-index verify --repair` to rebuild it from the exact vectors")
         if index is not None and index.dim == self.identity.dim:
             next_row = int(covered) if covered is not None else self.committed_rows()
