@@ -84,6 +84,7 @@ def init(
     tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
     device: DeviceOption = None,
     vector_dtype: Annotated[str, typer.Option(help="How exact vectors are kept on disk: float32, or float16 (half the size).")] = "float32",
+    discard_old_files: Annotated[bool, typer.Option("--discard-old-files", help="Delete the vector and index files of an earlier store whose catalog.sqlite is gone (else init refuses).")] = False,
 ):
     """Create a store bound to one embedding model.
 
@@ -92,7 +93,8 @@ def init(
       proto-index init --model clap-tiny-random            # offline, random weights (tests, demos)
       proto-index init --model clap-fusion --checkpoint 630k-audioset-fusion-best.pt --tokenizer-dir roberta-base/
     """
-    s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device, vector_dtype=vector_dtype)
+    s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device, vector_dtype=vector_dtype,
+                   discard_old_files=discard_old_files)
     typer.echo(f"created store {s.path} bound to {s.identity.describe()}")
 
 

@@ -73,6 +73,7 @@ class Store:
         encoder: Encoder | None = None,
         vector_dtype: str = "float32",
         precision: str = "fp32",
+        discard_old_files: bool = False,
     ) -> "Store":
         """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later).
 
@@ -85,9 +86,11 @@ class Store:
             "checkpoint": str(Path(checkpoint).absolute()) if checkpoint else None,
             "tokenizer_dir": str(Path(tokenizer_dir).absolute()) if tokenizer_dir else None,
         }
+        Storage.check_new(Path(path), discard_old_files)  # before the model loads
         if encoder is None:
             encoder = _load_encoder(options, device, precision)
-        return cls(Storage.create(Path(path), encoder.identity, options, vector_dtype), encoder, device, precision)
+        storage = Storage.create(Path(path), encoder.identity, options, vector_dtype, discard_old_files)
+        return cls(storage, encoder, device, precision)
 
     @classmethod
     def open(cls, path: str | Path | None = None, encoder: Encoder | None = None, device: str | None = None,

@@ -340,7 +340,12 @@ def test_init_refuses_a_folder_holding_an_old_stores_files(store):
     (store / "catalog.sqlite").unlink()
     before = snapshot(store)
     line = one_line_error(run("init", "--store", store, "--model", "fake-bands", code=1))
-    assert "but no catalog.sqlite" in line and "vectors.f32" in line
+    assert "but no catalog.sqlite" in line and "vectors.f32" in line and "--discard-old-files" in line
     assert snapshot(store) == before
     with pytest.raises(StoreExists):
         Storage.create(store, BandEncoder().identity, {"model": "fake-bands"})
+    (store / "keep.txt").write_text("mine")
+    run("init", "--store", store, "--model", "fake-bands", "--discard-old-files")
+    assert sorted(p.name for p in store.iterdir() if not p.name.startswith("catalog")) == [
+        published_index(store).name, "keep.txt", "vectors.f32", "writer.lock"]
+    assert (store / "vectors.f32").stat().st_size == 0 and (store / "keep.txt").read_text() == "mine"

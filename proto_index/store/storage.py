@@ -105,23 +105,18 @@ class Storage:
     # -- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, identity: ModelIdentity, model_options: dict, vector_dtype: str = "float32") -> "Storage":
+    def create(cls, root: Path, identity: ModelIdentity, model_options: dict, vector_dtype: str = "float32",
+               discard_old_files: bool = False) -> "Storage":
         """Make a new store bound to ``identity``; ``model_options`` say how to load the model again.
 
         ``vector_dtype`` (float32 or float16) is how the exact vectors are kept on disk.
+        ``discard_old_files``: delete the vector and index files of an earlier store whose catalog is gone.
         """
         if vector_dtype not in DTYPES:
             raise InvalidInput(f"--vector-dtype must be float32 or float16, not {vector_dtype!r}")
         root = Path(root)
-        if (root / CATALOG).exists():
-            raise StoreExists(f"a store already exists at {root}")
-        left = sorted(p.name for p in root.glob("*") if integrity.owned_file(p.name)) if root.is_dir() else []
-        if left:
-            raise StoreExists(
-                f"{root} holds store files ({', '.join(left)}) but no {CATALOG}: the catalog of an earlier store "
-                "was deleted or lost; init will not overwrite them (restore the catalog, or delete them yourself "
-                "to start over)"
-            )
+        for old in cls.check_new(root, discard_old_files):
+            old.unlink()
         root.mkdir(parents=True, exist_ok=True)
         engine = catalog.create_catalog_engine(root / CATALOG)
         catalog.upgrade(engine)
@@ -133,6 +128,22 @@ class Storage:
         with storage.writer():
             storage.publish_index(VectorIndex.empty(identity.dim, storage.vectors.read))
         return storage
+
+    @staticmethod
+    def check_new(root: Path, discard_old_files: bool = False) -> list[Path]:
+        """Refuse to make a store where one exists, or where an earlier store's files lie without
+        its catalog (unless ``discard_old_files``); returns those files."""
+        root = Path(root)
+        if (root / CATALOG).exists():
+            raise StoreExists(f"a store already exists at {root}")
+        left = sorted(p for p in root.iterdir() if integrity.owned_file(p.name)) if root.is_dir() else []
+        if left and not discard_old_files:
+            raise StoreExists(
+                f"{root} holds store files ({', '.join(p.name for p in left)}) but no {CATALOG}: the catalog of an "
+                "earlier store was deleted or lost; init will not overwrite them (restore the catalog, or pass "
+                "--discard-old-files to start over)"
+            )
+        return left
 
     @classmethod
     def open(cls, root: Path) -> "Storage":
