@@ -13,6 +13,7 @@ from proto_index.cli import env as env_cmd
 from proto_index.cli import maintenance as maintenance_cmd
 from proto_index.cli import evaluate as evaluate_cmd
 from proto_index.cli import prototypes as prototypes_cmd
+from proto_index.cli import report as report_cmd
 from proto_index.cli.common import (
     DEFAULT_STORE_PATH,
     BatchOption,
@@ -68,6 +69,7 @@ app.command("reindex")(maintenance_cmd.reindex)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("calibrate")(evaluate_cmd.calibrate)
 app.command("gap")(evaluate_cmd.gap)
+app.command("report")(report_cmd.report)
 
 
 def _model_names() -> list[str]:
@@ -173,6 +175,8 @@ def classify(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = DEFAULT_WORKERS,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write a review report folder (see `report`).")] = None,
+    report_per_label: Annotated[int, typer.Option("--report-per-label", min=1, help="With --report: rows shown per environment and label.")] = report_cmd.DEFAULT_PER_LABEL,
 ):
     """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
 
@@ -189,6 +193,7 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --out labels.csv --all-scores
       proto-index classify -p urban-tgap35 --manifest archive.csv --tau auto --out labels.csv
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
+      proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
     """
     if (env is None) == (manifest is None):
         raise InvalidInput("give exactly one of --env NAME (with PATHs) or --manifest CSV")
@@ -196,6 +201,8 @@ def classify(
         raise InvalidInput("PATHs and --manifest cannot be combined")
     if env is not None and not paths:
         raise InvalidInput("no PATH given to classify with --env")
+    if report is not None:
+        report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
     options = dict(per_window=per_window, hop_s=hop, workers=workers)
     with BarProgress(quiet) as bar:
@@ -217,7 +224,10 @@ def classify(
                    f"{len(failed)} failed -> {out}")
     else:
         typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
-    if result.failed:
+    unavailable = 0
+    if report is not None:
+        unavailable = report_cmd.make_report(report_cmd.ReportOptions(out, report, report_per_label, store=s, prototypes=prototypes))
+    if result.failed or unavailable:
         raise typer.Exit(EXIT_SOME_FILES_FAILED)
 
 

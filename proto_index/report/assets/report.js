@@ -1,0 +1,176 @@
+/* proto-index review report: filtering, sorting, paging and review decisions, in plain JavaScript.
+   Every value from the classification reaches the page as text (textContent, properties), never as HTML. */
+(function () {
+  "use strict";
+  var PAGE = 50;
+  var meta = JSON.parse(document.getElementById("report-meta").textContent);
+  var rows = JSON.parse(document.getElementById("report-rows").textContent);
+  var decisions = {};  // row index -> {verdict, corrected}
+  var page = 0;
+  var byId = function (id) { return document.getElementById(id); };
+  var el = function (tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  };
+  var fmt = function (x) { return x === null || x === undefined ? "" : x.toFixed(4); };
+
+  function fillSelect(select, values) {
+    values.forEach(function (v) { var o = el("option", v); o.value = v; select.appendChild(o); });
+  }
+  var unique = function (key) {
+    var seen = {};
+    rows.forEach(function (r) { seen[r[key]] = true; });
+    return Object.keys(seen).sort();
+  };
+  fillSelect(byId("f-env"), unique("env"));
+  fillSelect(byId("f-label"), unique("label"));
+
+  var num = function (x, missing) { return x === null || x === undefined ? missing : x; };
+  var sorters = {
+    "group": function (a, b) {
+      return a.env < b.env ? -1 : a.env > b.env ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 :
+        num(a.margin, Infinity) - num(b.margin, Infinity) || a.i - b.i;
+    },
+    "margin-asc": function (a, b) { return num(a.margin, Infinity) - num(b.margin, Infinity) || a.i - b.i; },
+    "margin-desc": function (a, b) { return num(b.margin, -Infinity) - num(a.margin, -Infinity) || a.i - b.i; },
+    "score-asc": function (a, b) { return num(a.score, Infinity) - num(b.score, Infinity) || a.i - b.i; },
+    "score-desc": function (a, b) { return num(b.score, -Infinity) - num(a.score, -Infinity) || a.i - b.i; },
+    "path": function (a, b) {
+      return a.path < b.path ? -1 : a.path > b.path ? 1 : (parseFloat(a.start) || 0) - (parseFloat(b.start) || 0) || a.i - b.i;
+    }
+  };
+
+  function visible() {
+    var env = byId("f-env").value, label = byId("f-label").value;
+    var text = byId("f-text").value.toLowerCase(), state = byId("f-verdict").value;
+    var out = rows.filter(function (r) {
+      if (env && r.env !== env) return false;
+      if (label && r.label !== label) return false;
+      if (text && r.path.toLowerCase().indexOf(text) < 0) return false;
+      if (state === "none" && decisions[r.i]) return false;
+      if (state === "any" && !decisions[r.i]) return false;
+      return true;
+    });
+    return out.sort(sorters[byId("sort").value] || sorters.group);
+  }
+
+  function reviewCell(r) {
+    var td = el("td", null, "review");
+    var name = "v" + r.i;
+    var corrected = el("select");
+    corrected.className = "corrected";
+    fillSelect(corrected, meta.labels.filter(function (l) { return l !== r.label; }));
+    meta.verdicts.forEach(function (v) {
+      var lab = el("label", null, "verdict");
+      var input = document.createElement("input");
+      input.type = "radio"; input.name = name; input.value = v;
+      input.checked = !!(decisions[r.i] && decisions[r.i].verdict === v);
+      input.addEventListener("change", function () {
+        decisions[r.i] = {verdict: v, corrected: v === "relabel" ? corrected.value : ""};
+        corrected.disabled = v !== "relabel";
+        count();
+      });
+      lab.appendChild(input); lab.appendChild(document.createTextNode(" " + v));
+      td.appendChild(lab);
+    });
+    var d = decisions[r.i];
+    if (d && d.corrected) corrected.value = d.corrected;
+    corrected.disabled = !(d && d.verdict === "relabel");
+    corrected.addEventListener("change", function () {
+      if (decisions[r.i] && decisions[r.i].verdict === "relabel") decisions[r.i].corrected = corrected.value;
+    });
+    td.appendChild(corrected);
+    var clear = el("button", "clear", "clear");
+    clear.type = "button";
+    clear.addEventListener("click", function () { delete decisions[r.i]; render(); count(); });
+    td.appendChild(clear);
+    return td;
+  }
+
+  function rowElement(r, n) {
+    var tr = el("tr");
+    tr.dataset.row = String(r.i);
+    tr.appendChild(el("td", String(n)));
+    tr.appendChild(el("td", r.env));
+    tr.appendChild(el("td", r.label, "label"));
+    var top = el("td", null, "top");
+    var ol = el("ol");
+    r.top.forEach(function (t) { ol.appendChild(el("li", t[0] + " " + fmt(t[1]))); });
+    top.appendChild(ol);
+    tr.appendChild(top);
+    tr.appendChild(el("td", fmt(r.margin), "margin"));
+    var listen = el("td");
+    var audio = document.createElement("audio");
+    audio.controls = true; audio.preload = "metadata"; audio.src = r.audio;
+    listen.appendChild(audio);
+    if (r.cut) listen.appendChild(el("div", "first seconds only", "note"));
+    tr.appendChild(listen);
+    var spec = el("td");
+    var img = document.createElement("img");
+    img.className = "spec"; img.src = r.spec; img.alt = "spectrogram";
+    spec.appendChild(img);
+    tr.appendChild(spec);
+    var src = el("td", null, "source");
+    var a = el("a", r.path + (r.start !== "" ? " @ " + r.start + "-" + r.end + " s" : ""));
+    a.href = r.href;
+    src.appendChild(a);
+    tr.appendChild(src);
+    tr.appendChild(reviewCell(r));
+    return tr;
+  }
+
+  function render() {
+    var list = visible();
+    var pages = Math.max(1, Math.ceil(list.length / PAGE));
+    page = Math.min(page, pages - 1);
+    var body = document.querySelector("#rows tbody");
+    body.textContent = "";
+    var first = page * PAGE;
+    list.slice(first, first + PAGE).forEach(function (r, k) { body.appendChild(rowElement(r, first + k + 1)); });
+    byId("page-info").textContent = list.length ?
+      "rows " + (first + 1) + "-" + Math.min(first + PAGE, list.length) + " of " + list.length + " (page " + (page + 1) + " of " + pages + ")" :
+      "no rows match";
+    byId("prev").disabled = page === 0;
+    byId("next").disabled = page >= pages - 1;
+  }
+
+  function count() {
+    var n = Object.keys(decisions).length;
+    byId("decided").textContent = n + (n === 1 ? " decision" : " decisions");
+  }
+
+  function csvCell(v) {
+    var s = v === null || v === undefined ? "" : String(v);
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  function decisionsCsv() {
+    var lines = [meta.columns.join(",")];
+    rows.filter(function (r) { return decisions[r.i]; }).sort(function (a, b) { return a.i - b.i; }).forEach(function (r) {
+      var d = decisions[r.i];
+      lines.push([r.path, r.start, r.end, r.env, r.label, d.verdict, d.verdict === "relabel" ? d.corrected : ""].map(csvCell).join(","));
+    });
+    return lines.join("\r\n") + "\r\n";
+  }
+
+  byId("download").addEventListener("click", function () {
+    var blob = new Blob([decisionsCsv()], {type: "text/csv;charset=utf-8"});
+    var a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "review.csv";
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  });
+  ["f-env", "f-label", "f-verdict", "sort"].forEach(function (id) {
+    byId(id).addEventListener("change", function () { page = 0; render(); });
+  });
+  byId("f-text").addEventListener("input", function () { page = 0; render(); });
+  byId("prev").addEventListener("click", function () { page -= 1; render(); });
+  byId("next").addEventListener("click", function () { page += 1; render(); });
+  window.protoIndexReport = {decisionsCsv: decisionsCsv};
+  render();
+  count();
+})();

@@ -1,0 +1,220 @@
+"""The review report in a real browser: headless Chromium (Debian's chromium + chromium-driver) via selenium.
+
+Skipped where no chromium is installed, except under CI (env CI set), where that is a failure: CI installs
+it (scripts/setup.sh), so these tests must really run there.
+Set PROTO_INDEX_REPORT_SCREENSHOT=FILE.png to save a screenshot of the report (docs/report.png).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from report_store import HOSTILE_LABEL, HOSTILE_NAME, classified, cli, read_rows, with_hostile_row
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def _browser_missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    if not (shutil.which("chromium") and os.path.exists(CHROMEDRIVER)):
+        return "chromium / chromium-driver are not installed (scripts/setup.sh installs them as root)"
+    return None
+
+
+_missing = _browser_missing()
+if _missing:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser tests: {_missing}", pytrace=False)
+    pytest.skip(_missing, allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    c = classified(tmp, n_files=6)
+    hostile_csv = with_hostile_row(c, tmp)
+    report = tmp / "review"
+    cli("report", hostile_csv, "--out", report, "--store", c.store, "-p", "urban-tgap4", "--neighbours", "3")
+    header, rows = read_rows(hostile_csv)
+    return {"classified": c, "csv": hostile_csv, "report": report, "header": header, "rows": rows, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", "--mute-audio"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False,
+    })
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(60)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, path: Path):
+    driver.get(path.as_uri())
+    driver.get_log("browser")  # start each check from an empty console log
+    driver.refresh()
+    return driver
+
+
+def severe(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def visible_rows(driver) -> list[dict]:
+    out = []
+    for tr in driver.find_elements(By.CSS_SELECTOR, "#rows tbody tr"):
+        cells = tr.find_elements(By.TAG_NAME, "td")
+        out.append({"i": int(tr.get_attribute("data-row")), "env": cells[1].text, "label": cells[2].text,
+                    "margin": float(cells[4].text), "source": cells[7].text})
+    return out
+
+
+def audio_states(driver) -> list:
+    return driver.execute_async_script("""
+        var done = arguments[arguments.length - 1];
+        var els = Array.prototype.slice.call(document.querySelectorAll('audio'));
+        Promise.all(els.map(function (a) {
+          if (a.readyState >= 1 || a.error) return Promise.resolve();
+          return new Promise(function (res) {
+            a.addEventListener('loadedmetadata', res, {once: true});
+            a.addEventListener('error', res, {once: true});
+          });
+        })).then(function () {
+          done(els.map(function (a) { return [a.getAttribute('src'), a.duration, a.error ? a.error.code : null]; }));
+        });""")
+
+
+def test_pages_load_without_console_errors_and_escape_hostile_input(built, browser):
+    for page in ("index.html", "prototypes.html"):
+        open_page(browser, built["report"] / page)
+        assert browser.find_element(By.TAG_NAME, "h1").text
+        assert severe(browser) == [], page
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert  # noqa: B018  (a hostile label or file name that ran would alert)
+    open_page(browser, built["report"] / "index.html")
+    Select(browser.find_element(By.ID, "f-label")).select_by_value(HOSTILE_LABEL)
+    (row,) = visible_rows(browser)
+    assert row["label"] == HOSTILE_LABEL and HOSTILE_NAME in row["source"]
+    assert HOSTILE_LABEL in browser.find_element(By.ID, "counts").text
+    assert severe(browser) == []
+
+
+def test_every_audio_element_loads_with_the_rows_duration(built, browser):
+    open_page(browser, built["report"] / "index.html")
+    states = audio_states(browser)
+    header, rows = built["header"], built["rows"]
+    assert len(states) == len(rows) <= 50  # one page holds them all
+    shown = visible_rows(browser)
+    for (src, duration, err), row in zip(states, shown):
+        assert err is None and math.isfinite(duration), src
+        start, end = (float(rows[row["i"]][header.index(c)]) for c in ("start_s", "end_s"))
+        assert duration == pytest.approx(end - start, abs=0.01), src
+    open_page(browser, built["report"] / "prototypes.html")
+    states = audio_states(browser)
+    assert len(states) == 4 * 3  # 4 classes x --neighbours 3
+    assert all(err is None and math.isfinite(d) and 0 < d <= 10.0 for _, d, err in states)
+    assert severe(browser) == []
+
+
+def test_filtering_and_sorting_change_the_visible_rows(built, browser):
+    header, rows = built["header"], built["rows"]
+    col = {c: header.index(c) for c in ("environment", "label", "margin")}
+    open_page(browser, built["report"] / "index.html")
+    assert len(visible_rows(browser)) == len(rows)
+
+    Select(browser.find_element(By.ID, "f-env")).select_by_value("park")
+    park = visible_rows(browser)
+    assert {r["env"] for r in park} == {"park"}
+    assert len(park) == sum(r[col["environment"]] == "park" for r in rows) < len(rows)
+
+    Select(browser.find_element(By.ID, "sort")).select_by_value("margin-asc")
+    margins = [r["margin"] for r in visible_rows(browser)]
+    assert margins == sorted(margins)
+    assert margins[0] == pytest.approx(min(float(r[col["margin"]]) for r in rows if r[col["environment"]] == "park"), abs=1e-4)
+    Select(browser.find_element(By.ID, "sort")).select_by_value("margin-desc")
+    assert [r["margin"] for r in visible_rows(browser)] == sorted(margins, reverse=True)
+
+    Select(browser.find_element(By.ID, "f-env")).select_by_value("")
+    box = browser.find_element(By.ID, "f-text")
+    box.send_keys("rec_0001")
+    matching = visible_rows(browser)
+    assert matching and all("rec_0001" in r["source"] for r in matching)
+    assert len(matching) == sum("rec_0001" in r[0] for r in rows)
+    box.clear()
+    box.send_keys("no such path")
+    assert visible_rows(browser) == []
+    assert browser.find_element(By.ID, "page-info").text == "no rows match"
+    assert severe(browser) == []
+
+
+def _mark(browser, row_index: int, verdict: str, corrected: str | None = None) -> None:
+    tr = browser.find_element(By.CSS_SELECTOR, f'#rows tbody tr[data-row="{row_index}"]')
+    tr.find_element(By.CSS_SELECTOR, f'input[value="{verdict}"]').click()
+    if corrected is not None:
+        Select(tr.find_element(By.CSS_SELECTOR, "select.corrected")).select_by_value(corrected)
+
+
+def test_review_download_is_the_expected_csv(built, browser, downloads):
+    header, rows = built["header"], built["rows"]
+    open_page(browser, built["report"] / "index.html")
+    hostile = len(rows) - 1
+    other = next(lab for lab in ("siren", "dog bark") if lab != rows[2][header.index("label")])
+    _mark(browser, 0, "right")
+    _mark(browser, 1, "wrong")
+    _mark(browser, 2, "relabel", other)
+    _mark(browser, hostile, "relabel", "drilling")
+    _mark(browser, 1, "right")  # a changed mind: the last verdict counts
+    assert browser.find_element(By.ID, "decided").text == "4 decisions"
+    if os.environ.get("PROTO_INDEX_REPORT_SCREENSHOT"):
+        browser.save_screenshot(os.environ["PROTO_INDEX_REPORT_SCREENSHOT"])
+    for old in downloads.glob("*"):
+        old.unlink()
+    browser.find_element(By.ID, "download").click()
+    target = downloads / "review.csv"
+    for _ in range(100):
+        if target.exists() and not list(downloads.glob("*.crdownload")):
+            break
+        time.sleep(0.1)
+    with open(target, newline="", encoding="utf-8") as f:
+        got = list(csv.reader(f))
+    col = {c: header.index(c) for c in header}
+
+    def expected(i, verdict, corrected=""):
+        r = rows[i]
+        return [str(Path(r[0]).absolute()), r[col["start_s"]], r[col["end_s"]], r[col["environment"]],
+                r[col["label"]], verdict, corrected]
+
+    assert got[0] == ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"]
+    assert got[1:] == [expected(0, "right"), expected(1, "right"), expected(2, "relabel", other),
+                       expected(hostile, "relabel", "drilling")]
+    assert got[4][0].endswith(HOSTILE_NAME) and got[4][4] == HOSTILE_LABEL
+    raw = target.read_text(encoding="utf-8")
+    assert '"q"' not in raw.replace('""q""', "")  # the quote in the file name is doubled inside a quoted cell
+    assert severe(browser) == []
