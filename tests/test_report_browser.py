@@ -193,7 +193,10 @@ def test_review_download_is_the_expected_csv(built, browser, downloads):
     _mark(browser, 1, "right")  # a changed mind: the last verdict counts
     assert browser.find_element(By.ID, "decided").text == "4 decisions"
     if os.environ.get("PROTO_INDEX_REPORT_SCREENSHOT"):
+        browser.set_window_size(1400, 1500)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(os.environ["PROTO_INDEX_REPORT_SCREENSHOT"])
+        browser.set_window_size(1400, 1000)
     for old in downloads.glob("*"):
         old.unlink()
     browser.find_element(By.ID, "download").click()

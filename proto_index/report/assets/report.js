@@ -113,9 +113,11 @@
     spec.appendChild(img);
     tr.appendChild(spec);
     var src = el("td", null, "source");
-    var a = el("a", r.path + (r.start !== "" ? " @ " + r.start + "-" + r.end + " s" : ""));
-    a.href = r.href;
+    var name = r.path.split("/").pop();
+    var a = el("a", name);
+    a.href = r.href; a.title = r.path;
     src.appendChild(a);
+    if (r.start !== "") src.appendChild(el("div", (+r.start).toFixed(1) + "-" + (+r.end).toFixed(1) + " s", "when"));
     tr.appendChild(src);
     tr.appendChild(reviewCell(r));
     return tr;
