@@ -12,3 +12,12 @@ pip install -c constraints.txt torch torchvision torchaudio
 pip install -c constraints.txt -e '.[test]'
 .venv/bin/python -c "import proto_index, torch, torchvision, torchaudio, faiss" \
   || { echo "setup: the environment is incomplete (see pip output above)" >&2; exit 1; }
+# The report's browser tests (tests/test_report_browser.py) drive Debian's chromium through its chromedriver.
+if ! { command -v chromium >/dev/null && [ -x /usr/bin/chromedriver ]; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || { echo "setup: could not install chromium + chromium-driver" >&2; exit 1; }
+  else
+    echo "setup: chromium/chromium-driver missing; the browser tests will skip (as root: apt-get install chromium chromium-driver)" >&2
+  fi
+fi

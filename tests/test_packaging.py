@@ -32,6 +32,8 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
         "proto_index/migrations/script.py.mako",
         "proto_index/migrations/versions/0001_initial.py",
         "proto_index/migrations/versions/0002_environment_tau.py",
+        "proto_index/report/assets/report.js",
+        "proto_index/report/assets/report.css",
     ):
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
