@@ -217,3 +217,29 @@ def test_an_existing_output_is_refused_and_an_interrupted_build_leaves_nothing(m
 def test_prototypes_need_a_store(made, tmp_path):
     res = run("report", made.csv, "--out", tmp_path / "r", "-p", "urban-tgap4")
     assert res.exit_code == 1 and "--prototypes needs --store" in res.stderr
+
+
+def test_a_per_file_classification_plays_each_whole_file(made, tmp_path):
+    out_csv, report = tmp_path / "files.csv", tmp_path / "r"
+    res = run("classify", "-p", "urban-tgap4", "--manifest", made.archive / "manifest.csv", "--out", out_csv,
+              "--report", report, "--store", made.store, "-q")
+    assert res.exit_code == 0, res.output
+    shown = page_rows(report)
+    assert len(shown) == 6 and all(r["start"] == "" and r["end"] == "" for r in shown)
+    for r in shown:  # the whole recording, up to MAX_EXCERPT_S
+        assert sf.info(report / r["audio"]).duration == pytest.approx(
+            min(sf.info(r["path"]).duration, rmedia.MAX_EXCERPT_S), abs=1e-3)
+        assert r["cut"] is False
+    page = (report / "index.html").read_text()
+    assert "only the winner's score: run <code>classify --all-scores</code> for the top three classes" in page
+
+
+def test_relative_paths_are_read_from_the_audio_root(made, tmp_path):
+    header, rows = read_rows(made.csv)
+    relative = [[str(Path(r[0]).relative_to(made.archive))] + r[1:] for r in rows]
+    csv_path = write_rows(tmp_path / "rel.csv", header, relative)
+    res = run("report", csv_path, "--out", tmp_path / "lost")  # the current folder holds none of them
+    assert res.exit_code == 3 and res.stderr.count("audio file not found") == len({r[0] for r in rows})
+    res = run("report", csv_path, "--out", tmp_path / "r", "--audio-root", made.archive)
+    assert res.exit_code == 0, res.output
+    assert sorted(r["path"] for r in page_rows(tmp_path / "r")) == sorted(r[0] for r in rows)
