@@ -43,13 +43,15 @@ def page_rows(report: Path) -> list[dict]:
 
 
 def test_parse_reads_windows_and_the_top_three_from_all_scores():
-    text = HEADER + ",a,b,c,d\n" + "x.wav,10,20,park,audio,0.7,b,0.5,0.2,,0.1,0.5,0.3,0.3\n" + "y.wav,0,10,park,audio,0.7,,,,boom,,,,\n"
+    text = HEADER + ",a,b,c,d\n" + "x.wav,10,20,park,audio,0.7,b,0.5,0.2,,0.1,0.5,0.3,0.3\n" + "y.wav,0,10,park,audio,0.7,,,,boom,,,,\n" + "z.wav,0,10,park,audio,inf,a,nan,-inf,,inf,0.2,nan,0.1\n"
     t = rdata.parse_table(text)
     assert t.per_window and t.score_labels == ["a", "b", "c", "d"]
     r = t.rows[0]
     assert (r.path, r.start_s, r.end_s, r.environment, r.tau, r.label, r.score, r.margin) == ("x.wav", 10.0, 20.0, "park", 0.7, "b", 0.5, 0.2)
     assert r.top == (("b", 0.5), ("c", 0.3), ("d", 0.3))  # ties keep column order
     assert t.rows[1].error == "boom" and t.rows[1].top == ()
+    z = t.rows[2]  # non-finite cells are treated as missing
+    assert (z.tau, z.score, z.margin, z.top) == (None, None, None, (("b", 0.2), ("d", 0.1)))
 
 
 def test_parse_without_all_scores_keeps_the_winner_only():
@@ -243,3 +245,14 @@ def test_relative_paths_are_read_from_the_audio_root(made, tmp_path):
     res = run("report", csv_path, "--out", tmp_path / "r", "--audio-root", made.archive)
     assert res.exit_code == 0, res.output
     assert sorted(r["path"] for r in page_rows(tmp_path / "r")) == sorted(r[0] for r in rows)
+
+
+def test_a_source_that_is_not_audio_is_listed_not_fatal(made, tmp_path):
+    header, rows = read_rows(made.csv)
+    fake = tmp_path / "notes.wav"
+    fake.write_text("not audio at all\n")
+    csv_path = write_rows(tmp_path / "bad.csv", header, rows + [[str(fake)] + rows[0][1:]])
+    res = run("report", csv_path, "--out", tmp_path / "r")
+    assert res.exit_code == 3 and res.stderr.count("\n") == 1 and f"{fake}: cannot decode audio" in res.stderr
+    assert len(page_rows(tmp_path / "r")) == len(rows)
+    assert "Audio unavailable (1 rows, 1 files)" in (tmp_path / "r" / "index.html").read_text()

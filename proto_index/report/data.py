@@ -72,7 +72,7 @@ def _number(raw: str, column: str, line: int) -> float | None:
         x = float(raw)
     except ValueError:
         raise InvalidInput(f"line {line}: {column} {raw[:40]!r} is not a number") from None
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None  # nan/inf: not a score the page can show
 
 
 def parse_table(text: str, name: str = "CSV") -> Table:

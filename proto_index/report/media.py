@@ -53,7 +53,9 @@ def read_excerpt(path: Path, start_s: float | None, end_s: float | None) -> tupl
                 raise MediaProblem(f"window {start_s}-{end_s} s lies outside the file ({snd.frames / sr:.2f} s)")
             snd.seek(first)
             data = snd.read(last - first, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+    except OSError as e:
+        raise MediaProblem(f"cannot read: {e.strerror or e}") from None
+    except (sf.SoundFileError, RuntimeError, ValueError) as e:
         raise MediaProblem(f"cannot decode audio: {e}") from None
     mono = data.mean(axis=1)
     if sr != EXCERPT_RATE:
