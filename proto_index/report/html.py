@@ -108,7 +108,7 @@ def _summary_html(p: IndexPage) -> str:
     if not s.has_all_scores:
         parts.append("<dt>scores</dt><dd>only the winner's score: run <code>classify --all-scores</code> "
                      "for the top three classes</dd>")
-    parts.append("</dl><h3>Environments</h3><table class=\"plain\"><thead><tr><th>environment</th>"
+    parts.append("</dl><div class=\"panels\"><div><h3>Environments</h3><table class=\"plain\"><thead><tr><th>environment</th>"
                  "<th>rows</th><th>adaptation</th><th>tau used</th><th>stored tau (audio / text)</th>"
                  "<th>backgrounds (audio / text)</th></tr></thead><tbody>")
     envs = (p.store or {}).get("environments", {})
@@ -120,18 +120,23 @@ def _summary_html(p: IndexPage) -> str:
         bgs = f"{st['audio_backgrounds']} / {st['text_backgrounds']}" if st else "-"
         parts.append(f"<tr><td>{escape(e.name)}</td><td>{e.rows}</td><td>{ad}</td><td>{taus}</td>"
                      f"<td>{stored}</td><td>{bgs}</td></tr>")
-    parts.append("</tbody></table><h3>Counts per label</h3><table class=\"plain\" id=\"counts\"><thead><tr>"
-                 "<th>environment</th><th>label</th><th>rows</th><th>shown</th></tr></thead><tbody>")
     shown: dict = {}
     for r, _, _ in p.rows:
         shown[(r.environment, r.label)] = shown.get((r.environment, r.label), 0) + 1
+    env_names = sorted({e for e, _ in s.label_counts})
+    labels = sorted({lab for _, lab in s.label_counts})
+    parts.append("</tbody></table></div><div><h3>Counts per label</h3><table class=\"plain\" id=\"counts\"><thead><tr>"
+                 "<th>label</th>" + "".join(f"<th>{escape(e)}</th>" for e in env_names) + "</tr></thead><tbody>")
     top = max(s.label_counts.values(), default=1)
-    for (env, label), n in s.label_counts.items():
-        width = max(1, round(120 * n / top))
-        parts.append(f"<tr><td>{escape(env)}</td><td>{escape(label)}</td><td><span class=\"bar\" "
-                     f"style=\"width:{width}px\"></span> {n}</td><td>{shown.get((env, label), 0)}</td></tr>")
-    parts.append("</tbody></table><h3>Distributions</h3><img class=\"dist\" src=\"distributions.png\" "
-                 "alt=\"histograms of score and margin per environment\"></section>")
+    for label in labels:
+        cells = []
+        for env in env_names:
+            n = s.label_counts.get((env, label), 0)
+            bar = f"<span class=\"bar\" style=\"width:{max(1, round(80 * n / top))}px\"></span> " if n else ""
+            cells.append(f"<td title=\"{shown.get((env, label), 0)} shown\">{bar}{n}</td>")
+        parts.append(f"<tr><td>{escape(label)}</td>{''.join(cells)}</tr>")
+    parts.append("</tbody></table></div><div><h3>Distributions</h3><img class=\"dist\" src=\"distributions.png\" "
+                 "alt=\"histograms of score and margin per environment\"></div></div></section>")
     return "".join(parts)
 
 
