@@ -64,6 +64,7 @@ def test_parse_without_all_scores_keeps_the_winner_only():
     ("", "is empty"),
     ("path,environment,label\nx.wav,park,siren\n", "missing column(s) adaptation, tau, score, margin, error"),
     (HEADER + "\nx.wav,0,10,park,audio,0.7,siren,high,0.1,\n", "line 2: score 'high' is not a number"),
+    (HEADER + "\n" + "x" * 200_000 + "\n", "is not a readable CSV: field larger than field limit"),
 ])
 def test_parse_rejects_what_is_not_a_classification(text, message):
     with pytest.raises(InvalidInput, match=re.escape(message)):
@@ -110,6 +111,8 @@ def test_excerpt_is_exactly_the_window_resampled_to_mono(tmp_path):
         rmedia.read_excerpt(tmp_path / "gone.wav", 0.0, 1.0)
     with pytest.raises(rmedia.MediaProblem, match="not a regular file"):
         rmedia.read_excerpt(tmp_path, 0.0, 1.0)
+    with pytest.raises(rmedia.MediaProblem, match="not a valid file name"):
+        rmedia.read_excerpt(tmp_path / "a\x00b.wav", 0.0, 1.0)
 
 
 # -- the command ---------------------------------------------------------------------------------

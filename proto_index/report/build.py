@@ -78,14 +78,21 @@ def build_report(options: ReportOptions, on_problem: Callable[[str, str], None] 
     try:
         result = _build(options, table, tmp, on_problem or (lambda p, w: None))
         check_out(out)
-        if out.exists():
-            out.rmdir()  # empty, checked just above
-        os.rename(tmp, out)
+        os.rename(tmp, out)  # atomic; replaces an empty folder (checked just above)
+        _fsync_dir(out.parent)
         result.out = out
         return result
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _build(options: ReportOptions, table: rdata.Table, folder: Path, on_problem) -> ReportResult:

@@ -77,7 +77,13 @@ def _number(raw: str, column: str, line: int) -> float | None:
 
 def parse_table(text: str, name: str = "CSV") -> Table:
     """Parse a classification CSV's text; a missing column or a non-number is one ``InvalidInput`` line."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _parse(csv.reader(io.StringIO(text, newline="")), name)
+    except csv.Error as e:
+        raise InvalidInput(f"{name} is not a readable CSV: {e}") from None
+
+
+def _parse(reader, name: str) -> Table:
     header = next(reader, None)
     if not header:
         raise InvalidInput(f"{name} is empty: expected a classification CSV with columns {','.join(REQUIRED_COLUMNS)}")
@@ -95,8 +101,8 @@ def parse_table(text: str, name: str = "CSV") -> Table:
     score_cols = list(range(pos["error"] + 1, len(header)))
     score_labels = [header[i] for i in score_cols]
     rows = []
-    for i, cells in enumerate(reader):
-        line = i + 2
+    for cells in reader:
+        line = reader.line_num
         if not cells:
             continue
         if len(cells) < len(header):

@@ -34,6 +34,8 @@ def check_source(path: Path) -> None:
         raise MediaProblem("audio file not found (moved or deleted since classification?)") from None
     except OSError as e:
         raise MediaProblem(f"cannot stat: {e.strerror or e}") from None
+    except ValueError:  # e.g. a NUL byte in the name
+        raise MediaProblem("not a valid file name") from None
     if not stat.S_ISREG(st.st_mode):
         raise MediaProblem("not a regular file")
 
