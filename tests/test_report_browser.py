@@ -221,3 +221,14 @@ def test_review_download_is_the_expected_csv(built, browser, downloads):
     raw = target.read_text(encoding="utf-8")
     assert '"q"' not in raw.replace('""q""', "")  # the quote in the file name is doubled inside a quoted cell
     assert severe(browser) == []
+
+
+def test_the_report_classify_wrote_loads_too(built, browser):
+    c = built["classified"]
+    for page in ("index.html", "prototypes.html"):
+        open_page(browser, c.report / page)
+        states = audio_states(browser)
+        assert states and all(err is None and math.isfinite(d) and d > 0 for _, d, err in states), page
+        assert severe(browser) == [], page
+    open_page(browser, c.report / "index.html")
+    assert len(visible_rows(browser)) == len(read_rows(c.csv)[1])
