@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -46,6 +45,28 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones this call created, deepest first."""
+    created = []
+    for d in [folder, *folder.parents]:
+        if d.exists():
+            break
+        created.append(d)
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_created(files: Sequence[Path], dirs: Sequence[Path]) -> None:
+    """Delete the files this run wrote, then the folders it created if they are now empty; nothing else."""
+    for p in files:
+        Path(p).unlink(missing_ok=True)
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (something else lives there) or already gone: leave it
+            pass
+
+
 def _cached(path: Path, compute) -> np.ndarray:
     if path.exists():
         return np.load(path)
@@ -75,8 +96,9 @@ def audio_experiment(
     """Mix, write and embed every scene (environment x SNR x clip); returns the protocol's input.
 
     Scene WAVs go to ``work_dir/scenes/ENV/SNRdB/`` (background segments to
-    ``work_dir/backgrounds/ENV/``) and are deleted once embedded unless ``keep_scenes``
-    (UrbanSound8K over two environments at three SNRs is ~50 GB of WAV).
+    ``work_dir/backgrounds/ENV/``), ENV being :func:`~proto_index.evaluation.soundscapes.safe_name` of the environment, and are
+    deleted once embedded unless ``keep_scenes`` (UrbanSound8K over two environments at three SNRs is
+    ~50 GB of WAV). Only the files and folders the run itself created are ever deleted.
     With ``settings``, folds too few for them are refused before any audio work.
     """
     progress = progress or SilentProgress()
@@ -98,13 +120,16 @@ def audio_experiment(
         key = _digest([model_identity, ref_db, [_file_key(p) for p in files]])
 
         def embed_segments(env=env, files=files):
-            seg_dir = work_dir / "backgrounds" / env
-            vectors = embedder.embed_audio(soundscapes.write_background_segments(files, seg_dir, ref_db))
+            seg_dir = work_dir / "backgrounds" / soundscapes.safe_name(env)
+            created = _make_dirs(seg_dir)
+            written = soundscapes.write_background_segments(files, seg_dir, ref_db)
+            vectors = embedder.embed_audio(written)
             if not keep_scenes:
-                shutil.rmtree(seg_dir, ignore_errors=True)
+                _remove_created(written, created)
             return vectors
 
-        audio_bg[env] = _cached(work_dir / "embeddings" / f"backgrounds-{env}-{key}.npy", embed_segments)
+        audio_bg[env] = _cached(work_dir / "embeddings" / f"backgrounds-{soundscapes.safe_name(env)}-{key}.npy",
+                                embed_segments)
 
     conditions = []
     total = len(bgs) * len(snrs_db) * len(fg.paths)
@@ -113,22 +138,22 @@ def audio_experiment(
         for snr in snrs_db:
             key = _digest([model_identity, ref_db, float(snr), fg_keys, [_file_key(p) for p in bgs[env]],
                            [(p.foreground, p.background, p.onset_s) for p in env_plans]])  # fmt: skip
-            folder = work_dir / "scenes" / env / f"{snr:g}dB"
+            folder = work_dir / "scenes" / soundscapes.safe_name(env) / f"{snr:g}dB"
 
             def embed_scenes(env=env, env_plans=env_plans, snr=snr, folder=folder):
+                created = _make_dirs(folder)
                 parts = []
                 for i in range(0, len(env_plans), batch):
                     paths = soundscapes.write_scenes(env_plans[i : i + batch], snr, fg.paths, bgs[env], folder, ref_db)
                     parts.append(embedder.embed_audio(paths))
                     if not keep_scenes:
-                        for p in paths:
-                            p.unlink()
+                        _remove_created(paths, [])
                     progress.advance(len(paths))
                 if not keep_scenes:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    _remove_created([], created)
                 return np.concatenate(parts)
 
-            path = work_dir / "embeddings" / f"scenes-{env}-{snr:g}dB-{key}.npy"
+            path = work_dir / "embeddings" / f"scenes-{soundscapes.safe_name(env)}-{snr:g}dB-{key}.npy"
             if path.exists():
                 progress.advance(len(env_plans))
             vectors = _cached(path, embed_scenes)

@@ -7,6 +7,8 @@ pair are shared by all SNRs, so SNRs are compared on the same scenes (a paired d
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +65,16 @@ def plan_scenes(
     return plans
 
 
+def safe_name(name: str) -> str:
+    """A file-name-safe stand-in for a name taken from input (an environment from a CSV cell): a short
+    slug of its letters and digits plus a hash of the whole name, so ``/etc``, ``..`` or ``a/b`` never
+    become paths and two names that slug alike stay apart."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "x"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def scene_name(plan: ScenePlan, foreground: Path, snr_db: float) -> str:
-    return f"{plan.foreground:05d}-{Path(foreground).stem}-{plan.environment}-{snr_db:g}dB.wav"
+    return f"{plan.foreground:05d}-{safe_name(Path(foreground).stem)}-{safe_name(plan.environment)}-{snr_db:g}dB.wav"
 
 
 def write_scenes(
