@@ -192,6 +192,6 @@ def test_evaluate_runs_the_real_clap_architecture(tmp_path):
     assert {s.method for s in evaluation.scores} == {"zero-shot", "tgap", "supervised"}
     assert {s.adaptation for s in evaluation.scores} == {"none", "text", "audio", "audio-oracle"}
     assert all(0.0 <= s.accuracy <= 1.0 and len(s.fold_accuracies) == 3 for s in evaluation.scores)
-    vectors = np.load(next((tmp_path / "work" / "embeddings").glob("scenes-park-6dB-*.npy")))
+    vectors = np.load(next((tmp_path / "work" / "embeddings").glob("scenes-park-*-6dB-*.npy")))
     assert vectors.shape == (9, 512)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

@@ -74,7 +74,7 @@ def safe_name(name: str) -> str:
 
 
 def scene_name(plan: ScenePlan, foreground: Path, snr_db: float) -> str:
-    return f"{plan.foreground:05d}-{safe_name(Path(foreground).stem)}-{safe_name(plan.environment)}-{snr_db:g}dB.wav"
+    return f"{plan.foreground:05d}-{Path(foreground).stem}-{safe_name(plan.environment)}-{snr_db:g}dB.wav"
 
 
 def write_scenes(
