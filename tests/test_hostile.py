@@ -92,3 +92,155 @@ def test_evaluate_keeps_a_folder_it_did_not_create(tmp_path):
     audio_experiment(_Embedder(), "m", fg_csv, bg_dir, [0.0, 6.0], work)
     assert sorted(p.name for p in (work / "scenes").iterdir()) == ["notes.txt"]
     assert not (work / "backgrounds").exists()
+
+
+# --- downloads: pinned SHA-256, resume, one writer ------------------------------------------------
+
+@pytest.fixture
+def server():
+    from test_registry import Server
+
+    s = Server()
+    yield s
+    s.close()
+
+
+def _quiet():
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=120)
+
+
+def test_download_refuses_bytes_that_miss_the_pinned_sha256(server, tmp_path):
+    from proto_index.embed.download import download
+    from proto_index.errors import ModelError
+
+    server.files["/f.bin"] = b"tampered" * 1000
+    dest = tmp_path / "f.bin"
+    with pytest.raises(ModelError, match=r"SHA-256 [0-9a-f]{64} is not the published 00ab.*discarded"):
+        download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_quiet(), sha256="00ab" * 16)
+    assert not dest.exists() and not (tmp_path / "f.bin.part").exists()
+
+
+def test_released_checkpoint_downloads_are_checked_against_the_published_sha256(server, tmp_path, monkeypatch):
+    from proto_index.embed.registry import RELEASED_SHA256, locate_files
+    from proto_index.errors import ModelError
+
+    assert RELEASED_SHA256 == {  # as published by Hugging Face's LFS pointers of lukewys/laion_clap
+        "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+        "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
+    }
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+    server.files["/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt"] = b"a swapped file"
+    with pytest.raises(ModelError, match="is not the published fb171dd9"):
+        locate_files("630k-audioset-fusion-best.pt", base=server.url)
+    assert not (tmp_path / "cache" / "630k-audioset-fusion-best.pt").exists()
+
+
+@pytest.mark.parametrize("honours_range", [True, False])
+def test_download_resumes_a_partial_file(server, tmp_path, honours_range):
+    import hashlib
+
+    from proto_index.embed.download import download
+    from proto_index.errors import ModelError
+
+    body = bytes(range(256)) * 800
+    server.files["/f.bin"] = body
+    server.short = True
+    dest = tmp_path / "f.bin"
+    digest = hashlib.sha256(body).hexdigest()
+    with pytest.raises(ModelError, match="a rerun resumes"):
+        download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_quiet(), sha256=digest)
+    assert (tmp_path / "f.bin.part").read_bytes() == body[: len(body) // 2]
+
+    server.short = False
+    server.no_range = not honours_range
+    download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_quiet(), sha256=digest)
+    assert dest.read_bytes() == body and not (tmp_path / "f.bin.part").exists()
+    assert server.ranges == [None, f"bytes={len(body) // 2}-"]
+
+
+def test_download_resume_of_a_part_longer_than_the_file_starts_again(server, tmp_path):
+    from proto_index.embed.download import download
+
+    server.files["/f.bin"] = b"z" * 1000
+    (tmp_path / "f.bin.part").write_bytes(b"q" * 5000)
+    download(f"{server.url}/f.bin", tmp_path / "f.bin", what="x", offline_hint="-", console=_quiet())
+    assert (tmp_path / "f.bin").read_bytes() == b"z" * 1000
+
+
+def test_two_downloads_of_one_file_at_once_fetch_it_once(server, tmp_path):
+    import threading
+    import time
+
+    from proto_index.embed.download import download
+
+    body = b"w" * 3_000_000
+    server.files["/f.bin"] = body
+    server.hold = threading.Event()
+    dest = tmp_path / "f.bin"
+    errors = []
+
+    def run():
+        try:
+            download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_quiet())
+        except Exception as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    first = threading.Thread(target=run)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = threading.Thread(target=run)  # blocks on the lock while the first writes the .part file
+    second.start()
+    time.sleep(0.3)
+    server.hold.set()
+    first.join(20)
+    second.join(20)
+    assert not errors and dest.read_bytes() == body
+    assert server.requests == ["/f.bin"]  # the second found the finished file
+
+
+# --- checkpoints: tensors only, nothing that runs code ---------------------------------------------
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_pickles_a_callable_is_refused(tmp_path):
+    import torch
+
+    from proto_index.embed.clap import read_checkpoint
+    from proto_index.errors import ModelError
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"module.w": torch.ones(2)}, "payload": _RunsCode(marker)}, path)
+    with pytest.raises(ModelError, match=r"refused checkpoint .*could run code \((posix|os)\.system\)"):
+        read_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_released_style_checkpoint_with_numpy_learning_rates_loads(tmp_path):
+    """laion_clap's snapshots hold optimizer state whose learning rates are numpy floats."""
+    import torch
+
+    from proto_index.embed.clap import read_checkpoint
+
+    path = tmp_path / "ok.pt"
+    torch.save({"epoch": 45, "name": "run", "state_dict": {"module.w": torch.arange(3.0)},
+                "optimizer": {"state": {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(3)}},
+                              "param_groups": [{"lr": np.float64(1e-4), "betas": (0.9, 0.99), "params": [0],
+                                                "initial_lr": np.float64(1e-4), "step": np.int64(3)}]}},
+               path)
+    state = read_checkpoint(path)
+    assert list(state) == ["w"] and torch.equal(state["w"], torch.arange(3.0))

@@ -1,4 +1,5 @@
 """Model names, registration, file resolution and downloads (served from a loopback HTTP server)."""
+import hashlib
 import io
 import os
 import subprocess
@@ -19,13 +20,16 @@ from proto_index.errors import ModelError
 
 
 class Server:
-    """Serves ``files`` (URL path -> bytes) on 127.0.0.1; ``hold`` pauses mid-body, ``short`` truncates."""
+    """Serves ``files`` (URL path -> bytes) on 127.0.0.1; ``hold`` pauses mid-body, ``short`` truncates;
+    honours ``Range: bytes=N-`` with a 206 unless ``no_range``; ``ranges`` records the Range headers."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.requests: list[str] = []
         self.hold: threading.Event | None = None
         self.short = False
+        self.no_range = False
+        self.ranges: list[str | None] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,7 +39,18 @@ class Server:
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                wanted = self.headers.get("Range")
+                server.ranges.append(wanted)
+                if wanted and not server.no_range:
+                    start = int(wanted.removeprefix("bytes=").rstrip("-"))
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    body = body[start:]
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 half = len(body) // 2
@@ -251,11 +266,13 @@ def test_download_failure_leaves_nothing(server, dead_url, tmp_path):
     with pytest.raises(ModelError, match="HTTP 404"):
         download(f"{server.url}/absent", dest, what="x", offline_hint="-", console=_console())
 
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin.lock"]  # the lock file only
+
     server.files["/f.bin"] = b"y" * 100_000
     server.short = True
-    with pytest.raises(ModelError, match="could not download x"):
+    with pytest.raises(ModelError, match="could not download x.*50000 bytes kept in .*f.bin.part; a rerun resumes"):
         download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console())
-    assert list(tmp_path.iterdir()) == []
+    assert not dest.exists() and (tmp_path / "f.bin.part").stat().st_size == 50_000
 
 
 def test_load_encoder_downloads_into_the_cache(server, cache, monkeypatch):
@@ -264,6 +281,8 @@ def test_load_encoder_downloads_into_the_cache(server, cache, monkeypatch):
     server.files["/FacebookAI/roberta-base/resolve/main/vocab.json"] = b'{"<s>": 0}'
     server.files["/FacebookAI/roberta-base/resolve/main/merges.txt"] = b"#version: 0.2\n"
     monkeypatch.setenv("PROTO_INDEX_DOWNLOAD_BASE", server.url)
+    monkeypatch.setitem(registry.RELEASED_SHA256, "630k-audioset-best.pt",
+                        hashlib.sha256(b"not a checkpoint").hexdigest())
 
     with pytest.raises(ModelError, match="not a PyTorch checkpoint"):
         load_encoder("clap")

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import types
@@ -116,21 +117,48 @@ def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0) -> tuple[torc
     return model.eval(), model_cfg
 
 
+def _checkpoint_globals() -> list:
+    """The non-tensor types a released checkpoint may hold besides its state dict: numpy scalars and
+    arrays (laion_clap's scheduler writes numpy floats into the optimizer's learning rates). Nothing
+    that runs code: every other global is refused by torch's weights-only unpickler."""
+    import numpy.core.multiarray as multiarray
+
+    dtypes = [type(np.dtype(t)) for t in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "?")]
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict in a checkpoint file, released layout (``{'state_dict': {'module.…': …}}``) or bare."""
+    """The state dict in a checkpoint file, released layout (``{'state_dict': {'module.…': …}}``) or bare.
+
+    Loaded with ``weights_only=True``: a checkpoint that pickles a callable or any class beyond
+    tensors, containers and numpy numbers is refused before anything in it runs.
+    """
+    import pickle
+
     import torch
 
     try:
-        # The released files are whole training snapshots (optimizer state, numpy scalars) that the
-        # tensor-only unpickler rejects; laion_clap loads them with weights_only=False too.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # unpickling arbitrary bytes can fail in many ways
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(f"not a PyTorch checkpoint: {message}") from e
+        with torch.serialization.safe_globals(_checkpoint_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if unsafe:
+            raise ModelError(f"refused checkpoint {path}: it holds a Python object that could run code "
+                             f"({unsafe.group(1)}); proto-index loads tensors only") from None
+        raise ModelError(f"not a PyTorch checkpoint: {_first_line(str(e), e)}") from None
+    except Exception as e:  # reading arbitrary bytes can fail in many ways
+        raise ModelError(f"not a PyTorch checkpoint: {_first_line(str(e), e)}") from e
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError("not a CLAP checkpoint: it holds no state dict of tensors")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def _first_line(text: str, e: Exception) -> str:
+    if "WeightsUnpickler error:" in text:  # torch buries the cause under advice
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

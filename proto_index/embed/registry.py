@@ -14,6 +14,13 @@ from proto_index.errors import ModelError
 
 CHECKPOINT_REPO = "lukewys/laion_clap"
 TOKENIZER_REPO = "FacebookAI/roberta-base"
+RELEASED_SHA256 = {
+    "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+    "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
+}
+"""SHA-256 of the released checkpoints as Hugging Face's Git LFS pointers publish them; a download
+must match. (roberta-base's vocab.json and merges.txt are plain git files with no published SHA-256;
+they are checked for length only, and read as text, never unpickled.)"""
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def locate_files(filename: str, checkpoint: str | os.PathLike | None = None,
         checkpoint_path = cache_dir() / filename
         if not checkpoint_path.is_file():
             download(f"{root}/{CHECKPOINT_REPO}/resolve/main/{filename}", checkpoint_path,
-                     what=f"the CLAP checkpoint {filename}",
+                     what=f"the CLAP checkpoint {filename}", sha256=RELEASED_SHA256.get(filename),
                      offline_hint=f"fetch it elsewhere and pass --checkpoint PATH (or put it at {checkpoint_path})")
     if tokenizer_path is None:
         tokenizer_path = cache_dir() / "roberta-base"
