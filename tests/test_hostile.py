@@ -244,3 +244,86 @@ def test_a_released_style_checkpoint_with_numpy_learning_rates_loads(tmp_path):
                path)
     state = read_checkpoint(path)
     assert list(state) == ["w"] and torch.equal(state["w"], torch.arange(3.0))
+
+
+# --- FIFOs and devices named on the command line ---------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+TESTS = Path(__file__).parent
+
+
+def cli(*args, timeout=120) -> subprocess.CompletedProcess:
+    """A real `proto-index` process (the fake encoder as a plugin); a hang fails on the timeout."""
+    env = {**os.environ, "PROTO_INDEX_PLUGINS": "fakes",
+           "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "proto_index.cli.app", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def fake_store(tmp_path):
+    from fakes import BandEncoder
+
+    from proto_index import Store
+
+    path = tmp_path / "store"
+    Store.init(path, model="fake-bands", encoder=BandEncoder()).close()
+    return path
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.wav"
+    os.mkfifo(path)
+    return path
+
+
+def test_ingest_refuses_a_fifo_and_dev_zero_without_hanging(tmp_path, fake_store, fifo):
+    good = write(tmp_path / "good.wav", [(700.0, 0.5)], seconds=2.0)
+    result = cli("ingest", good, fifo, "/dev/zero", "--store", fake_store, "--quiet")
+    assert result.returncode == 3, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert sum(f"{fifo}" in line and "not a regular file" in line for line in lines) == 1
+    assert sum("/dev/zero" in line and "not a regular file" in line for line in lines) == 1
+    assert "added 1 files" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_env_add_refuses_a_fifo_without_hanging(tmp_path, fake_store, fifo):
+    result = cli("env", "add", "metro", "--audio", fifo, "--store", fake_store)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{fifo}: not a regular file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = cli("env", "add", "metro", "--audio", "/dev/zero", "--store", fake_store)
+    assert result.returncode == 1 and "/dev/zero: not a regular file" in result.stderr
+
+
+def test_classify_refuses_a_fifo_and_dev_zero_without_hanging(tmp_path, fake_store, fifo):
+    good = write(tmp_path / "good.wav", [(700.0, 0.5)], seconds=2.0)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("siren\ndog bark\n")
+    assert cli("classes", "add", "c", "--labels-file", labels, "--store", fake_store).returncode == 0
+    assert cli("prototypes", "build", "c", "--method", "zero-shot", "--store", fake_store).returncode == 0
+    assert cli("env", "add", "park", "--store", fake_store).returncode == 0
+    out = tmp_path / "out.csv"
+    result = cli("classify", good, fifo, "/dev/zero", "-p", "c-zero-shot", "--env", "park", "--out", out,
+                 "--store", fake_store)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"error: 2 input(s) not a regular file (a folder, FIFO, device or socket): "
+                                     f"{fifo}, /dev/zero")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["good.wav", "labels.txt",
+                                                                               "pipe.wav", "store"]
+
+
+def test_library_reads_refuse_fifos(fifo):
+    from proto_index.audio.decode import load_audio
+    from proto_index.audio.discover import NotRegularFile, file_sha256
+    from proto_index.errors import AudioDecodeError
+
+    with pytest.raises(NotRegularFile):
+        file_sha256(fifo)
+    with pytest.raises(AudioDecodeError, match="not a regular file"):
+        load_audio(fifo)
+    with pytest.raises(NotRegularFile):
+        file_sha256("/dev/zero")

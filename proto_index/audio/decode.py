@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from proto_index.audio.discover import open_regular
 from proto_index.embed.encoder import SAMPLE_RATE
 from proto_index.errors import AudioDecodeError
 
@@ -33,7 +34,7 @@ def check_readable(path: str | os.PathLike) -> None:
     libsndfile reports a missing or unreadable file only as "System error."; ``open()`` says which.
     """
     try:
-        with open(path, "rb"):
+        with open_regular(path):  # a FIFO or device (/dev/zero) is refused, never read
             pass
     except OSError as e:
         raise AudioDecodeError(f"cannot open file: {e.strerror or e}") from e

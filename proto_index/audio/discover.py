@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,8 @@ class Discovery:
 def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Discovery:
     """Collect the audio files named by ``paths`` (one path or several).
 
-    A file is taken as given, whatever its extension. A folder is walked recursively, following
+    A file is taken as given, whatever its extension; a path that is neither a folder nor a regular
+    file (a FIFO, a device such as /dev/zero, a socket) is reported in ``problems``, never read. A folder is walked recursively, following
     symbolic links (each real folder is listed once, so link loops end), taking files whose
     extension is in :data:`AUDIO_EXTENSIONS` and skipping hidden (dot) files and folders.
     A file reached by several paths is reported once, under the first path reached (paths in the
@@ -77,6 +79,8 @@ def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> 
         root = root.absolute()
         if root.is_dir():
             _walk(root, found, listed, problems)
+        elif not root.is_file():  # a FIFO would block the reader, a device (/dev/zero) never ends
+            problems.append((root, NOT_REGULAR))
         else:
             found.setdefault(os.path.realpath(root), root)
     return Discovery(files=sorted(found.values()), problems=problems)
@@ -118,10 +122,33 @@ def _walk(
         stack.extend(reversed(subfolders))  # pop in name order: depth-first, sorted
 
 
+NOT_REGULAR = "not a regular file (a FIFO, device or socket): not read"
+
+
+class NotRegularFile(OSError):
+    """A path names a FIFO, device or socket where a file was expected."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(0, NOT_REGULAR, os.fspath(path))
+
+
+def open_regular(path: str | os.PathLike):
+    """Open ``path`` for binary reading if it is a regular file, else :class:`NotRegularFile` (an
+    OSError). Never blocks on a FIFO (it is opened non-blocking and checked on the open descriptor)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in ``chunk``-byte pieces; ``OSError`` if unreadable."""
+    """Hex SHA-256 of a regular file's bytes, read in ``chunk``-byte pieces; ``OSError`` if unreadable."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()

@@ -133,6 +133,10 @@ def file_vectors(
     return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
 
 
+def _some(paths: list[str]) -> str:
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
 def classify(
     storage: Storage,
     encoder: Encoder,
@@ -183,10 +187,13 @@ def classify(
             raise InvalidInput(f"environment {name!r}: {e}") from None
         fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
         plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
-    missing = [str(p) for p, _ in items if not p.is_file()]
+    missing = [str(p) for p, _ in items if not p.exists()]
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise NotFound(f"{len(missing)} input file(s) not found: {shown}")
+        raise NotFound(f"{len(missing)} input file(s) not found: {_some(missing)}")
+    irregular = [str(p) for p, _ in items if not p.is_file()]
+    if irregular:  # a FIFO would block the reader, a device such as /dev/zero never ends
+        raise InvalidInput(f"{len(irregular)} input(s) not a regular file (a folder, FIFO, device or socket): "
+                           f"{_some(irregular)}")
 
     unique = list(dict.fromkeys(p for p, _ in items))
     if per_window:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from proto_index.audio.decode import open_audio, output_length, quantize_int16, read_whole, stream_prepared
-from proto_index.audio.discover import file_sha256
+from proto_index.audio.discover import file_sha256, open_regular
 from proto_index.audio.windows import stream_windows, window_bounds
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, Encoder
 from proto_index.errors import AudioDecodeError
@@ -199,10 +199,11 @@ def _read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool]
     before an earlier copy is claimed; the consumer asks again, in order, on "head".
     """
     try:
-        size = os.stat(path).st_size
-        if size <= ONE_READ_BYTES:
-            with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or device is refused here, never read
+            size = os.fstat(fh.fileno()).st_size
+            if size <= ONE_READ_BYTES:
                 data = fh.read()
+        if size <= ONE_READ_BYTES:
             sha = hashlib.sha256(data).hexdigest() if hashing else None
             source: io.BytesIO | Path = io.BytesIO(data)
             del data

@@ -51,7 +51,11 @@ def add_environment(
         for prompt, vec in zip(prompts, encoder.embed_texts(prompts)):
             backgrounds.append(BackgroundVector(kind="text", source=prompt, vector=to_blob(vec)))
     if audio:
-        files = find_audio_files(audio).files
+        discovery = find_audio_files(audio)
+        if discovery.problems:
+            raise AudioDecodeError("background recordings that cannot be read: "
+                                   + "; ".join(f"{p}: {why}" for p, why in discovery.problems))
+        files = discovery.files
         if not files:
             raise InvalidInput(f"no audio files found in {', '.join(map(str, audio))}")
         embedded = list(embed_files(files, encoder))
