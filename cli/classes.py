@@ -6,6 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from proto_index.audio.discover import open_regular
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.errors import InvalidInput, NotFound
@@ -14,11 +15,25 @@ app = typer.Typer(no_args_is_help=True, help="Class sets: the labels to classify
 
 
 def read_labels_file(path: Path) -> list[str]:
-    """One label per line; blank lines and lines starting with # are ignored."""
-    if not path.is_file():
+    """One label per line (UTF-8, a byte-order mark ignored); blank lines and lines starting with # are ignored."""
+    if not path.exists():
         raise NotFound(f"no such labels file: {path}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    if not path.is_file():
+        raise InvalidInput(f"{path}: not a regular file (a folder, FIFO or device)")
+    try:
+        with open_regular(path) as fh:
+            text = fh.read(MAX_LABELS_BYTES + 1).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(text) > MAX_LABELS_BYTES:
+        raise InvalidInput(f"{path}: larger than {MAX_LABELS_BYTES // 1_000_000} MB; not a labels file")
+    lines = [ln.strip() for ln in text.splitlines()]
     return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+MAX_LABELS_BYTES = 10_000_000
 
 
 @app.command("add")
@@ -28,6 +43,8 @@ def add(
     label: Annotated[Optional[List[str]], typer.Option("--label", "-l", help="A label (repeat the option).")] = None,
     template: Annotated[str, typer.Option(help="Prompt template; {label} is replaced by each label.")] = DEFAULT_TEMPLATE,
     replace: Annotated[bool, typer.Option(help="Overwrite a class set of the same name.")] = False,
+    drop_prototypes: Annotated[bool, typer.Option(
+        "--drop-prototypes", help="With --replace: also delete the prototype sets built on the old class set.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
 ):
     """Add a class set from --labels-file or repeated --label.
@@ -40,8 +57,12 @@ def add(
     if (labels_file is None) == (not label):
         raise InvalidInput("give either --labels-file FILE or one or more --label L")
     labels = read_labels_file(labels_file) if labels_file else list(label)
-    cs = open_store(store).add_classes(name, labels, template, replace)
+    opened = open_store(store)
+    doomed = [p.name for p in opened.prototype_sets() if p.class_set == name] if replace and drop_prototypes else []
+    cs = opened.add_classes(name, labels, template, replace, drop_prototypes)
     typer.echo(f"class set {cs.name}: {len(cs.labels)} labels")
+    if doomed:
+        typer.echo(f"deleted the prototype sets built on the old class set: {', '.join(doomed)}")
 
 
 @app.command("list")

@@ -176,9 +176,11 @@ class Store:
     # -- classes and prototypes ------------------------------------------------------------------
 
     def add_classes(
-        self, name: str, labels: Sequence[str], template: str = DEFAULT_TEMPLATE, replace: bool = False
+        self, name: str, labels: Sequence[str], template: str = DEFAULT_TEMPLATE, replace: bool = False,
+        drop_prototypes: bool = False,
     ) -> ClassSetView:
-        return prototypes.add_class_set(self._storage, name, list(labels), template, replace)
+        """Add a class set; replacing one that has prototype sets needs ``drop_prototypes`` (deletes them)."""
+        return prototypes.add_class_set(self._storage, name, list(labels), template, replace, drop_prototypes)
 
     def class_sets(self) -> list[ClassSetView]:
         with self._storage.session() as s:

@@ -327,3 +327,123 @@ def test_library_reads_refuse_fifos(fifo):
         load_audio(fifo)
     with pytest.raises(NotRegularFile):
         file_sha256("/dev/zero")
+
+
+# --- the same name added by two processes at once ---------------------------------------------------
+
+def _together(*argvs, timeout=120) -> list[subprocess.CompletedProcess]:
+    """Start a real `proto-index` process per argv at the same moment; wait for all."""
+    env = {**os.environ, "PROTO_INDEX_PLUGINS": "fakes",
+           "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [subprocess.Popen([sys.executable, "-m", "proto_index.cli.app", *map(str, a)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in argvs]
+    out = []
+    for p, a in zip(procs, argvs):
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append(subprocess.CompletedProcess(a, p.returncode, stdout, stderr))
+    return out
+
+
+def _one_wins(results, what: str, name: str) -> None:
+    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr for r in results]
+    loser = next(r for r in results if r.returncode == 1)
+    assert loser.stderr.strip() == f"error: {what} {name!r} already exists (use --replace)"
+    assert all("Traceback" not in r.stderr for r in results)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_same_name_at_once_class_sets(fake_store, round_):
+    results = _together(*[("classes", "add", "urban", "-l", f"siren{i}", "-l", "dog bark", "--store", fake_store)
+                          for i in range(2)])
+    _one_wins(results, "class set", "urban")
+    from proto_index import Store
+
+    winner = next(i for i, r in enumerate(results) if r.returncode == 0)
+    with Store.open(fake_store) as s:
+        assert [(c.name, c.labels) for c in s.class_sets()] == [("urban", [f"siren{winner}", "dog bark"])]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_same_name_at_once_prototype_sets_and_environments(fake_store, round_):
+    assert cli("classes", "add", "c", "-l", "siren", "-l", "dog bark", "--store", fake_store).returncode == 0
+    results = _together(*[("prototypes", "build", "c", "--method", "zero-shot", "--name", "p", "--store", fake_store)
+                          for _ in range(2)])
+    _one_wins(results, "prototype set", "p")
+    results = _together(*[("env", "add", "park", "--text", text, "--store", fake_store) for text in ("park", "garden")])
+    _one_wins(results, "environment", "park")
+    from proto_index import Store
+
+    winner = ("park", "garden")[next(i for i, r in enumerate(results) if r.returncode == 0)]
+    with Store.open(fake_store) as s:
+        assert [p.name for p in s.prototype_sets()] == ["p"]
+        assert [(e.name, e.description) for e in s.environments()] == [("park", winner)]
+
+
+# --- class sets: labels and names that would break listings, and --replace --------------------------
+
+def _run(*args, code=0):
+    from typer.testing import CliRunner
+
+    from proto_index.cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["", "dog"], "a label cannot be empty or blank"),
+    (["   ", "dog"], "a label cannot be empty or blank"),
+    (["si\nren", "dog"], r"a label 'si\nren' holds a control character ('\n'); use plain text on one line"),
+    (["si\tren", "dog"], r"a label 'si\tren' holds a control character ('\t'); use plain text on one line"),
+])
+def test_classes_add_refuses_blank_labels_and_control_characters(fake_store, labels, message):
+    args = [a for lbl in labels for a in ("-l", lbl)]
+    assert _run("classes", "add", "c", *args, "--store", fake_store, code=1).stderr.strip() == f"error: {message}"
+
+
+@pytest.mark.parametrize("name", ["", " ", "a\nb", "a\tb"])
+def test_names_with_line_breaks_or_blank_are_refused(fake_store, name):
+    assert "error: class set name" in _run("classes", "add", name, "-l", "x", "--store", fake_store, code=1).stderr
+    assert "error: environment name" in _run("env", "add", name, "--text", "park", "--store", fake_store, code=1).stderr
+
+
+def test_labels_file_bom_non_utf8_folder_and_fifo(tmp_path, fake_store):
+    from proto_index import Store
+
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffsiren\r\ndog bark\r\n".encode("utf-8"))
+    _run("classes", "add", "c", "--labels-file", bom, "--store", fake_store)
+    with Store.open(fake_store) as s:
+        assert s.class_sets()[0].labels == ["siren", "dog bark"]
+
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("sir\xe8ne\nchien\n".encode("latin-1"))
+    assert _run("classes", "add", "d", "--labels-file", latin, "--store", fake_store, code=1).stderr.strip() == \
+        f"error: {latin}: not UTF-8 text (byte 3); save it as UTF-8"
+    assert "not a regular file" in _run("classes", "add", "d", "--labels-file", tmp_path, "--store", fake_store,
+                                        code=1).stderr
+    fifo = tmp_path / "labels.fifo"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _run("classes", "add", "d", "--labels-file", fifo, "--store", fake_store,
+                                        code=1).stderr
+
+
+def test_replacing_a_class_set_never_silently_deletes_its_prototype_sets(fake_store):
+    from proto_index import Store
+
+    _run("classes", "add", "c", "-l", "siren", "-l", "dog bark", "--store", fake_store)
+    _run("prototypes", "build", "c", "--method", "zero-shot", "--store", fake_store)
+    _run("prototypes", "build", "c", "--method", "zero-shot", "--name", "c-2", "--store", fake_store)
+    refused = _run("classes", "add", "c", "-l", "drilling", "--replace", "--store", fake_store, code=1)
+    assert refused.stderr.strip() == ("error: class set 'c' has prototype sets built on it (c-2, c-zero-shot); "
+                                      "replacing it would delete them (use --drop-prototypes to do so)")
+    with Store.open(fake_store) as s:
+        assert [p.name for p in s.prototype_sets()] == ["c-2", "c-zero-shot"]
+        assert s.class_sets()[0].labels == ["siren", "dog bark"]
+    done = _run("classes", "add", "c", "-l", "drilling", "--replace", "--drop-prototypes", "--store", fake_store)
+    assert done.stdout.splitlines() == ["class set c: 1 labels",
+                                        "deleted the prototype sets built on the old class set: c-2, c-zero-shot"]
+    with Store.open(fake_store) as s:
+        assert s.prototype_sets() == [] and s.class_sets()[0].labels == ["drilling"]

@@ -12,6 +12,7 @@ from proto_index.embed.encoder import Encoder
 from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.pipeline.catalog_views import EnvironmentView, environment_view
 from proto_index.pipeline.embedding import FailedFile, embed_files
+from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.store.schema import BackgroundVector, Environment
 from proto_index.store.storage import Storage, to_blob
 
@@ -32,15 +33,14 @@ def add_environment(
     stored unless every recording decodes. With neither text nor audio, the name itself (underscores
     read as spaces) describes the environment, as the paper's text backgrounds use scene names.
     """
-    if not name.strip():
-        raise InvalidInput("an environment needs a name")
+    name = check_text(name, "environment name")
     audio = list(audio)
     if text is None and not audio:
         text = name.replace("_", " ")
     storage.check_identity(encoder.identity)
     with storage.session() as s:
         if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
-            raise AlreadyExists(f"environment {name!r} exists; pass --replace to redefine it")
+            raise AlreadyExists(f"environment {name!r} already exists (use --replace)")
 
     backgrounds: list[BackgroundVector] = []
     if text is not None:
@@ -70,11 +70,7 @@ def add_environment(
                 BackgroundVector(kind="audio", source=str(e.path), sha256=file_sha256(e.path), vector=to_blob(e.pooled()))
             )
 
-    with storage.session() as s:
-        old = s.scalar(select(Environment).where(Environment.name == name))
-        if old is not None:
-            s.delete(old)
-            s.flush()
+    with claim_name(storage, Environment, name, "environment", replace) as s:
         env = Environment(name=name, description=text, tau_audio=tau_audio, tau_text=tau_text)
         env.backgrounds = backgrounds
         s.add(env)

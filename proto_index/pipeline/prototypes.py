@@ -8,6 +8,7 @@ from proto_index.core.profiles import l2_normalize
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N, render_prompts, tgap_prototypes
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import AlreadyExists, InvalidInput
+from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
     PrototypeSetView,
@@ -22,12 +23,18 @@ METHODS = ("zero-shot", "tgap")
 
 
 def add_class_set(
-    storage: Storage, name: str, labels: list[str], template: str = DEFAULT_TEMPLATE, replace: bool = False
+    storage: Storage, name: str, labels: list[str], template: str = DEFAULT_TEMPLATE, replace: bool = False,
+    drop_prototypes: bool = False,
 ) -> ClassSetView:
-    """Store a named list of labels; duplicates and empty labels are refused."""
-    labels = [lbl.strip() for lbl in labels]
-    if not labels or any(not lbl for lbl in labels):
-        raise InvalidInput("a class set needs at least one label, and labels cannot be empty")
+    """Store a named list of labels; duplicates, blank labels and control characters are refused.
+
+    Replacing a class set that prototype sets were built on is refused, naming them, unless
+    ``drop_prototypes`` (they are then deleted with it: see :func:`prototype_sets_on`).
+    """
+    name = check_text(name, "class set name")
+    if not labels:
+        raise InvalidInput("a class set needs at least one label")
+    labels = [check_text(lbl, "a label") for lbl in labels]
     dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
     if dupes:
         raise InvalidInput(f"duplicate labels: {', '.join(dupes)}")
@@ -35,17 +42,23 @@ def add_class_set(
         render_prompts(labels, template)
     except ValueError as e:
         raise InvalidInput(str(e)) from None
-    with storage.session() as s:
-        existing = s.scalar(select(ClassSet).where(ClassSet.name == name))
-        if existing is not None:
-            if not replace:
-                raise AlreadyExists(f"class set {name!r} exists; pass --replace to overwrite it")
-            s.delete(existing)
-            s.flush()
+    def keep_prototypes(s, old) -> None:
+        built = prototype_sets_on(s, old.name)
+        if built and not drop_prototypes:
+            raise AlreadyExists(f"class set {name!r} has prototype sets built on it ({', '.join(built)}); "
+                                "replacing it would delete them (use --drop-prototypes to do so)")
+
+    with claim_name(storage, ClassSet, name, "class set", replace, keep_prototypes) as s:
         cs = ClassSet(name=name, template=template)
         cs.labels = [ClassLabel(position=i, label=lbl) for i, lbl in enumerate(labels)]
         s.add(cs)
+        s.flush()
         return class_set_view(cs)
+
+
+def prototype_sets_on(s, class_set: str) -> list[str]:
+    """Names of the prototype sets built on the class set ``class_set``, sorted."""
+    return sorted(s.scalars(select(PrototypeSet.name).join(ClassSet).where(ClassSet.name == class_set)))
 
 
 def build_prototypes(
@@ -61,11 +74,12 @@ def build_prototypes(
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     storage.check_identity(encoder.identity)
-    name = name or (f"{class_set}-tgap{n}" if method == "tgap" else f"{class_set}-zero-shot")
+    name = check_text(name or (f"{class_set}-tgap{n}" if method == "tgap" else f"{class_set}-zero-shot"),
+                      "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
-            raise AlreadyExists(f"prototype set {name!r} exists; pass --replace to rebuild it or --name to pick another")
+            raise AlreadyExists(f"prototype set {name!r} already exists (use --replace)")
 
     prompts = render_prompts(cs.labels, cs.template)
     anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
@@ -86,11 +100,7 @@ def build_prototypes(
         window_of = storage.windows_at_rows(rows.ravel())
         neighbour_ids = np.vectorize(lambda r: window_of[int(r)].window_id)(rows)
 
-    with storage.session() as s:
-        old = s.scalar(select(PrototypeSet).where(PrototypeSet.name == name))
-        if old is not None:
-            s.delete(old)
-            s.flush()
+    with claim_name(storage, PrototypeSet, name, "prototype set", replace) as s:
         ps = PrototypeSet(
             name=name,
             class_set=get_class_set(s, class_set),
