@@ -27,13 +27,15 @@ from proto_index.cli.common import (
     open_store,
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
-from proto_index.cli.output import BarProgress, error
+from proto_index.cli.output import BadUsage, BarProgress, error
+from proto_index.pipeline import preflight
 from sqlalchemy.exc import DatabaseError
 
 from proto_index.api import Store
 from proto_index.errors import InvalidInput, ProtoIndexError
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_SOME_FILES_FAILED = 3
 
 
@@ -43,6 +45,9 @@ class ErrorsAsMessages(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BadUsage as e:
+            error(str(e))
+            raise typer.Exit(EXIT_USAGE) from None
         except ProtoIndexError as e:
             error(str(e))
             raise typer.Exit(EXIT_ERROR) from None
@@ -196,11 +201,16 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
     """
     if (env is None) == (manifest is None):
-        raise InvalidInput("give exactly one of --env NAME (with PATHs) or --manifest CSV")
+        raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
     if manifest is not None and paths:
-        raise InvalidInput("PATHs and --manifest cannot be combined")
+        raise BadUsage("PATHs and --manifest cannot be combined")
     if env is not None and not paths:
-        raise InvalidInput("no PATH given to classify with --env")
+        raise BadUsage("no PATH given to classify with --env")
+    try:
+        preflight.check_options(adapt, tau)
+    except InvalidInput as e:
+        raise BadUsage(f"{e} (--adapt, --tau)") from None
+    preflight.check_output_file(out)  # before any model work
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)

@@ -7,6 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from proto_index.audio.discover import open_regular
+from proto_index.cli.output import BadUsage
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.errors import InvalidInput, NotFound
@@ -55,7 +56,7 @@ def add(
       proto-index classes add birds -l "bird song" -l "crow" --template "A recording of {label}"
     """
     if (labels_file is None) == (not label):
-        raise InvalidInput("give either --labels-file FILE or one or more --label L")
+        raise BadUsage("give either --labels-file FILE or one or more --label L")
     labels = read_labels_file(labels_file) if labels_file else list(label)
     opened = open_store(store)
     doomed = [p.name for p in opened.prototype_sets() if p.class_set == name] if replace and drop_prototypes else []

@@ -10,6 +10,10 @@ from rich.text import Text
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class BadUsage(Exception):
+    """A command line that cannot mean anything (options missing or contradictory): exit status 2."""
+
+
 def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 

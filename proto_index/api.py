@@ -21,7 +21,7 @@ from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.errors import AudioDecodeError, InvalidInput
 from proto_index.pipeline import classify as classify_mod
-from proto_index.pipeline import environments, ingest, prototypes, search
+from proto_index.pipeline import environments, ingest, preflight, prototypes, search
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
     EnvironmentView,
@@ -194,6 +194,8 @@ class Store:
         name: str | None = None,
         replace: bool = False,
     ) -> PrototypeSetView:
+        preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n),
+                              replace)  # before the model loads
         return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace)
 
     def prototype_set(self, name: str) -> PrototypeSetView:
@@ -219,6 +221,7 @@ class Store:
         tau_text: float | None = None,
         replace: bool = False,
     ) -> EnvironmentView:
+        preflight.check_environment_free(self._storage, name, replace)  # before the model loads
         return environments.add_environment(
             self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
         )
@@ -262,6 +265,8 @@ class Store:
 
         One result per pair, on the mean of the file's window embeddings; ``per_window=True``: one
         result per 10 s window (``start_s``, ``end_s``), windows every ``hop_s`` seconds."""
+        preflight.check_options(adapt, tau)  # all before the model loads
+        preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         return classify_mod.classify(
             self._storage, self.encoder, [(Path(p), e) for p, e in items], prototypes, adapt, tau, batch_size, progress,
             prototype_norm, per_window, hop_s, workers,

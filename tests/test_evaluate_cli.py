@@ -146,7 +146,7 @@ def test_classify_tau_auto_is_per_environment_batch_and_auto_clip_per_clip(tmp_p
     np.testing.assert_allclose(taus, tau_projection(ps, pb), atol=1e-6)
     assert len(set(taus)) > 1
 
-    result = run("classify", "-p", "urban-zero-shot", "--manifest", archive / "labelled.csv", "--tau", "often", "--out", out, "--store", store, code=1)
+    result = run("classify", "-p", "urban-zero-shot", "--manifest", archive / "labelled.csv", "--tau", "often", "--out", out, "--store", store, code=2)
     assert "tau must be a number or one of auto, auto-clip" in result.stderr
 
 

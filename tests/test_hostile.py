@@ -447,3 +447,89 @@ def test_replacing_a_class_set_never_silently_deletes_its_prototype_sets(fake_st
                                         "deleted the prototype sets built on the old class set: c-2, c-zero-shot"]
     with Store.open(fake_store) as s:
         assert s.prototype_sets() == [] and s.class_sets()[0].labels == ["drilling"]
+
+
+# --- classify: bad manifests, --out, unknown names and usage, all before the model loads -----------
+
+@pytest.fixture
+def ready_store(fake_store, tmp_path, monkeypatch):
+    """A store with class set c, prototype set c-zero-shot and environment park; from here on,
+    loading the model fails the test (every check below must come before it)."""
+    import proto_index.api
+
+    _run("classes", "add", "c", "-l", "siren", "-l", "dog bark", "--store", fake_store)
+    _run("prototypes", "build", "c", "--method", "zero-shot", "--store", fake_store)
+    _run("env", "add", "park", "--store", fake_store)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(proto_index.api, "_load_encoder", no_model)
+    monkeypatch.chdir(tmp_path)
+    return fake_store
+
+
+def _clip(tmp_path):
+    return write(tmp_path / "x.wav", [(700.0, 0.5)], seconds=2.0)
+
+
+def _classify_error(store, *args, code=1) -> str:
+    result = _run("classify", *args, "--store", store, code=code)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_manifests_that_are_not_utf8_csv_files(tmp_path, ready_store):
+    clip = _clip(tmp_path)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(f"path,environment\n{clip.name},parc\xe9\n".encode("latin-1"))
+    assert "not UTF-8 text" in _classify_error(ready_store, "-p", "c-zero-shot", "--manifest", latin, "-o", "o.csv")
+    extra = tmp_path / "extra.csv"
+    extra.write_text(f"path,environment\n{clip.name},park,oops\n")
+    assert _classify_error(ready_store, "-p", "c-zero-shot", "--manifest", extra, "-o", "o.csv") == \
+        f"error: {extra}, line 2: 1 more field(s) than the header has (quote a value that holds a comma)"
+    assert _classify_error(ready_store, "-p", "c-zero-shot", "--manifest", tmp_path, "-o", "o.csv") == \
+        f"error: {tmp_path}: not a regular file (a folder, FIFO or device), not a CSV file"
+    fifo = tmp_path / "m.csv"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _classify_error(ready_store, "-p", "c-zero-shot", "--manifest", fifo, "-o", "o.csv")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_out_in_a_missing_folder_or_naming_a_folder_is_refused_first(tmp_path, ready_store):
+    clip = _clip(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert _classify_error(ready_store, clip, "-p", "c-zero-shot", "--env", "park", "--out", "corpus") == \
+        "error: output corpus is a folder; name a file in it"
+    assert _classify_error(ready_store, clip, "-p", "c-zero-shot", "--env", "park", "--out", "nowhere/o.csv") == \
+        f"error: the folder of the output file does not exist: {tmp_path / 'nowhere'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no corpus.tmp, nothing else
+
+
+def test_unknown_names_are_reported_before_the_model_loads(tmp_path, ready_store):
+    clip = _clip(tmp_path)
+    assert _classify_error(ready_store, clip, "-p", "nope", "--env", "park", "-o", "o.csv") == \
+        "error: no prototype set named 'nope'" or "nope" in _classify_error(ready_store, clip, "-p", "nope", "--env", "park", "-o", "o.csv")
+    assert _classify_error(ready_store, clip, "-p", "c-zero-shot", "--env", "beach", "-o", "o.csv").startswith(
+        "error: unknown environment(s): beach (known: park)")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,environment\n{clip.name},harbour\n")
+    assert "unknown environment(s): harbour" in _classify_error(ready_store, "-p", "c-zero-shot", "--manifest",
+                                                                manifest, "-o", "o.csv")
+    assert "nope" in _run("prototypes", "build", "nope", "--store", ready_store, code=1).stderr
+    assert _run("prototypes", "build", "c", "--method", "zero-shot", "--store", ready_store, code=1).stderr.strip() \
+        == "error: prototype set 'c-zero-shot' already exists (use --replace)"
+    assert _run("env", "add", "park", "--store", ready_store, code=1).stderr.strip() == \
+        "error: environment 'park' already exists (use --replace)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "park", "--tau", "often"], "tau must be a number or one of auto, auto-clip, not 'often' (--adapt, --tau)"),
+    (["--env", "park", "--adapt", "sideways"], "unknown adaptation 'sideways'; choose one of auto, audio, text, none (--adapt, --tau)"),
+    ([], "give exactly one of --env NAME (with PATHs) or --manifest CSV"),
+])
+def test_usage_errors_exit_2(tmp_path, ready_store, args, message):
+    clip = _clip(tmp_path)
+    assert _classify_error(ready_store, clip, "-p", "c-zero-shot", *args, "-o", "o.csv", code=2) == f"error: {message}"

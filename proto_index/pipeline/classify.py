@@ -26,6 +26,7 @@ from proto_index.pipeline.catalog_views import (
     prototype_set_view,
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.preflight import check_output_file
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
@@ -283,11 +284,20 @@ def write_csv(result: Classification, out: Path, all_scores: bool = False) -> No
 
     Written to a temporary file and renamed, so an interrupted run never leaves half a CSV.
     """
-    out = Path(out)
+    out = check_output_file(out)
     tmp = out.with_name(out.name + ".tmp")
     header = list(OUTPUT_COLUMNS) + (list(result.labels) if all_scores else [])
     if result.per_window:
         header[1:1] = WINDOW_COLUMNS
+    try:
+        _write_rows(result, tmp, header, all_scores)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_rows(result: Classification, tmp: Path, header: list[str], all_scores: bool) -> None:
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -298,7 +308,6 @@ def write_csv(result: Classification, out: Path, all_scores: bool = False) -> No
             if all_scores:
                 row += [_fmt(v) for v in r.scores] if r.scores is not None else [""] * len(result.labels)
             w.writerow(row)
-    os.replace(tmp, out)
 
 
 def _seconds(x: float | None) -> str:

@@ -61,6 +61,11 @@ def prototype_sets_on(s, class_set: str) -> list[str]:
     return sorted(s.scalars(select(PrototypeSet.name).join(ClassSet).where(ClassSet.name == class_set)))
 
 
+def default_name(class_set: str, method: str, n: int) -> str:
+    """``CLASSES-tgapN`` or ``CLASSES-zero-shot``."""
+    return f"{class_set}-tgap{n}" if method == "tgap" else f"{class_set}-zero-shot"
+
+
 def build_prototypes(
     storage: Storage,
     encoder: Encoder,
@@ -74,8 +79,7 @@ def build_prototypes(
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     storage.check_identity(encoder.identity)
-    name = check_text(name or (f"{class_set}-tgap{n}" if method == "tgap" else f"{class_set}-zero-shot"),
-                      "prototype set name")
+    name = check_text(name or default_name(class_set, method, n), "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:

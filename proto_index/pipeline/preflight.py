@@ -1,0 +1,69 @@
+"""Checks of a command's inputs that need only the catalog and the file system, run before the
+model loads (~8 s) or any embedding starts, so a mistake costs nothing."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy import select
+
+from proto_index.core.adaptation import ADAPTATIONS
+from proto_index.core.tau import parse_tau
+from proto_index.errors import AlreadyExists, InvalidInput, NotFound
+from proto_index.pipeline.catalog_views import get_class_set, get_prototype_set
+from proto_index.store.schema import Environment, PrototypeSet
+from proto_index.store.storage import Storage
+
+
+def check_options(adapt: str, tau) -> None:
+    """:class:`InvalidInput` for an unknown adaptation or a tau that is neither a number nor a rule."""
+    if adapt not in ADAPTATIONS:
+        raise InvalidInput(f"unknown adaptation {adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
+    try:
+        parse_tau(tau)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+def check_classify(storage: Storage, prototypes: str, environments: Iterable[str]) -> None:
+    """The prototype set and every environment exist (:class:`NotFound` naming what does not)."""
+    names = sorted(set(environments))
+    with storage.session() as s:
+        get_prototype_set(s, prototypes)
+        known = set(s.scalars(select(Environment.name)))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listing = ", ".join(sorted(known)) or "none yet"
+        raise NotFound(f"unknown environment(s): {', '.join(unknown)} (known: {listing}); "
+                       "add them with `proto-index env add`")
+
+
+def check_build(storage: Storage, class_set: str, name: str | None, replace: bool) -> None:
+    """The class set exists and, unless ``replace``, the prototype set name is free."""
+    with storage.session() as s:
+        get_class_set(s, class_set)
+        if name and not replace and s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None:
+            raise AlreadyExists(f"prototype set {name!r} already exists (use --replace)")
+
+
+def check_environment_free(storage: Storage, name: str, replace: bool) -> None:
+    if not replace:
+        with storage.session() as s:
+            if s.scalar(select(Environment.id).where(Environment.name == name)) is not None:
+                raise AlreadyExists(f"environment {name!r} already exists (use --replace)")
+
+
+def check_output_file(out: str | os.PathLike) -> Path:
+    """``out`` can be written as a file: its folder exists, and it is not itself a folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise InvalidInput(f"output {out} is a folder; name a file in it")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise NotFound(f"the folder of the output file does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write in the output folder {parent}")
+    if out.exists() and not out.is_file():
+        raise InvalidInput(f"output {out} is not a regular file")
+    return out
