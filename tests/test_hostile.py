@@ -5,13 +5,34 @@ Every test here failed before the fix it guards (issue 11). Run in CI with the r
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write
+from fakes import BandEncoder
+from rich.console import Console
+from test_registry import Server
+from typer.testing import CliRunner
+
+import proto_index.api
+from proto_index import Store
+from proto_index.audio.decode import load_audio
+from proto_index.audio.discover import NotRegularFile, file_sha256
+from proto_index.cli.app import app
+from proto_index.embed.download import download
+from proto_index.embed.registry import RELEASED_SHA256, locate_files
+from proto_index.errors import AudioDecodeError, ModelError
 from proto_index.evaluation.audio_run import audio_experiment
+
+TESTS = Path(__file__).parent
 
 
 # --- evaluate: environment names from a CSV never become paths ------------------------------------
@@ -98,25 +119,16 @@ def test_evaluate_keeps_a_folder_it_did_not_create(tmp_path):
 
 @pytest.fixture
 def server():
-    from test_registry import Server
-
     s = Server()
     yield s
     s.close()
 
 
 def _quiet():
-    import io
-
-    from rich.console import Console
-
     return Console(file=io.StringIO(), width=120)
 
 
 def test_download_refuses_bytes_that_miss_the_pinned_sha256(server, tmp_path):
-    from proto_index.embed.download import download
-    from proto_index.errors import ModelError
-
     server.files["/f.bin"] = b"tampered" * 1000
     dest = tmp_path / "f.bin"
     with pytest.raises(ModelError, match=r"SHA-256 [0-9a-f]{64} is not the published 00ab.*discarded"):
@@ -125,9 +137,6 @@ def test_download_refuses_bytes_that_miss_the_pinned_sha256(server, tmp_path):
 
 
 def test_released_checkpoint_downloads_are_checked_against_the_published_sha256(server, tmp_path, monkeypatch):
-    from proto_index.embed.registry import RELEASED_SHA256, locate_files
-    from proto_index.errors import ModelError
-
     assert RELEASED_SHA256 == {  # as published by Hugging Face's LFS pointers of lukewys/laion_clap
         "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
         "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
@@ -141,11 +150,6 @@ def test_released_checkpoint_downloads_are_checked_against_the_published_sha256(
 
 @pytest.mark.parametrize("honours_range", [True, False])
 def test_download_resumes_a_partial_file(server, tmp_path, honours_range):
-    import hashlib
-
-    from proto_index.embed.download import download
-    from proto_index.errors import ModelError
-
     body = bytes(range(256)) * 800
     server.files["/f.bin"] = body
     server.short = True
@@ -163,8 +167,6 @@ def test_download_resumes_a_partial_file(server, tmp_path, honours_range):
 
 
 def test_download_resume_of_a_part_longer_than_the_file_starts_again(server, tmp_path):
-    from proto_index.embed.download import download
-
     server.files["/f.bin"] = b"z" * 1000
     (tmp_path / "f.bin.part").write_bytes(b"q" * 5000)
     download(f"{server.url}/f.bin", tmp_path / "f.bin", what="x", offline_hint="-", console=_quiet())
@@ -172,11 +174,6 @@ def test_download_resume_of_a_part_longer_than_the_file_starts_again(server, tmp
 
 
 def test_two_downloads_of_one_file_at_once_fetch_it_once(server, tmp_path):
-    import threading
-    import time
-
-    from proto_index.embed.download import download
-
     body = b"w" * 3_000_000
     server.files["/f.bin"] = body
     server.hold = threading.Event()
@@ -220,7 +217,6 @@ def test_a_checkpoint_that_pickles_a_callable_is_refused(tmp_path):
     import torch
 
     from proto_index.embed.clap import read_checkpoint
-    from proto_index.errors import ModelError
 
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
@@ -248,12 +244,6 @@ def test_a_released_style_checkpoint_with_numpy_learning_rates_loads(tmp_path):
 
 # --- FIFOs and devices named on the command line ---------------------------------------------------
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-TESTS = Path(__file__).parent
-
 
 def cli(*args, timeout=120) -> subprocess.CompletedProcess:
     """A real `proto-index` process (the fake encoder as a plugin); a hang fails on the timeout."""
@@ -265,10 +255,6 @@ def cli(*args, timeout=120) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def fake_store(tmp_path):
-    from fakes import BandEncoder
-
-    from proto_index import Store
-
     path = tmp_path / "store"
     Store.init(path, model="fake-bands", encoder=BandEncoder()).close()
     return path
@@ -317,10 +303,6 @@ def test_classify_refuses_a_fifo_and_dev_zero_without_hanging(tmp_path, fake_sto
 
 
 def test_library_reads_refuse_fifos(fifo):
-    from proto_index.audio.decode import load_audio
-    from proto_index.audio.discover import NotRegularFile, file_sha256
-    from proto_index.errors import AudioDecodeError
-
     with pytest.raises(NotRegularFile):
         file_sha256(fifo)
     with pytest.raises(AudioDecodeError, match="not a regular file"):
@@ -356,7 +338,6 @@ def test_same_name_at_once_class_sets(fake_store, round_):
     results = _together(*[("classes", "add", "urban", "-l", f"siren{i}", "-l", "dog bark", "--store", fake_store)
                           for i in range(2)])
     _one_wins(results, "class set", "urban")
-    from proto_index import Store
 
     winner = next(i for i, r in enumerate(results) if r.returncode == 0)
     with Store.open(fake_store) as s:
@@ -371,7 +352,6 @@ def test_same_name_at_once_prototype_sets_and_environments(fake_store, round_):
     _one_wins(results, "prototype set", "p")
     results = _together(*[("env", "add", "park", "--text", text, "--store", fake_store) for text in ("park", "garden")])
     _one_wins(results, "environment", "park")
-    from proto_index import Store
 
     winner = ("park", "garden")[next(i for i, r in enumerate(results) if r.returncode == 0)]
     with Store.open(fake_store) as s:
@@ -382,10 +362,6 @@ def test_same_name_at_once_prototype_sets_and_environments(fake_store, round_):
 # --- class sets: labels and names that would break listings, and --replace --------------------------
 
 def _run(*args, code=0):
-    from typer.testing import CliRunner
-
-    from proto_index.cli.app import app
-
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
     assert "Traceback" not in result.stderr
@@ -410,8 +386,6 @@ def test_names_with_line_breaks_or_blank_are_refused(fake_store, name):
 
 
 def test_labels_file_bom_non_utf8_folder_and_fifo(tmp_path, fake_store):
-    from proto_index import Store
-
     bom = tmp_path / "bom.txt"
     bom.write_bytes("\ufeffsiren\r\ndog bark\r\n".encode("utf-8"))
     _run("classes", "add", "c", "--labels-file", bom, "--store", fake_store)
@@ -431,8 +405,6 @@ def test_labels_file_bom_non_utf8_folder_and_fifo(tmp_path, fake_store):
 
 
 def test_replacing_a_class_set_never_silently_deletes_its_prototype_sets(fake_store):
-    from proto_index import Store
-
     _run("classes", "add", "c", "-l", "siren", "-l", "dog bark", "--store", fake_store)
     _run("prototypes", "build", "c", "--method", "zero-shot", "--store", fake_store)
     _run("prototypes", "build", "c", "--method", "zero-shot", "--name", "c-2", "--store", fake_store)
@@ -455,8 +427,6 @@ def test_replacing_a_class_set_never_silently_deletes_its_prototype_sets(fake_st
 def ready_store(fake_store, tmp_path, monkeypatch):
     """A store with class set c, prototype set c-zero-shot and environment park; from here on,
     loading the model fails the test (every check below must come before it)."""
-    import proto_index.api
-
     _run("classes", "add", "c", "-l", "siren", "-l", "dog bark", "--store", fake_store)
     _run("prototypes", "build", "c", "--method", "zero-shot", "--store", fake_store)
     _run("env", "add", "park", "--store", fake_store)
