@@ -139,13 +139,12 @@ def test_download_refuses_bytes_that_miss_the_pinned_sha256(server, tmp_path):
 def test_released_checkpoint_downloads_are_checked_against_the_published_sha256(server, tmp_path, monkeypatch):
     assert RELEASED_SHA256 == {  # as published by Hugging Face's LFS pointers of lukewys/laion_clap
         "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
-        "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
     }
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
-    server.files["/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt"] = b"a swapped file"
-    with pytest.raises(ModelError, match="is not the published fb171dd9"):
-        locate_files("630k-audioset-fusion-best.pt", base=server.url)
-    assert not (tmp_path / "cache" / "630k-audioset-fusion-best.pt").exists()
+    server.files["/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"] = b"a swapped file"
+    with pytest.raises(ModelError, match="is not the published 8053c977"):
+        locate_files("630k-audioset-best.pt", base=server.url)
+    assert not (tmp_path / "cache" / "630k-audioset-best.pt").exists()
 
 
 @pytest.mark.parametrize("honours_range", [True, False])

@@ -16,10 +16,10 @@ CHECKPOINT_REPO = "lukewys/laion_clap"
 TOKENIZER_REPO = "FacebookAI/roberta-base"
 RELEASED_SHA256 = {
     "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
-    "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
 }
 """SHA-256 of the released checkpoints as Hugging Face's Git LFS pointers publish them; a download
-must match. (roberta-base's vocab.json and merges.txt are plain git files with no published SHA-256;
+must match. 630k-audioset-fusion-best.pt is not pinned: the only hash found for it came from a
+third-party copy, and a wrong pin would lock every user out of the paper's model. (roberta-base's vocab.json and merges.txt are plain git files with no published SHA-256;
 they are checked for length only, and read as text, never unpickled.)"""
 
 
