@@ -105,8 +105,31 @@ def default_batch_windows(encoder: Encoder) -> int:
     2 cores: 105 ms/clip at 4, 124 at 8, 137 at 16 in float32; 52, 59, 72 in bfloat16), while a GPU
     needs bigger batches to be busy.
     """
-    device = str(getattr(encoder, "device", "cpu"))
-    return 4 if device.startswith("cpu") else 32
+    return default_batch_size(str(getattr(encoder, "device", "cpu")))
+
+
+def default_batch_size(device: str | None) -> int:
+    """:func:`default_batch_windows` for a device name (None: cuda when torch sees one, else cpu)."""
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return 4 if str(device).startswith("cpu") else 32
+
+
+def fit_encoder_batch(encoder: Encoder, batch_windows: int | None) -> int:
+    """The batch size to use with ``encoder`` (None: its device's default), made the model's own.
+
+    An encoder that splits its input into batches of its own (``encoder.batch_size``, as
+    :class:`~proto_index.embed.clap.ClapEncoder` does) is set to split at this size, so the windows
+    the pipeline batches together reach the model's forward as one batch.
+    """
+    size = default_batch_windows(encoder) if batch_windows is None else int(batch_windows)
+    if size < 1:
+        raise ValueError(f"batch_windows must be positive, got {size}")
+    if isinstance(getattr(encoder, "batch_size", None), int):
+        encoder.batch_size = size
+    return size
 
 
 def embed_files(
@@ -124,7 +147,8 @@ def embed_files(
     """Yield each file's embeddings (or why it failed) in input order.
 
     Windows of consecutive files share model batches of ``batch_windows`` windows (None:
-    :func:`default_batch_windows`), so short clips do not run the model one at a time.
+    :func:`default_batch_windows`), so short clips do not run the model one at a time; the encoder
+    is set to run its forward on batches of that size (:func:`fit_encoder_batch`).
     ``workers`` threads read and decode up to ``prefetch`` files ahead of the model (``workers=0``:
     everything in the caller's thread, one file at a time). ``hop_s``: seconds between window
     starts (10 s windows; a hop below 10 s overlaps them).
@@ -135,10 +159,7 @@ def embed_files(
     and neither decoded nor embedded. ``on_windows(n)`` is called after each model batch with the
     number of windows it embedded.
     """
-    if batch_windows is None:
-        batch_windows = default_batch_windows(encoder)
-    if batch_windows < 1:
-        raise ValueError(f"batch_windows must be positive, got {batch_windows}")
+    batch_windows = fit_encoder_batch(encoder, batch_windows)
     hop = round(hop_s * SAMPLE_RATE)
     if hop <= 0:
         raise ValueError(f"hop must be positive, got {hop_s} s")

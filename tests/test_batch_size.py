@@ -1,0 +1,114 @@
+"""--batch-size, and the default of 4 on a CPU / 32 on CUDA, reach the model's forward as one batch."""
+import pytest
+from conftest import write
+from fakes import BandEncoder
+from typer.testing import CliRunner
+
+from proto_index import Store
+from proto_index.cli.app import app
+from proto_index.embed.clap import ClapEncoder
+from proto_index.pipeline.embedding import default_batch_size, fit_encoder_batch
+
+runner = CliRunner()
+
+
+class RecordingModel:
+    """Stands in for the audio model: remembers the batch size of every forward, then runs the real one."""
+
+    def __init__(self, inner, calls):
+        self.inner, self.calls = inner, calls
+
+    def get_audio_embedding(self, features):
+        self.calls.append(len(features))
+        return self.inner.get_audio_embedding(features)
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    calls: list[int] = []
+    real = ClapEncoder.audio_model
+    monkeypatch.setattr(ClapEncoder, "audio_model", lambda self: RecordingModel(real(self), calls))
+    return calls
+
+
+@pytest.fixture
+def ten_clips(tmp_path):
+    for i in range(10):
+        write(tmp_path / "clips" / f"c{i}.wav", [(500.0 + 100 * i, 0.5)], seconds=1.0, seed=i)
+    return tmp_path / "clips"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option, expected", [(["--batch-size", "6"], [6, 4]), ([], [4, 4, 2])])
+def test_cli_batch_size_reaches_the_model_forward(tmp_path, ten_clips, forwards, option, expected):
+    store = tmp_path / "store"
+    assert runner.invoke(app, ["init", "--store", str(store), "--model", "clap-tiny-random", "--device", "cpu"]).exit_code == 0
+    result = runner.invoke(app, ["ingest", str(ten_clips), "--store", str(store), "--device", "cpu", "-q", *option])
+    assert result.exit_code == 0, result.output
+    assert forwards == expected  # ClapEncoder's own default of 16 no longer re-splits (or merges) batches
+
+
+@pytest.mark.slow
+def test_a_batch_above_the_encoders_own_is_not_resplit(ten_clips, forwards):
+    encoder = ClapEncoder.random("clap-tiny-random", fusion=False, device="cpu", batch_size=2)
+    from proto_index.pipeline.embedding import embed_files
+
+    list(embed_files(sorted(ten_clips.iterdir()), encoder, batch_windows=8))
+    assert forwards == [8, 2] and encoder.batch_size == 8
+
+
+def test_default_batch_size_by_device():
+    assert default_batch_size("cpu") == 4
+    assert default_batch_size("cuda") == 32 and default_batch_size("cuda:1") == 32
+
+
+def test_store_loads_the_model_with_its_devices_default(tmp_path, monkeypatch):
+    """The CUDA path without a GPU: the batch size the store asks the model loader for."""
+    asked = []
+
+    def fake_load(name, **kwargs):
+        asked.append((kwargs["device"], kwargs["batch_size"]))
+        encoder = BandEncoder()
+        encoder.device = kwargs["device"]
+        return encoder
+
+    Store.init(tmp_path / "s", model="fake-bands", encoder=BandEncoder()).close()
+    monkeypatch.setattr("proto_index.embed.registry.load_encoder", fake_load)
+    for device in ("cuda", "cuda:1", "cpu"):
+        with Store.open(tmp_path / "s", device=device) as s:
+            s.encoder
+    assert asked == [("cuda", 32), ("cuda:1", 32), ("cpu", 4)]
+
+
+class CudaLike(BandEncoder):
+    """A recording encoder that says it runs on CUDA and splits batches at its own batch_size, like ClapEncoder."""
+
+    device = "cuda"
+
+    def __init__(self):
+        super().__init__()
+        self.batch_size = 16
+        self.forwards: list[int] = []
+
+    def embed_waveforms(self, waveforms):
+        out = []
+        for i in range(0, len(waveforms), self.batch_size):
+            self.forwards.append(len(waveforms[i:i + self.batch_size]))
+            out.append(super().embed_waveforms(waveforms[i:i + self.batch_size]))
+        import numpy as np
+
+        return np.concatenate(out)
+
+
+def test_cuda_default_of_32_reaches_the_forward(tmp_path):
+    for i in range(40):
+        write(tmp_path / "in" / f"c{i:02}.wav", [(500.0, 0.5)], seconds=0.5, seed=i)
+    encoder = CudaLike()
+    with Store.init(tmp_path / "s", model="fake-bands", encoder=encoder) as s:
+        s.ingest([tmp_path / "in"])
+    assert encoder.forwards == [32, 8]  # before: [16, 16, 8]
+
+
+def test_fit_encoder_batch_rejects_nonpositive():
+    with pytest.raises(ValueError, match="batch_windows must be positive"):
+        fit_encoder_batch(BandEncoder(), 0)
