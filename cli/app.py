@@ -118,8 +118,10 @@ def ingest(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = DEFAULT_WORKERS,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Read and hash every file, even those whose path, size and mtime match a stored recording.")] = False,
 ):
-    """Embed audio files into the corpus index. Reruns skip files already stored (by content hash).
+    """Embed audio files into the corpus index. Reruns skip files already stored (by content hash;
+    a file whose path, size and mtime are unchanged since it was stored is skipped without reading it).
 
     Each recording becomes 10 s windows starting every --hop seconds, one vector each. Long
     recordings are decoded in a streaming way (memory stays bounded), while worker threads read,
@@ -134,7 +136,7 @@ def ingest(
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
         report = s.ingest(paths, progress=bar, batch_size=batch_size, wait_s=wait, commit_windows=commit_windows,
-                          publish_windows=publish_windows, hop_s=hop, workers=workers)
+                          publish_windows=publish_windows, hop_s=hop, workers=workers, rehash=rehash)
     typer.echo(
         f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
         f"{len(report.failed)} failed"

@@ -139,11 +139,13 @@ class Store:
         publish_windows: int = 50_000,
         hop_s: float = DEFAULT_HOP_S,
         workers: int = DEFAULT_WORKERS,
+        rehash: bool = False,
     ) -> ingest.IngestReport:
         """Add audio files and folders to the corpus (reruns skip stored content; one writer at a time).
 
         Files are cut into 10 s windows starting every ``hop_s`` seconds; ``workers`` threads read,
-        hash and decode files ahead of the model (0: all in this thread).
+        hash and decode files ahead of the model (0: all in this thread). A file whose path, size and
+        mtime match a stored recording is skipped unread; ``rehash=True`` reads and hashes every file.
         """
         return ingest.ingest(
             self._storage,
@@ -156,6 +158,7 @@ class Store:
             wait_s=wait_s,
             hop_s=hop_s,
             workers=workers,
+            rehash=rehash,
         )
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:

@@ -78,6 +78,9 @@ class EmbeddedFile:
     ends_s: list[float]
     vectors: np.ndarray
     sha256: str | None = None
+    size_bytes: int | None = None
+    mtime_ns: int | None = None
+    """The file's size and st_mtime_ns, taken before it was read (so never newer than the content)."""
 
     def pooled(self) -> np.ndarray:
         """The file's single vector: the mean of its window embeddings."""
@@ -96,6 +99,8 @@ class SkippedFile:
 
     path: Path
     sha256: str
+    size_bytes: int | None = None
+    mtime_ns: int | None = None
 
 
 def default_batch_windows(encoder: Encoder) -> int:
@@ -183,16 +188,17 @@ def embed_files(
             for message in job.messages():
                 kind = message[0]
                 if kind == "head":
-                    _, sha, info = message
+                    _, sha, info, stat = message
                     if known(sha):
-                        state.result = SkippedFile(state.path, sha)
+                        state.result = SkippedFile(state.path, sha, *stat)
                         job.cancel()
                         break
                     if dedupe:
                         claimed.add(sha)
                     state.sha256, state.sample_rate, state.channels = sha, info[0], info[1]
+                    state.stat = stat
                 elif kind == "skip":
-                    state.result = SkippedFile(state.path, message[1])
+                    state.result = SkippedFile(state.path, message[1], *message[2])
                 elif kind == "windows":
                     for start, end, samples in message[1]:
                         state.bounds.append((start, end))
@@ -214,14 +220,16 @@ def embed_files(
 
 
 def _read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool] | None) -> Iterator[tuple]:
-    """Messages about one file, in order: ("head", sha, (rate, channels)), ("windows", [...])..., ("end", n).
+    """Messages about one file, in order: ("head", sha, (rate, channels), (size, mtime_ns)),
+    ("windows", [...])..., ("end", n).
 
-    Or ("skip", sha) when ``known(sha)``, or ("fail", reason) at any point. ``known`` may be asked
+    Or ("skip", sha, (size, mtime_ns)) when ``known(sha)``, or ("fail", reason) at any point. ``known`` may be asked
     before an earlier copy is claimed; the consumer asks again, in order, on "head".
     """
     try:
         with open_regular(path) as fh:  # a FIFO or device is refused here, never read
-            size = os.fstat(fh.fileno()).st_size
+            st = os.fstat(fh.fileno())  # before the read: a later change leaves a newer mtime than the one stored
+            stat, size = (st.st_size, st.st_mtime_ns), st.st_size
             if size <= ONE_READ_BYTES:
                 data = fh.read()
         if size <= ONE_READ_BYTES:
@@ -235,7 +243,7 @@ def _read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool]
         yield ("fail", f"cannot read file: {e.strerror or e}")
         return
     if known is not None and sha is not None and known(sha):
-        yield ("skip", sha)  # stored, or a copy of a file already taken: not even decoded
+        yield ("skip", sha, stat)  # stored, or a copy of a file already taken: not even decoded
         return
     try:
         snd = open_audio(source)
@@ -247,7 +255,7 @@ def _read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool]
             plural = "" if snd.frames == 1 else "s"
             yield ("fail", f"too short to embed ({snd.frames} sample{plural} at {snd.samplerate} Hz)")
             return
-        yield ("head", sha, (int(snd.samplerate), int(snd.channels)))
+        yield ("head", sha, (int(snd.samplerate), int(snd.channels)), stat)
         try:
             if output_length(snd.frames, snd.samplerate) <= ONE_SHOT_SAMPLES and snd.frames * snd.channels <= ONE_SHOT_VALUES:
                 yield from _one_shot(snd, hop)
@@ -293,6 +301,7 @@ class _FileState:
     sha256: str | None = None
     sample_rate: int = 0
     channels: int = 0
+    stat: tuple[int, int] | tuple[None, None] = (None, None)
     bounds: list[tuple[int, int]] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
     n_samples: int | None = None  # set when every window has been read
@@ -312,6 +321,8 @@ class _FileState:
             ends_s=[b / SAMPLE_RATE for _, b in self.bounds],
             vectors=np.asarray(np.stack(self.vectors), dtype=np.float32),
             sha256=self.sha256,
+            size_bytes=self.stat[0],
+            mtime_ns=self.stat[1],
         )
         self.vectors = []
         return True

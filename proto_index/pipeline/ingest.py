@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from proto_index.audio.discover import find_audio_files
 from proto_index.embed.encoder import Encoder
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.resume import refresh_stats, split_unchanged, stored_stats
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import IngestFailure, Recording, StoreMeta, Window
@@ -43,8 +44,12 @@ def ingest(
     progress: Progress | None = None,
     hop_s: float = DEFAULT_HOP_S,
     workers: int = DEFAULT_WORKERS,
+    rehash: bool = False,
 ) -> IngestReport:
     """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped.
+
+    A file whose path, size and mtime match a stored recording is skipped without being read
+    (:mod:`proto_index.pipeline.resume`); ``rehash`` reads and hashes every file instead.
 
     Holds the store's writer lock (waiting up to ``wait_s`` seconds for another writer). The index
     is republished every ``publish_windows`` new windows and at the end, when it is also rebuilt if
@@ -55,12 +60,14 @@ def ingest(
     discovery = find_audio_files(paths)
     with storage.writer(wait_s):
         return _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
-                       hop_s, workers)
+                       hop_s, workers, rehash)
 
 
 def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
-            hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS) -> IngestReport:
+            hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, rehash=False) -> IngestReport:
     report = IngestReport()
+    to_read, unchanged = (discovery.files, []) if rehash else split_unchanged(discovery.files, stored_stats(storage))
+    report.skipped = len(unchanged)
     for path, problem in discovery.problems:
         report.failed.append(FailedFile(Path(path), problem))
 
@@ -70,17 +77,20 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
     # Worker threads hash each file from the same read that decodes it; a file whose hash is stored,
     # or equals an earlier file's in this run, is skipped before decoding (embed_files' known_hashes).
     progress.start(len(discovery.files), "embedding")
+    progress.advance(len(unchanged))
     for failure in report.failed:
         progress.note(f"{failure.path}: {failure.error}")
     index = storage.index()
     batch: list[EmbeddedFile] = []
     published_at = 0
-    results = embed_files(discovery.files, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+    restat: list[SkippedFile] = []
+    results = embed_files(to_read, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
                           known_hashes=known, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, SkippedFile):
             report.skipped += 1
+            restat.append(result)
             continue
         if isinstance(result, FailedFile):
             report.failed.append(result)
@@ -94,6 +104,7 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
                 storage.publish_index(index)
                 published_at = report.windows
     _commit(storage, index, batch, report)
+    refresh_stats(storage, restat)
     _record_failures(storage, report.failed)
     plan = storage.index_plan()
     if plan.factory != index.factory:
@@ -116,6 +127,8 @@ def _commit(storage: Storage, index: VectorIndex, batch: list[EmbeddedFile], rep
                 duration_s=f.duration_s,
                 sample_rate=f.sample_rate,
                 channels=f.channels,
+                size_bytes=f.size_bytes,
+                mtime_ns=f.mtime_ns,
             )
             for start, end in zip(f.starts_s, f.ends_s):
                 rec.windows.append(Window(start_s=start, end_s=end, vector_row=row))

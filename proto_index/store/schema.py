@@ -42,12 +42,16 @@ class Recording(Base):
 
     __tablename__ = "recordings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, index=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     duration_s: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer)
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The file's size and st_mtime_ns when it was read (NULL in rows from before revision 0005):
+    # a resumed ingest skips the path unread while both still match.
+    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mtime_ns: Mapped[int | None] = mapped_column(Integer, nullable=True)
     windows: Mapped[list["Window"]] = relationship(back_populates="recording", order_by="Window.start_s")
 
 
