@@ -10,6 +10,8 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | { gre
 pip install --upgrade pip setuptools wheel
 pip install -c constraints.txt torch torchvision torchaudio
 pip install -c constraints.txt -e '.[test]'
+# PROTO_INDEX_GPU=1: GPU FAISS. faiss-gpu replaces faiss-cpu (the same `faiss` module; never both).
+if [ "${PROTO_INDEX_GPU:-0}" = "1" ]; then bash scripts/use-faiss-gpu.sh; fi
 .venv/bin/python -c "import proto_index, torch, torchvision, torchaudio, faiss" \
   || { echo "setup: the environment is incomplete (see pip output above)" >&2; exit 1; }
 # The report's browser tests (tests/test_report_browser.py) drive Debian's chromium through its chromedriver.
