@@ -18,12 +18,16 @@ from proto_index.cli.common import (
     DEFAULT_STORE_PATH,
     BatchOption,
     DeviceOption,
+    ExecutorOption,
     HopOption,
+    RayActorGpusOption,
+    RayAddressOption,
     PrecisionOption,
     QuietOption,
     StoreOption,
     WaitOption,
     WorkersOption,
+    executor_options,
     open_store,
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
@@ -119,6 +123,9 @@ def ingest(
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = DEFAULT_WORKERS,
     rehash: Annotated[bool, typer.Option("--rehash", help="Read and hash every file, even those whose path, size and mtime match a stored recording.")] = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_actor_gpus: RayActorGpusOption = 0.0,
 ):
     """Embed audio files into the corpus index. Reruns skip files already stored (by content hash;
     a file whose path, size and mtime are unchanged since it was stored is skipped without reading it).
@@ -132,11 +139,13 @@ def ingest(
     Examples:
       proto-index ingest recordings/ extra/clip.flac
       proto-index ingest /archive --precision bf16 --hop 5      # ~1.8x faster on CPU; overlapping windows
+      proto-index ingest /shared/archive --executor ray --ray-address head:6379 --ray-actor-gpus 1
     """
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
         report = s.ingest(paths, progress=bar, batch_size=batch_size, wait_s=wait, commit_windows=commit_windows,
-                          publish_windows=publish_windows, hop_s=hop, workers=workers, rehash=rehash)
+                          publish_windows=publish_windows, hop_s=hop, workers=workers, rehash=rehash,
+                          executor=executor_options(executor, ray_address, ray_actor_gpus))
     typer.echo(
         f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
         f"{len(report.failed)} failed"
@@ -184,6 +193,9 @@ def classify(
     workers: WorkersOption = DEFAULT_WORKERS,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a review report folder (see `report`).")] = None,
     report_per_label: Annotated[int, typer.Option("--report-per-label", min=1, help="With --report: rows shown per environment and label.")] = report_cmd.DEFAULT_PER_LABEL,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_actor_gpus: RayActorGpusOption = 0.0,
 ):
     """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
 
@@ -216,7 +228,8 @@ def classify(
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
-    options = dict(per_window=per_window, hop_s=hop, workers=workers)
+    options = dict(per_window=per_window, hop_s=hop, workers=workers,
+                   executor=executor_options(executor, ray_address, ray_actor_gpus))
     with BarProgress(quiet) as bar:
         if manifest is not None:
             result = s.classify_manifest(

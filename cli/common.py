@@ -10,6 +10,9 @@ import typer
 
 from proto_index.api import DEFAULT_STORE, STORE_ENV_VAR, Store
 from proto_index.embed.clap import PRECISIONS
+from proto_index.pipeline.executors import EXECUTORS, RAY_ADDRESS_ENV, ExecutorOptions
+
+Executor = enum.Enum("Executor", {e: e for e in EXECUTORS}, type=str)
 
 StoreOption = Annotated[
     Path,
@@ -56,6 +59,28 @@ WorkersOption = Annotated[
     int,
     typer.Option("--workers", min=0, help="Threads reading, hashing and decoding files ahead of the model (0: none)."),
 ]
+
+
+ExecutorOption = Annotated[
+    Executor,
+    typer.Option("--executor", case_sensitive=False,
+                 help="Where files are read, decoded and embedded: local (this process), or ray (Ray actors; "
+                 "needs proto-index[ray]). The store is written by this process either way."),
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option("--ray-address", envvar=RAY_ADDRESS_ENV,
+                 help=f"Ray cluster to use with --executor ray, e.g. ray://head:10001 or head:6379 "
+                 f"(default: start Ray on this machine). Env: {RAY_ADDRESS_ENV}.", show_default=False),
+]
+RayActorGpusOption = Annotated[
+    float, typer.Option("--ray-actor-gpus", min=0, help="GPUs per Ray embedding actor (e.g. 1 on GPU workers).")
+]
+
+
+def executor_options(executor: Executor | str, address: str | None, gpus: float = 0.0) -> ExecutorOptions:
+    kind = executor.value if isinstance(executor, Executor) else executor
+    return ExecutorOptions(kind=kind, address=address, gpus_per_actor=gpus)
 
 
 def open_store(store: Path, device: str | None = None, precision: str | Precision | None = None) -> Store:

@@ -33,6 +33,7 @@ from proto_index.pipeline.catalog_views import (
     prototype_set_view,
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
+from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store.schema import ClassSet, Environment, IngestFailure, PrototypeSet, Recording, Window
@@ -140,16 +141,20 @@ class Store:
         hop_s: float = DEFAULT_HOP_S,
         workers: int = DEFAULT_WORKERS,
         rehash: bool = False,
+        executor: ExecutorOptions | None = None,
     ) -> ingest.IngestReport:
         """Add audio files and folders to the corpus (reruns skip stored content; one writer at a time).
 
         Files are cut into 10 s windows starting every ``hop_s`` seconds; ``workers`` threads read,
         hash and decode files ahead of the model (0: all in this thread). A file whose path, size and
         mtime match a stored recording is skipped unread; ``rehash=True`` reads and hashes every file.
+        ``executor``: ``ExecutorOptions(kind="ray", ...)`` embeds on Ray actors; this process still
+        commits every result (see :mod:`proto_index.pipeline.executors`).
         """
+        embed = self._remote_embedder(executor)
         return ingest.ingest(
             self._storage,
-            self.encoder,
+            self.encoder if embed is None else None,
             [Path(p) for p in paths],
             batch_windows=batch_size,
             commit_windows=commit_windows,
@@ -159,7 +164,17 @@ class Store:
             hop_s=hop_s,
             workers=workers,
             rehash=rehash,
+            embed=embed,
         )
+
+    def _remote_embedder(self, executor: ExecutorOptions | None):
+        """None for local work (with :attr:`encoder`), else the executor's embedder, which loads the model itself."""
+        if executor is None or executor.kind == "local":
+            return None
+        from proto_index.pipeline.executors import ray_embedder
+
+        spec = ModelSpec(self._storage.model_options, self._device, self._precision, self.identity.to_json())
+        return ray_embedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
         return search.search(self._storage, self.encoder, text, k)
@@ -262,17 +277,20 @@ class Store:
         per_window: bool = False,
         hop_s: float = DEFAULT_HOP_S,
         workers: int = DEFAULT_WORKERS,
+        executor: ExecutorOptions | None = None,
     ) -> classify_mod.Classification:
         """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``
         (``tau="auto"`` estimates tau without labels; ``prototype_norm="none"`` scores as the paper's code).
 
         One result per pair, on the mean of the file's window embeddings; ``per_window=True``: one
-        result per 10 s window (``start_s``, ``end_s``), windows every ``hop_s`` seconds."""
+        result per 10 s window (``start_s``, ``end_s``), windows every ``hop_s`` seconds.
+        ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
         preflight.check_options(adapt, tau)  # all before the model loads
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
+        embed = self._remote_embedder(executor)
         return classify_mod.classify(
-            self._storage, self.encoder, [(Path(p), e) for p, e in items], prototypes, adapt, tau, batch_size, progress,
-            prototype_norm, per_window, hop_s, workers,
+            self._storage, self.encoder if embed is None else None, [(Path(p), e) for p, e in items], prototypes,
+            adapt, tau, batch_size, progress, prototype_norm, per_window, hop_s, workers, embed,
         )
 
     def classify_manifest(self, manifest: str | Path, prototypes: str, **kwargs) -> classify_mod.Classification:

@@ -25,7 +25,8 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, SkippedFile
+from proto_index.pipeline.executors import local_embedder
 from proto_index.pipeline.preflight import check_output_file
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
@@ -78,14 +79,15 @@ class FileWindows:
 
 def file_windows(
     storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
-    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS,
+    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS, embed=None,
 ) -> dict[Path, FileWindows | str]:
     """Each file's window vectors, or the reason it failed.
 
     Each file is read once, by the embedding workers, which also hash it: files already in the
     corpus (same content hash) reuse their stored windows (whatever hop they were ingested with)
     and are not decoded; the others are cut into 10 s windows every ``hop_s`` seconds. An input
-    whose content repeats an earlier input's gets that input's result.
+    whose content repeats an earlier input's gets that input's result. ``embed``: where the files
+    are embedded (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``).
     """
     progress = progress or SilentProgress()
     progress.start(len(paths), "embedding")
@@ -93,8 +95,9 @@ def file_windows(
         stored = set(s.scalars(select(Recording.sha256)))
     out: dict[Path, FileWindows | str] = {}
     embedded_as: dict[str, Path] = {}  # content hash -> the input embedded for it in this call
-    results = embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                          known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
+    embed = embed or local_embedder(encoder)
+    results = embed(paths, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                    known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, FailedFile):
@@ -127,10 +130,10 @@ def _stored_windows(storage: Storage, sha256: str) -> FileWindows:
 
 def file_vectors(
     storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
-    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS,
+    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS, embed=None,
 ) -> dict[Path, np.ndarray | str]:
     """Each file's vector, the mean of its window embeddings (see :func:`file_windows`), or why it failed."""
-    windows = file_windows(storage, encoder, paths, batch_windows, progress, hop_s, workers)
+    windows = file_windows(storage, encoder, paths, batch_windows, progress, hop_s, workers, embed)
     return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
 
 
@@ -151,6 +154,7 @@ def classify(
     per_window: bool = False,
     hop_s: float = DEFAULT_HOP_S,
     workers: int = DEFAULT_WORKERS,
+    embed=None,
 ) -> Classification:
     """Classify ``(path, environment)`` pairs with Pf = Ps - tau * Pb and argmax.
 
@@ -164,7 +168,8 @@ def classify(
     ``prototype_norm``: ``l2`` (cosine) or ``none`` (raw dot product, as the paper's reference code).
 
     Unknown prototype sets or environments, unavailable adaptations and missing files are all
-    reported before any embedding work starts.
+    reported before any embedding work starts. ``embed``: where files are embedded
+    (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``, which may then be None).
     """
     try:
         tau = parse_tau(tau)
@@ -173,7 +178,8 @@ def classify(
     if prototype_norm not in PROTOTYPE_NORMS:
         raise InvalidInput(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
     auto_rule = tau if isinstance(tau, str) else None
-    storage.check_identity(encoder.identity)
+    if embed is None:
+        storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
@@ -198,10 +204,10 @@ def classify(
 
     unique = list(dict.fromkeys(p for p, _ in items))
     if per_window:
-        windows = file_windows(storage, encoder, unique, batch_windows, progress, hop_s, workers)
+        windows = file_windows(storage, encoder, unique, batch_windows, progress, hop_s, workers, embed)
         items, spans, row_vectors = _window_rows(items, windows)
     else:
-        vectors = file_vectors(storage, encoder, unique, batch_windows, progress, hop_s, workers)
+        vectors = file_vectors(storage, encoder, unique, batch_windows, progress, hop_s, workers, embed)
         spans = [(None, None)] * len(items)
         row_vectors = [vectors[path] for path, _ in items]
     profiles = {

@@ -16,7 +16,8 @@ from sqlalchemy import delete, select
 
 from proto_index.audio.discover import find_audio_files
 from proto_index.embed.encoder import Encoder
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile
+from proto_index.pipeline.executors import Embed, local_embedder
 from proto_index.pipeline.resume import refresh_stats, split_unchanged, stored_stats
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.index import VectorIndex
@@ -34,7 +35,7 @@ class IngestReport:
 
 def ingest(
     storage: Storage,
-    encoder: Encoder,
+    encoder: Encoder | None,
     paths: Iterable[Path],
     *,
     batch_windows: int | None = None,
@@ -45,25 +46,30 @@ def ingest(
     hop_s: float = DEFAULT_HOP_S,
     workers: int = DEFAULT_WORKERS,
     rehash: bool = False,
+    embed: Embed | None = None,
 ) -> IngestReport:
     """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped.
 
     A file whose path, size and mtime match a stored recording is skipped without being read
     (:mod:`proto_index.pipeline.resume`); ``rehash`` reads and hashes every file instead.
+    ``embed``: where the files are embedded (:mod:`proto_index.pipeline.executors`; default: here,
+    with ``encoder``); whatever embeds them, this process commits the results.
 
     Holds the store's writer lock (waiting up to ``wait_s`` seconds for another writer). The index
     is republished every ``publish_windows`` new windows and at the end, when it is also rebuilt if
     the grown corpus calls for another index type (see :func:`proto_index.core.index_plan.plan_index`).
     """
     progress = progress or SilentProgress()
-    storage.check_identity(encoder.identity)
+    if embed is None:
+        storage.check_identity(encoder.identity)
+        embed = local_embedder(encoder)
     discovery = find_audio_files(paths)
     with storage.writer(wait_s):
-        return _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
+        return _ingest(storage, embed, discovery, batch_windows, commit_windows, publish_windows, progress,
                        hop_s, workers, rehash)
 
 
-def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_windows, progress,
+def _ingest(storage, embed, discovery, batch_windows, commit_windows, publish_windows, progress,
             hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, rehash=False) -> IngestReport:
     report = IngestReport()
     to_read, unchanged = (discovery.files, []) if rehash else split_unchanged(discovery.files, stored_stats(storage))
@@ -84,8 +90,8 @@ def _ingest(storage, encoder, discovery, batch_windows, commit_windows, publish_
     batch: list[EmbeddedFile] = []
     published_at = 0
     restat: list[SkippedFile] = []
-    results = embed_files(to_read, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                          known_hashes=known, on_windows=getattr(progress, "add_windows", None))
+    results = embed(to_read, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                    known_hashes=known, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, SkippedFile):

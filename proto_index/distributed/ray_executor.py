@@ -1,0 +1,180 @@
+"""Ray Data as the embedding engine: actors read, hash, decode, window and embed files; results stream to the driver.
+
+The files become a Ray Dataset of paths; ``map_batches`` runs :class:`FileEmbedder` on an actor pool
+(each actor loads the store's model once, and runs the same :func:`~proto_index.pipeline.embedding.embed_files`
+as a local ingest, so vectors are the same). The driver iterates the output as it streams in and
+turns each row back into an EmbeddedFile / SkippedFile / FailedFile; the caller (ingest) stays the
+store's only writer. Ray Data restarts actors and retries their tasks when a node goes away
+(``max_restarts=-1``, ``max_task_retries=-1`` are its defaults for actor pools); a file that arrives
+twice, or whose content another actor already delivered, is handed on as skipped, never twice.
+
+Every node must see the input paths under the same names (a shared file system).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from proto_index.embed.registry import PLUGINS_ENV
+from proto_index.errors import InvalidInput, ModelError, ModelMismatch
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
+
+MAX_BLOCKS = 1000
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise InvalidInput(f"--executor ray needs Ray: pip install 'proto-index[ray]' ({e})") from None
+    return ray
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("path", pa.string()), ("kind", pa.string()), ("error", pa.string()), ("sha256", pa.string()),
+        ("duration_s", pa.float64()), ("sample_rate", pa.int64()), ("channels", pa.int64()),
+        ("size_bytes", pa.int64()), ("mtime_ns", pa.int64()),
+        ("starts_s", pa.list_(pa.float64())), ("ends_s", pa.list_(pa.float64())),
+        ("dim", pa.int64()), ("vectors", pa.binary()),
+    ])
+
+
+def _row(result: Result) -> dict:
+    row = {"path": str(result.path), "kind": "", "error": None, "sha256": None, "duration_s": None,
+           "sample_rate": None, "channels": None, "size_bytes": None, "mtime_ns": None,
+           "starts_s": None, "ends_s": None, "dim": None, "vectors": None}
+    if isinstance(result, FailedFile):
+        row.update(kind="failed", error=result.error)
+    elif isinstance(result, SkippedFile):
+        row.update(kind="skipped", sha256=result.sha256, size_bytes=result.size_bytes, mtime_ns=result.mtime_ns)
+    else:
+        vectors = np.ascontiguousarray(result.vectors, dtype="<f4")
+        row.update(kind="embedded", sha256=result.sha256, duration_s=result.duration_s,
+                   sample_rate=result.sample_rate, channels=result.channels, size_bytes=result.size_bytes,
+                   mtime_ns=result.mtime_ns, starts_s=list(result.starts_s), ends_s=list(result.ends_s),
+                   dim=int(vectors.shape[1]), vectors=vectors.tobytes())
+    return row
+
+
+def _result(row: dict) -> Result:
+    path = Path(row["path"])
+    if row["kind"] == "failed":
+        return FailedFile(path, row["error"])
+    if row["kind"] == "skipped":
+        return SkippedFile(path, row["sha256"], row["size_bytes"], row["mtime_ns"])
+    vectors = np.frombuffer(row["vectors"], dtype="<f4").reshape(-1, row["dim"]).astype(np.float32)
+    return EmbeddedFile(path, row["duration_s"], row["sample_rate"], row["channels"], list(row["starts_s"]),
+                        list(row["ends_s"]), vectors, row["sha256"], row["size_bytes"], row["mtime_ns"])
+
+
+class FileEmbedder:
+    """A Ray Data callable class: one per actor, holding the model it loaded once."""
+
+    def __init__(self, spec: ModelSpec, batch_windows: int | None, hop_s: float, workers: int, known_ref):
+        import ray
+
+        self.problem: tuple[str, str] | None = None  # (kind, message): reported on every row, raised by the driver
+        self.batch_windows, self.hop_s, self.workers = batch_windows, hop_s, workers
+        try:
+            from proto_index.api import _load_encoder
+
+            self.encoder = _load_encoder(spec.options, spec.device, spec.precision)
+        except Exception as e:  # noqa: BLE001  a model that cannot load on this worker: told to the driver
+            self.problem = ("fatal", f"the model could not be loaded on a Ray worker: {e}")
+            return
+        if self.encoder.identity.to_json() != spec.identity_json:
+            self.problem = ("mismatch", "a Ray worker loaded a model whose identity differs from the store's: "
+                            f"{self.encoder.identity.describe()}")
+        self.known = ray.get(known_ref)
+
+    def __call__(self, batch: dict) -> "pyarrow.Table":  # noqa: F821
+        import pyarrow as pa
+
+        paths = [Path(str(p)) for p in batch["path"]]
+        if self.problem is not None:
+            rows = [{**_row(FailedFile(p, self.problem[1])), "kind": self.problem[0]} for p in paths]
+        else:
+            rows = [_row(r) for r in embed_files(paths, self.encoder, batch_windows=self.batch_windows,
+                                                 hop_s=self.hop_s, workers=self.workers, known_hashes=self.known)]
+        return pa.Table.from_pylist(rows, schema=_schema())
+
+
+def connect(options: ExecutorOptions) -> None:
+    """Join the cluster at ``options.ray_address()`` (or start Ray here), unless this process already has.
+
+    Model plugins named in $PROTO_INDEX_PLUGINS are passed on, so workers can load the same models.
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    env = {PLUGINS_ENV: os.environ[PLUGINS_ENV]} if os.environ.get(PLUGINS_ENV) else {}
+    try:
+        ray.init(address=options.ray_address(), runtime_env={"env_vars": env} if env else None,
+                 include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except ConnectionError as e:
+        raise InvalidInput(f"cannot reach the Ray cluster at {options.ray_address()}: {e}") from None
+
+
+class RayEmbedder:
+    """The ``Embed`` of :mod:`proto_index.pipeline.executors`, on Ray Data actors."""
+
+    def __init__(self, spec: ModelSpec, options: ExecutorOptions):
+        self.spec, self.options = spec, options
+
+    def __call__(self, paths, *, batch_windows=None, hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, known_hashes=None,
+                 on_windows=None) -> Iterator[Result]:
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return iter(())
+        return self._stream(paths, batch_windows, hop_s, workers, frozenset(known_hashes or ()), on_windows)
+
+    def _stream(self, paths, batch_windows, hop_s, workers, known, on_windows) -> Iterator[Result]:
+        ray = _ray()
+        connect(self.options)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        opts = self.options
+        blocks = max(1, min(math.ceil(len(paths) / opts.files_per_task), MAX_BLOCKS))
+        if opts.actors is not None:
+            concurrency = opts.actors
+        else:  # as many as the cluster has room for, and fewer when a node goes away
+            cpus = ray.cluster_resources().get("CPU", 1.0)
+            concurrency = (1, max(1, int(cpus // max(opts.cpus_per_actor, 1e-9))))
+        ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=blocks)
+        ds = ds.map_batches(
+            FileEmbedder,
+            fn_constructor_kwargs={"spec": self.spec, "batch_windows": batch_windows, "hop_s": hop_s,
+                                   "workers": workers, "known_ref": ray.put(known)},
+            batch_size=opts.files_per_task, batch_format="numpy", concurrency=concurrency,
+            num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
+        )
+        delivered: set[str] = set()
+        claimed: set[str] = set()
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for row in table.to_pylist():
+                if row["kind"] == "mismatch":
+                    raise ModelMismatch(row["error"])
+                if row["kind"] == "fatal":
+                    raise ModelError(row["error"])
+                if row["path"] in delivered:
+                    continue  # a retried task's copy of a file already handed on
+                delivered.add(row["path"])
+                result = _result(row)
+                if isinstance(result, EmbeddedFile):
+                    if result.sha256 in known or result.sha256 in claimed:
+                        result = SkippedFile(result.path, result.sha256, result.size_bytes, result.mtime_ns)
+                    else:
+                        claimed.add(result.sha256)
+                        if on_windows is not None:
+                            on_windows(len(result.starts_s))
+                yield result

@@ -1,0 +1,84 @@
+"""Where files are read, decoded, windowed and embedded: in this process ("local") or on a Ray cluster ("ray").
+
+Either way the caller gets the same stream of :class:`~proto_index.pipeline.embedding.EmbeddedFile`,
+:class:`~proto_index.pipeline.embedding.SkippedFile` and :class:`~proto_index.pipeline.embedding.FailedFile`
+results and stays the store's one writer: ingest commits them through the same path whatever
+produced them. Ray is optional (the ``ray`` extra) and imported only when asked for.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from proto_index.embed.encoder import Encoder
+from proto_index.errors import InvalidInput
+from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+
+EXECUTORS = ("local", "ray")
+RAY_ADDRESS_ENV = "PROTO_INDEX_RAY_ADDRESS"
+
+Result = EmbeddedFile | FailedFile | SkippedFile
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How to run the embedding work.
+
+    ``kind``: ``local`` (threads in this process) or ``ray``. For Ray: ``address`` of the cluster
+    (None: $PROTO_INDEX_RAY_ADDRESS, else a Ray started on this machine); ``actors``: embedding
+    actors (None: one per CPU Ray offers, at ``cpus_per_actor`` each); ``gpus_per_actor``: 0 on CPU
+    workers, e.g. 1 for one GPU per actor; ``files_per_task``: files an actor takes at a time.
+    """
+
+    kind: str = "local"
+    address: str | None = None
+    actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    files_per_task: int = 8
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise InvalidInput(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}")
+        if self.files_per_task < 1 or (self.actors is not None and self.actors < 1):
+            raise InvalidInput("files_per_task and actors must be positive")
+
+    def ray_address(self) -> str | None:
+        return self.address or os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a remote worker needs to load the store's model itself: the store's model options,
+    the device and precision to run it at, and the identity it must have."""
+
+    options: dict
+    device: str | None
+    precision: str
+    identity_json: str
+
+
+class Embed(Protocol):
+    def __call__(self, paths: Iterable[Path], *, batch_windows: int | None, hop_s: float, workers: int,
+                 known_hashes, on_windows: Callable[[int], None] | None) -> Iterator[Result]: ...
+
+
+def local_embedder(encoder: Encoder) -> Embed:
+    """Embed in this process with ``encoder`` (:func:`~proto_index.pipeline.embedding.embed_files`)."""
+
+    def embed(paths, *, batch_windows=None, hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, known_hashes=None,
+              on_windows=None):
+        return embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
+                           known_hashes=known_hashes, on_windows=on_windows)
+
+    return embed
+
+
+def ray_embedder(spec: ModelSpec, options: ExecutorOptions) -> Embed:
+    """Embed on Ray actors that each load the model once (:mod:`proto_index.distributed.ray_executor`)."""
+    from proto_index.distributed.ray_executor import RayEmbedder
+
+    return RayEmbedder(spec, options)
