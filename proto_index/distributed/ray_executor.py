@@ -1,12 +1,11 @@
-"""Ray Data as the embedding engine: actors read, hash, decode, window and embed files; results stream to the driver.
+"""Ray Data as the embedding engine: Ray tasks read, hash, decode, window and embed files; results stream to the driver.
 
-The files become a Ray Dataset of paths; ``map_batches`` runs :class:`FileEmbedder` on an actor pool
-(each actor loads the store's model once, and runs the same :func:`~proto_index.pipeline.embedding.embed_files`
-as a local ingest, so vectors are the same). The driver iterates the output as it streams in and
+The files become a Ray Dataset of paths; ``map_batches`` runs :func:`embed_batch` as Ray tasks, each
+worker process loading the store's model once (on its first task) and running the same
+:func:`~proto_index.pipeline.embedding.embed_files` as a local ingest, so vectors are the same. The driver iterates the output as it streams in and
 turns each row back into an EmbeddedFile / SkippedFile / FailedFile; the caller (ingest) stays the
-store's only writer. Ray Data restarts actors and retries their tasks when a node goes away
-(``max_restarts=-1``, ``max_task_retries=-1`` are its defaults for actor pools); a file that arrives
-twice, or whose content another actor already delivered, is handed on as skipped, never twice.
+store's only writer. Ray retries a task that failed for a system reason (max_retries=-1); a file that arrives twice, or whose content another task already delivered,
+is handed on as skipped, never twice.
 
 Every node must see the input paths under the same names (a shared file system).
 """
@@ -76,36 +75,52 @@ def _result(row: dict) -> Result:
                         list(row["ends_s"]), vectors, row["sha256"], row["size_bytes"], row["mtime_ns"])
 
 
-class FileEmbedder:
-    """A Ray Data callable class: one per actor, holding the model it loaded once."""
+_LOADED: dict[str, tuple] = {}
+"""Per Ray worker process: the model loaded for a spec (or why it could not be), and known-hash sets by ref."""
 
-    def __init__(self, spec: ModelSpec, batch_windows: int | None, hop_s: float, workers: int, known_ref):
-        import ray
 
-        self.problem: tuple[str, str] | None = None  # (kind, message): reported on every row, raised by the driver
-        self.batch_windows, self.hop_s, self.workers = batch_windows, hop_s, workers
+def _encoder_for(spec: ModelSpec):
+    """The model for ``spec``, loaded once per worker process; ``(encoder, None)`` or ``(None, (kind, message))``."""
+    key = f"{spec.identity_json}|{spec.device}|{spec.precision}"
+    if key not in _LOADED:
         try:
             from proto_index.api import _load_encoder
 
-            self.encoder = _load_encoder(spec.options, spec.device, spec.precision)
-        except Exception as e:  # noqa: BLE001  a model that cannot load on this worker: told to the driver
-            self.problem = ("fatal", f"the model could not be loaded on a Ray worker: {e}")
-            return
-        if self.encoder.identity.to_json() != spec.identity_json:
-            self.problem = ("mismatch", "a Ray worker loaded a model whose identity differs from the store's: "
-                            f"{self.encoder.identity.describe()}")
-        self.known = ray.get(known_ref)
-
-    def __call__(self, batch: dict) -> "pyarrow.Table":  # noqa: F821
-        import pyarrow as pa
-
-        paths = [Path(str(p)) for p in batch["path"]]
-        if self.problem is not None:
-            rows = [{**_row(FailedFile(p, self.problem[1])), "kind": self.problem[0]} for p in paths]
+            encoder = _load_encoder(spec.options, spec.device, spec.precision)
+        except Exception as e:  # noqa: BLE001  a model that cannot load on a worker: told to the driver
+            _LOADED[key] = (None, ("fatal", f"the model could not be loaded on a Ray worker: {e}"))
         else:
-            rows = [_row(r) for r in embed_files(paths, self.encoder, batch_windows=self.batch_windows,
-                                                 hop_s=self.hop_s, workers=self.workers, known_hashes=self.known)]
-        return pa.Table.from_pylist(rows, schema=_schema())
+            problem = None
+            if encoder.identity.to_json() != spec.identity_json:
+                problem = ("mismatch", "a Ray worker loaded a model whose identity differs from the store's: "
+                           f"{encoder.identity.describe()}")
+            _LOADED[key] = (encoder, problem)
+    return _LOADED[key]
+
+
+def _known(ref) -> frozenset:
+    import ray
+
+    key = f"known|{ref.hex()}"
+    if key not in _LOADED:
+        _LOADED.clear() if len(_LOADED) > 16 else None
+        _LOADED[key] = ray.get(ref)
+    return _LOADED[key]
+
+
+def embed_batch(batch: dict, *, spec: ModelSpec, batch_windows: int | None, hop_s: float, workers: int,
+                known_ref) -> "pyarrow.Table":  # noqa: F821
+    """A Ray Data task: embed a batch of paths with the worker's model (loaded on its first task)."""
+    import pyarrow as pa
+
+    paths = [Path(str(p)) for p in batch["path"]]
+    encoder, problem = _encoder_for(spec)
+    if problem is not None:
+        rows = [{**_row(FailedFile(p, problem[1])), "kind": problem[0]} for p in paths]
+    else:
+        rows = [_row(r) for r in embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s,
+                                             workers=workers, known_hashes=_known(known_ref))]
+    return pa.Table.from_pylist(rows, schema=_schema())
 
 
 def connect(options: ExecutorOptions) -> None:
@@ -125,7 +140,7 @@ def connect(options: ExecutorOptions) -> None:
 
 
 class RayEmbedder:
-    """The ``Embed`` of :mod:`proto_index.pipeline.executors`, on Ray Data actors."""
+    """The ``Embed`` of :mod:`proto_index.pipeline.executors`, on Ray Data tasks."""
 
     def __init__(self, spec: ModelSpec, options: ExecutorOptions):
         self.spec, self.options = spec, options
@@ -145,18 +160,15 @@ class RayEmbedder:
         ctx.print_on_execution_start = False
         opts = self.options
         blocks = max(1, min(math.ceil(len(paths) / opts.files_per_task), MAX_BLOCKS))
-        if opts.actors is not None:
-            concurrency = opts.actors
-        else:  # as many as the cluster has room for, and fewer when a node goes away
-            cpus = ray.cluster_resources().get("CPU", 1.0)
-            concurrency = (1, max(1, int(cpus // max(opts.cpus_per_actor, 1e-9))))
         ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=blocks)
+        # Stateless tasks (the model cached per worker process), which Ray retries on a system failure.
         ds = ds.map_batches(
-            FileEmbedder,
-            fn_constructor_kwargs={"spec": self.spec, "batch_windows": batch_windows, "hop_s": hop_s,
-                                   "workers": workers, "known_ref": ray.put(known)},
-            batch_size=opts.files_per_task, batch_format="numpy", concurrency=concurrency,
+            embed_batch,
+            fn_kwargs={"spec": self.spec, "batch_windows": batch_windows, "hop_s": hop_s, "workers": workers,
+                       "known_ref": ray.put(known)},
+            batch_size=opts.files_per_task, batch_format="numpy", concurrency=opts.actors,
             num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
+            max_retries=-1,
         )
         delivered: set[str] = set()
         claimed: set[str] = set()

@@ -29,8 +29,8 @@ class ExecutorOptions:
 
     ``kind``: ``local`` (threads in this process) or ``ray``. For Ray: ``address`` of the cluster
     (None: $PROTO_INDEX_RAY_ADDRESS, else a Ray started on this machine); ``actors``: embedding
-    actors (None: one per CPU Ray offers, at ``cpus_per_actor`` each); ``gpus_per_actor``: 0 on CPU
-    workers, e.g. 1 for one GPU per actor; ``files_per_task``: files an actor takes at a time.
+    tasks run at once (None: as many as the cluster's resources allow, at ``cpus_per_actor`` CPUs
+    and ``gpus_per_actor`` GPUs each, e.g. 1 on GPU workers); ``files_per_task``: files per task.
     """
 
     kind: str = "local"
@@ -78,7 +78,7 @@ def local_embedder(encoder: Encoder) -> Embed:
 
 
 def ray_embedder(spec: ModelSpec, options: ExecutorOptions) -> Embed:
-    """Embed on Ray actors that each load the model once (:mod:`proto_index.distributed.ray_executor`)."""
+    """Embed on Ray Data tasks, each worker process loading the model once (:mod:`proto_index.distributed.ray_executor`)."""
     from proto_index.distributed.ray_executor import RayEmbedder
 
     return RayEmbedder(spec, options)

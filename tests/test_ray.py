@@ -1,0 +1,141 @@
+"""--executor ray on a local Ray cluster: the same vectors as a local ingest; a killed driver, rerun, ends
+with every file stored exactly once; classify --executor ray writes the usual CSV."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write
+from fakes import BandEncoder
+from sqlalchemy import select
+from test_store import invariants
+from typer.testing import CliRunner
+
+from proto_index import Store
+from proto_index.cli.app import app
+from proto_index.pipeline.executors import ExecutorOptions
+from proto_index.store.schema import Recording, Window
+
+ray = pytest.importorskip("ray")
+
+TESTS = Path(__file__).parent
+PLUGINS = "fakes,ray_fakes"
+OBJECT_STORE = 80 * 1024 ** 2
+RAY = ExecutorOptions(kind="ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker_env():
+    """Ray workers inherit this environment: they import tests/fakes.py and tests/ray_fakes.py as model plugins."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PROTO_INDEX_PLUGINS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
+    os.environ["PROTO_INDEX_PLUGINS"] = PLUGINS
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def local_ray(worker_env):
+    ray.init(num_cpus=2, object_store_memory=OBJECT_STORE, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def corpus(root: Path, n: int, seconds: float = 2.0) -> Path:
+    for i in range(n):
+        write(root / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=seconds, seed=i)
+    return root
+
+
+def stored_vectors(store: Path) -> dict[str, np.ndarray]:
+    with Store.open(store, encoder=BandEncoder()) as s, s._storage.session() as session:
+        rows = session.execute(select(Recording.path, Window.vector_row).join(Window).order_by(Window.start_s)).all()
+        out: dict[str, list[int]] = {}
+        for path, row in rows:
+            out.setdefault(path, []).append(row)
+        return {p: s._storage.vectors.read(r) for p, r in out.items()}
+
+
+def test_ray_ingest_stores_the_vectors_a_local_ingest_does(tmp_path, local_ray):
+    files = corpus(tmp_path / "c", 10)
+    write(files / "long.wav", [(900.0, 0.5)], seconds=25.0)  # three windows
+    (files / "bad.wav").write_bytes(b"not audio")
+    reports = {}
+    for kind in ("local", "ray"):
+        with Store.init(tmp_path / kind, model="fake-bands", encoder=BandEncoder()) as s:
+            reports[kind] = s.ingest([files], executor=ExecutorOptions(kind=kind), batch_size=3)
+    assert (reports["ray"].added, reports["ray"].windows, len(reports["ray"].failed)) == (11, 13, 1)
+    assert (reports["local"].added, reports["local"].windows) == (11, 13)
+    assert reports["ray"].failed[0].path == files / "bad.wav"
+    local, remote = stored_vectors(tmp_path / "local"), stored_vectors(tmp_path / "ray")
+    assert local.keys() == remote.keys() and len(local) == 11
+    for path in local:
+        np.testing.assert_allclose(remote[path], local[path], atol=1e-6)
+    assert invariants(tmp_path / "ray") == 13
+    with Store.open(tmp_path / "ray", encoder=BandEncoder()) as s:  # rerun: unchanged files skipped unread
+        again = s.ingest([files], executor=RAY)
+    assert (again.added, again.skipped) == (0, 11)
+
+
+def test_classify_with_the_ray_executor_writes_the_local_csv(tmp_path, local_ray, corpus_dir):
+    store = tmp_path / "s"
+    with Store.init(store, model="fake-bands", encoder=BandEncoder()) as s:
+        s.ingest([corpus_dir])
+        s.add_classes("urban", ["siren", "dog bark", "drilling", "bird song"])
+        s.build_prototypes("urban", method="zero-shot")
+        s.add_environment("park", text="park")
+    new = corpus(tmp_path / "new", 4)
+    runner = CliRunner()
+    outs = {}
+    for kind in ("local", "ray"):
+        outs[kind] = tmp_path / f"{kind}.csv"
+        result = runner.invoke(app, ["classify", *map(str, sorted(new.iterdir())), "-p", "urban-zero-shot",
+                                     "--env", "park", "--store", str(store), "--out", str(outs[kind]), "-q",
+                                     "--executor", kind], env={"PROTO_INDEX_PLUGINS": PLUGINS})
+        assert result.exit_code == 0, result.output
+    assert outs["ray"].read_text() == outs["local"].read_text()
+    assert len(outs["ray"].read_text().splitlines()) == 5
+
+
+def test_unknown_executor_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path), "--executor", "spark"])
+    assert result.exit_code == 2 and "spark" in result.output
+
+
+def test_killed_driver_rerun_completes_the_store_with_nothing_twice(tmp_path, local_ray):
+    n = 30
+    files = corpus(tmp_path / "c", n, seconds=1.0)
+    store = tmp_path / "s"
+    Store.init(store, model="fake-bands-slow", encoder=BandEncoder()).close()
+    cmd = [sys.executable, "-m", "proto_index.cli.app", "ingest", str(files), "--store", str(store), "-q",
+           "--executor", "ray", "--commit-windows", "2", "--batch-size", "1"]
+    env = {**os.environ, "PROTO_INDEX_RAY_ADDRESS": local_ray, "PROTO_INDEX_TEST_SLOW_S": "0.5"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    committed = 0
+    deadline = time.monotonic() + 90
+    while committed < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+                committed = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    before = invariants(store)
+    assert 4 <= before < n
+    env["PROTO_INDEX_TEST_SLOW_S"] = "0"
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"added {n - before} files" in rerun.stdout and f"skipped {before} already stored" in rerun.stdout
+    assert invariants(store) == n
