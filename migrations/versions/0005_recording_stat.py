@@ -4,13 +4,13 @@ A resumed ingest skips a path whose (size, mtime_ns) still match, without readin
 rows without them fall back to hashing the file.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
