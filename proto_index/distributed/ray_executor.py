@@ -76,7 +76,9 @@ def _result(row: dict) -> Result:
 
 
 _LOADED: dict[str, tuple] = {}
-"""Per Ray worker process: the model loaded for a spec (or why it could not be), and known-hash sets by ref."""
+"""Per Ray worker process: the model loaded for a spec, or why it could not be."""
+_KNOWN: dict[str, frozenset] = {}
+"""Per Ray worker process: the stored-hash set of the current run, by object ref (one kept)."""
 
 
 def _encoder_for(spec: ModelSpec):
@@ -101,11 +103,11 @@ def _encoder_for(spec: ModelSpec):
 def _known(ref) -> frozenset:
     import ray
 
-    key = f"known|{ref.hex()}"
-    if key not in _LOADED:
-        _LOADED.clear() if len(_LOADED) > 16 else None
-        _LOADED[key] = ray.get(ref)
-    return _LOADED[key]
+    key = ref.hex()
+    if key not in _KNOWN:
+        _KNOWN.clear()
+        _KNOWN[key] = ray.get(ref)
+    return _KNOWN[key]
 
 
 def embed_batch(batch: dict, *, spec: ModelSpec, batch_windows: int | None, hop_s: float, workers: int,
