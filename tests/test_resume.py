@@ -18,19 +18,25 @@ FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"
 
 @pytest.fixture
 def opened(monkeypatch):
-    """Paths opened through Python (each small file is read with one open) and files handed to a reader."""
+    """Paths opened through Python (builtins.open or os.open: every read of a file starts with one)
+    and files handed to a reader."""
     seen = {"open": [], "read": []}
-    real_open, real_read = builtins.open, embedding._read_file
+    real_open, real_os_open, real_read = builtins.open, os.open, embedding._read_file
 
     def counting_open(file, *args, **kwargs):
         seen["open"].append(str(file))
         return real_open(file, *args, **kwargs)
+
+    def counting_os_open(file, *args, **kwargs):
+        seen["open"].append(str(file))
+        return real_os_open(file, *args, **kwargs)
 
     def counting_read(path, *args, **kwargs):
         seen["read"].append(str(path))
         return real_read(path, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_os_open)
     monkeypatch.setattr(embedding, "_read_file", counting_read)
 
     def of(folder):
