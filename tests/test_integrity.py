@@ -5,6 +5,7 @@ import errno
 import gc
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -349,3 +350,23 @@ def test_init_refuses_a_folder_holding_an_old_stores_files(store):
     assert sorted(p.name for p in store.iterdir() if not p.name.startswith("catalog")) == [
         published_index(store).name, "keep.txt", "vectors.f32", "writer.lock"]
     assert (store / "vectors.f32").stat().st_size == 0 and (store / "keep.txt").read_text() == "mine"
+
+
+def test_reader_follows_an_index_published_while_it_was_opening_the_old_one(store, monkeypatch):
+    """A writer may publish a new index and delete the old file between a reader reading the
+    catalog's pointer and opening the file: the reader must follow the pointer, not report damage."""
+    reader = Storage.open(store)
+    original = Storage._read_index_file
+    published = []
+
+    def publish_first(self, name):
+        if not published:  # a concurrent writer republishes (deleting `name`) at the worst moment
+            subprocess.run([sys.executable, "-c", "from proto_index.cli.app import main; main()",
+                            "reindex", "--store", str(store)], check=True, capture_output=True)
+            published.append(Storage.open(store).meta("index_file"))
+            assert not (store / name).exists()
+        return original(self, name)
+
+    monkeypatch.setattr(Storage, "_read_index_file", publish_first)
+    index = reader.index()
+    assert index.ntotal == 24 and reader.meta("index_file") == published[0]

@@ -375,6 +375,17 @@ class Storage:
         """The published index file as saved, or None and why it cannot be used (missing, its bytes
         differ from the checksum recorded when it was published, or not a FAISS index)."""
         name = self.meta("index_file") or LEGACY_INDEX
+        index, problem = self._read_index_file(name)
+        # A writer may publish a new index (and delete this one) between reading the name and the file:
+        # then the name has moved on, and the new file is the one to read.
+        for _ in range(3):
+            if problem is None or (self.meta("index_file") or LEGACY_INDEX) == name:
+                break
+            name = self.meta("index_file") or LEGACY_INDEX
+            index, problem = self._read_index_file(name)
+        return index, problem
+
+    def _read_index_file(self, name: str) -> tuple[VectorIndex | None, str | None]:
         path = self.root / name
         if not path.exists():
             return None, f"the published index file {name} is missing"
