@@ -22,6 +22,7 @@ import numpy as np
 
 from proto_index.embed.download import cache_dir
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
+from proto_index.embed.quiet import quiet
 from proto_index.errors import ModelError
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def _hub_offline() -> None:
         transformers_hub._is_offline_mode = True
 
 
+@quiet
 def laion() -> tuple[types.ModuleType, types.ModuleType]:
     """Import laion_clap without network access; return its ``clap_module`` and ``training.data``.
 
@@ -100,6 +102,7 @@ def _roberta_from_config():
         model_module.RobertaModel = original
 
 
+@quiet
 def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0) -> tuple[torch.nn.Module, dict]:
     """Build laion_clap's CLAP (HTSAT-tiny audio tower, ``tmodel`` text tower) on the CPU.
 
@@ -444,6 +447,7 @@ class ClapEncoder:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(torch.device(self.device).type, dtype=dtype)
 
+    @quiet
     def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Embed quantised 48 kHz mono clips of at most 10 s; ``(n, dim)`` float32, L2-normalised."""
         import torch
@@ -466,6 +470,7 @@ class ClapEncoder:
                 out.append(self._unit(model.get_audio_embedding(features)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
+    @quiet
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts with the model's own tokenizer; ``(n, dim)`` float32, L2-normalised."""
         import torch
