@@ -31,7 +31,8 @@ from proto_index.cli.common import (
     open_store,
 )
 from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
-from proto_index.cli.output import BadUsage, BarProgress, error
+from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
+from proto_index.cli.records import JsonOption, hit_record, info_record
 from proto_index.pipeline import preflight
 from sqlalchemy.exc import DatabaseError
 
@@ -161,14 +162,19 @@ def search(
     store: StoreOption = DEFAULT_STORE_PATH,
     device: DeviceOption = None,
     precision: PrecisionOption = None,
+    as_json: JsonOption = False,
 ):
     """Text-to-audio search over the corpus: prints score, path and window (seconds), tab-separated.
 
     \b
-    Example:
+    Examples:
       proto-index search "a dog barking" -k 5
+      proto-index search "a dog barking" --json
     """
-    for hit in open_store(store, device, precision).search(text, k):
+    hits = open_store(store, device, precision).search(text, k)
+    if as_json:
+        return echo_json([hit_record(hit) for hit in hits])
+    for hit in hits:
         typer.echo(f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
 
 
@@ -257,14 +263,17 @@ def classify(
 
 
 @app.command()
-def info(store: StoreOption = DEFAULT_STORE_PATH):
+def info(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
     """Show the store's model, corpus counts, prototype sets, environments and failed files.
 
     \b
-    Example:
+    Examples:
       proto-index info --store my-store
+      proto-index info --json
     """
     data = open_store(store).info()
+    if as_json:
+        return echo_json(info_record(data))
     c = data["counts"]
     typer.echo(f"store:        {data['store']}")
     typer.echo(f"model:        {data['model'].describe()}")

@@ -9,6 +9,8 @@ import typer
 from proto_index.audio.discover import open_regular
 from proto_index.cli.output import BadUsage
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
+from proto_index.cli.output import echo_json
+from proto_index.cli.records import JsonOption, class_set_record
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.errors import InvalidInput, NotFound
 
@@ -67,12 +69,16 @@ def add(
 
 
 @app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH):
+def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
     """List class sets with their labels (tab-separated).
 
     \b
-    Example:
+    Examples:
       proto-index classes list
+      proto-index classes list --json
     """
-    for cs in open_store(store).class_sets():
+    class_sets = open_store(store).class_sets()
+    if as_json:
+        return echo_json([class_set_record(cs) for cs in class_sets])
+    for cs in class_sets:
         typer.echo(f"{cs.name}\t{len(cs.labels)} labels\t{', '.join(cs.labels)}")

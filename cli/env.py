@@ -7,6 +7,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
+from proto_index.cli.output import echo_json
+from proto_index.cli.records import JsonOption, environment_record
 from proto_index.pipeline.catalog_views import EnvironmentView
 
 app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
@@ -46,12 +48,16 @@ def add(
 
 
 @app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH):
+def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
     """List environments with their background data and tau overrides.
 
     \b
-    Example:
+    Examples:
       proto-index env list
+      proto-index env list --json
     """
-    for e in open_store(store).environments():
+    environments = open_store(store).environments()
+    if as_json:
+        return echo_json([environment_record(e) for e in environments])
+    for e in environments:
         typer.echo(describe(e))

@@ -8,7 +8,8 @@ import typer
 
 from proto_index import __version__
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, QuietOption, StoreOption, open_store
-from proto_index.cli.output import BarProgress
+from proto_index.cli.output import BarProgress, echo_json
+from proto_index.cli.records import JsonOption, gap_record
 from proto_index.core.adaptation import DEFAULT_TAU
 from proto_index.core.prototypes import DEFAULT_TGAP_N
 from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, grid_from_spec
@@ -152,6 +153,7 @@ def gap(
     prototypes: Annotated[str, typer.Argument(help="Prototype set name.")],
     k: Annotated[int, typer.Option("-k", min=1, help="Nearest corpus vectors per class.")] = 10,
     store: StoreOption = DEFAULT_STORE_PATH,
+    as_json: JsonOption = False,
 ):
     """The modality gap of a prototype set against the corpus: text anchors vs prototypes.
 
@@ -160,10 +162,13 @@ def gap(
     centroid. For a TGAP set the prototypes close the gap the anchors leave.
 
     \b
-    Example:
+    Examples:
       proto-index gap urban-tgap35 -k 10
+      proto-index gap urban-tgap35 --json
     """
     method, r = open_store(store).modality_gap(prototypes, k)
+    if as_json:
+        return echo_json(gap_record(prototypes, method, r))
     typer.echo(f"{prototypes} ({method}) against {r.corpus_size} corpus windows, K={r.k}")
     width = max(len(lbl) for lbl in r.labels + ["class"])
     typer.echo(f"{'class'.ljust(width)}  anchor  prototype")

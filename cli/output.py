@@ -1,8 +1,13 @@
-"""Terminal output for the CLI: a rich progress bar behind the library's Progress interface, and errors."""
+"""Terminal output for the CLI: a rich progress bar behind the library's Progress interface, errors, and --json documents."""
 from __future__ import annotations
 
+import json
+import math
 import sys
+from pathlib import Path
 
+import numpy as np
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
@@ -16,6 +21,26 @@ class BadUsage(Exception):
 
 def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def _plain(value):
+    """``value`` with numpy numbers as Python ones, paths as strings and NaN or infinity as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def echo_json(document) -> None:
+    """Print ``document`` (dicts, lists, numbers, strings) as one JSON document on stdout (``--json``)."""
+    typer.echo(json.dumps(_plain(document), indent=2, ensure_ascii=False, allow_nan=False))
 
 
 class _Throughput(ProgressColumn):

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
+from proto_index.cli.output import echo_json
+from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
 from proto_index.core.prototypes import DEFAULT_TGAP_N
 
 app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot) or TGAP.")
@@ -33,14 +35,18 @@ def build(
 
 
 @app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH):
+def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
     """List prototype sets: name, method, N, class set, size (tab-separated).
 
     \b
-    Example:
+    Examples:
       proto-index prototypes list
+      proto-index prototypes list --json
     """
-    for ps in open_store(store).prototype_sets():
+    prototype_sets = open_store(store).prototype_sets()
+    if as_json:
+        return echo_json([prototype_set_record(ps) for ps in prototype_sets])
+    for ps in prototype_sets:
         n = f"N={ps.n_neighbours}" if ps.n_neighbours else "-"
         typer.echo(f"{ps.name}\t{ps.method}\t{n}\t{ps.class_set}\t{len(ps.labels)} classes")
 
@@ -50,6 +56,7 @@ def show(
     name: Annotated[str, typer.Argument(help="Prototype set name.")],
     top: Annotated[int, typer.Option(help="TGAP: neighbours to show per class (0 = all).")] = 5,
     store: StoreOption = DEFAULT_STORE_PATH,
+    as_json: JsonOption = False,
 ):
     """Show a prototype set; for TGAP, each class's nearest corpus clips with their cosine to the text anchor.
 
@@ -58,6 +65,8 @@ def show(
       proto-index prototypes show urban-tgap35 --top 10
     """
     ps = open_store(store).prototype_set(name)
+    if as_json:
+        return echo_json(prototype_set_detail(ps, top))
     typer.echo(f"{ps.name}: {ps.method} prototypes of class set {ps.class_set}")
     for label, prompt, neighbours in zip(ps.labels, ps.prompts, ps.neighbours):
         typer.echo(f"{label}\t\"{prompt}\"")
