@@ -1,8 +1,13 @@
-"""Embedding models by name: the built-in CLAP models and any registered by tests or plugins."""
+"""Embedding models by name: the built-in CLAP models and any registered by tests or plugins.
+
+Plugins come from the ``proto_index.models`` entry-point group of installed distributions (so
+``pip install`` of a plugin is enough) and from modules named in $PROTO_INDEX_PLUGINS.
+"""
 from __future__ import annotations
 
 import importlib
 import os
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -85,8 +90,10 @@ def register_model(name: str, factory: Callable[..., Encoder], description: str,
 
 
 def available_models() -> list[ModelInfo]:
-    """Every loadable model, built-ins first (plugins named in $PROTO_INDEX_PLUGINS included)."""
+    """Every loadable model, built-ins first (entry-point plugins and $PROTO_INDEX_PLUGINS included)."""
     load_plugins()
+    for entry_point in _model_entry_points():
+        _load_entry_point(entry_point)
     return [*_BUILTIN.values(), *_registered.values()]
 
 
@@ -107,6 +114,42 @@ def load_plugins() -> None:
         _plugins_loaded.add(name)
 
 
+ENTRY_POINT_GROUP = "proto_index.models"
+_entry_points_loaded: set[tuple[str, str]] = set()
+
+
+def _model_entry_points(name: str | None = None) -> list:
+    """Installed entry points of the ``proto_index.models`` group (those called ``name`` when given)."""
+    from importlib.metadata import entry_points
+
+    return [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if name is None or ep.name == name]
+
+
+def _load_entry_point(entry_point) -> None:
+    """Register the model an entry point names: ``NAME = "pkg.mod:factory"`` makes ``factory`` the
+    factory of model NAME (described by its docstring's first line); an object that is a
+    :class:`ModelInfo` called NAME is registered as is; a bare module (``NAME = "pkg.mod"``)
+    registers its models itself when imported, as a $PROTO_INDEX_PLUGINS module does."""
+    key = (entry_point.name, entry_point.value)
+    if key in _entry_points_loaded:
+        return
+    where = f"model plugin {entry_point.name!r} = {entry_point.value!r} (entry point group {ENTRY_POINT_GROUP})"
+    try:
+        target = entry_point.load()
+    except Exception as e:  # a plugin's import can fail in any way; it must not become a traceback
+        raise ModelError(f"cannot load {where}: {type(e).__name__}: {e}") from e
+    if isinstance(target, ModelInfo):
+        if target.name != entry_point.name:
+            raise ModelError(f"{where} holds a ModelInfo called {target.name!r}")
+        register_model(target.name, target.factory, target.description, network=target.network)
+    elif callable(target) and not isinstance(target, types.ModuleType):
+        doc = (getattr(target, "__doc__", None) or "").strip()
+        register_model(entry_point.name, target, doc.splitlines()[0] if doc else f"plugin {entry_point.value}")
+    elif not isinstance(target, types.ModuleType):
+        raise ModelError(f"{where} is a {type(target).__name__}, not a factory, ModelInfo or module")
+    _entry_points_loaded.add(key)
+
+
 def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
                  tokenizer_dir: str | os.PathLike | None = None, device: str | None = None,
                  batch_size: int = 16, download_base: str | None = None, precision: str = "fp32") -> Encoder:
@@ -118,6 +161,9 @@ def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
     (see :class:`~proto_index.embed.clap.ClapEncoder`).
     """
     load_plugins()
+    if name not in _BUILTIN and name not in _registered:
+        for entry_point in _model_entry_points(name):  # only the plugin asked for is imported
+            _load_entry_point(entry_point)
     info = _BUILTIN.get(name) or _registered.get(name)
     if info is None:
         known = ", ".join(m.name for m in available_models())
