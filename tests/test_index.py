@@ -7,22 +7,32 @@ from proto_index.store.index import VectorIndex
 
 
 @pytest.mark.parametrize(
-    "n, budget, factory, bytes_per_vector",
+    "n, budget, factory, bytes_per_vector, train_size, nprobe",
     [
-        (0, 2 * GiB, "Flat", 2056),
-        (1_000_000, 2 * GiB, "Flat", 2056),  # 1M x 2056 B = 1.9 GiB fits 2 GiB
-        (1_100_000, 2 * GiB, "IVF4096,PQ128", 136),
-        (10_000_000, 2 * GiB, "IVF16384,PQ128", 136),
-        (10_000_000, 1 * GiB, "IVF16384,PQ64", 72),
-        (100_000, 100 << 20, "IVF1024,PQ128", 136),
+        (0, 2 * GiB, "Flat", 2056, 0, 1),
+        (1_000_000, 2 * GiB, "Flat", 2056, 0, 1),  # 1M x 2056 B = 1.9 GiB fits 2 GiB
+        (1_100_000, 2 * GiB, "IVF4096,PQ128", 136, 163_840, 128),
+        (10_000_000, 2 * GiB, "IVF16384,PQ128", 136, 655_360, 512),
+        (10_000_000, 1 * GiB, "IVF16384,PQ64", 72, 655_360, 512),
+        (100_000, 100 << 20, "IVF1024,PQ128", 136, 40_960, 32),
     ],
 )
-def test_plan_table(n, budget, factory, bytes_per_vector):
+def test_plan_table(n, budget, factory, bytes_per_vector, train_size, nprobe):
     plan = plan_index(n, 512, budget)
-    assert (plan.factory, plan.bytes_per_vector) == (factory, bytes_per_vector)
-    if not plan.exact:
-        nlist = int(factory[3:].split(",")[0])
-        assert plan.train_size == min(n, 40 * max(nlist, 256)) and plan.nprobe == max(16, nlist // 32)
+    assert (plan.factory, plan.bytes_per_vector, plan.train_size, plan.nprobe) == (
+        factory, bytes_per_vector, train_size, nprobe)
+
+
+@pytest.mark.parametrize("factory, nprobe", [("IVF64,PQ4", 16), ("IVF1024,PQ4", 32)])
+def test_built_and_loaded_indexes_search_with_the_plans_nprobe(tmp_path, factory, nprobe):
+    """The nprobe FAISS searches with is the plan's, after a build and after a load from disk."""
+    data = clustered(45_000 if "1024" in factory else 3_000, 16)
+    plan = plan_from_factory(factory, len(data), 16)
+    assert plan.nprobe == nprobe
+    built = VectorIndex.build(16, np.arange(len(data)), lambda r: data[r], plan)
+    built.save(tmp_path / "i.faiss")
+    for index in (built, VectorIndex.load(tmp_path / "i.faiss")):
+        assert f"nprobe {nprobe}," in index.description
 
 
 def test_plan_from_factory_validates():

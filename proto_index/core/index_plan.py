@@ -39,6 +39,11 @@ class IndexPlan:
         return n_vectors * self.bytes_per_vector
 
 
+def nprobe_for(nlist: int) -> int:
+    """Inverted lists an IVF index with ``nlist`` lists visits per query: 1/32 of them, at least 16."""
+    return max(16, nlist // 32)
+
+
 def flat_plan(dim: int) -> IndexPlan:
     return IndexPlan("Flat", 4 * dim + ID_BYTES, 0, 1, 1)
 
@@ -52,7 +57,7 @@ def ivfpq_plan(n_vectors: int, dim: int, memory_budget: int = DEFAULT_MEMORY_BUD
         factory=f"IVF{nlist},PQ{m}",
         bytes_per_vector=m + ID_BYTES,
         train_size=_train_size(n_vectors, nlist),
-        nprobe=max(16, nlist // 32),
+        nprobe=nprobe_for(nlist),
         rerank=8,
     )
 
@@ -80,7 +85,7 @@ def plan_from_factory(factory: str, n_vectors: int, dim: int) -> IndexPlan:
     nlist, m = int(match.group(2)), int(match.group(3))
     if dim % m:
         raise ValueError(f"PQ{m} needs a dimension divisible by {m}; the model's is {dim}")
-    return IndexPlan(f"IVF{nlist},PQ{m}", m + ID_BYTES, _train_size(n_vectors, nlist), max(16, nlist // 32), 8)
+    return IndexPlan(f"IVF{nlist},PQ{m}", m + ID_BYTES, _train_size(n_vectors, nlist), nprobe_for(nlist), 8)
 
 
 def _train_size(n_vectors: int, nlist: int) -> int:

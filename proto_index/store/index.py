@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from proto_index.core.index_plan import IndexPlan, flat_plan
+from proto_index.core.index_plan import IndexPlan, flat_plan, nprobe_for
 from proto_index.store.integrity import file_digest
 
 VectorReader = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +34,7 @@ class VectorIndex:
         self.rerank = rerank
         ivf = self._ivf()
         if ivf is not None:
-            ivf.nprobe = max(16, ivf.nlist // 32)
+            ivf.nprobe = nprobe_for(ivf.nlist)
 
     def _ivf(self):
         try:
