@@ -22,6 +22,18 @@ def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -
     return path
 
 
+@pytest.fixture(autouse=True)
+def _real_towers_only_in_slow_tests(request, monkeypatch):
+    """`pytest -m "not slow"` builds no laion_clap tower: an unmarked test that tries fails, saying why."""
+    if request.node.get_closest_marker("slow") is None:
+        from proto_index.embed import clap
+
+        def refuse(*args, **kwargs):
+            pytest.fail("this test builds a real laion_clap tower: mark it @pytest.mark.slow", pytrace=False)
+
+        monkeypatch.setattr(clap, "create_clap_model", refuse)
+
+
 @pytest.fixture
 def corpus_dir(tmp_path) -> Path:
     """6 clips per class over alternating backgrounds: clip CLASS_i.wav."""

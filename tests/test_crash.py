@@ -39,7 +39,6 @@ def corpus_and_store(tmp_path: Path) -> tuple[Path, Path]:
 def test_ingest_survives_kill_9_at_random_moments(tmp_path):
     corpus, store = corpus_and_store(tmp_path)
 
-    started = time.monotonic()
     timing = tmp_path / "timing"
     Store.init(timing, model="fake-bands", encoder=BandEncoder()).close()
     t0 = time.monotonic()
@@ -51,6 +50,7 @@ def test_ingest_survives_kill_9_at_random_moments(tmp_path):
         proc = subprocess.Popen(ingest_cmd(store, corpus), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.05, 1.0) * duration)
         if proc.poll() is not None:  # finished before the kill: check it, then start over on a fresh store
+            assert fresh < 20, "the kill should land during most runs"  # bounds the loop, not its time
             proc.communicate()
             assert proc.returncode == 0
             assert invariants(store) == N_FILES
@@ -70,7 +70,6 @@ def test_ingest_survives_kill_9_at_random_moments(tmp_path):
     assert final.returncode == 0, final.stderr
     assert f"added {N_FILES - committed} files" in final.stdout and f"skipped {committed} already stored" in final.stdout
     assert invariants(store) == N_FILES
-    assert time.monotonic() - started < 240
 
 
 def test_readers_during_an_ingest_always_see_a_consistent_index(tmp_path):

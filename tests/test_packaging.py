@@ -78,3 +78,11 @@ def test_import_is_light_and_offline():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_an_unmarked_test_cannot_build_a_real_tower():
+    """The `slow` marker means something: conftest refuses a tower build outside a slow test."""
+    from proto_index.embed.registry import load_encoder
+
+    with pytest.raises(pytest.fail.Exception, match="mark it @pytest.mark.slow"):
+        load_encoder("clap-tiny-random", device="cpu")
