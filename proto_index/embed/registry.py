@@ -34,12 +34,15 @@ class ModelInfo:
 
     ``factory`` is called with :func:`load_encoder`'s keyword arguments (checkpoint, tokenizer_dir,
     device, batch_size, download_base, and precision when it is not fp32) and returns an Encoder.
+    ``kind``: ``checkpoint`` (trained weights from a released file), ``demo`` (trained on generated
+    sounds only), ``random`` (seeded random weights) or ``custom`` (registered by a plugin or test).
     """
 
     name: str
     description: str
     network: str
     factory: Callable[..., Encoder]
+    kind: str = "custom"
 
 
 def _random_factory(name: str, fusion: bool) -> Callable[..., Encoder]:
@@ -47,6 +50,17 @@ def _random_factory(name: str, fusion: bool) -> Callable[..., Encoder]:
         if checkpoint is not None:
             raise ModelError(f"{name} has built-in random weights and takes no checkpoint")
         return ClapEncoder.random(name, fusion=fusion, device=device, batch_size=batch_size, precision=precision)
+
+    return build
+
+
+def _demo_factory(name: str) -> Callable[..., Encoder]:
+    def build(*, checkpoint=None, device=None, batch_size=16, precision="fp32", **_ignored) -> Encoder:
+        from proto_index.embed.demo_model import demo_encoder
+
+        if checkpoint is not None:
+            raise ModelError(f"{name} has built-in weights and takes no checkpoint")
+        return demo_encoder(name, device=device, batch_size=batch_size, precision=precision)
 
     return build
 
@@ -66,15 +80,20 @@ _BUILTIN = {info.name: info for info in (
     ModelInfo("clap-fusion",
               "LAION-CLAP HTSAT-tiny + RoBERTa with feature fusion, trained on 630k+AudioSet (the paper's model)",
               _NEEDS_DOWNLOAD.format("630k-audioset-fusion-best.pt"),
-              _released_factory("clap-fusion", True, "630k-audioset-fusion-best.pt")),
+              _released_factory("clap-fusion", True, "630k-audioset-fusion-best.pt"), "checkpoint"),
     ModelInfo("clap", "LAION-CLAP HTSAT-tiny + RoBERTa without fusion, trained on 630k+AudioSet",
               _NEEDS_DOWNLOAD.format("630k-audioset-best.pt"),
-              _released_factory("clap", False, "630k-audioset-best.pt")),
+              _released_factory("clap", False, "630k-audioset-best.pt"), "checkpoint"),
+    ModelInfo("clap-tiny-demo", "clap-tiny-random's towers with projection heads trained on generated sounds "
+              "(knows only proto_index.audio.synth's classes and environments: demos, tests)",
+              "nothing", _demo_factory("clap-tiny-demo"), "demo"),
     ModelInfo("clap-tiny-random", "HTSAT-tiny + bundled-BPE transformer with seeded random weights (tests, demos)",
-              "nothing", _random_factory("clap-tiny-random", False)),
+              "nothing", _random_factory("clap-tiny-random", False), "random"),
     ModelInfo("clap-fusion-tiny-random", "clap-tiny-random with feature fusion (tests, demos)",
-              "nothing", _random_factory("clap-fusion-tiny-random", True)),
+              "nothing", _random_factory("clap-fusion-tiny-random", True), "random"),
 )}
+DEFAULT_MODEL = "clap-fusion"
+"""What a store is bound to when no model is named: the paper's (downloaded once)."""
 MODEL_NAMES = tuple(_BUILTIN)
 """The built-in model names; :func:`available_models` adds registered ones."""
 
@@ -95,6 +114,12 @@ def available_models() -> list[ModelInfo]:
     for entry_point in _model_entry_points():
         _load_entry_point(entry_point)
     return [*_BUILTIN.values(), *_registered.values()]
+
+
+def model_kind(name: str) -> str:
+    """``checkpoint``, ``demo``, ``random`` or ``custom`` (any model not built in)."""
+    info = _BUILTIN.get(name)
+    return info.kind if info is not None else "custom"
 
 
 PLUGINS_ENV = "PROTO_INDEX_PLUGINS"
