@@ -144,7 +144,7 @@ class Bench:
         from proto_index.pipeline.embedding import DEFAULT_WORKERS
 
         self.stores += 1
-        store = Store.init(self.workdir / f"store{self.stores}", encoder=self.encoder)
+        store = Store.init(self.workdir / f"store{self.stores}", model=self.encoder.identity.name, encoder=self.encoder)
         try:
             start = time.perf_counter()
             report = store.ingest([self.paths[0].parent], batch_size=self.batch,

@@ -91,7 +91,7 @@ def _model_names() -> list[str]:
 @app.command()
 def init(
     store: StoreOption = DEFAULT_STORE_PATH,
-    model: Annotated[str, typer.Option(help="clap-fusion (the paper's), clap, clap-tiny-random (offline), clap-fusion-tiny-random.")] = "clap-tiny-random",
+    model: Annotated[Optional[str], typer.Option(help="clap-fusion (the paper's; the default, downloaded once), clap, clap-tiny-demo (offline, knows only generated sounds), clap-tiny-random (offline, random weights), clap-fusion-tiny-random.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A LAION-CLAP checkpoint file (else downloaded once into the user cache).")] = None,
     tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
     device: DeviceOption = None,
@@ -102,9 +102,19 @@ def init(
 
     \b
     Examples:
-      proto-index init --model clap-tiny-random            # offline, random weights (tests, demos)
+      proto-index init                                     # clap-fusion, downloaded once (~2 GB)
       proto-index init --model clap-fusion --checkpoint 630k-audioset-fusion-best.pt --tokenizer-dir roberta-base/
+      proto-index init --model clap-tiny-demo              # offline, trained on generated sounds only (demos)
     """
+    if model is None:
+        from proto_index.embed.registry import DEFAULT_MODEL
+
+        model = DEFAULT_MODEL
+        if checkpoint is None:
+            typer.echo(f"no --model given: using {model}, the paper's LAION-CLAP model; its checkpoint (about 2 GB) "
+                       "and tokenizer files are downloaded once into the user cache unless already there. "
+                       "Offline: pass --checkpoint FILE --tokenizer-dir DIR, or --model clap-tiny-demo for a demo.",
+                       err=True)
     s = Store.init(store, model=model, checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, device=device, vector_dtype=vector_dtype,
                    discard_old_files=discard_old_files)
     typer.echo(f"created store {s.path} bound to {s.identity.describe()}")
@@ -255,6 +265,7 @@ def classify(
                    f"{len(failed)} failed -> {out}")
     else:
         typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
+    typer.echo(f"model: {s.identity.describe()}, kind {s.model_kind}")
     unavailable = 0
     if report is not None:
         unavailable = report_cmd.make_report(report_cmd.ReportOptions(out, report, report_per_label, store=s, prototypes=prototypes))
@@ -276,7 +287,7 @@ def info(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
         return echo_json(info_record(data))
     c = data["counts"]
     typer.echo(f"store:        {data['store']}")
-    typer.echo(f"model:        {data['model'].describe()}")
+    typer.echo(f"model:        {data['model'].describe()}, kind {data['model_kind']}")
     typer.echo(f"corpus:       {c['recordings']} recordings, {c['windows']} windows, {data['corpus_hours']:.2f} h")
     typer.echo(f"failed files: {c['failed_files']}")
     for path, why in data["failures"][:20]:

@@ -67,7 +67,7 @@ class Store:
     def init(
         cls,
         path: str | Path,
-        model: str = "clap-tiny-random",
+        model: str = "clap-fusion",
         checkpoint: str | Path | None = None,
         tokenizer_dir: str | Path | None = None,
         device: str | None = None,
@@ -370,6 +370,11 @@ class Store:
 
     # -- overview --------------------------------------------------------------------------------
 
+    @property
+    def model_kind(self) -> str:
+        """The kind of this store's model: checkpoint, demo, random or custom."""
+        return model_kind(self.identity.name)
+
     def info(self) -> dict:
         with self._storage.session() as s:
             counts = {
@@ -385,12 +390,20 @@ class Store:
         return {
             "store": str(self.path.absolute()),
             "model": self.identity,
+            "model_kind": self.model_kind,
             "counts": counts,
             "corpus_hours": hours,
             "failures": failures,
             "prototype_sets": self.prototype_sets(),
             "environments": self.environments(),
         }
+
+
+def model_kind(name: str) -> str:
+    """The kind of the model called ``name``: checkpoint, demo, random or custom (see the registry)."""
+    from proto_index.embed.registry import model_kind as kind
+
+    return kind(name)
 
 
 def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:

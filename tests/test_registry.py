@@ -15,7 +15,7 @@ from rich.console import Console
 from proto_index.embed import registry
 from proto_index.embed.download import DEFAULT_BASE, base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.embed.registry import MODEL_NAMES, available_models, load_encoder, locate_files, register_model
+from proto_index.embed.registry import DEFAULT_MODEL, MODEL_NAMES, available_models, model_kind, load_encoder, locate_files, register_model
 from proto_index.errors import ModelError
 
 
@@ -113,8 +113,14 @@ def _console():
 # --- names and registration -------------------------------------------------------------------
 
 def test_builtin_names_and_descriptions():
-    assert MODEL_NAMES == ("clap-fusion", "clap", "clap-tiny-random", "clap-fusion-tiny-random")
+    assert MODEL_NAMES == ("clap-fusion", "clap", "clap-tiny-demo", "clap-tiny-random", "clap-fusion-tiny-random")
     infos = {m.name: m for m in available_models()}
+    assert {n: infos[n].kind for n in MODEL_NAMES} == {
+        "clap-fusion": "checkpoint", "clap": "checkpoint", "clap-tiny-demo": "demo",
+        "clap-tiny-random": "random", "clap-fusion-tiny-random": "random"}
+    assert model_kind("clap-tiny-demo") == "demo" and model_kind("anything-registered") == "custom"
+    assert DEFAULT_MODEL == "clap-fusion"
+    assert infos["clap-tiny-demo"].network == "nothing"
     assert "fusion" in infos["clap-fusion"].description
     assert "630k-audioset-fusion-best.pt" in infos["clap-fusion"].network
     assert "630k-audioset-best.pt" in infos["clap"].network
