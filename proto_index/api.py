@@ -78,6 +78,10 @@ class Store:
     ) -> "Store":
         """Create a store bound to ``model`` (loaded now, so a bad checkpoint fails here, not later).
 
+        The default, ``clap-fusion``, is the paper's model: its files are downloaded once unless
+        ``checkpoint`` and ``tokenizer_dir`` are given. ``clap-tiny-demo`` works offline but knows
+        only generated sounds (demos, tests).
+
         ``vector_dtype='float16'`` halves the disk taken by the exact vectors. ``precision``: the
         model's compute precision in this session (fp32 or bf16); the same weights,
         so the store's model identity is the same at every precision (bf16 vectors differ slightly).
