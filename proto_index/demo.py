@@ -2,6 +2,7 @@
 
     python -m proto_index.demo data OUT      # writes OUT/{corpus,archive,backgrounds}, OUT/labels.txt
     python -m proto_index.demo score OUT/labels.csv OUT/archive/manifest.csv
+    python -m proto_index.demo table OUT/table OUT/archive/manifest.csv   # scores every OUT/table/P__ADAPT__TAU.csv
 """
 from __future__ import annotations
 
@@ -24,13 +25,45 @@ def write_demo_data(out: Path, corpus_clips: int = 60, archive_clips: int = 24, 
     (out / "labels.txt").write_text("".join(label.replace("_", " ") + "\n" for label in synth.FOREGROUND_LABELS))
 
 
-def score(predictions: Path, manifest: Path) -> str:
-    """Accuracy of a classify CSV against the truth column of the demo manifest."""
+def _truth(manifest: Path) -> dict[Path, str]:
     with open(manifest, newline="") as f:
-        truth = {(manifest.parent / r["path"]).resolve(): r["label"].replace("_", " ") for r in csv.DictReader(f)}
+        return {(manifest.parent / r["path"]).resolve(): r["label"].replace("_", " ") for r in csv.DictReader(f)}
+
+
+def accuracy(predictions: Path, manifest: Path) -> tuple[int, int]:
+    """(hits, rows) of a classify CSV against the truth column of the demo manifest."""
+    truth = _truth(manifest)
     with open(predictions, newline="") as f:
         rows = list(csv.DictReader(f))
-    hits = sum(truth.get(Path(r["path"]).resolve()) == r["label"] for r in rows)
+    return sum(truth.get(Path(r["path"]).resolve()) == r["label"] for r in rows), len(rows)
+
+
+def table(folder: Path, manifest: Path) -> str:
+    """A table of the accuracies of the classify CSVs ``PROTOTYPES__ADAPT__TAU.csv`` in ``folder``:
+    one row per prototype set and adaptation, one column per tau setting (``default``, ``auto``)."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    taus: list[str] = []
+    for path in sorted(Path(folder).glob("*.csv")):
+        parts = path.stem.split("__")
+        if len(parts) != 3:
+            continue
+        prototypes, adapt, tau = parts
+        hits, n = accuracy(path, manifest)
+        cells.setdefault((prototypes, adapt), {})[tau] = f"{hits}/{n} = {hits / max(n, 1):.2f}"
+        if tau not in taus:
+            taus.append(tau)
+    header = ["prototypes", "adaptation", *(f"tau {t}" for t in taus)]
+    rows = [[p, a, *(c.get(t, "-") for t in taus)] for (p, a), c in cells.items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def score(predictions: Path, manifest: Path) -> str:
+    """Accuracy of a classify CSV against the truth column of the demo manifest."""
+    hits, _ = accuracy(predictions, manifest)
+    with open(predictions, newline="") as f:
+        rows = list(csv.DictReader(f))
     spread = Counter(r["label"] for r in rows).most_common()
     return (
         f"accuracy {hits}/{len(rows)} = {hits / max(len(rows), 1):.2f}; predicted labels: "
@@ -45,6 +78,9 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) == 3 and argv[0] == "score":
         print(score(Path(argv[1]), Path(argv[2])))
+        return 0
+    if len(argv) == 3 and argv[0] == "table":
+        print(table(Path(argv[1]), Path(argv[2])))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
