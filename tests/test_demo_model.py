@@ -54,6 +54,7 @@ def demo(tmp_path_factory):
     store.close()
 
 
+@pytest.mark.slow  # the module's store: ~1.5 min CPU for 87 clips through the real towers
 def test_store_is_bound_to_the_demo_model(demo):
     store, *_ = demo
     assert store.identity.name == "clap-tiny-demo" and store.model_kind == "demo" == model_kind("clap-tiny-demo")
@@ -64,6 +65,7 @@ def test_store_is_bound_to_the_demo_model(demo):
     assert store.identity.weights == state_sha256(store._encoder.model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prototypes", ["urban-zero-shot", "urban-tgap20"])
 def test_accuracy_well_above_chance(demo, prototypes):
     store, archive, *_ = demo
@@ -71,6 +73,7 @@ def test_accuracy_well_above_chance(demo, prototypes):
     assert _accuracy(result, _truth(archive.clips)) >= 0.6  # chance: 1/6; measured 0.88-0.92 on seeds 8201, 8301
 
 
+@pytest.mark.slow
 def test_low_snr_is_harder_and_audio_backgrounds_keep_it_above_chance(demo):
     """At -6 to -2 dB the archive is harder than at 6 to 20 dB, and subtracting the audio
     backgrounds (tau 0.7) keeps TGAP well above chance. That the subtraction *helps* did not hold
@@ -85,6 +88,7 @@ def test_low_snr_is_harder_and_audio_backgrounds_keep_it_above_chance(demo):
     assert _accuracy(result, _truth(low.clips)) >= 0.34  # twice chance
 
 
+@pytest.mark.slow
 def test_tgap_prototypes_sit_closer_to_the_audio_than_text_anchors(demo):
     store, *_ = demo
     method, report = store.modality_gap("urban-tgap20", k=10)
@@ -94,6 +98,7 @@ def test_tgap_prototypes_sit_closer_to_the_audio_than_text_anchors(demo):
     assert report.prototypes.mean_neighbour_cosine > report.anchors.mean_neighbour_cosine + 0.03
 
 
+@pytest.mark.slow
 def test_evaluate_on_generated_audio_end_to_end(demo):
     """`evaluate --foreground/--backgrounds`'s library path: scenes mixed, embedded, scored."""
     import soundfile as sf
