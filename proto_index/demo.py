@@ -52,8 +52,11 @@ def table(folder: Path, manifest: Path) -> str:
         cells.setdefault((prototypes, adapt), {})[tau] = f"{hits}/{n} = {hits / max(n, 1):.2f}"
         if tau not in taus:
             taus.append(tau)
+    taus.sort(key=lambda t: t != "default")
     header = ["prototypes", "adaptation", *(f"tau {t}" for t in taus)]
-    rows = [[p, a, *(c.get(t, "-") for t in taus)] for (p, a), c in cells.items()]
+    order = {"none": 0, "text": 1, "audio": 2}
+    keys = sorted(cells, key=lambda k: ("tgap" in k[0], k[0], order.get(k[1], 3), k[1]))  # zero-shot first
+    rows = [[p, a, *(cells[p, a].get(t, "-") for t in taus)] for p, a in keys]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])

@@ -192,3 +192,20 @@ def test_heads_round_trip_and_bad_files_are_refused(tmp_path):
     garbage.write_bytes(b"\x80\x04not safetensors at all")
     with pytest.raises(ModelError, match="cannot read the clap-tiny-demo heads"):
         demo_model.load_heads(other, garbage)
+
+
+def test_demo_table_scores_each_classify_csv(tmp_path):
+    from proto_index.demo import table
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_bytes(b"")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,environment,label\na.wav,park,dog_bark\nb.wav,park,siren\n")
+    runs = tmp_path / "table"
+    runs.mkdir()
+    for name, labels in (("u-tgap5__audio__auto", ("dog bark", "siren")), ("u-zero-shot__none__default", ("siren", "siren")),
+                         ("not-a-run", ("siren", "siren"))):
+        (runs / f"{name}.csv").write_text(f"path,label\n{tmp_path / 'a.wav'},{labels[0]}\n{tmp_path / 'b.wav'},{labels[1]}\n")
+    lines = [[c.strip() for c in line.split("|")[1:-1]] for line in table(runs, manifest).splitlines()]
+    assert lines[0] == ["prototypes", "adaptation", "tau default", "tau auto"]
+    assert lines[2:] == [["u-zero-shot", "none", "1/2 = 0.50", "-"], ["u-tgap5", "audio", "-", "2/2 = 1.00"]]
