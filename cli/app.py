@@ -8,6 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 from typer.core import TyperGroup
 
+from proto_index.cli import annotate as annotate_cmd
 from proto_index.cli import classes as classes_cmd
 from proto_index.cli import env as env_cmd
 from proto_index.cli import maintenance as maintenance_cmd
@@ -80,6 +81,7 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("calibrate")(evaluate_cmd.calibrate)
 app.command("gap")(evaluate_cmd.gap)
 app.command("report")(report_cmd.report)
+app.command("annotate")(annotate_cmd.annotate)
 
 
 def _model_names() -> list[str]:

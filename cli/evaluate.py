@@ -117,7 +117,8 @@ def evaluate(
 
 
 def calibrate(
-    manifest: Annotated[Path, typer.Argument(help="CSV with path, environment and label columns (paths relative to it allowed).")],
+    manifest: Annotated[Optional[Path], typer.Argument(help="CSV with path, environment and label columns (paths relative to it allowed).")] = None,
+    from_annotations: Annotated[bool, typer.Option("--from-annotations", help="Use the confirmed annotations (`proto-index annotate`) as the labelled clips instead of a CSV.")] = False,
     prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set to calibrate for.")] = ...,
     tau_grid: Annotated[str, typer.Option(help=GRID_HELP)] = "0:1.5:0.05",
     folds: Annotated[int, typer.Option(min=2, help="Held-out folds (stratified by label, seeded).")] = 5,
@@ -135,9 +136,15 @@ def calibrate(
     \b
     Example:
       proto-index calibrate labelled.csv -p urban-tgap35 --save
+      proto-index calibrate --from-annotations -p urban-supervised
     """
+    if (manifest is None) == (not from_annotations):
+        raise typer.BadParameter("give exactly one of MANIFEST or --from-annotations")
     s = open_store(store, device)
-    results = s.calibrate(manifest, prototypes, _grid(tau_grid), folds, seed, prototype_norm)
+    if from_annotations:
+        results = s.calibrate_from_annotations(prototypes, _grid(tau_grid), folds, seed, prototype_norm)
+    else:
+        results = s.calibrate(manifest, prototypes, _grid(tau_grid), folds, seed, prototype_norm)
     from proto_index.evaluation.calibrate import format_calibration
 
     for c in results:

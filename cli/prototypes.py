@@ -9,6 +9,7 @@ from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption
 from proto_index.cli.output import echo_json
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
 from proto_index.core.prototypes import DEFAULT_TGAP_N
+from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED
 
 app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot) or TGAP.")
 
@@ -16,9 +17,10 @@ app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, 
 @app.command("build")
 def build(
     classes: Annotated[str, typer.Argument(help="Class set name.")],
-    method: Annotated[str, typer.Option(help="zero-shot (text anchors) or tgap (centroid of the N corpus clips nearest each anchor).")] = "zero-shot",
+    method: Annotated[str, typer.Option(help="zero-shot (text anchors), tgap (centroid of the N corpus clips nearest each anchor), supervised (centroid of the windows confirmed with `annotate`), or blend (supervised, topped up with TGAP neighbours to --min-confirmed members).")] = "zero-shot",
     n: Annotated[int, typer.Option("--n", min=1, help="TGAP: neighbours per class.")] = DEFAULT_TGAP_N,
-    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot or CLASSES-tgapN).")] = None,
+    min_confirmed: Annotated[int, typer.Option(min=1, help="blend: members per class; a class with fewer confirmations borrows the unannotated corpus windows nearest its text anchor.")] = DEFAULT_MIN_CONFIRMED,
+    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot, CLASSES-tgapN, CLASSES-supervised, CLASSES-blendK).")] = None,
     replace: Annotated[bool, typer.Option(help="Rebuild a set of the same name.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
     device: DeviceOption = None,
@@ -29,8 +31,10 @@ def build(
     Examples:
       proto-index prototypes build urban --method zero-shot
       proto-index prototypes build urban --method tgap --n 35
+      proto-index prototypes build urban --method supervised        # after `proto-index annotate`
+      proto-index prototypes build urban --method blend --min-confirmed 5
     """
-    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace)
+    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace, min_confirmed)
     typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
 
 

@@ -215,10 +215,21 @@ class Store:
         n: int = DEFAULT_TGAP_N,
         name: str | None = None,
         replace: bool = False,
+        min_confirmed: int = prototypes.DEFAULT_MIN_CONFIRMED,
     ) -> PrototypeSetView:
-        preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n),
+        """``method``: zero-shot, tgap (``n`` neighbours), supervised (centroids of the windows
+        confirmed with :meth:`annotate`), or blend (supervised, topped up with TGAP neighbours to
+        ``min_confirmed`` members per class)."""
+        preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n, min_confirmed),
                               replace)  # before the model loads
-        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace)
+        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed)
+
+    def annotate(self, decisions: str | Path, source: str | None = None):
+        """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
+        corrected_label``); see ``proto_index.pipeline.annotations``. Bad rows come back as problems."""
+        from proto_index.pipeline.annotations import annotate
+
+        return annotate(self._storage, Path(decisions), source)
 
     def prototype_set(self, name: str) -> PrototypeSetView:
         """A prototype set's labels, matrix (one row per label), text anchors and TGAP neighbours."""
@@ -320,6 +331,27 @@ class Store:
         vectors = self.embed_audio([r.path for r in rows])
         return calibrate(
             protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
+            DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+        )
+
+    def calibrate_from_annotations(
+        self, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
+    ) -> list:
+        """As :meth:`calibrate`, with the confirmed annotations (that name an environment) as the
+        labelled clips: their stored window vectors, environments and confirmed labels."""
+        from proto_index.core.tau import DEFAULT_GRID
+        from proto_index.evaluation.calibrate import calibrate
+        from proto_index.pipeline.annotations import confirmed
+
+        conf = confirmed(self._storage)
+        keep = [i for i, env in enumerate(conf.environments) if env]
+        if not keep:
+            raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
+        with self._storage.session() as s:
+            protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
+        envs = {name: self.environment(name) for name in sorted({conf.environments[i] for i in keep})}
+        return calibrate(
+            protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
             DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
         )
 

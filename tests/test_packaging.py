@@ -34,6 +34,7 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
         "proto_index/migrations/versions/0002_environment_tau.py",
         "proto_index/report/assets/report.js",
         "proto_index/report/assets/report.css",
+        "proto_index/migrations/versions/0004_annotations.py",
     ):
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -67,3 +67,25 @@ def tgap_reference(anchors: np.ndarray, corpus: np.ndarray, n: int = DEFAULT_TGA
     """TGAP computed end to end by brute force: ``(prototypes (k, d), neighbours)``."""
     nb = nearest_by_cosine(anchors, corpus, n)
     return tgap_prototypes(np.atleast_2d(corpus)[nb.indices]), nb
+
+
+def supervised_prototypes(vectors: np.ndarray, labels: list[str], classes: list[str]) -> np.ndarray:
+    """Supervised prototypes: for each of ``classes``, the centroid of the ``vectors`` labelled with it.
+
+    ``vectors`` ``(n, d)`` with one label each; a class without any vector is an error.
+    """
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    missing = [c for c in classes if c not in labels]
+    if missing:
+        raise ValueError(f"no labelled vectors for class(es): {', '.join(missing)}")
+    lab = np.asarray(labels, dtype=object)
+    return np.stack([centroid(v[lab == c]) for c in classes])
+
+
+def blend_prototype(confirmed: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """A blended prototype: the centroid of a class's confirmed vectors together with the TGAP
+    neighbours borrowed to bring it up to ``min_confirmed`` members (each member weighs the same)."""
+    parts = [np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (confirmed, neighbours) if np.size(x)]
+    if not parts:
+        raise ValueError("a blended prototype needs at least one vector")
+    return centroid(np.concatenate(parts))

@@ -1,11 +1,19 @@
-"""Class sets and prototype building: zero-shot text anchors, or TGAP from the corpus."""
+"""Class sets and prototype building: zero-shot text anchors, TGAP from the corpus, or supervised
+centroids of reviewed windows (``annotate``), optionally blended with TGAP neighbours."""
 from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import select
 
 from proto_index.core.profiles import l2_normalize
-from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N, render_prompts, tgap_prototypes
+from proto_index.core.prototypes import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TGAP_N,
+    blend_prototype,
+    render_prompts,
+    supervised_prototypes,
+    tgap_prototypes,
+)
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import AlreadyExists, InvalidInput
 from proto_index.pipeline.naming import check_text, claim_name
@@ -19,7 +27,8 @@ from proto_index.pipeline.catalog_views import (
 from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour
 from proto_index.store.storage import Storage, to_blob
 
-METHODS = ("zero-shot", "tgap")
+METHODS = ("zero-shot", "tgap", "supervised", "blend")
+DEFAULT_MIN_CONFIRMED = 5
 
 
 def add_class_set(
@@ -61,9 +70,10 @@ def prototype_sets_on(s, class_set: str) -> list[str]:
     return sorted(s.scalars(select(PrototypeSet.name).join(ClassSet).where(ClassSet.name == class_set)))
 
 
-def default_name(class_set: str, method: str, n: int) -> str:
-    """``CLASSES-tgapN`` or ``CLASSES-zero-shot``."""
-    return f"{class_set}-tgap{n}" if method == "tgap" else f"{class_set}-zero-shot"
+def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAULT_MIN_CONFIRMED) -> str:
+    """``CLASSES-tgapN``, ``CLASSES-supervised``, ``CLASSES-blendK`` or ``CLASSES-zero-shot``."""
+    names = {"tgap": f"{class_set}-tgap{n}", "supervised": f"{class_set}-supervised", "blend": f"{class_set}-blend{min_confirmed}"}
+    return names.get(method, f"{class_set}-zero-shot")
 
 
 def build_prototypes(
@@ -74,12 +84,18 @@ def build_prototypes(
     n: int = DEFAULT_TGAP_N,
     name: str | None = None,
     replace: bool = False,
+    min_confirmed: int = DEFAULT_MIN_CONFIRMED,
 ) -> PrototypeSetView:
-    """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows."""
+    """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows.
+
+    ``supervised``: each class's centroid of its confirmed windows (see :func:`_confirmed_vectors`).
+    ``blend``: as supervised, but a class with fewer than ``min_confirmed`` confirmations borrows the
+    corpus windows nearest its text anchor (not annotated at all) until it has ``min_confirmed`` members.
+    """
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     storage.check_identity(encoder.identity)
-    name = check_text(name or default_name(class_set, method, n), "prototype set name")
+    name = check_text(name or default_name(class_set, method, n, min_confirmed), "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
@@ -90,6 +106,8 @@ def build_prototypes(
     neighbour_ids = neighbour_scores = None
     if method == "zero-shot":
         vectors = anchors
+    elif method in ("supervised", "blend"):
+        vectors, neighbour_ids, neighbour_scores = _supervised(storage, cs.labels, anchors, method, min_confirmed)
     else:
         if n < 1:
             raise InvalidInput("--n must be at least 1")
@@ -109,7 +127,7 @@ def build_prototypes(
             name=name,
             class_set=get_class_set(s, class_set),
             method=method,
-            n_neighbours=n if method == "tgap" else None,
+            n_neighbours={"tgap": n, "blend": min_confirmed}.get(method),
         )
         for k, (label, prompt) in enumerate(zip(cs.labels, prompts)):
             proto = Prototype(position=k, label=label, prompt=prompt, anchor=to_blob(anchors[k]), vector=to_blob(vectors[k]))
@@ -123,3 +141,46 @@ def build_prototypes(
         s.flush()
         return prototype_set_view(s, ps)
 
+
+
+def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method: str, min_confirmed: int):
+    """Supervised (or blended) prototype vectors, and for blend each class's borrowed neighbours."""
+    from proto_index.pipeline.annotations import annotated_window_ids, confirmed
+
+    conf = confirmed(storage)
+    keep = [i for i, lbl in enumerate(conf.labels) if lbl in labels]
+    vecs, labs = conf.vectors[keep], [conf.labels[i] for i in keep]
+    if method == "supervised":
+        try:
+            return supervised_prototypes(vecs, labs, labels).astype(np.float32), None, None
+        except ValueError as e:
+            raise InvalidInput(f"{e}; annotate windows of them, or use --method blend") from None
+    if min_confirmed < 1:
+        raise InvalidInput("--min-confirmed must be at least 1")
+    annotated = annotated_window_ids(storage)
+    index = storage.index()
+    out = np.zeros((len(labels), anchors.shape[1]), np.float32)
+    ids, scores = [], []
+    for k, label in enumerate(labels):
+        mine = vecs[[i for i, lbl in enumerate(labs) if lbl == label]]
+        need = max(0, min_confirmed - len(mine))
+        picked: list[tuple[int, int, float]] = []  # (vector row, window id, cosine to the anchor)
+        if need:
+            depth = min(index.ntotal, need + len(annotated))
+            if depth > 0:
+                sc, rows = index.search(l2_normalize(anchors[k : k + 1]), depth)
+                window_of = storage.windows_at_rows(rows.ravel())
+                for r, c in zip(rows[0], sc[0]):
+                    wid = window_of[int(r)].window_id if int(r) in window_of else None
+                    if wid is not None and wid not in annotated and len(picked) < need:
+                        picked.append((int(r), wid, float(c)))
+            if len(picked) < need:
+                raise InvalidInput(
+                    f"class {label!r}: {len(mine)} confirmed, and the corpus has only {len(picked)} "
+                    f"unannotated windows to reach --min-confirmed {min_confirmed}"
+                )
+        borrowed = storage.vectors.read([r for r, _, _ in picked])
+        out[k] = blend_prototype(mine, borrowed)
+        ids.append([w for _, w, _ in picked])
+        scores.append([c for _, _, c in picked])
+    return out, ids, scores

@@ -175,3 +175,24 @@ class BackgroundVector(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     environment: Mapped[Environment] = relationship(back_populates="backgrounds")
+
+
+class Annotation(Base):
+    """A person's verdict on one classified window (or whole recording, when ``window_id`` is NULL).
+
+    verdict: 'right' (label confirmed), 'wrong' (label rejected), 'relabel' (``corrected_label`` is
+    the true class). One annotation per window: re-annotating replaces it (latest wins).
+    """
+
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), nullable=True, index=True)
+    environment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(16))
+    corrected_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recording: Mapped[Recording] = relationship()
+    window: Mapped[Window | None] = relationship()
