@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from proto_index.cli import annotate as annotate_cmd
 from proto_index.cli import classes as classes_cmd
 from proto_index.cli import env as env_cmd
+from proto_index.cli import export as export_cmd
 from proto_index.cli import maintenance as maintenance_cmd
 from proto_index.cli import evaluate as evaluate_cmd
 from proto_index.cli import prototypes as prototypes_cmd
@@ -82,6 +83,7 @@ app.command("calibrate")(evaluate_cmd.calibrate)
 app.command("gap")(evaluate_cmd.gap)
 app.command("report")(report_cmd.report)
 app.command("annotate")(annotate_cmd.annotate)
+app.command("export")(export_cmd.export)
 
 
 def _model_names() -> list[str]:
@@ -199,7 +201,8 @@ def classify(
     adapt: Annotated[str, typer.Option(help="auto (audio background if the environment has one, else text, else none), audio, text, none.")] = "auto",
     tau: Annotated[Optional[str], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text), or auto: estimated without labels from each environment's clips in this run (auto-clip: per clip).")] = None,
     prototype_norm: Annotated[str, typer.Option(help="l2: cosine similarity (the paper's definition); none: raw dot product with un-normalised prototypes (the paper's reference code).")] = "l2",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV.")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (audacity: a folder).")] = ...,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=export_cmd.FORMAT_HELP)] = "csv",
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add one column per class with its refined score.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
     batch_size: BatchOption = None,
@@ -231,7 +234,12 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --tau auto --out labels.csv
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
+      proto-index classify long.flac -p urban-tgap35 --env park --per-window --format raven --out long.selections.txt
     """
+    from proto_index.exports import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
     if (env is None) == (manifest is None):
         raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
     if manifest is not None and paths:
@@ -242,7 +250,11 @@ def classify(
         preflight.check_options(adapt, tau)
     except InvalidInput as e:
         raise BadUsage(f"{e} (--adapt, --tau)") from None
-    preflight.check_output_file(out)  # before any model work
+    if report is not None and fmt != "csv":
+        raise BadUsage("--report reads the classification CSV: use --format csv with it (then `proto-index export`)")
+    from proto_index.exports import check_output
+
+    check_output(out, fmt)  # before any model work
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
@@ -257,9 +269,9 @@ def classify(
             result = s.classify(
                 [(p, env) for p in paths], prototypes, adapt, tau, progress=bar, batch_size=batch_size, prototype_norm=prototype_norm, **options
             )
-    from proto_index.pipeline.classify import write_csv
+    from proto_index.exports import export, rows_of
 
-    write_csv(result, out, all_scores)
+    export(rows_of(result, result.prototypes), out, fmt, result.labels if all_scores else None)
     if per_window:
         failed = {(f.path, f.environment) for f in result.failed}
         done = {(f.path, f.environment) for f in result.files} - failed

@@ -88,7 +88,7 @@ def test_main_job_end_to_end(tmp_path, store, corpus_dir, background_dir):
     out = run("classify", "-p", "urban-zero-shot", "--manifest", manifest, "--out", result_csv, "--all-scores", "--store", store, "-q").stdout
     assert "classified 3 files, 0 failed" in out
     rows = read_csv(result_csv)
-    assert list(rows[0]) == ["path", "environment", "adaptation", "tau", "label", "score", "margin", "error",
+    assert list(rows[0]) == ["path", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error",
                              "siren", "dog bark", "drilling", "bird song"]
     assert [(Path(r["path"]).name, r["environment"], r["adaptation"], r["tau"], r["label"]) for r in rows] == [
         ("a.wav", "airport", "audio", "0.700000", "siren"),

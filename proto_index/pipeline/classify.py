@@ -1,9 +1,6 @@
 """Batch classification of an archive: profiles against a prototype set, minus each environment's background."""
 from __future__ import annotations
 
-import csv
-import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +29,7 @@ from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
 
-OUTPUT_COLUMNS = ("path", "environment", "adaptation", "tau", "label", "score", "margin", "error")
+OUTPUT_COLUMNS = ("path", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
 WINDOW_COLUMNS = ("start_s", "end_s")
 """With ``per_window``, these follow ``path``: the window's [start, end) in seconds."""
 
@@ -62,6 +59,7 @@ class Classification:
     labels: list[str]
     files: list[ClassifiedFile]
     per_window: bool = False
+    prototypes: str = ""  # the prototype set's name
 
     @property
     def failed(self) -> list[ClassifiedFile]:
@@ -230,7 +228,7 @@ def classify(
             entry.label = protos.labels[int(d.winners[0])]
             entry.score, entry.margin, entry.scores = float(d.scores[0]), float(d.margins[0]), pf
         results.append(entry)
-    return Classification(protos.labels, results, per_window)
+    return Classification(protos.labels, results, per_window, prototypes)
 
 
 def _window_rows(items, windows: dict[Path, FileWindows | str]):
@@ -286,41 +284,11 @@ def _background(env: EnvironmentView, adaptation: str, protos: PrototypeSetView,
 
 def write_csv(result: Classification, out: Path, all_scores: bool = False) -> None:
     """Write one row per input (per window, with start_s and end_s after path, for a per-window
-    result); with ``all_scores`` one more column per class (its Pf value).
+    result); with ``all_scores`` one more column per class (its Pf value). See :mod:`proto_index.exports`.
 
     Written to a temporary file and renamed, so an interrupted run never leaves half a CSV.
     """
     out = check_output_file(out)
-    tmp = out.with_name(out.name + ".tmp")
-    header = list(OUTPUT_COLUMNS) + (list(result.labels) if all_scores else [])
-    if result.per_window:
-        header[1:1] = WINDOW_COLUMNS
-    try:
-        _write_rows(result, tmp, header, all_scores)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from proto_index.exports import export, rows_of
 
-
-def _write_rows(result: Classification, tmp: Path, header: list[str], all_scores: bool) -> None:
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for r in result.files:
-            row = [r.path, r.environment, r.adaptation, _fmt(r.tau), r.label or "", _fmt(r.score), _fmt(r.margin), r.error or ""]
-            if result.per_window:
-                row[1:1] = [_seconds(r.start_s), _seconds(r.end_s)]
-            if all_scores:
-                row += [_fmt(v) for v in r.scores] if r.scores is not None else [""] * len(result.labels)
-            w.writerow(row)
-
-
-def _seconds(x: float | None) -> str:
-    return "" if x is None else f"{x:.6f}".rstrip("0").rstrip(".")
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:.6f}"
+    export(rows_of(result, result.prototypes), Path(out), "csv", result.labels if all_scores else None)

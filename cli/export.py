@@ -1,0 +1,31 @@
+"""`proto-index export`: a classification CSV in another format (Raven, Audacity, JSON Lines, Parquet)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proto_index.exports import FORMATS, export as write_export, read_classification
+
+FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) for the run; audacity: --out is a folder with one label track per recording and files.csv."
+
+
+def export(
+    classification: Annotated[Path, typer.Argument(help="A CSV written by `classify`.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (audacity: folder).")] = ...,
+):
+    """Convert a classification CSV to Raven Pro, Audacity, JSON Lines or Parquet.
+
+    Times come from the per-window rows (classify --per-window); a file-level row becomes one
+    selection over the whole file (its duration read from the audio's header).
+
+    \b
+    Examples:
+      proto-index export windows.csv --format raven --out windows.selections.txt
+      proto-index export windows.csv --format audacity --out labels/
+    """
+    rows, labels = read_classification(classification)
+    write_export(rows, out, fmt, labels or None)
+    typer.echo(f"wrote {len(rows)} rows as {fmt} -> {out}")

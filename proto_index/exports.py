@@ -1,0 +1,305 @@
+"""Classification results in the formats of the field: CSV, JSON Lines, Parquet, Raven Pro selection
+tables and Audacity label tracks. Every writer goes through a temporary file and a rename.
+
+Every format keeps, per row, the source file, the window's [start, end) in it, the environment,
+the prototype set, the adaptation and tau, the label, score and margin (Audacity keeps the
+label in its track and the rest in the folder's ``files.csv``). A file-level result is one
+selection over the whole file.
+
+Raven: ONE selection table for the run. Its timeline is the run's recordings laid end to end in
+sorted path order (Raven's order for a multi-file sound opened from one folder): ``Begin Time``
+is the recording's start on that timeline plus the window's offset, ``Begin File``/``File
+Offset (s)`` (and ``Begin Path``) locate it in its own file, so tools that read those columns
+never depend on the order. One table keeps a run in one file to filter, merge and share.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
+
+FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity")
+ROW_FIELDS = ("path", "start_s", "end_s", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
+RAVEN_COLUMNS = (
+    "Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+    "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",
+    "Adaptation", "Tau",
+)
+AUDACITY_INDEX = "files.csv"
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One classified file or window, independent of where it came from (a run or its CSV)."""
+
+    path: str
+    start_s: float | None
+    end_s: float | None
+    environment: str
+    prototypes: str
+    adaptation: str
+    tau: float | None
+    label: str | None
+    score: float | None
+    margin: float | None
+    error: str | None
+    scores: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    duration_s: float
+    sample_rate: int
+
+
+def rows_of(result, prototypes: str) -> list[ExportRow]:
+    """The rows of a :class:`proto_index.pipeline.classify.Classification`."""
+    out = []
+    for r in result.files:
+        scores = dict(zip(result.labels, (float(v) for v in r.scores))) if r.scores is not None else None
+        out.append(ExportRow(str(r.path), r.start_s, r.end_s, r.environment, prototypes, r.adaptation, _num(r.tau),
+                             r.label, _num(r.score), _num(r.margin), r.error, scores))
+    return out
+
+
+def export(rows: list[ExportRow], out: Path, fmt: str, labels: list[str] | None = None, facts=None) -> Path:
+    """Write ``rows`` to ``out`` in ``fmt`` (audacity: ``out`` is a folder). ``labels``: the class
+    order for per-class score columns (csv/parquet; None leaves them out). ``facts(path)`` gives a
+    recording's :class:`AudioFacts` (default: read from the file's header)."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_output(out, fmt)
+    facts = facts or audio_facts
+    writer = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet, "raven": _raven, "audacity": _audacity}[fmt]
+    return writer(rows, Path(out), labels, facts)
+
+
+def check_output(out, fmt: str) -> Path:
+    """``out`` can be written: a file whose folder exists (audacity: a folder, created if its parent exists)."""
+    out = Path(out)
+    if fmt != "audacity":
+        from proto_index.pipeline.preflight import check_output_file
+
+        return check_output_file(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"{out} exists and is not a folder (audacity output is a folder of label tracks)")
+    if not out.absolute().parent.is_dir():
+        raise NotFound(f"the folder that would hold {out.name} does not exist: {out.absolute().parent}")
+    return out
+
+
+def audio_facts(path: str) -> AudioFacts:
+    from proto_index.audio.decode import open_audio
+
+    try:
+        snd = open_audio(path)
+    except AudioDecodeError as e:
+        raise InvalidInput(f"{path}: {e}") from None
+    with snd:
+        return AudioFacts(snd.frames / snd.samplerate, int(snd.samplerate))
+
+
+@contextmanager
+def atomic(out: Path, mode: str = "w") -> Iterator:
+    """A file object whose content appears at ``out`` only when the block completes."""
+    if out.is_dir():
+        raise InvalidInput(f"{out} is a folder; give a file name")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    text = {"newline": "", "encoding": "utf-8"} if "b" not in mode else {}
+    try:
+        with open(tmp, mode.replace("w", "x"), **text) as f:  # "x": never onto an existing file; umask applies
+            yield f
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _csv(rows, out, labels, facts) -> Path:
+    """classify's CSV: start_s/end_s only when rows are windows; then one column per class in ``labels``."""
+    fields = [k for k in ROW_FIELDS if k not in ("start_s", "end_s") or any(r.start_s is not None for r in rows)]
+    with atomic(out) as f:
+        w = csv.writer(f)
+        w.writerow(fields + list(labels or []))
+        for r in rows:
+            w.writerow([_time_cell(getattr(r, k)) if k in ("start_s", "end_s") else _cell(getattr(r, k)) for k in fields] + [_cell((r.scores or {}).get(lbl)) for lbl in labels or []])
+    return out
+
+
+def _jsonl(rows, out, labels, facts) -> Path:
+    with atomic(out) as f:
+        for r in rows:
+            obj = {k: _json(getattr(r, k)) for k in ROW_FIELDS}
+            if labels and r.scores is not None:
+                obj["scores"] = {lbl: _json(r.scores[lbl]) for lbl in labels}
+            f.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+    return out
+
+
+def _parquet(rows, out, labels, facts) -> Path:
+    """Flat typed columns (strings for path/environment/label, float64 times and scores): ready
+    for ``pyarrow.dataset`` partitioning by environment or label."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidInput("parquet output needs pyarrow: pip install 'proto-index[parquet]'") from None
+    types = {"start_s": pa.float64(), "end_s": pa.float64(), "tau": pa.float64(), "score": pa.float64(), "margin": pa.float64()}
+    cols = {k: pa.array([getattr(r, k) for r in rows], types.get(k, pa.string())) for k in ROW_FIELDS}
+    for lbl in labels or []:
+        cols[f"score:{lbl}"] = pa.array([(r.scores or {}).get(lbl) for r in rows], pa.float64())
+    with atomic(out, "wb") as f:
+        pq.write_table(pa.table(cols), f)
+    return out
+
+
+def _selections(rows, facts) -> list[tuple[ExportRow, float, float, AudioFacts]]:
+    """Rows with a label, each with its [start, end) in its file (a file-level row spans the file)."""
+    known: dict[str, AudioFacts] = {}
+    problems = []
+    for path in dict.fromkeys(r.path for r in rows if r.label and not r.error):
+        try:
+            known[path] = facts(path)
+        except InvalidInput as e:
+            problems.append(str(e))
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise InvalidInput(f"{len(problems)} recording(s) cannot be read for their duration: " + "; ".join(problems[:5]) + more)
+    out = []
+    for r in rows:
+        if r.error or not r.label:
+            continue
+        f = known[r.path]
+        start = 0.0 if r.start_s is None else r.start_s
+        end = f.duration_s if r.end_s is None else min(r.end_s, f.duration_s)
+        out.append((r, start, end, f))
+    return out
+
+
+def _raven(rows, out, labels, facts) -> Path:
+    sel = _selections(rows, facts)
+    offset, t = {}, 0.0
+    for path in sorted({r.path for r, *_ in sel}):
+        offset[path] = t
+        t += next(f.duration_s for r, _, _, f in sel if r.path == path)
+    with atomic(out) as fh:
+        # cells are made tab- and newline-free, so plain joins (no quoting, no escapes: Raven has none)
+        fh.write("\t".join(RAVEN_COLUMNS) + "\n")
+        for i, (r, start, end, f) in enumerate(sorted(sel, key=lambda x: (x[0].path, x[1])), start=1):
+            fh.write("\t".join(str(c) for c in [
+                i, "Spectrogram 1", 1, _t(offset[r.path] + start), _t(offset[r.path] + end), 0, _t(f.sample_rate / 2),
+                _tsv(Path(r.path).name), _t(start), _tsv(r.path), _tsv(r.label), _cell(r.score), _cell(r.margin),
+                _tsv(r.environment), _tsv(r.prototypes), _tsv(r.adaptation), _cell(r.tau),
+            ]) + "\n")
+    return out
+
+
+def _audacity(rows, out, labels, facts) -> Path:
+    """One label track per recording, named ``NNNN_<safe stem>.txt`` (never the input path), and
+    ``files.csv`` mapping each track to its recording, environment, prototype set and adaptation."""
+    if out.is_dir() and any(out.iterdir()) and not (out / AUDACITY_INDEX).is_file():
+        raise InvalidInput(f"{out} is not empty and holds no earlier label tracks ({AUDACITY_INDEX}); choose an empty folder")
+    out.mkdir(exist_ok=True)
+    by_path: dict[str, list] = {}
+    for r, start, end, f in _selections(rows, facts):
+        by_path.setdefault(r.path, []).append((start, end, r))
+    with atomic(out / AUDACITY_INDEX) as index:
+        w = csv.writer(index)
+        w.writerow(["label_track", "path", "environment", "prototypes", "adaptation", "tau"])
+        for n, (path, spans) in enumerate(sorted(by_path.items()), start=1):
+            name = f"{n:04d}_{safe_stem(path)}.txt"
+            with atomic(out / name) as fh:
+                for start, end, r in sorted(spans, key=lambda s: s[0]):
+                    fh.write(f"{_t(start)}\t{_t(end)}\t{_tsv(r.label)}\n")
+            first = spans[0][2]
+            taus = sorted({_cell(r.tau) for _, _, r in spans})
+            w.writerow([name, path, first.environment, first.prototypes, first.adaptation, ";".join(taus)])
+    return out
+
+
+def safe_stem(path: str, limit: int = 60) -> str:
+    """A file-name-safe stand-in for a recording's stem: ASCII letters, digits, ``-``, ``_``, ``.``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem).strip("._") or "recording"
+    return stem[:limit]
+
+
+def _tsv(text) -> str:
+    """A cell for a tab-separated table: tabs and line breaks become spaces."""
+    return re.sub(r"[\t\r\n]", " ", str(text if text is not None else ""))
+
+
+def _t(x: float) -> str:
+    return f"{x:.6f}".rstrip("0").rstrip(".") if x else "0"
+
+
+def _time_cell(x: float | None) -> str:
+    return "" if x is None else _t(x)
+
+
+def _num(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _cell(x) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return "" if math.isnan(x) else f"{x:.6f}"
+    return str(x)
+
+
+def _json(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def read_classification(path: Path) -> tuple[list[ExportRow], list[str]]:
+    """The rows of a CSV written by ``classify`` (with per-class score columns, if any: their labels)."""
+    import stat
+
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InvalidInput(f"{path}: not a regular file")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            missing = [c for c in ("path", "environment", "label") if c not in header]
+            if missing:
+                raise InvalidInput(f"{path}: not a classification CSV (missing column(s) {', '.join(missing)})")
+            labels = [h for h in header if h and h not in ROW_FIELDS]
+            rows = []
+            for r in reader:
+                try:
+                    num = {k: _parse(r.get(k)) for k in ("start_s", "end_s", "tau", "score", "margin")}
+                    scores = {lbl: _parse(r.get(lbl)) for lbl in labels} if labels and r.get("label") else None
+                except ValueError as e:
+                    raise InvalidInput(f"{path} line {reader.line_num}: {e}") from None
+                rows.append(ExportRow(r["path"] or "", num["start_s"], num["end_s"], r["environment"] or "", r.get("prototypes") or "",
+                                      r.get("adaptation") or "", num["tau"], r["label"] or None, num["score"], num["margin"],
+                                      r.get("error") or None, scores))
+    except OSError as e:
+        raise InvalidInput(f"{path}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InvalidInput(f"{path}: not a readable CSV ({e})") from None
+    return rows, labels
+
+
+def _parse(cell: str | None) -> float | None:
+    if cell is None or cell == "":
+        return None
+    try:
+        x = float(cell)
+    except ValueError:
+        raise ValueError(f"{cell!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{cell!r} is not a finite number")
+    return x

@@ -1,0 +1,200 @@
+"""classify/export formats, read back with parsers written here (not the exporter's own code)."""
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import CLASS_FREQS, write
+from typer.testing import CliRunner
+
+from proto_index.cli.app import app
+from proto_index.errors import InvalidInput
+from proto_index.exports import AudioFacts, ExportRow, export
+
+runner = CliRunner()
+RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",
+                "Adaptation", "Tau"]
+
+
+def cli(*args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
+    return result
+
+
+@pytest.fixture
+def run(tmp_path, corpus_dir):
+    """A store with zero-shot prototypes, and an archive: a 25 s recording (three windows: siren,
+    dog bark, drilling) and two short clips, one with an awkward name."""
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("ingest", corpus_dir, "--store", store, "--quiet")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(CLASS_FREQS) + "\n")
+    cli("classes", "add", "urban", "--labels-file", labels, "--store", store)
+    cli("prototypes", "build", "urban", "--store", store)
+    cli("env", "add", "park", "--text", "park", "--tau-text", "0.25", "--store", store)
+    archive = tmp_path / "archive"
+    long = archive / "long.wav"
+    long.parent.mkdir()
+    sr = 48_000
+    parts = [write(tmp_path / f"p{i}.wav", [(CLASS_FREQS[lbl], 0.5)], seconds=s, sr=sr, seed=i)
+             for i, (lbl, s) in enumerate((("siren", 10), ("dog bark", 10), ("drilling", 5)))]
+    sf.write(long, np.concatenate([sf.read(p, dtype="float32")[0] for p in parts]), sr, subtype="PCM_16")
+    short = write(archive / "b.wav", [(CLASS_FREQS["bird song"], 0.5)], seconds=2.5)
+    odd = write(archive / "weird\tname ü;rm -rf.wav", [(CLASS_FREQS["siren"], 0.5)], seconds=3.0)
+    return store, [long, short, odd]
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def duration(path) -> float:
+    info = sf.info(str(path))
+    return info.frames / info.samplerate
+
+
+def test_per_window_exports_read_back(tmp_path, run):
+    store, files = run
+    base = tmp_path / "windows.csv"
+    cli("classify", *files, "-p", "urban-zero-shot", "--env", "park", "--per-window", "--out", base, "--store", store, "-q")
+    rows = read_csv(base)
+    assert [(Path(r["path"]).name, r["start_s"], r["end_s"], r["label"]) for r in rows] == [
+        ("long.wav", "0", "10", "siren"), ("long.wav", "10", "20", "dog bark"), ("long.wav", "20", "25", "drilling"),
+        ("b.wav", "0", "2.5", "bird song"), ("weird\tname ü;rm -rf.wav", "0", "3", "siren"),
+    ]
+    assert {(r["environment"], r["prototypes"], r["tau"]) for r in rows} == {("park", "urban-zero-shot", "0.250000")}
+
+    # Raven, straight from classify: one tab-separated table for the run
+    raven = tmp_path / "run.selections.txt"
+    cli("classify", *files, "-p", "urban-zero-shot", "--env", "park", "--per-window", "--format", "raven", "--out", raven,
+        "--store", store, "-q")
+    lines = raven.read_text(encoding="utf-8").splitlines()
+    table = [line.split("\t") for line in lines]
+    assert table[0] == RAVEN_HEADER and all(len(t) == len(RAVEN_HEADER) for t in table)
+    sel = [dict(zip(table[0], t)) for t in table[1:]]
+    assert [s["Selection"] for s in sel] == ["1", "2", "3", "4", "5"]
+    assert {(s["View"], s["Channel"], s["Low Freq (Hz)"], s["High Freq (Hz)"]) for s in sel} == {("Spectrogram 1", "1", "0", "24000")}
+    by_name = {f.name.replace("\t", " "): f for f in files}
+    timeline = 0.0  # files laid end to end in sorted path order
+    starts = {}
+    for f in sorted(files, key=str):
+        starts[f.name.replace("\t", " ")] = timeline
+        timeline += duration(f)
+    expected = {(Path(r["path"]).name.replace("\t", " "), float(r["start_s"]), r["label"]) for r in rows}
+    got = set()
+    for s in sel:
+        name, offset = s["Begin File"], float(s["File Offset (s)"])
+        begin, end = float(s["Begin Time (s)"]), float(s["End Time (s)"])
+        assert name in by_name and s["Begin Path"] == str(by_name[name]).replace("\t", " ")
+        assert 0 <= offset < offset + (end - begin) <= duration(by_name[name]) + 1e-6
+        assert begin == pytest.approx(starts[name] + offset, abs=1e-6)
+        assert (s["Environment"], s["Prototypes"], s["Adaptation"], s["Tau"]) == ("park", "urban-zero-shot", "text", "0.250000")
+        got.add((name, offset, s["Label"]))
+    assert got == expected
+
+    # Audacity: one label track per recording, safe names, a mapping file
+    aud = tmp_path / "aud"
+    assert "wrote 5 rows as audacity" in cli("export", base, "--format", "audacity", "--out", aud).stdout
+    mapping = read_csv(aud / "files.csv")
+    assert sorted(m["path"] for m in mapping) == sorted(str(f) for f in files)
+    assert sorted(p.name for p in aud.iterdir()) == sorted(["files.csv"] + [m["label_track"] for m in mapping])
+    for m in mapping:
+        assert re.fullmatch(r"\d{4}_[A-Za-z0-9._-]+\.txt", m["label_track"]), m["label_track"]
+        with open(aud / m["label_track"], newline="", encoding="utf-8") as f:
+            track = list(csv.reader(f, delimiter="\t"))
+        assert all(len(t) == 3 for t in track)
+        assert all(0 <= float(a) < float(b) <= duration(m["path"]) + 1e-6 for a, b, _ in track)
+        want = [(float(r["start_s"]), float(r["end_s"]), r["label"]) for r in rows if r["path"] == m["path"]]
+        assert [(float(a), float(b), lbl) for a, b, lbl in track] == want
+        assert (m["environment"], m["prototypes"], m["tau"]) == ("park", "urban-zero-shot", "0.250000")
+
+    # JSON Lines and Parquet hold the CSV's rows
+    as_csv = [{k: (None if v == "" else v) for k, v in r.items()} for r in rows]
+    num = ("start_s", "end_s", "tau", "score", "margin")
+
+    def normalised(records):
+        return [{k: (float(v) if k in num and v is not None else v) for k, v in rec.items()} for rec in records]
+
+    jl = tmp_path / "w.jsonl"
+    cli("export", base, "--format", "jsonl", "--out", jl)
+    from_json = [json.loads(line) for line in jl.read_text(encoding="utf-8").splitlines()]
+    assert normalised(from_json) == normalised(as_csv)
+    pq = pytest.importorskip("pyarrow.parquet")
+    pqf = tmp_path / "w.parquet"
+    cli("export", base, "--format", "parquet", "--out", pqf)
+    table = pq.read_table(pqf)
+    assert table.schema.field("start_s").type == "double" and table.schema.field("label").type == "string"
+    assert normalised(table.to_pylist()) == normalised(as_csv)
+
+
+def test_file_level_rows_span_the_whole_file(tmp_path, run):
+    store, files = run
+    base = tmp_path / "files.csv"
+    cli("classify", *files[1:], "-p", "urban-zero-shot", "--env", "park", "--all-scores", "--out", base, "--store", store, "-q")
+    aud = tmp_path / "aud"
+    cli("export", base, "--format", "audacity", "--out", aud)
+    tracks = {m["path"]: (aud / m["label_track"]).read_text().splitlines() for m in read_csv(aud / "files.csv")}
+    assert tracks == {str(files[1]): ["0\t2.5\tbird song"], str(files[2]): ["0\t3\tsiren"]}
+    # the per-class score columns come along in parquet
+    pq = pytest.importorskip("pyarrow.parquet")
+    cli("export", base, "--format", "parquet", "--out", tmp_path / "f.parquet")
+    t = pq.read_table(tmp_path / "f.parquet").to_pylist()
+    assert [round(r["score:bird song"], 6) for r in t] == [float(r["bird song"]) for r in read_csv(base)]
+
+
+def row(path, start, end, label="siren"):
+    return ExportRow(path, start, end, "park", "set", "text", 0.2, label, 0.5, 0.1, None)
+
+
+class Crash:
+    def __str__(self):
+        raise RuntimeError("killed mid-write")
+
+
+def test_an_interrupted_export_leaves_nothing_at_the_output_path(tmp_path):
+    facts = lambda p: AudioFacts(30.0, 48_000)  # noqa: E731
+    rows = [row("a.wav", 0, 10), ExportRow("b.wav", 0, 10, "park", "set", Crash(), 0.2, "siren", 0.5, 0.1, None)]
+    for fmt in ("raven", "csv"):
+        out = tmp_path / f"t.{fmt}"
+        with pytest.raises(RuntimeError, match="killed mid-write"):
+            export(rows, out, fmt, facts=facts)
+        assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "t.txt"
+    out.write_text("earlier table\n")
+    with pytest.raises(RuntimeError):
+        export(rows, out, "raven", facts=facts)
+    assert out.read_text() == "earlier table\n" and list(tmp_path.iterdir()) == [out]
+    export(rows[:1], out, "raven", facts=facts)
+    assert out.read_text().count("\n") == 2 and list(tmp_path.iterdir()) == [out]
+
+
+def test_unreadable_recordings_are_named_in_one_line(tmp_path):
+    with pytest.raises(InvalidInput, match=r"^2 recording\(s\) cannot be read for their duration: \S*nowhere.wav: cannot open file: No such file or directory; \S*/x: cannot open"):
+        export([row(str(tmp_path / "nowhere.wav"), 0, 10), row(str(tmp_path / "x"), None, None)], tmp_path / "o.txt", "raven")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audacity_refuses_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(InvalidInput, match="not empty and holds no earlier label tracks"):
+        export([row("a.wav", 0, 10)], tmp_path, "audacity", facts=lambda p: AudioFacts(30.0, 48_000))
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_bad_classification_csv_and_format(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,score\nx.wav,1\n")
+    out = cli("export", bad, "--format", "raven", "--out", tmp_path / "o.txt", code=1)
+    assert "not a classification CSV (missing column(s) environment, label)" in out.stderr and "Traceback" not in out.stderr
+    nan = tmp_path / "nan.csv"
+    nan.write_text("path,environment,label,score\nx.wav,park,siren,nan\n")
+    assert "nan.csv line 2: 'nan' is not a finite number" in cli("export", nan, "--format", "jsonl", "--out", tmp_path / "o.jsonl", code=1).stderr
+    cli("export", nan, "--format", "xls", "--out", tmp_path / "o", code=1)
+    assert not (tmp_path / "o.txt").exists() and not (tmp_path / "o.jsonl").exists()
