@@ -236,10 +236,11 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --format raven --out long.selections.txt
     """
-    from proto_index.exports import FORMATS
+    from proto_index.exports import FORMATS, check_format
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    check_format(fmt)
     if (env is None) == (manifest is None):
         raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
     if manifest is not None and paths:

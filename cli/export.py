@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from proto_index.exports import FORMATS, export as write_export, read_classification
+from proto_index.exports import FORMATS, check_format, export as write_export, read_classification
 
 FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) for the run; audacity: --out is a folder with one label track per recording and files.csv."
 
@@ -26,6 +26,7 @@ def export(
       proto-index export windows.csv --format raven --out windows.selections.txt
       proto-index export windows.csv --format audacity --out labels/
     """
+    check_format(fmt)
     rows, labels = read_classification(classification)
     write_export(rows, out, fmt, labels or None)
     typer.echo(f"wrote {len(rows)} rows as {fmt} -> {out}")

@@ -75,8 +75,7 @@ def export(rows: list[ExportRow], out: Path, fmt: str, labels: list[str] | None 
     """Write ``rows`` to ``out`` in ``fmt`` (audacity: ``out`` is a folder). ``labels``: the class
     order for per-class score columns (csv/parquet; None leaves them out). ``facts(path)`` gives a
     recording's :class:`AudioFacts` (default: read from the file's header)."""
-    if fmt not in FORMATS:
-        raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_format(fmt)
     check_output(out, fmt)
     facts = facts or audio_facts
     writer = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet, "raven": _raven, "audacity": _audacity}[fmt]
@@ -95,6 +94,17 @@ def check_output(out, fmt: str) -> Path:
     if not out.absolute().parent.is_dir():
         raise NotFound(f"the folder that would hold {out.name} does not exist: {out.absolute().parent}")
     return out
+
+
+def check_format(fmt: str) -> None:
+    """Refuse an unknown format, or parquet without pyarrow, before any work is done."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise InvalidInput("parquet output needs pyarrow: pip install 'proto-index[parquet]'") from None
 
 
 def audio_facts(path: str) -> AudioFacts:

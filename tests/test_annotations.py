@@ -141,6 +141,24 @@ def test_bad_rows_are_reported_one_line_each_and_the_rest_stored(store, corpus_d
     assert paths == [str(clip(corpus_dir, "siren", 0)), str(clip(corpus_dir, "siren", 2))]
 
 
+def test_a_whole_recording_verdict_uses_the_mean_of_its_windows(store, corpus_dir, tmp_path):
+    long = write(tmp_path / "more" / "long.wav", [(CLASS_FREQS["siren"], 0.5), (150.0, 0.3)], seconds=25.0, seed=3)
+    store.ingest([long])
+    rows = [[str(long), "", "", "park", "dog bark", "relabel", "siren"]] + [
+        [str(clip(corpus_dir, lbl, 0)), "0", "2", "", lbl, "right", ""] for lbl in LABELS[1:]
+    ]
+    assert store.annotate(decisions(tmp_path / "d.csv", rows)).stored == 4
+    with store._storage.session() as s:
+        whole = s.query(Annotation).filter(Annotation.window_id.is_(None)).one()
+        rows_of_long = [w.vector_row for w in whole.recording.windows]
+    assert len(rows_of_long) == 3
+    ps = store.build_prototypes("urban", method="supervised")
+    expected = store._storage.vectors.read(rows_of_long).astype(np.float64).mean(axis=0).astype(np.float32)
+    np.testing.assert_array_equal(ps.matrix[0], expected)
+    shown = cli("prototypes", "show", "urban-supervised", "--store", store.path).stdout
+    assert shown.splitlines()[0] == "urban-supervised: supervised prototypes of class set urban"
+
+
 def test_a_csv_without_the_needed_columns_is_refused(store, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("path,label\nx.wav,siren\n")
