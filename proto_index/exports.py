@@ -197,10 +197,11 @@ def _selections(rows, facts) -> list[tuple[ExportRow, float, float, AudioFacts]]
 
 def _raven(rows, out, labels, facts) -> Path:
     sel = _selections(rows, facts)
+    durations = {r.path: f.duration_s for r, _, _, f in sel}
     offset, t = {}, 0.0
-    for path in sorted({r.path for r, *_ in sel}):
+    for path in sorted(durations):
         offset[path] = t
-        t += next(f.duration_s for r, _, _, f in sel if r.path == path)
+        t += durations[path]
     with atomic(out) as fh:
         # cells are made tab- and newline-free, so plain joins (no quoting, no escapes: Raven has none)
         fh.write("\t".join(RAVEN_COLUMNS) + "\n")
