@@ -88,7 +88,7 @@ def build_prototypes(
 ) -> PrototypeSetView:
     """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows.
 
-    ``supervised``: each class's centroid of its confirmed windows (see :func:`_confirmed_vectors`).
+    ``supervised``: each class's centroid of its confirmed windows (:func:`proto_index.pipeline.annotations.confirmed`).
     ``blend``: as supervised, but a class with fewer than ``min_confirmed`` confirmations borrows the
     corpus windows nearest its text anchor (not annotated at all) until it has ``min_confirmed`` members.
     """
