@@ -198,3 +198,17 @@ def test_bad_classification_csv_and_format(tmp_path):
     assert "nan.csv line 2: 'nan' is not a finite number" in cli("export", nan, "--format", "jsonl", "--out", tmp_path / "o.jsonl", code=1).stderr
     cli("export", nan, "--format", "xls", "--out", tmp_path / "o", code=1)
     assert not (tmp_path / "o.txt").exists() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_classify_checks_the_output_of_each_format_first(tmp_path, run):
+    store, files = run
+    args = ["classify", *files[1:], "-p", "urban-zero-shot", "--env", "park", "--store", store, "-q"]
+    aud = tmp_path / "tracks"  # a folder that classify creates
+    assert f"-> {aud}" in cli(*args, "--format", "audacity", "--out", aud).stdout
+    assert sorted(p.name for p in aud.iterdir()) == ["0001_b.txt", "0002_weird_name_rm_-rf.txt", "files.csv"]
+    missing = cli(*args, "--format", "raven", "--out", tmp_path / "nowhere" / "t.txt", code=1).stderr
+    assert "the folder of the output file does not exist" in missing
+    assert "--report reads the classification CSV" in cli(*args, "--format", "raven", "--out", tmp_path / "t.txt",
+                                                          "--report", tmp_path / "r", code=2).stderr
+    cli(*args, "--format", "xls", "--out", tmp_path / "t.xls", code=2)
+    assert not (tmp_path / "t.txt").exists() and not (tmp_path / "r").exists()
