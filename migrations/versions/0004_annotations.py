@@ -1,13 +1,13 @@
 """Reviewed verdicts on classified windows (``proto-index annotate``); a new table, no row touched.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
