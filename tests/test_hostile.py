@@ -56,6 +56,19 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _foreground_csv(tmp_path):
+    """Three one-second clips of two classes in tmp_path/fg, listed with folds in tmp_path/fg.csv."""
+    fg_rows = []
+    for label, freq in (("siren", 700.0), ("dog bark", 1500.0)):
+        for i in range(3):
+            p = write(tmp_path / "fg" / f"{label}_{i}.wav", [(freq, 0.5)], seconds=1.0, seed=i)
+            fg_rows.append([str(p), label, i + 1])
+    fg_csv = tmp_path / "fg.csv"
+    with open(fg_csv, "w", newline="") as fh:
+        csv.writer(fh).writerows([["path", "label", "fold"], *fg_rows])
+    return fg_csv
+
+
 @pytest.mark.parametrize("env", ["ABS", "..", "../x", "../../victim", "a/../../victim", "*?<>|:"])
 def test_evaluate_environment_names_never_become_paths(tmp_path, env):
     """An environment named as an absolute path or with ``..`` touches nothing outside the work
@@ -65,14 +78,7 @@ def test_evaluate_environment_names_never_become_paths(tmp_path, env):
     (victim / "keep.txt").write_text("precious")
     (victim / "sub" / "also.txt").write_text("precious too")
     env = str(victim) if env == "ABS" else env
-    fg_rows = []
-    for label, freq in (("siren", 700.0), ("dog bark", 1500.0)):
-        for i in range(3):
-            p = write(tmp_path / "fg" / f"{label}_{i}.wav", [(freq, 0.5)], seconds=1.0, seed=i)
-            fg_rows.append([str(p), label, i + 1])
-    fg_csv = tmp_path / "fg.csv"
-    with open(fg_csv, "w", newline="") as fh:
-        csv.writer(fh).writerows([["path", "label", "fold"], *fg_rows])
+    fg_csv = _foreground_csv(tmp_path)
     bg = write(tmp_path / "bg" / "b.wav", [(150.0, 0.5)], seconds=1.0)
     bg_csv = tmp_path / "bg.csv"
     with open(bg_csv, "w", newline="") as fh:
@@ -97,14 +103,7 @@ def test_evaluate_environment_names_never_become_paths(tmp_path, env):
 
 def test_evaluate_keeps_a_folder_it_did_not_create(tmp_path):
     """A scenes folder that already held the user's files is emptied of the run's files only."""
-    fg_rows = []
-    for label, freq in (("siren", 700.0), ("dog bark", 1500.0)):
-        for i in range(3):
-            p = write(tmp_path / "fg" / f"{label}_{i}.wav", [(freq, 0.5)], seconds=1.0, seed=i)
-            fg_rows.append([str(p), label, i + 1])
-    fg_csv = tmp_path / "fg.csv"
-    with open(fg_csv, "w", newline="") as fh:
-        csv.writer(fh).writerows([["path", "label", "fold"], *fg_rows])
+    fg_csv = _foreground_csv(tmp_path)
     bg_dir = tmp_path / "bgs"
     write(bg_dir / "park" / "b.wav", [(150.0, 0.5)], seconds=1.0)
     work = tmp_path / "work"
