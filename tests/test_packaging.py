@@ -1,5 +1,6 @@
 """The wheel ships cli/ and migrations/ inside proto_index, runs from there, and imports stay offline and light."""
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
+    # Build from a copy of the sources alone: a stale build/ folder in the checkout would hide a
+    # package missing from pyproject's list.
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md", "proto_index", "cli", "migrations"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
         check=True,
         capture_output=True,
     )
@@ -35,8 +44,12 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
         "proto_index/report/assets/report.js",
         "proto_index/report/assets/report.css",
         "proto_index/migrations/versions/0004_annotations.py",
+        "proto_index/embed/data/clap-tiny-demo.safetensors",
     ):
         assert required in names
+    # every module of the source tree ships (a package missing from pyproject's list would not)
+    for module in (ROOT / "proto_index").rglob("*.py"):
+        assert f"proto_index/{module.relative_to(ROOT / 'proto_index').as_posix()}" in names, module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "proto-index = proto_index.cli.app:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
