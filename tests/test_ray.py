@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import write
 from fakes import BandEncoder
+from ray_fakes import SLOW_FLAG
 from sqlalchemy import select
 from test_store import invariants
 from typer.testing import CliRunner
@@ -118,23 +119,26 @@ def test_killed_driver_rerun_completes_the_store_with_nothing_twice(tmp_path, lo
     Store.init(store, model="fake-bands-slow", encoder=BandEncoder()).close()
     cmd = [sys.executable, "-m", "proto_index.cli.app", "ingest", str(files), "--store", str(store), "-q",
            "--executor", "ray", "--commit-windows", "2", "--batch-size", "1"]
-    env = {**os.environ, "PROTO_INDEX_RAY_ADDRESS": local_ray, "PROTO_INDEX_TEST_SLOW_S": "0.5"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    committed = 0
-    deadline = time.monotonic() + 90
-    while committed < 4 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1) as db:
-                committed = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
-        except sqlite3.OperationalError:
-            pass
-    assert proc.poll() is None, proc.communicate()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    env = {**os.environ, "PROTO_INDEX_RAY_ADDRESS": local_ray}
+    SLOW_FLAG.write_text("0.5")  # 0.5 s a window: the kill lands mid-ingest
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        committed = 0
+        deadline = time.monotonic() + 90
+        while committed < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+                    committed = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    finally:
+        SLOW_FLAG.unlink(missing_ok=True)
     before = invariants(store)
     assert 4 <= before < n
-    env["PROTO_INDEX_TEST_SLOW_S"] = "0"
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert f"added {n - before} files" in rerun.stdout and f"skipped {before} already stored" in rerun.stdout

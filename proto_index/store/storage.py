@@ -387,14 +387,19 @@ class Storage:
 
     def _read_index_file(self, name: str) -> tuple[VectorIndex | None, str | None]:
         path = self.root / name
+        missing = f"the published index file {name} is missing"
         if not path.exists():
-            return None, f"the published index file {name} is missing"
+            return None, missing
         recorded = self.checksums(name).get(integrity.INDEX_BLOCK)
-        if recorded is not None and integrity.file_digest(path) != recorded.digest:
-            return None, f"the index file {name} is corrupt (its checksum differs from the one recorded when it was published)"
         try:
+            if recorded is not None and integrity.file_digest(path) != recorded.digest:
+                return None, f"the index file {name} is corrupt (its checksum differs from the one recorded when it was published)"
             return VectorIndex.load(path, self.vectors.read), None
+        except FileNotFoundError:  # deleted by a writer that published a newer index meanwhile
+            return None, missing
         except (RuntimeError, ValueError, TypeError) as e:
+            if not path.exists():
+                return None, missing
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             return None, f"the index file {name} is not a readable FAISS index ({reason[:120]})"
 
