@@ -177,20 +177,20 @@ def process_reader():
     from proto_index.pipeline import embedding
 
     pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    original = embedding._read_file
+    original = embedding.read_file
 
     def read_in_process(path, hop, hashing, claimed):
         # the whole file's messages come back at once (fine for 10 s clips); duplicates are caught by
-        # the consumer on the "head" message, so the worker process needs no copy of the hash set
+        # the consumer on the Opened message, so the worker process needs no copy of the hash set
         yield from pool.submit(_read_all, path, hop, hashing).result()
 
     return pool, original, read_in_process
 
 
 def _read_all(path, hop, hashing):
-    from proto_index.pipeline.embedding import _read_file
+    from proto_index.pipeline.reading import read_file
 
-    return list(_read_file(path, hop, hashing, None))
+    return list(read_file(path, hop, hashing, None))
 
 
 def machine() -> str:
@@ -286,20 +286,20 @@ def main() -> None:
                 "2 worker threads": 2, "1 worker process": "process"}
     overlap: dict[str, list[float]] = {}
     try:
-        embedding._read_file = in_process
+        embedding.read_file = in_process
         bench.ingest(1)  # start the worker process outside the timings
-        embedding._read_file = original
+        embedding.read_file = original
         for _ in range(max(3, args.repeats // 2 + 1)):
             overlap.setdefault("forward", []).append(timed(bench.forward))
             for label, workers in variants.items():
                 if workers == "process":
-                    embedding._read_file = in_process
+                    embedding.read_file = in_process
                     overlap.setdefault(label, []).append(bench.ingest(1))
-                    embedding._read_file = original
+                    embedding.read_file = original
                 else:
                     overlap.setdefault(label, []).append(bench.ingest(workers))
     finally:
-        embedding._read_file = original
+        embedding.read_file = original
         pool.shutdown()
     # The same with the model on one thread, leaving the other core free: what overlap does when
     # the model does not occupy every core (a GPU, or more cores than torch threads).

@@ -40,7 +40,7 @@ from fakes import BandEncoder, tone_mix  # noqa: E402
 from proto_index import Store  # noqa: E402
 from proto_index.audio.discover import Discovery  # noqa: E402
 from proto_index.embed.encoder import ModelIdentity  # noqa: E402
-from proto_index.pipeline import embedding  # noqa: E402
+from proto_index.pipeline import reading  # noqa: E402
 from proto_index.pipeline.embedding import EmbeddedFile  # noqa: E402
 from proto_index.pipeline.executors import ExecutorOptions  # noqa: E402
 from proto_index.pipeline.ingest import _ingest  # noqa: E402
@@ -108,8 +108,8 @@ def decode_rate(root: Path, n: int) -> float:
     hop = 480_000
     t0 = time.perf_counter()
     for p in paths:
-        for message in embedding._read_file(p, hop, True, None):
-            assert message[0] != "fail", message
+        for message in reading.read_file(p, hop, True, None):
+            assert not isinstance(message, reading.Failed), message
     return n / (time.perf_counter() - t0)
 
 

@@ -10,7 +10,7 @@ from audio_factory import text_as_wav, write_wav
 from fakes import BandEncoder
 
 from proto_index.audio.discover import file_sha256
-from proto_index.pipeline import embedding
+from proto_index.pipeline import reading
 from proto_index.pipeline.embedding import EmbeddedFile, SkippedFile, embed_files
 
 
@@ -90,8 +90,8 @@ def test_known_and_repeated_content_is_skipped_without_decoding(tmp_path, monkey
     a_copy.write_bytes(a.read_bytes())
     c = write_wav(tmp_path / "c.wav", 2.0, 16000, seed=3)
     opened = []
-    real_open = embedding.open_audio
-    monkeypatch.setattr(embedding, "open_audio", lambda source: opened.append(source) or real_open(source))
+    real_open = reading.open_audio
+    monkeypatch.setattr(reading, "open_audio", lambda source: opened.append(source) or real_open(source))
 
     known = {file_sha256(b)}
     results = list(embed_files([a, b, a_copy, c], BandEncoder(), known_hashes=known, workers=0))

@@ -21,7 +21,7 @@ def opened(monkeypatch):
     """Paths opened through Python (builtins.open or os.open: every read of a file starts with one)
     and files handed to a reader."""
     seen = {"open": [], "read": []}
-    real_open, real_os_open, real_read = builtins.open, os.open, embedding._read_file
+    real_open, real_os_open, real_read = builtins.open, os.open, embedding.read_file
 
     def counting_open(file, *args, **kwargs):
         seen["open"].append(str(file))
@@ -37,7 +37,7 @@ def opened(monkeypatch):
 
     monkeypatch.setattr(builtins, "open", counting_open)
     monkeypatch.setattr(os, "open", counting_os_open)
-    monkeypatch.setattr(embedding, "_read_file", counting_read)
+    monkeypatch.setattr(embedding, "read_file", counting_read)
 
     def of(folder):
         return sorted({p for p in seen["open"] + seen["read"] if p.startswith(str(folder))})
