@@ -141,14 +141,14 @@ class Bench:
 
     def ingest(self, workers: int | None = None) -> None:
         from proto_index import Store
-        from proto_index.pipeline.embedding import DEFAULT_WORKERS
+        from proto_index.options import DEFAULT_WORKERS, EmbedOptions
 
         self.stores += 1
         store = Store.init(self.workdir / f"store{self.stores}", model=self.encoder.identity.name, encoder=self.encoder)
         try:
             start = time.perf_counter()
-            report = store.ingest([self.paths[0].parent], batch_size=self.batch,
-                                  workers=DEFAULT_WORKERS if workers is None else workers)
+            options = EmbedOptions(batch_windows=self.batch, workers=DEFAULT_WORKERS if workers is None else workers)
+            report = store.ingest([self.paths[0].parent], options=options)
             elapsed = time.perf_counter() - start
         finally:
             store.close()

@@ -92,7 +92,7 @@ def ceiling(root: Path, windows: int, dim: int = 512, per_file: int = 6) -> floa
     discovery = Discovery(files=[f.path for f in embed.files])
     t0 = time.perf_counter()
     with storage.writer():
-        report = _ingest(storage, embed, discovery, None, 256, 50_000, SilentProgress())
+        report = _ingest(storage, embed, discovery, SilentProgress())
     secs = time.perf_counter() - t0
     storage.close()
     return report.windows / secs

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from proto_index import Store  # noqa: E402
+from proto_index import EmbedOptions, Store  # noqa: E402
 from proto_index.embed.encoder import ModelIdentity  # noqa: E402
 
 RATE, FRAMES = 8000, 400
@@ -71,7 +71,7 @@ def main() -> None:
         print(f"wrote {args.files} files in {time.perf_counter() - t0:.1f} s")
         store = Store.init(root / "store", model="bench-tiny", encoder=TinyEncoder())
         t0 = time.perf_counter()
-        first = store.ingest([root / "corpus"], batch_size=64, commit_windows=4096)
+        first = store.ingest([root / "corpus"], options=EmbedOptions(batch_windows=64), commit_windows=4096)
         print(f"setup ingest: {first.added} files in {time.perf_counter() - t0:.1f} s")
         assert first.added == args.files, first
         times = {"after (stat check)": [], "before (rehash)": []}

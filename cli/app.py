@@ -32,7 +32,7 @@ from proto_index.cli.common import (
     executor_options,
     open_store,
 )
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
+from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
 from proto_index.cli.records import JsonOption, hit_record, info_record
 from proto_index.pipeline import preflight
@@ -158,9 +158,9 @@ def ingest(
     """
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
-        report = s.ingest(paths, progress=bar, batch_size=batch_size, wait_s=wait, commit_windows=commit_windows,
-                          publish_windows=publish_windows, hop_s=hop, workers=workers, rehash=rehash,
-                          executor=executor_options(executor, ray_address, ray_actor_gpus))
+        report = s.ingest(paths, options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers),
+                          executor=executor_options(executor, ray_address, ray_actor_gpus), progress=bar, wait_s=wait,
+                          rehash=rehash, commit_windows=commit_windows, publish_windows=publish_windows)
     typer.echo(
         f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
         f"{len(report.failed)} failed"
@@ -259,17 +259,14 @@ def classify(
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
-    options = dict(per_window=per_window, hop_s=hop, workers=workers,
-                   executor=executor_options(executor, ray_address, ray_actor_gpus))
+    settings = dict(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
+                    options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers),
+                    executor=executor_options(executor, ray_address, ray_actor_gpus))
     with BarProgress(quiet) as bar:
         if manifest is not None:
-            result = s.classify_manifest(
-                manifest, prototypes, adapt=adapt, tau=tau, progress=bar, batch_size=batch_size, prototype_norm=prototype_norm, **options
-            )
+            result = s.classify_manifest(manifest, prototypes, progress=bar, **settings)
         else:
-            result = s.classify(
-                [(p, env) for p in paths], prototypes, adapt, tau, progress=bar, batch_size=batch_size, prototype_norm=prototype_norm, **options
-            )
+            result = s.classify([(p, env) for p in paths], prototypes, progress=bar, **settings)
     from proto_index.exports import export, rows_of
 
     export(rows_of(result, result.prototypes), out, fmt, result.labels if all_scores else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.errors import AudioDecodeError, InvalidInput
+from proto_index.evaluation.mixing import REF_DB
 from proto_index.pipeline import classify as classify_mod
 from proto_index.pipeline import environments, ingest, preflight, prototypes, search
 from proto_index.pipeline.catalog_views import (
@@ -32,12 +33,15 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS
+from proto_index.options import EmbedOptions
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store.schema import ClassSet, Environment, IngestFailure, PrototypeSet, Recording, Window
 from proto_index.store.storage import Storage
+
+if TYPE_CHECKING:
+    from proto_index.evaluation.protocol import Settings
 
 DEFAULT_STORE = "proto-index-store"
 STORE_ENV_VAR = "PROTO_INDEX_STORE"
@@ -137,38 +141,30 @@ class Store:
     def ingest(
         self,
         paths: Iterable[str | Path],
+        *,
+        options: EmbedOptions = EmbedOptions(),
+        executor: ExecutorOptions | None = None,
         progress: Progress | None = None,
-        batch_size: int | None = None,
         wait_s: float = 0.0,
+        rehash: bool = False,
         commit_windows: int = 256,
         publish_windows: int = 50_000,
-        hop_s: float = DEFAULT_HOP_S,
-        workers: int = DEFAULT_WORKERS,
-        rehash: bool = False,
-        executor: ExecutorOptions | None = None,
     ) -> ingest.IngestReport:
         """Add audio files and folders to the corpus (reruns skip stored content; one writer at a time).
 
-        Files are cut into 10 s windows starting every ``hop_s`` seconds; ``workers`` threads read,
-        hash and decode files ahead of the model (0: all in this thread). A file whose path, size and
-        mtime match a stored recording is skipped unread; ``rehash=True`` reads and hashes every file.
-        ``executor``: ``ExecutorOptions(kind="ray", ...)`` embeds on Ray actors; this process still
-        commits every result (see :mod:`proto_index.pipeline.executors`).
+        ``options`` (:class:`~proto_index.options.EmbedOptions`): the hop between 10 s windows, the
+        model batch, the reader threads. A file whose path, size and mtime match a stored recording
+        is skipped unread; ``rehash=True`` reads and hashes every file. ``executor``:
+        ``ExecutorOptions(kind="ray", ...)`` embeds on Ray actors; this process still commits every
+        result (see :mod:`proto_index.pipeline.executors`). ``wait_s``: how long to wait for another
+        writer; every ``commit_windows`` windows are one transaction, every ``publish_windows`` an
+        index publication.
         """
         embed = self._remote_embedder(executor)
         return ingest.ingest(
-            self._storage,
-            self.encoder if embed is None else None,
-            [Path(p) for p in paths],
-            batch_windows=batch_size,
-            commit_windows=commit_windows,
-            publish_windows=publish_windows,
-            progress=progress,
-            wait_s=wait_s,
-            hop_s=hop_s,
-            workers=workers,
-            rehash=rehash,
-            embed=embed,
+            self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
+            options=options, embed=embed, progress=progress, wait_s=wait_s, rehash=rehash,
+            commit_windows=commit_windows, publish_windows=publish_windows,
         )
 
     def _remote_embedder(self, executor: ExecutorOptions | None):
@@ -284,33 +280,48 @@ class Store:
         self,
         items: Sequence[tuple[str | Path, str]],
         prototypes: str,
+        *,
         adapt: str = "auto",
         tau: float | str | None = None,
-        progress: Progress | None = None,
-        batch_size: int | None = None,
         prototype_norm: str = "l2",
         per_window: bool = False,
-        hop_s: float = DEFAULT_HOP_S,
-        workers: int = DEFAULT_WORKERS,
+        options: EmbedOptions = EmbedOptions(),
         executor: ExecutorOptions | None = None,
+        progress: Progress | None = None,
     ) -> classify_mod.Classification:
         """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``
         (``tau="auto"`` estimates tau without labels; ``prototype_norm="none"`` scores as the paper's code).
 
         One result per pair, on the mean of the file's window embeddings; ``per_window=True``: one
-        result per 10 s window (``start_s``, ``end_s``), windows every ``hop_s`` seconds.
-        ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
+        result per 10 s window (``start_s``, ``end_s``). ``options``: how files are embedded (windows
+        every ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
         preflight.check_options(adapt, tau)  # all before the model loads
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         embed = self._remote_embedder(executor)
         return classify_mod.classify(
             self._storage, self.encoder if embed is None else None, [(Path(p), e) for p, e in items], prototypes,
-            adapt, tau, batch_size, progress, prototype_norm, per_window, hop_s, workers, embed,
+            adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window, options=options,
+            progress=progress, embed=embed,
         )
 
-    def classify_manifest(self, manifest: str | Path, prototypes: str, **kwargs) -> classify_mod.Classification:
-        """Classify the files of a CSV manifest with ``path`` and ``environment`` columns."""
-        return self.classify([(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, **kwargs)
+    def classify_manifest(
+        self,
+        manifest: str | Path,
+        prototypes: str,
+        *,
+        adapt: str = "auto",
+        tau: float | str | None = None,
+        prototype_norm: str = "l2",
+        per_window: bool = False,
+        options: EmbedOptions = EmbedOptions(),
+        executor: ExecutorOptions | None = None,
+        progress: Progress | None = None,
+    ) -> classify_mod.Classification:
+        """:meth:`classify` on the files of a CSV manifest with ``path`` and ``environment`` columns."""
+        return self.classify(
+            [(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, adapt=adapt, tau=tau,
+            prototype_norm=prototype_norm, per_window=per_window, options=options, executor=executor, progress=progress,
+        )
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -361,11 +372,27 @@ class Store:
 
         return prototype_gap(self._storage, prototypes, k)
 
-    def evaluate_audio(self, foreground_csv: str | Path, backgrounds: str | Path, work_dir: str | Path, snrs_db=(6.0, 8.0, 10.0), settings=None, **kwargs):
+    def evaluate_audio(
+        self,
+        foreground_csv: str | Path,
+        backgrounds: str | Path,
+        work_dir: str | Path,
+        snrs_db: Sequence[float] = (6.0, 8.0, 10.0),
+        settings: Settings | None = None,
+        *,
+        n_folds: int = 10,
+        seed: int = 0,
+        ref_db: float = REF_DB,
+        keep_scenes: bool = False,
+        progress: Progress | None = None,
+    ):
         """The paper's experiment from audio with this store's model: ``(Evaluation, description)``.
 
         Scenes are mixed and embedded (``proto_index.evaluation.audio_run``); nothing is added to the
-        store. ``kwargs``: n_folds, seed, ref_db, keep_scenes, progress.
+        store. ``settings``: the protocol's :class:`~proto_index.evaluation.protocol.Settings`;
+        ``n_folds`` folds of the foreground clips (unless the CSV has a fold column), shuffled with
+        ``seed``; scenes mixed at loudness ``ref_db`` LUFS and deleted
+        once embedded unless ``keep_scenes``.
         """
         from proto_index.evaluation.audio_run import audio_experiment
         from proto_index.evaluation.protocol import Settings, evaluate
@@ -377,7 +404,8 @@ class Store:
             raise InvalidInput(str(e)) from None
         run = audio_experiment(
             self, self.identity.to_json(), Path(foreground_csv), Path(backgrounds), tuple(snrs_db), Path(work_dir),
-            settings=settings, **kwargs,
+            n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes,
+            progress=progress, settings=settings,
         )
         try:
             return evaluate(run.data, settings), run.description

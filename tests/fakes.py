@@ -8,6 +8,7 @@ constant "modality gap" direction that no audio has. Hence:
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Sequence
@@ -87,10 +88,26 @@ def tone_mix(parts: list[tuple[float, float]], seconds: float, sr: int = 48_000,
     return (x / max(1.0, np.abs(x).max() / 0.9)).astype(np.float32)
 
 
+class RecordingEncoder(BandEncoder):
+    """A BandEncoder (model name ``fake-recording``) that keeps every batch it is given: the windows'
+    samples, one list per model call, in :attr:`batches`, shared by every instance (the CLI loads its own)."""
+
+    batches: list[list[np.ndarray]] = []
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.identity = dataclasses.replace(self.identity, name="fake-recording")
+
+    def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        RecordingEncoder.batches.append([np.array(w, copy=True) for w in waveforms])
+        return super().embed_waveforms(waveforms)
+
+
 def _register() -> None:
     from proto_index.embed.registry import register_model
 
     register_model("fake-bands", lambda **kw: BandEncoder(), "test encoder with known semantics")
+    register_model("fake-recording", lambda **kw: RecordingEncoder(), "test encoder that records its batches")
 
 
 _register()  # importing this module (e.g. via $PROTO_INDEX_PLUGINS=fakes) makes 'fake-bands' loadable

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from proto_index import Store
 from proto_index.cli.app import app
 from proto_index.embed.clap import ClapEncoder
+from proto_index.options import EmbedOptions
 from proto_index.pipeline.embedding import default_batch_size, fit_encoder_batch
 
 runner = CliRunner()
@@ -53,7 +54,7 @@ def test_a_batch_above_the_encoders_own_is_not_resplit(ten_clips, forwards):
     encoder = ClapEncoder.random("clap-tiny-random", fusion=False, device="cpu", batch_size=2)
     from proto_index.pipeline.embedding import embed_files
 
-    list(embed_files(sorted(ten_clips.iterdir()), encoder, batch_windows=8))
+    list(embed_files(sorted(ten_clips.iterdir()), encoder, options=EmbedOptions(batch_windows=8)))
     assert forwards == [8, 2] and encoder.batch_size == 8
 
 

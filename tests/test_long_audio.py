@@ -14,6 +14,7 @@ from fakes import BandEncoder
 from proto_index.audio.decode import open_audio, prepare, stream_prepared
 from proto_index.audio.windows import stream_windows, window_bounds
 from proto_index.errors import AudioDecodeError
+from proto_index.options import EmbedOptions
 from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
 
 SR = 48_000
@@ -79,7 +80,7 @@ def test_a_long_file_gives_exact_windows_and_the_one_shot_vectors(tmp_path, hop_
     expected = window_bounds(len(whole), 480_000, round(hop_s * SR))
     encoder = BandEncoder()
 
-    [result] = list(embed_files([path], encoder, batch_windows=3, hop_s=hop_s))
+    [result] = list(embed_files([path], encoder, options=EmbedOptions(hop_s=hop_s, batch_windows=3)))
 
     assert isinstance(result, EmbeddedFile)
     assert result.duration_s == pytest.approx(95.3)
@@ -94,7 +95,7 @@ def test_a_long_truncated_file_keeps_its_readable_part(tmp_path):
     with open(path, "r+b") as fh:
         fh.truncate(size - 16000 * 2 * 9 - 1)  # the header still promises 45 s; 36 s and a half frame remain
     whole = prepare(path)
-    [result] = list(embed_files([path], BandEncoder(), workers=1))
+    [result] = list(embed_files([path], BandEncoder(), options=EmbedOptions(workers=1)))
     assert isinstance(result, EmbeddedFile)
     assert result.duration_s == pytest.approx(len(whole) / SR) and len(whole) < 45 * SR
     assert list(zip(result.starts_s, result.ends_s)) == [(a / SR, b / SR) for a, b in window_bounds(len(whole))]
@@ -106,7 +107,7 @@ def test_non_finite_samples_late_in_a_long_file_fail_that_file_only(tmp_path):
     bad = tmp_path / "b_nan.wav"
     sf.write(bad, data, 48_000, subtype="FLOAT")
     before, after = write_wav(tmp_path / "a.wav", 3.0, 16000), write_wav(tmp_path / "c.wav", 12.0, 16000)
-    results = list(embed_files([before, bad, after], BandEncoder(), batch_windows=2))
+    results = list(embed_files([before, bad, after], BandEncoder(), options=EmbedOptions(batch_windows=2)))
     assert [type(r) for r in results] == [EmbeddedFile, FailedFile, EmbeddedFile]
     assert [r.path for r in results] == [before, bad, after]
     assert "non-finite" in results[1].error
@@ -119,6 +120,7 @@ MEMORY_PROBE = textwrap.dedent("""
     import json, sys, tracemalloc, resource
     import numpy as np, soundfile as sf
     from proto_index.embed.encoder import ModelIdentity
+    from proto_index.options import EmbedOptions
     from proto_index.pipeline.embedding import embed_files
 
     class Cheap:  # a fake encoder with no model cost: 4 statistics per window
@@ -141,7 +143,7 @@ MEMORY_PROBE = textwrap.dedent("""
         path = f"{sys.argv[1]}/{name}.wav"
         write(path, seconds)
         tracemalloc.start()
-        [result] = list(embed_files([path], Cheap(), batch_windows=8, hash_files=True))
+        [result] = list(embed_files([path], Cheap(), hash_files=True, options=EmbedOptions(batch_windows=8)))
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         out[name] = {"windows": len(result.starts_s), "duration": result.duration_s, "peak": peak}

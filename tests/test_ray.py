@@ -17,7 +17,7 @@ from sqlalchemy import select
 from test_store import invariants
 from typer.testing import CliRunner
 
-from proto_index import Store
+from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
 from proto_index.pipeline.executors import ExecutorOptions
 from proto_index.store.schema import Recording, Window
@@ -73,7 +73,7 @@ def test_ray_ingest_stores_the_vectors_a_local_ingest_does(tmp_path, local_ray):
     reports = {}
     for kind in ("local", "ray"):
         with Store.init(tmp_path / kind, model="fake-bands", encoder=BandEncoder()) as s:
-            reports[kind] = s.ingest([files], executor=ExecutorOptions(kind=kind), batch_size=3)
+            reports[kind] = s.ingest([files], executor=ExecutorOptions(kind=kind), options=EmbedOptions(batch_windows=3))
     assert (reports["ray"].added, reports["ray"].windows, len(reports["ray"].failed)) == (11, 13, 1)
     assert (reports["local"].added, reports["local"].windows) == (11, 13)
     assert reports["ray"].failed[0].path == files / "bad.wav"

@@ -20,7 +20,8 @@ import numpy as np
 
 from proto_index.embed.registry import PLUGINS_ENV
 from proto_index.errors import InvalidInput, ModelError, ModelMismatch
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.options import EmbedOptions
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
 
 MAX_BLOCKS = 1000
@@ -110,9 +111,8 @@ def _known(ref) -> frozenset:
     return _KNOWN[key]
 
 
-def embed_batch(batch: dict, *, spec: ModelSpec, batch_windows: int | None, hop_s: float, workers: int,
-                known_ref) -> "pyarrow.Table":  # noqa: F821
-    """A Ray Data task: embed a batch of paths with the worker's model (loaded on its first task)."""
+def embed_batch(batch: dict, *, spec: ModelSpec, options: EmbedOptions, known_ref) -> "pyarrow.Table":  # noqa: F821
+    """A Ray Data task: embed a batch of paths with the worker's model (loaded on its first task), as ``options`` say."""
     import pyarrow as pa
 
     paths = [Path(str(p)) for p in batch["path"]]
@@ -120,8 +120,7 @@ def embed_batch(batch: dict, *, spec: ModelSpec, batch_windows: int | None, hop_
     if problem is not None:
         rows = [{**_row(FailedFile(p, problem[1])), "kind": problem[0]} for p in paths]
     else:
-        rows = [_row(r) for r in embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s,
-                                             workers=workers, known_hashes=_known(known_ref))]
+        rows = [_row(r) for r in embed_files(paths, encoder, options=options, known_hashes=_known(known_ref))]
     return pa.Table.from_pylist(rows, schema=_schema())
 
 
@@ -144,30 +143,28 @@ def connect(options: ExecutorOptions) -> None:
 class RayEmbedder:
     """The ``Embed`` of :mod:`proto_index.pipeline.executors`, on Ray Data tasks."""
 
-    def __init__(self, spec: ModelSpec, options: ExecutorOptions):
-        self.spec, self.options = spec, options
+    def __init__(self, spec: ModelSpec, executor: ExecutorOptions):
+        self.spec, self.executor = spec, executor
 
-    def __call__(self, paths, *, batch_windows=None, hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, known_hashes=None,
-                 on_windows=None) -> Iterator[Result]:
+    def __call__(self, paths, *, options=EmbedOptions(), known_hashes=None, on_windows=None) -> Iterator[Result]:
         paths = [Path(p) for p in paths]
         if not paths:
             return iter(())
-        return self._stream(paths, batch_windows, hop_s, workers, frozenset(known_hashes or ()), on_windows)
+        return self._stream(paths, options, frozenset(known_hashes or ()), on_windows)
 
-    def _stream(self, paths, batch_windows, hop_s, workers, known, on_windows) -> Iterator[Result]:
+    def _stream(self, paths, options: EmbedOptions, known, on_windows) -> Iterator[Result]:
         ray = _ray()
-        connect(self.options)
+        connect(self.executor)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        opts = self.options
+        opts = self.executor
         blocks = max(1, min(math.ceil(len(paths) / opts.files_per_task), MAX_BLOCKS))
         ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=blocks)
         # Stateless tasks (the model cached per worker process), which Ray retries on a system failure.
         ds = ds.map_batches(
             embed_batch,
-            fn_kwargs={"spec": self.spec, "batch_windows": batch_windows, "hop_s": hop_s, "workers": workers,
-                       "known_ref": ray.put(known)},
+            fn_kwargs={"spec": self.spec, "options": options, "known_ref": ray.put(known)},
             batch_size=opts.files_per_task, batch_format="numpy", concurrency=opts.actors,
             num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
             max_retries=-1,

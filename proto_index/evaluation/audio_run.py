@@ -85,6 +85,7 @@ def audio_experiment(
     backgrounds: Path,
     snrs_db: Sequence[float],
     work_dir: Path,
+    *,
     n_folds: int = 10,
     seed: int = 0,
     ref_db: float = mixing.REF_DB,

@@ -22,7 +22,8 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, FailedFile, SkippedFile
+from proto_index.options import EmbedOptions
+from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
 from proto_index.pipeline.preflight import check_output_file
 from proto_index.progress import Progress, SilentProgress
@@ -76,14 +77,14 @@ class FileWindows:
 
 
 def file_windows(
-    storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
-    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS, embed=None,
+    storage: Storage, encoder: Encoder | None, paths: Sequence[Path], *, options: EmbedOptions = EmbedOptions(),
+    progress: Progress | None = None, embed=None,
 ) -> dict[Path, FileWindows | str]:
     """Each file's window vectors, or the reason it failed.
 
     Each file is read once, by the embedding workers, which also hash it: files already in the
     corpus (same content hash) reuse their stored windows (whatever hop they were ingested with)
-    and are not decoded; the others are cut into 10 s windows every ``hop_s`` seconds. An input
+    and are not decoded; the others are embedded as ``options`` say. An input
     whose content repeats an earlier input's gets that input's result. ``embed``: where the files
     are embedded (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``).
     """
@@ -94,8 +95,7 @@ def file_windows(
     out: dict[Path, FileWindows | str] = {}
     embedded_as: dict[str, Path] = {}  # content hash -> the input embedded for it in this call
     embed = embed or local_embedder(encoder)
-    results = embed(paths, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                    known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
+    results = embed(paths, options=options, known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, FailedFile):
@@ -127,11 +127,11 @@ def _stored_windows(storage: Storage, sha256: str) -> FileWindows:
 
 
 def file_vectors(
-    storage: Storage, encoder: Encoder, paths: Sequence[Path], batch_windows: int | None = None, progress: Progress | None = None,
-    hop_s: float = DEFAULT_HOP_S, workers: int = DEFAULT_WORKERS, embed=None,
+    storage: Storage, encoder: Encoder | None, paths: Sequence[Path], *, options: EmbedOptions = EmbedOptions(),
+    progress: Progress | None = None, embed=None,
 ) -> dict[Path, np.ndarray | str]:
     """Each file's vector, the mean of its window embeddings (see :func:`file_windows`), or why it failed."""
-    windows = file_windows(storage, encoder, paths, batch_windows, progress, hop_s, workers, embed)
+    windows = file_windows(storage, encoder, paths, options=options, progress=progress, embed=embed)
     return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
 
 
@@ -141,24 +141,24 @@ def _some(paths: list[str]) -> str:
 
 def classify(
     storage: Storage,
-    encoder: Encoder,
+    encoder: Encoder | None,
     items: Sequence[tuple[Path, str]],
     prototypes: str,
+    *,
     adapt: str = "auto",
     tau: float | str | None = None,
-    batch_windows: int | None = None,
-    progress: Progress | None = None,
     prototype_norm: str = "l2",
     per_window: bool = False,
-    hop_s: float = DEFAULT_HOP_S,
-    workers: int = DEFAULT_WORKERS,
+    options: EmbedOptions = EmbedOptions(),
+    progress: Progress | None = None,
     embed=None,
 ) -> Classification:
     """Classify ``(path, environment)`` pairs with Pf = Ps - tau * Pb and argmax.
 
-    One result per pair, whose clip vector is the mean of the file's window embeddings (10 s
-    windows every ``hop_s`` seconds); with ``per_window``, one result per window instead (with its
-    start and end), each window classified on its own vector.
+    One result per pair, whose clip vector is the mean of the file's window embeddings (files
+    embedded as ``options`` say: 10 s windows every ``options.hop_s`` seconds); with
+    ``per_window``, one result per window instead (with its start and end), each window
+    classified on its own vector.
 
     ``tau``: a number for every environment; None for each environment's own (else the default);
     or ``"auto"`` / ``"auto-clip"``: a label-free rule (:data:`proto_index.core.tau.TAU_KEYWORDS`)
@@ -202,10 +202,10 @@ def classify(
 
     unique = list(dict.fromkeys(p for p, _ in items))
     if per_window:
-        windows = file_windows(storage, encoder, unique, batch_windows, progress, hop_s, workers, embed)
+        windows = file_windows(storage, encoder, unique, options=options, progress=progress, embed=embed)
         items, spans, row_vectors = _window_rows(items, windows)
     else:
-        vectors = file_vectors(storage, encoder, unique, batch_windows, progress, hop_s, workers, embed)
+        vectors = file_vectors(storage, encoder, unique, options=options, progress=progress, embed=embed)
         spans = [(None, None)] * len(items)
         row_vectors = [vectors[path] for path, _ in items]
     profiles = {

@@ -20,15 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, Encoder
+from proto_index.embed.encoder import SAMPLE_RATE, Encoder
+from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions  # noqa: F401  (the first two kept importable from here)
 from proto_index.pipeline.readahead import Inline, Readers
 from proto_index.pipeline.reading import Done, Failed, Known, Message, Opened, Windows, read_file
-
-DEFAULT_HOP_S = WINDOW_SECONDS
-"""Windows follow each other without overlap unless a hop is given."""
-
-DEFAULT_WORKERS = 1
-DEFAULT_PREFETCH = 8
 
 
 @dataclass
@@ -108,23 +103,20 @@ def fit_encoder_batch(encoder: Encoder, batch_windows: int | None) -> int:
 def embed_files(
     paths: Iterable[Path],
     encoder: Encoder,
-    batch_windows: int | None = None,
     *,
-    hop_s: float = DEFAULT_HOP_S,
-    workers: int = DEFAULT_WORKERS,
-    prefetch: int = DEFAULT_PREFETCH,
+    options: EmbedOptions = EmbedOptions(),
     hash_files: bool = False,
     known_hashes: Iterable[str] | None = None,
     on_windows: Callable[[int], None] | None = None,
 ) -> Iterator[EmbeddedFile | FailedFile | SkippedFile]:
-    """Yield each file's embeddings (or why it failed) in input order.
+    """Yield each file's embeddings (or why it failed) in input order, as ``options`` say.
 
-    Windows of consecutive files share model batches of ``batch_windows`` windows (None:
+    Windows of consecutive files share model batches of ``options.batch_windows`` windows (None:
     :func:`default_batch_windows`), so short clips do not run the model one at a time; the encoder
     is set to run its forward on batches of that size (:func:`fit_encoder_batch`).
-    ``workers`` threads read and decode up to ``prefetch`` files ahead of the model (``workers=0``:
-    everything in the caller's thread, one file at a time). ``hop_s``: seconds between window
-    starts (10 s windows; a hop below 10 s overlaps them).
+    ``options.workers`` threads read and decode up to ``options.prefetch`` files ahead of the model
+    (0 workers: everything in the caller's thread, one file at a time); windows start every
+    ``options.hop_s`` seconds.
 
     With ``hash_files`` each :class:`EmbeddedFile` carries its content hash. With ``known_hashes``
     (a set, or anything supporting ``in``; implies hashing; read, never modified) a file whose hash
@@ -132,10 +124,8 @@ def embed_files(
     and neither decoded nor embedded. ``on_windows(n)`` is called after each model batch with the
     number of windows it embedded.
     """
-    batch_windows = fit_encoder_batch(encoder, batch_windows)
-    hop = round(hop_s * SAMPLE_RATE)
-    if hop <= 0:
-        raise ValueError(f"hop must be positive, got {hop_s} s")
+    batch_windows = fit_encoder_batch(encoder, options.batch_windows)
+    hop = options.hop_samples
     dedupe = known_hashes is not None
     stored = known_hashes if known_hashes is None or hasattr(known_hashes, "__contains__") else set(known_hashes)
     claimed: set[str] = set()  # hashes taken by earlier files of this call, in input order
@@ -146,7 +136,8 @@ def embed_files(
     def read(path: Path) -> Iterator[Message]:
         return read_file(path, hop, hash_files or dedupe, known)
 
-    readers = Readers(paths, read, workers, prefetch) if workers > 0 else Inline(paths, read)
+    workers = options.workers
+    readers = Readers(paths, read, workers, options.prefetch) if workers > 0 else Inline(paths, read)
     batch = _Batch(encoder, batch_windows, on_windows)
     order: deque[_FileState] = deque()
     try:

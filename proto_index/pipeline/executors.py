@@ -15,7 +15,8 @@ from typing import Protocol
 
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import InvalidInput
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.options import EmbedOptions
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
 
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "PROTO_INDEX_RAY_ADDRESS"
@@ -25,7 +26,10 @@ Result = EmbeddedFile | FailedFile | SkippedFile
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """How to run the embedding work.
+    """Where to run the embedding work (how files are embedded is :class:`~proto_index.options.EmbedOptions`).
+
+    Only the store picks an embedder with it (:meth:`proto_index.Store.ingest`); it does not travel
+    further, unlike EmbedOptions, which reaches every reader.
 
     ``kind``: ``local`` (threads in this process) or ``ray``. For Ray: ``address`` of the cluster
     (None: $PROTO_INDEX_RAY_ADDRESS, else a Ray started on this machine); ``actors``: embedding
@@ -62,17 +66,17 @@ class ModelSpec:
 
 
 class Embed(Protocol):
-    def __call__(self, paths: Iterable[Path], *, batch_windows: int | None, hop_s: float, workers: int,
-                 known_hashes, on_windows: Callable[[int], None] | None) -> Iterator[Result]: ...
+    """Embed ``paths`` as ``options`` say, skipping ``known_hashes``; results in input order or as they arrive."""
+
+    def __call__(self, paths: Iterable[Path], *, options: EmbedOptions, known_hashes,
+                 on_windows: Callable[[int], None] | None) -> Iterator[Result]: ...
 
 
 def local_embedder(encoder: Encoder) -> Embed:
     """Embed in this process with ``encoder`` (:func:`~proto_index.pipeline.embedding.embed_files`)."""
 
-    def embed(paths, *, batch_windows=None, hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, known_hashes=None,
-              on_windows=None):
-        return embed_files(paths, encoder, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                           known_hashes=known_hashes, on_windows=on_windows)
+    def embed(paths, *, options=EmbedOptions(), known_hashes=None, on_windows=None):
+        return embed_files(paths, encoder, options=options, known_hashes=known_hashes, on_windows=on_windows)
 
     return embed
 

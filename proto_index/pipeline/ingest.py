@@ -16,7 +16,8 @@ from sqlalchemy import delete, select
 
 from proto_index.audio.discover import find_audio_files
 from proto_index.embed.encoder import Encoder
-from proto_index.pipeline.embedding import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbeddedFile, FailedFile, SkippedFile
+from proto_index.options import EmbedOptions
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile
 from proto_index.pipeline.executors import Embed, local_embedder
 from proto_index.pipeline.resume import refresh_stats, split_unchanged, stored_stats
 from proto_index.progress import Progress, SilentProgress
@@ -38,17 +39,16 @@ def ingest(
     encoder: Encoder | None,
     paths: Iterable[Path],
     *,
-    batch_windows: int | None = None,
+    options: EmbedOptions = EmbedOptions(),
+    embed: Embed | None = None,
+    progress: Progress | None = None,
+    wait_s: float = 0.0,
+    rehash: bool = False,
     commit_windows: int = 256,
     publish_windows: int = 50_000,
-    wait_s: float = 0.0,
-    progress: Progress | None = None,
-    hop_s: float = DEFAULT_HOP_S,
-    workers: int = DEFAULT_WORKERS,
-    rehash: bool = False,
-    embed: Embed | None = None,
 ) -> IngestReport:
-    """Add the audio files under ``paths`` to the corpus; a file that fails is recorded and skipped.
+    """Add the audio files under ``paths`` to the corpus, embedded as ``options`` say; a file that
+    fails is recorded and skipped.
 
     A file whose path, size and mtime match a stored recording is skipped without being read
     (:mod:`proto_index.pipeline.resume`); ``rehash`` reads and hashes every file instead.
@@ -65,12 +65,12 @@ def ingest(
         embed = local_embedder(encoder)
     discovery = find_audio_files(paths)
     with storage.writer(wait_s):
-        return _ingest(storage, embed, discovery, batch_windows, commit_windows, publish_windows, progress,
-                       hop_s, workers, rehash)
+        return _ingest(storage, embed, discovery, progress, options=options, rehash=rehash,
+                       commit_windows=commit_windows, publish_windows=publish_windows)
 
 
-def _ingest(storage, embed, discovery, batch_windows, commit_windows, publish_windows, progress,
-            hop_s=DEFAULT_HOP_S, workers=DEFAULT_WORKERS, rehash=False) -> IngestReport:
+def _ingest(storage, embed, discovery, progress, *, options=EmbedOptions(), rehash=False, commit_windows=256,
+            publish_windows=50_000) -> IngestReport:
     report = IngestReport()
     to_read, unchanged = (discovery.files, []) if rehash else split_unchanged(discovery.files, stored_stats(storage))
     report.skipped = len(unchanged)
@@ -90,8 +90,7 @@ def _ingest(storage, embed, discovery, batch_windows, commit_windows, publish_wi
     batch: list[EmbeddedFile] = []
     published_at = 0
     restat: list[SkippedFile] = []
-    results = embed(to_read, batch_windows=batch_windows, hop_s=hop_s, workers=workers,
-                    known_hashes=known, on_windows=getattr(progress, "add_windows", None))
+    results = embed(to_read, options=options, known_hashes=known, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
         if isinstance(result, SkippedFile):

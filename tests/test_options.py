@@ -1,0 +1,162 @@
+"""EmbedOptions: checked when made, the same defaults as before, and carried unchanged to the model."""
+import dataclasses
+import inspect
+import pickle
+
+import numpy as np
+import pytest
+from conftest import write
+from fakes import RecordingEncoder
+from test_cli import read_csv, run
+
+from proto_index import EmbedOptions, Store
+from proto_index.errors import InvalidInput
+from proto_index.pipeline import embedding
+
+SR = 48_000
+
+
+@pytest.fixture
+def batches():
+    RecordingEncoder.batches.clear()
+    yield RecordingEncoder.batches
+    RecordingEncoder.batches.clear()
+
+
+@pytest.fixture
+def readers(monkeypatch):
+    """(workers, prefetch) of each thread pool embed_files starts."""
+    started = []
+    real = embedding.Readers
+
+    def spy(paths, read, workers, prefetch):
+        started.append((workers, prefetch))
+        return real(paths, read, workers, prefetch)
+
+    monkeypatch.setattr(embedding, "Readers", spy)
+    return started
+
+
+def windows_of(batches) -> list[np.ndarray]:
+    return [w for batch in batches for w in batch]
+
+
+def test_defaults_are_the_ones_the_loose_arguments_had():
+    assert EmbedOptions() == EmbedOptions(hop_s=10.0, batch_windows=None, workers=1, prefetch=8)
+    assert EmbedOptions().hop_samples == 480_000
+    assert inspect.signature(Store.ingest).parameters["options"].default == EmbedOptions()
+    assert inspect.signature(Store.classify).parameters["options"].default == EmbedOptions()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("hop_s", 0, "the hop between windows must be a positive number of seconds, got 0"),
+    ("hop_s", -5.0, "got -5.0"),
+    ("hop_s", float("nan"), "got nan"),
+    ("hop_s", float("inf"), "got inf"),
+    ("hop_s", 1e-6, "got 1e-06"),  # rounds to no sample at 48 kHz
+    ("hop_s", "5", "got '5'"),
+    ("hop_s", True, "got True"),
+    ("batch_windows", 0, "windows per model batch must be a whole number of at least 1, got 0"),
+    ("batch_windows", 2.5, "got 2.5"),
+    ("batch_windows", True, "got True"),
+    ("workers", -1, "reader workers must be a whole number of at least 0, got -1"),
+    ("workers", "2", "got '2'"),
+    ("prefetch", 0, "files read ahead must be a whole number of at least 1, got 0"),
+])
+def test_bad_values_are_refused_without_naming_a_flag(field, value, message):
+    with pytest.raises(InvalidInput) as e:
+        EmbedOptions(**{field: value})
+    assert message in str(e.value)
+    assert "--" not in str(e.value)
+
+
+def test_values_become_plain_numbers_and_stay_fixed():
+    options = EmbedOptions(hop_s=np.float32(2.5), batch_windows=np.int64(3), workers=np.int8(0))
+    assert (options.hop_s, options.batch_windows, options.workers) == (2.5, 3, 0)
+    assert type(options.hop_s) is float and type(options.batch_windows) is int and type(options.workers) is int
+    assert options.hop_samples == 120_000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.hop_s = 1.0
+    assert pickle.loads(pickle.dumps(options)) == options  # it travels to Ray workers
+
+
+def test_store_ingest_with_defaults_embeds_as_before(tmp_path, batches, readers):
+    for i in range(5):
+        write(tmp_path / "in" / f"c{i}.wav", [(500.0 + 100 * i, 0.5)], seconds=12.0, seed=i)
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        report = s.ingest([tmp_path / "in"])
+    assert (report.added, report.windows) == (5, 10)
+    assert [len(b) for b in batches] == [4, 4, 2]  # the CPU default batch, across files
+    assert [len(w) for w in windows_of(batches)] == [480_000, 96_000] * 5  # 10 s windows, no overlap
+    assert readers == [(1, 8)]
+
+
+def test_store_options_reach_the_model(tmp_path, batches, readers):
+    clip = write(tmp_path / "in" / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        s.ingest([clip], options=EmbedOptions(hop_s=5.0, batch_windows=3, workers=2, prefetch=3))
+    windows = windows_of(batches)
+    assert [len(b) for b in batches] == [3, 1]
+    assert len(windows) == 4  # windows at 0, 5, 10 and 15 s (the last one reaches the end)
+    assert np.array_equal(windows[1][: 5 * SR], windows[0][5 * SR:])  # 5 s of overlap: a 5 s hop
+    assert readers == [(2, 3)]
+
+
+def test_cli_ingest_options_reach_the_model(tmp_path, batches, readers):
+    store = tmp_path / "store"
+    run("init", "--store", store, "--model", "fake-recording")
+    write(tmp_path / "in" / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    write(tmp_path / "in" / "b.wav", [(900.0, 0.5)], seconds=25.0)
+    run("ingest", tmp_path / "in", "--store", store, "--hop", "5", "--batch-size", "3", "--workers", "0", "-q")
+    windows = windows_of(batches)
+    assert [len(b) for b in batches] == [3, 3, 2]  # 8 windows in batches of 3, across the two files
+    assert np.array_equal(windows[1][: 5 * SR], windows[0][5 * SR:])
+    assert readers == []  # --workers 0: read in the model's thread, no reader threads
+
+
+def test_cli_classify_options_reach_the_model(tmp_path, batches, readers):
+    store = tmp_path / "store"
+    run("init", "--store", store, "--model", "fake-recording")
+    run("classes", "add", "urban", "-l", "siren", "-l", "dog bark", "--store", store)
+    run("prototypes", "build", "urban", "--store", store)
+    run("env", "add", "park", "--store", store)
+    clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    out = tmp_path / "out.csv"
+    batches.clear()
+    run("classify", clip, "-p", "urban-zero-shot", "--env", "park", "--per-window", "--hop", "5",
+        "--batch-size", "2", "--workers", "3", "--out", out, "--store", store, "-q")
+    assert [(r["start_s"], r["end_s"]) for r in read_csv(out)] == [("0", "10"), ("5", "15"), ("10", "20"), ("15", "25")]
+    assert [len(b) for b in batches] == [2, 2]
+    assert readers == [(3, 8)]
+
+
+def test_classify_manifest_takes_typed_parameters(tmp_path, batches):
+    clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,environment\n{clip},park\n")
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        s.add_classes("urban", ["siren", "dog bark"])
+        s.build_prototypes("urban")
+        s.add_environment("park", text="park")
+        result = s.classify_manifest(manifest, "urban-zero-shot", per_window=True, options=EmbedOptions(hop_s=5.0))
+        assert [(f.start_s, f.end_s) for f in result.files] == [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0), (15.0, 25.0)]
+        with pytest.raises(TypeError):
+            s.classify_manifest(manifest, "urban-zero-shot", hop_s=5.0)  # no loose embedding arguments any more
+        with pytest.raises(TypeError):
+            s.classify([(clip, "park")], "urban-zero-shot", "none")  # scoring options are keywords
+
+
+def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeypatch):
+    """embed_batch, the Ray task, hands its EmbedOptions to embed_files (run here, without a cluster)."""
+    pytest.importorskip("pyarrow")
+    from proto_index.distributed import ray_executor
+    from proto_index.pipeline.executors import ModelSpec
+
+    monkeypatch.setattr(ray_executor, "_known", lambda ref: frozenset())
+    clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    spec = ModelSpec({"model": "fake-recording"}, "cpu", "fp32", RecordingEncoder().identity.to_json())
+    table = ray_executor.embed_batch({"path": np.array([str(clip)])}, spec=spec,
+                                     options=EmbedOptions(hop_s=5.0, batch_windows=3), known_ref=None)
+    [row] = table.to_pylist()
+    assert row["kind"] == "embedded" and row["starts_s"] == [0.0, 5.0, 10.0, 15.0]
+    assert [len(b) for b in batches] == [3, 1]
