@@ -18,7 +18,10 @@ from proto_index.cli import prototypes as prototypes_cmd
 from proto_index.cli import report as report_cmd
 from proto_index.cli.common import (
     DEFAULT_STORE_PATH,
+    DEFAULT_DECODER,
     BatchOption,
+    Decoder,
+    DecoderOption,
     DeviceOption,
     ExecutorOption,
     HopOption,
@@ -137,6 +140,7 @@ def ingest(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = DEFAULT_WORKERS,
+    decoder: DecoderOption = DEFAULT_DECODER,
     rehash: Annotated[bool, typer.Option("--rehash", help="Read and hash every file, even those whose path, size and mtime match a stored recording.")] = False,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
@@ -158,7 +162,8 @@ def ingest(
     """
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
-        report = s.ingest(paths, options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers),
+        options = EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value)
+        report = s.ingest(paths, options=options,
                           executor=executor_options(executor, ray_address, ray_actor_gpus), progress=bar, wait_s=wait,
                           rehash=rehash, commit_windows=commit_windows, publish_windows=publish_windows)
     typer.echo(
@@ -212,6 +217,7 @@ def classify(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = DEFAULT_WORKERS,
+    decoder: DecoderOption = DEFAULT_DECODER,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a review report folder (see `report`).")] = None,
     report_per_label: Annotated[int, typer.Option("--report-per-label", min=1, help="With --report: rows shown per environment and label.")] = report_cmd.DEFAULT_PER_LABEL,
     executor: ExecutorOption = "local",
@@ -260,7 +266,7 @@ def classify(
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
     settings = dict(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
-                    options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers),
+                    options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value),
                     executor=executor_options(executor, ray_address, ray_actor_gpus))
     with BarProgress(quiet) as bar:
         if manifest is not None:

@@ -10,9 +10,11 @@ import typer
 
 from proto_index.api import DEFAULT_STORE, STORE_ENV_VAR, Store
 from proto_index.embed.clap import PRECISIONS
+from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER  # noqa: F401  (the default for app.py)
 from proto_index.pipeline.executors import EXECUTORS, RAY_ADDRESS_ENV, ExecutorOptions
 
 Executor = enum.Enum("Executor", {e: e for e in EXECUTORS}, type=str)
+Decoder = enum.Enum("Decoder", {d: d for d in DECODERS}, type=str)
 
 StoreOption = Annotated[
     Path,
@@ -58,6 +60,11 @@ HopOption = Annotated[
 WorkersOption = Annotated[
     int,
     typer.Option("--workers", min=0, help="Threads reading, hashing and decoding files ahead of the model (0: none)."),
+]
+DecoderOption = Annotated[
+    Decoder,
+    typer.Option("--decoder", case_sensitive=False,
+                 help="Where the --workers decode: threads, or processes (one each; for many cores, e.g. feeding a GPU)."),
 ]
 
 

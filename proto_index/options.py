@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
 from proto_index.errors import InvalidInput
+from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER
 
 DEFAULT_HOP_S = WINDOW_SECONDS
 """Windows follow each other without overlap unless a hop is given."""
@@ -28,13 +29,16 @@ class EmbedOptions:
     ``hop_s``: seconds between the starts of consecutive 10 s windows (below 10: overlapping).
     ``batch_windows``: windows per model batch (None: the model's device decides, 4 on a CPU, 32
     on CUDA). ``workers``: threads reading, hashing and decoding files ahead of the model (0: all
-    in the caller's thread). ``prefetch``: files read ahead of the model at most.
+    in the caller's thread). ``prefetch``: files read ahead of the model at most (never fewer than
+    ``workers``). ``decoder``: ``threads`` (the workers decode) or ``processes`` (each worker hands
+    its files to a decoding process of its own: :mod:`proto_index.pipeline.decoding`).
     """
 
     hop_s: float = DEFAULT_HOP_S
     batch_windows: int | None = None
     workers: int = DEFAULT_WORKERS
     prefetch: int = DEFAULT_PREFETCH
+    decoder: str = DEFAULT_DECODER
 
     def __post_init__(self):
         hop = self.hop_s
@@ -47,6 +51,8 @@ class EmbedOptions:
             raise InvalidInput(f"reader workers must be a whole number of at least 0, got {self.workers!r}")
         if not _whole(self.prefetch, 1):
             raise InvalidInput(f"files read ahead must be a whole number of at least 1, got {self.prefetch!r}")
+        if self.decoder not in DECODERS:
+            raise InvalidInput(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         # plain Python numbers from here on (numpy scalars compare and pickle the same, but print differently)
         object.__setattr__(self, "hop_s", float(hop))
         for name in ("batch_windows", "workers", "prefetch"):

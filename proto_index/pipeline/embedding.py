@@ -22,6 +22,7 @@ import numpy as np
 
 from proto_index.embed.encoder import SAMPLE_RATE, Encoder
 from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions  # noqa: F401  (the first two kept importable from here)
+from proto_index.pipeline.decoding import ProcessDecoders
 from proto_index.pipeline.readahead import Inline, Readers
 from proto_index.pipeline.reading import Done, Failed, Known, Message, Opened, Windows, read_file
 
@@ -116,7 +117,9 @@ def embed_files(
     is set to run its forward on batches of that size (:func:`fit_encoder_batch`).
     ``options.workers`` threads read and decode up to ``options.prefetch`` files ahead of the model
     (0 workers: everything in the caller's thread, one file at a time); windows start every
-    ``options.hop_s`` seconds.
+    ``options.hop_s`` seconds. ``options.decoder == "processes"``: each worker thread hands its
+    files to a worker process of its own (:mod:`proto_index.pipeline.decoding`), for when decoding
+    needs more cores than threads get; same results, same order.
 
     With ``hash_files`` each :class:`EmbeddedFile` carries its content hash. With ``known_hashes``
     (a set, or anything supporting ``in``; implies hashing; read, never modified) a file whose hash
@@ -137,6 +140,10 @@ def embed_files(
         return read_file(path, hop, hash_files or dedupe, known)
 
     workers = options.workers
+    decoders = None
+    if workers > 0 and options.decoder == "processes":
+        decoders = ProcessDecoders(read_file, hop, hash_files or dedupe, known if dedupe else None, failed=Failed)
+        read = decoders.read
     readers = Readers(paths, read, workers, options.prefetch) if workers > 0 else Inline(paths, read)
     batch = _Batch(encoder, batch_windows, on_windows)
     order: deque[_FileState] = deque()
@@ -171,6 +178,8 @@ def embed_files(
         yield from _completed(order)
     finally:
         readers.close()
+        if decoders is not None:
+            decoders.close()
 
 
 # -- the caller's side: files in order, windows in batches ---------------------------------------

@@ -62,7 +62,7 @@ class Readers:
     def __init__(self, paths: Iterable[Path], read: Reader, workers: int, prefetch: int):
         self._paths = iter(paths)
         self._read = read
-        self._prefetch = max(prefetch, 1)
+        self._prefetch = max(prefetch, workers, 1)  # fewer files ahead than workers would leave workers idle
         self._todo: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._work, name=f"proto-index-reader-{i}", daemon=True)
