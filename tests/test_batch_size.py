@@ -113,3 +113,31 @@ def test_cuda_default_of_32_reaches_the_forward(tmp_path):
 def test_fit_encoder_batch_rejects_nonpositive():
     with pytest.raises(ValueError, match="batch_windows must be positive"):
         fit_encoder_batch(BandEncoder(), 0)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+@pytest.mark.parametrize("option, expected", [(["--batch-size", "6"], [6, 4]), ([], [10])])
+def test_cli_batch_size_reaches_the_cuda_forward(tmp_path, ten_clips, monkeypatch, option, expected):
+    """The same on a real CUDA model: --batch-size, or the CUDA default of 32, is the forward's batch."""
+    calls, devices = [], []
+    real = ClapEncoder.audio_model
+
+    def recording(self):
+        model = real(self)
+        devices.append(next(model.parameters()).device.type)
+        return RecordingModel(model, calls)
+
+    monkeypatch.setattr(ClapEncoder, "audio_model", recording)
+    store = tmp_path / "store"
+    assert runner.invoke(app, ["init", "--store", str(store), "--model", "clap-tiny-random", "--device", "cpu"]).exit_code == 0
+    result = runner.invoke(app, ["ingest", str(ten_clips), "--store", str(store), "--device", "cuda", "-q", *option])
+    assert result.exit_code == 0, result.output
+    assert calls == expected and set(devices) == {"cuda"}
