@@ -139,7 +139,7 @@ class Bench:
         for i in range(0, len(self.decoded), self.batch):
             self.encoder.embed_waveforms(self.decoded[i : i + self.batch])
 
-    def ingest(self, workers: int | None = None) -> None:
+    def ingest(self, workers: int | None = None, decoder: str = "threads") -> None:
         from proto_index import Store
         from proto_index.options import DEFAULT_WORKERS, EmbedOptions
 
@@ -147,7 +147,8 @@ class Bench:
         store = Store.init(self.workdir / f"store{self.stores}", model=self.encoder.identity.name, encoder=self.encoder)
         try:
             start = time.perf_counter()
-            options = EmbedOptions(batch_windows=self.batch, workers=DEFAULT_WORKERS if workers is None else workers)
+            options = EmbedOptions(batch_windows=self.batch, workers=DEFAULT_WORKERS if workers is None else workers,
+                                   decoder=decoder)
             report = store.ingest([self.paths[0].parent], options=options)
             elapsed = time.perf_counter() - start
         finally:
@@ -167,30 +168,6 @@ def timed(fn, *args) -> float:
     start = time.perf_counter()
     out = fn(*args)
     return out if isinstance(out, float) else time.perf_counter() - start
-
-
-def process_reader():
-    """A reader that decodes each file in a worker process (threads only wait for it): for the comparison."""
-    import concurrent.futures
-    import multiprocessing
-
-    from proto_index.pipeline import embedding
-
-    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    original = embedding.read_file
-
-    def read_in_process(path, hop, hashing, claimed):
-        # the whole file's messages come back at once (fine for 10 s clips); duplicates are caught by
-        # the consumer on the Opened message, so the worker process needs no copy of the hash set
-        yield from pool.submit(_read_all, path, hop, hashing).result()
-
-    return pool, original, read_in_process
-
-
-def _read_all(path, hop, hashing):
-    from proto_index.pipeline.reading import read_file
-
-    return list(read_file(path, hop, hashing, None))
 
 
 def machine() -> str:
@@ -222,7 +199,6 @@ def main() -> None:
     import torch
 
     from proto_index.embed.clap import ClapEncoder
-    from proto_index.pipeline import embedding
 
     tmp = tempfile.TemporaryDirectory(dir=args.workdir)
     workdir = Path(tmp.name)
@@ -281,26 +257,13 @@ def main() -> None:
         return
     precision = args.overlap_precision
     encoder.precision = precision
-    pool, original, in_process = process_reader()
-    variants = {"no workers (decode in the model's thread)": 0, "1 worker thread (default)": 1,
-                "2 worker threads": 2, "1 worker process": "process"}
+    variants = {"no workers (decode in the model's thread)": (0, "threads"), "1 worker thread (default)": (1, "threads"),
+                "2 worker threads": (2, "threads"), "1 worker process (--decoder processes; its start included)": (1, "processes")}
     overlap: dict[str, list[float]] = {}
-    try:
-        embedding.read_file = in_process
-        bench.ingest(1)  # start the worker process outside the timings
-        embedding.read_file = original
-        for _ in range(max(3, args.repeats // 2 + 1)):
-            overlap.setdefault("forward", []).append(timed(bench.forward))
-            for label, workers in variants.items():
-                if workers == "process":
-                    embedding.read_file = in_process
-                    overlap.setdefault(label, []).append(bench.ingest(1))
-                    embedding.read_file = original
-                else:
-                    overlap.setdefault(label, []).append(bench.ingest(workers))
-    finally:
-        embedding.read_file = original
-        pool.shutdown()
+    for _ in range(max(3, args.repeats // 2 + 1)):
+        overlap.setdefault("forward", []).append(timed(bench.forward))
+        for label, (workers, decoder) in variants.items():
+            overlap.setdefault(label, []).append(bench.ingest(workers, decoder))
     # The same with the model on one thread, leaving the other core free: what overlap does when
     # the model does not occupy every core (a GPU, or more cores than torch threads).
     threads = torch.get_num_threads()
