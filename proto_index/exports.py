@@ -19,12 +19,12 @@ import json
 import math
 import os
 import re
-import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from proto_index.atomic import atomic_write
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
 
 FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity")
@@ -120,18 +120,11 @@ def audio_facts(path: str) -> AudioFacts:
 
 @contextmanager
 def atomic(out: Path, mode: str = "w") -> Iterator:
-    """A file object whose content appears at ``out`` only when the block completes."""
+    """A file object whose content appears at ``out`` only when the block completes (durably)."""
     if out.is_dir():
         raise InvalidInput(f"{out} is a folder; give a file name")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    text = {"newline": "", "encoding": "utf-8"} if "b" not in mode else {}
-    try:
-        with open(tmp, mode.replace("w", "x"), **text) as f:  # "x": never onto an existing file; umask applies
-            yield f
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(out, mode, newline="") as f:
+        yield f
 
 
 def _csv(rows, out, labels, facts) -> Path:

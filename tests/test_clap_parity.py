@@ -19,7 +19,7 @@ import soundfile as sf
 
 from proto_index.audio.decode import prepare, quantize_int16
 from proto_index.embed import clap
-from proto_index.embed.clap import ClapEncoder, file_sha256, laion, load_weights, read_checkpoint
+from proto_index.embed.clap import ClapEncoder, checkpoint_sha256, laion, load_weights, read_checkpoint
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
 
@@ -214,20 +214,20 @@ def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"abc" * 1000)
     expected = "sha256:" + hashlib.sha256(b"abc" * 1000).hexdigest()
-    assert file_sha256(path) == expected
+    assert checkpoint_sha256(path) == expected
     assert json.loads((tmp_path / "cache" / "sha256.json").read_text())[str(path)]["sha256"] == expected
 
     def no_hashing(*args):
         raise AssertionError("rehashed a file whose size and mtime did not change")
 
-    monkeypatch.setattr(clap.hashlib, "sha256", no_hashing)
-    assert file_sha256(path) == expected
+    monkeypatch.setattr(clap, "file_sha256", no_hashing)
+    assert checkpoint_sha256(path) == expected
     monkeypatch.undo()
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
 
     path.write_bytes(b"abd" * 1000)
     os.utime(path, ns=(1, 1))
-    assert file_sha256(path) == "sha256:" + hashlib.sha256(b"abd" * 1000).hexdigest()
+    assert checkpoint_sha256(path) == "sha256:" + hashlib.sha256(b"abd" * 1000).hexdigest()
 
 
 def test_read_checkpoint_strips_the_module_prefix(tmp_path):

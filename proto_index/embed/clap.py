@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from proto_index.atomic import atomic_write
+from proto_index.audio.discover import file_sha256
 from proto_index.embed.download import cache_dir
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
 from proto_index.embed.quiet import quiet
@@ -204,8 +206,9 @@ def state_sha256(model: torch.nn.Module) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """``sha256:<hex>`` of a file, remembered in ``cache_dir()/sha256.json`` by path, size and mtime."""
+def checkpoint_sha256(path: str | os.PathLike) -> str:
+    """``sha256:<hex>`` of a checkpoint (its identity), remembered in ``cache_dir()/sha256.json`` by
+    path, size and mtime."""
     path = Path(path).resolve()
     stat = path.stat()
     stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -218,18 +221,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()) and "sha256" in entry:
         return entry["sha256"]
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            digest.update(chunk)
-    result = "sha256:" + digest.hexdigest()
+    result = "sha256:" + file_sha256(path)
     known = known if isinstance(known, dict) else {}
     known[str(path)] = {**stamp, "sha256": result}
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-        os.replace(tmp, store)
+        with atomic_write(store, durable=False) as f:  # a cache: a lost entry only means hashing again
+            f.write(json.dumps(known, indent=1, sort_keys=True))
     except OSError:
         pass  # an unwritable cache only means hashing again next time
     return result
@@ -418,7 +416,7 @@ class ClapEncoder:
         model, model_cfg = create_clap_model("roberta", fusion=fusion)
         load_weights(model, state)
         del state
-        identity = ModelIdentity(name, model_architecture(model), fusion, file_sha256(checkpoint),
+        identity = ModelIdentity(name, model_architecture(model), fusion, checkpoint_sha256(checkpoint),
                                  model.joint_embed_shape)
         return cls(model, model_cfg, identity, tokenizer=tokenizer, device=device, batch_size=batch_size,
                    precision=precision)

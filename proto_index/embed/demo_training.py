@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from proto_index.atomic import atomic_path
 from proto_index.audio import synth
 from proto_index.audio.decode import load_audio, quantize_int16
 from proto_index.core.adaptation import background_prompts
@@ -292,14 +293,10 @@ def save_heads(model, path: str | os.PathLike) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         # one metadata key: safetensors writes a metadata map in hash order, so more keys would
         # make the bytes (and the file's hash) vary from run to run
         save_file(demo_model.head_state(model), str(tmp), metadata={"model": "clap-tiny-demo"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from proto_index import atomic
 from proto_index.errors import ModelError
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def download(url: str, dest: Path, *, what: str, offline_hint: str,
         part = dest.with_name(dest.name + ".part")
         try:
             _fetch(url, part, dest.name, console, sha256)
-            os.replace(part, dest)
+            atomic.replace(part, dest)
         except (OSError, ValueError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
             if isinstance(e, urllib.error.HTTPError):
                 reason = f"HTTP {e.code} {e.reason}"
@@ -124,8 +125,6 @@ def _fetch(url: str, part: Path, name: str, console: Console | None, sha256: str
                 digest.update(chunk)
                 received += len(chunk)
                 progress.update(task, advance=len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
         if total is not None and received != total:
             raise OSError(f"connection closed after {received} of {total} bytes")
     if sha256 is not None and digest.hexdigest() != sha256.lower():

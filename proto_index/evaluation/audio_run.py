@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from proto_index.atomic import atomic_write
 from proto_index.core.adaptation import background_prompts
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, render_prompts
 from proto_index.evaluation import mixing, soundscapes
@@ -72,9 +72,8 @@ def _cached(path: Path, compute) -> np.ndarray:
         return np.load(path)
     vectors = np.asarray(compute(), dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb", durable=False) as f:  # a cache: a lost file is computed again
+        np.save(f, vectors)
     return vectors
 
 

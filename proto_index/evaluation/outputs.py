@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
+from proto_index.atomic import atomic_write
 from proto_index.evaluation import plots, report
 from proto_index.evaluation.protocol import Evaluation
 
@@ -14,9 +14,8 @@ SNR_PLOT, TAU_PLOT = "accuracy_vs_snr.png", "accuracy_vs_tau.png"
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text)
 
 
 def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plots: bool = True) -> list[Path]:
@@ -24,13 +23,11 @@ def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plot
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    tmp = out_dir / (CSV_NAME + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(out_dir / CSV_NAME, newline="") as f:
         w = csv.DictWriter(f, fieldnames=report.LONG_COLUMNS)
         w.writeheader()
         for row in report.long_rows(evaluation):
             w.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
-    os.replace(tmp, out_dir / CSV_NAME)
     written.append(out_dir / CSV_NAME)
     _atomic_write(out_dir / MARKDOWN_NAME, report.format_markdown(evaluation))
     written.append(out_dir / MARKDOWN_NAME)

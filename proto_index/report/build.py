@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from proto_index.atomic import fsync_dir
 from proto_index.embed.encoder import WINDOW_SECONDS
 from proto_index.errors import InvalidInput, ProtoIndexError
 from proto_index.report import data as rdata
@@ -79,20 +80,12 @@ def build_report(options: ReportOptions, on_problem: Callable[[str, str], None] 
         result = _build(options, table, tmp, on_problem or (lambda p, w: None))
         check_out(out)
         os.rename(tmp, out)  # atomic; replaces an empty folder (checked just above)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
         result.out = out
         return result
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _build(options: ReportOptions, table: rdata.Table, folder: Path, on_problem) -> ReportResult:

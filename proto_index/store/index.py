@@ -5,12 +5,12 @@ that are re-scored with the exact vectors, so its results are exact scores of ne
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from proto_index.atomic import atomic_path
 from proto_index.core.index_plan import IndexPlan, flat_plan, nprobe_for
 from proto_index.store.integrity import file_digest
 
@@ -168,13 +168,11 @@ class VectorIndex:
         return scores, rows
 
     def save(self, path: Path) -> str:
-        """Write to a temporary file, fsync, then rename over ``path``: readers see old or new, never
-        torn. Returns the file's digest (:func:`proto_index.store.integrity.file_digest`)."""
+        """Write to ``<path>.tmp`` (a name the store cleans up after a crash), then rename it over
+        ``path`` durably: readers see old or new, never torn. Returns the file's digest
+        (:func:`proto_index.store.integrity.file_digest`)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        _faiss().write_index(self._index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        digest = file_digest(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, tmp=path.with_name(path.name + ".tmp")) as tmp:
+            _faiss().write_index(self._index, str(tmp))
+            digest = file_digest(tmp)
         return digest
