@@ -306,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     model = train()
     save_heads(model, args.out)
-    import hashlib
+    from proto_index.audio.discover import file_sha256
 
-    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    digest = file_sha256(args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest}) in {time.perf_counter() - t0:.0f} s")
     return 0
 
