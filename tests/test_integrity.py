@@ -19,7 +19,7 @@ from proto_index import Store
 from proto_index.cli.app import app
 from proto_index.errors import DiskFull, StoreCorrupt, StoreExists, StoreReadOnly
 from proto_index.pipeline.maintenance import reindex, remove, verify
-from proto_index.store import catalog, storage as storage_mod
+from proto_index.store import catalog, published as published_mod, storage as storage_mod
 from proto_index.store.integrity import BLOCK_ROWS
 from proto_index.store.schema import FileChecksum, Recording
 from proto_index.store.storage import Storage
@@ -356,17 +356,17 @@ def test_reader_follows_an_index_published_while_it_was_opening_the_old_one(stor
     """A writer may publish a new index and delete the old file between a reader reading the
     catalog's pointer and opening the file: the reader must follow the pointer, not report damage."""
     reader = Storage.open(store)
-    original = Storage._read_index_file
+    original = published_mod._read
     published = []
 
-    def publish_first(self, name):
+    def publish_first(storage, name):
         if not published:  # a concurrent writer republishes (deleting `name`) at the worst moment
             subprocess.run([sys.executable, "-c", "from proto_index.cli.app import main; main()",
                             "reindex", "--store", str(store)], check=True, capture_output=True)
             published.append(Storage.open(store).meta("index_file"))
             assert not (store / name).exists()
-        return original(self, name)
+        return original(storage, name)
 
-    monkeypatch.setattr(Storage, "_read_index_file", publish_first)
+    monkeypatch.setattr(published_mod, "_read", publish_first)
     index = reader.index()
     assert index.ntotal == 24 and reader.meta("index_file") == published[0]

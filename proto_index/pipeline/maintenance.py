@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select
 
 from proto_index.audio.discover import file_sha256
 from proto_index.core.index_plan import plan_from_factory
 from proto_index.errors import InvalidInput
 from proto_index.store.index import VectorIndex
 from proto_index.store.integrity import BLOCK_ROWS
-from proto_index.store.schema import FileChecksum, Recording, StoreMeta, Window
+from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
 
@@ -139,23 +138,9 @@ def _check_vector_blocks(storage: Storage, repair: bool, report: VerifyReport) -
     if not repair:
         return
     if count < committed or bad_blocks:
-        lost = [(b * BLOCK_ROWS, (b + 1) * BLOCK_ROWS) for b in bad_blocks] + [(min(count, committed), committed)]
-        with storage.session() as s:
-            rec_ids = set()
-            for start, stop in lost:
-                rec_ids |= set(s.scalars(select(Window.recording_id).where(Window.vector_row >= start, Window.vector_row < stop)))
-            for at in range(0, len(rec_ids), 10_000):
-                s.execute(delete(Recording).where(Recording.id.in_(sorted(rec_ids)[at : at + 10_000])))
-            s.execute(delete(FileChecksum).where(FileChecksum.file == storage.vectors.path.name,
-                                                 FileChecksum.block.in_(bad_blocks + [count // BLOCK_ROWS])))
-            if count < committed:
-                s.merge(StoreMeta(key="vector_rows", value=str(count)))
-                next_row = int(storage.meta("index_next_row") or 0)
-                s.merge(StoreMeta(key="index_next_row", value=str(min(next_row, count))))
-        storage.vectors.truncate(count)  # only shortens: drops a torn last row
-        storage._index = None
+        removed = storage.drop_damaged_rows(bad_blocks)
         report.repaired.append(
-            f"removed {len(rec_ids)} recordings whose vectors were lost or corrupt (ingest them again to re-embed them)"
+            f"removed {removed} recordings whose vectors were lost or corrupt (ingest them again to re-embed them)"
         )
     storage.seal_vectors()
 
@@ -219,31 +204,8 @@ def reindex(
         if memory_budget is not None:
             storage.set_meta("index_memory_budget", str(int(memory_budget)))
         if compact:
-            _compact(storage)
+            storage.compact_vectors()
         live = storage.live_rows()
         index = VectorIndex.build(storage.identity.dim, live, storage.vectors.read, storage.index_plan(len(live)))
         storage.publish_index(index)
         return index
-
-
-def _compact(storage: Storage) -> None:
-    """Copy the live rows into a new vector file, then renumber and switch to it in one transaction."""
-    live = storage.live_rows()
-    if len(live) == storage.committed_rows():
-        return
-    name = f"vectors-{uuid.uuid4().hex[:12]}.f32"
-    new = VectorFile(storage.root / name, storage.identity.dim, storage.vector_dtype)
-    for at in range(0, len(live), 100_000):
-        new.append(storage.vectors.read(live[at : at + 100_000]))
-    old = storage.vectors.path
-    with storage.session() as s:
-        # ascending old rows map to ascending new ranks <= old, so no update collides with a later row
-        for rank, row in enumerate(live.tolist()):
-            if rank != row:
-                s.execute(update(Window).where(Window.vector_row == row).values(vector_row=rank))
-        s.merge(StoreMeta(key="vector_file", value=name))
-        s.merge(StoreMeta(key="vector_rows", value=str(len(live))))
-        s.merge(StoreMeta(key="index_next_row", value="0"))
-    storage.vectors = new
-    storage._index = None
-    old.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ BLOCK_ROWS = 4096
 
 INDEX_BLOCK = 0
 
-_OWNED = re.compile(r"^(vectors(-[0-9a-f]{1,32})?\.f32|index(-[0-9a-f]{1,32})?\.faiss)(\.tmp)?$")
+_OWNED = re.compile(r"^(vectors(-[0-9a-f]{1,32})?\.f(32|16)|index(-[0-9a-f]{1,32})?\.faiss)(\.tmp)?$")
 
 
 def owned_file(name: str) -> bool:

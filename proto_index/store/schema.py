@@ -1,7 +1,8 @@
 """The SQLite catalog's tables (SQLAlchemy 2 declarative). Alembic migrations in migrations/ create them.
 
-The vector id shared by the FAISS index and the catalog is ``windows.id``; ``windows.vector_row`` is
-the row of the exact copy in the store's vector file.
+The vector id shared by the FAISS index and the catalog is ``windows.vector_row``: the row of the
+window's exact vector in the store's vector file (unique). ``windows.id`` is the catalog's own key
+(prototype neighbours and annotations refer to it).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class Recording(Base):
 
 
 class Window(Base):
-    """A span of a recording with one embedding; its id is the vector id in the FAISS index."""
+    """A span of a recording with one embedding; its ``vector_row`` is the vector id in the FAISS index."""
 
     __tablename__ = "windows"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

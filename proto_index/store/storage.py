@@ -1,7 +1,8 @@
 """A store directory: the SQLite catalog, the exact vector file and the FAISS index, kept in agreement.
 
     STORE/catalog.sqlite        items, class sets, prototypes, environments (Alembic-managed schema)
-    STORE/vectors.f32           exact copy of every corpus window vector (row = windows.vector_row)
+    STORE/vectors.f32|.f16      exact copy of every corpus window vector (row = windows.vector_row),
+                                float32 or float16 (see :mod:`proto_index.store.vectors` for the name)
     STORE/index-<id>.faiss      FAISS index over those vectors, ids = vector rows (derived data)
     STORE/writer.lock           held (flock) by the one process allowed to write
 
@@ -13,27 +14,27 @@ it covers (``index_next_row``) to the catalog, then deletes the old file. A read
 catalog names and adds the committed rows past ``index_next_row`` from the vector file, so it never
 sees a torn index and never misses a committed vector. Whatever a killed writer left (vector rows no
 window points at, unpublished index files) is cleaned up when the next writer takes the lock.
+
+This module opens, locks and recovers a store and answers the catalog's questions about vector
+rows; the index protocol is in :mod:`~proto_index.store.published`, the vector checksums in
+:mod:`~proto_index.store.checksums`, compaction in :mod:`~proto_index.store.compaction` and the
+lock in :mod:`~proto_index.store.lock`.
 """
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
-import sys
-import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
+from proto_index.core.index_plan import IndexPlan
 from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import (
     DiskFull,
@@ -42,27 +43,19 @@ from proto_index.errors import (
     StoreCorrupt,
     StoreError,
     StoreExists,
-    StoreLocked,
     StoreNotFound,
     StoreReadOnly,
 )
-from proto_index.store import catalog, integrity
+from proto_index.store import catalog, checksums, compaction, integrity, published, queries
 from proto_index.store.index import VectorIndex
-from proto_index.store.schema import FileChecksum, Recording, StoreMeta, Window
-from proto_index.store.vectors import DTYPES, VectorFile
+from proto_index.store.lock import WriterLock
+from proto_index.store.published import LEGACY_INDEX
+from proto_index.store.queries import WindowAt
+from proto_index.store.schema import FileChecksum, StoreMeta
+from proto_index.store.vectors import DTYPES, LEGACY_NAME, VectorFile, vector_file_name
 
 CATALOG = "catalog.sqlite"
-VECTORS = "vectors.f32"
-LEGACY_INDEX = "index.faiss"  # stores made before index files were versioned
 LOCK = "writer.lock"
-
-
-@dataclass(frozen=True)
-class WindowAt:
-    window_id: int
-    path: str
-    start_s: float
-    end_s: float
 
 
 def store_writable(root: Path) -> bool:
@@ -96,7 +89,7 @@ class Storage:
         with self._sessions() as s:
             meta = {k: s.get(StoreMeta, k) for k in ("vector_file", "vector_dtype")}
         self.vector_dtype = meta["vector_dtype"].value if meta["vector_dtype"] else "float32"
-        name = meta["vector_file"].value if meta["vector_file"] else VECTORS
+        name = meta["vector_file"].value if meta["vector_file"] else LEGACY_NAME
         self.vectors = VectorFile(root / name, identity.dim, self.vector_dtype)
         self._index: VectorIndex | None = None
         self._lock = WriterLock(root / LOCK)
@@ -124,6 +117,7 @@ class Storage:
             s.add(StoreMeta(key="model", value=identity.to_json()))
             s.add(StoreMeta(key="model_options", value=json.dumps(model_options, sort_keys=True)))
             s.add(StoreMeta(key="vector_dtype", value=vector_dtype))
+            s.add(StoreMeta(key="vector_file", value=vector_file_name(vector_dtype)))
         storage = cls(root, identity, model_options, engine)
         with storage.writer():
             storage.publish_index(VectorIndex.empty(identity.dim, storage.vectors.read))
@@ -250,50 +244,22 @@ class Storage:
             )
         return committed
 
-    # -- checksums -------------------------------------------------------------------------------------
+    # -- checksums (see proto_index.store.checksums) ----------------------------------------------
 
     def checksums(self, file: str) -> dict[int, FileChecksum]:
-        with self._sessions() as s:
-            return {c.block: c for c in s.scalars(select(FileChecksum).where(FileChecksum.file == file))}
+        return checksums.recorded(self, file)
 
     def seal_vectors(self) -> int:
-        """Record the checksum of every committed block of vector rows that has none or has grown
-        (a grown block's recorded prefix is checked first; a mismatch is left for ``verify``).
-        Returns how many blocks were recorded. Needs the writer lock."""
-        if not self.writing:
-            raise StoreError("recording checksums needs the writer lock")
-        committed = min(self.committed_rows(), self.vectors.count)
-        known = self.checksums(self.vectors.path.name)
-        mm = self.vectors.memmap()
-        fresh: list[FileChecksum] = []
-        for block in range(-(-committed // integrity.BLOCK_ROWS)):
-            start, stop = integrity.block_span(block, committed)
-            old = known.get(block)
-            if old is not None and old.rows >= stop - start:
-                continue
-            if old is not None and integrity.rows_digest(mm, start, start + old.rows) != old.digest:
-                continue
-            fresh.append(FileChecksum(file=self.vectors.path.name, block=block, rows=stop - start,
-                                      digest=integrity.rows_digest(mm, start, stop)))
-        if fresh:
-            with self.session() as s:
-                for c in fresh:
-                    s.merge(c)
-        return len(fresh)
+        """Record the checksums of committed vector blocks that have none or have grown (writer lock)."""
+        return checksums.seal_vectors(self)
 
     def bad_vector_blocks(self) -> tuple[list[int], int]:
-        """Blocks whose rows no longer match their checksum (overwritten, or cut off by a truncated
-        file), and how many committed blocks have no checksum yet."""
-        committed = self.committed_rows()
-        known = self.checksums(self.vectors.path.name)
-        mm, count = self.vectors.memmap(), self.vectors.count
-        bad = []
-        for block, c in sorted(known.items()):
-            start = block * integrity.BLOCK_ROWS
-            if start + c.rows > count or integrity.rows_digest(mm, start, start + c.rows) != c.digest:
-                bad.append(block)
-        unsealed = sum(1 for b in range(-(-committed // integrity.BLOCK_ROWS)) if b not in known)
-        return bad, unsealed
+        """Blocks whose rows no longer match their checksum, and how many blocks have none yet."""
+        return checksums.bad_vector_blocks(self)
+
+    def drop_damaged_rows(self, bad_blocks: list[int]) -> int:
+        """Remove the recordings whose vectors were lost or damaged; returns how many (writer lock)."""
+        return checksums.drop_damaged_rows(self, bad_blocks)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -322,43 +288,23 @@ class Storage:
     # -- vectors and index -------------------------------------------------------------------------
 
     def committed_rows(self) -> int:
-        """How many vector rows the catalog has committed (live or belonging to removed recordings).
-
-        Written in the same transaction as the windows that point at the rows; stores from before
-        this key fall back to one past the highest row in use.
-        """
+        """How many vector rows the catalog has committed (see :func:`queries.committed_rows`)."""
         with self._sessions() as s:
-            recorded = s.get(StoreMeta, "vector_rows")
-            if recorded is not None:
-                return int(recorded.value)
-            last = s.scalar(select(func.max(Window.vector_row)))
-        return 0 if last is None else last + 1
+            return queries.committed_rows(s)
 
     def live_rows(self, start: int = 0) -> np.ndarray:
         """The vector rows (from ``start`` on) some catalog window points at, ascending."""
         with self._sessions() as s:
-            q = select(Window.vector_row).where(Window.vector_row >= start).order_by(Window.vector_row)
-            return np.array(s.scalars(q).all(), dtype=np.int64)
+            return queries.live_rows(s, start)
 
     def count_live_rows(self, below: int | None = None) -> int:
         with self._sessions() as s:
-            q = select(func.count()).select_from(Window)
-            return s.scalar(q if below is None else q.where(Window.vector_row < below))
+            return queries.count_live_rows(s, below)
 
-    def windows_at_rows(self, rows) -> dict[int, "WindowAt"]:
+    def windows_at_rows(self, rows) -> dict[int, WindowAt]:
         """Where each vector row comes from: window id, recording path and span."""
-        rows = [int(r) for r in np.asarray(rows).ravel()]
-        found: dict[int, WindowAt] = {}
         with self._sessions() as s:
-            for chunk in range(0, len(rows), 10_000):
-                q = (
-                    select(Window.vector_row, Window.id, Recording.path, Window.start_s, Window.end_s)
-                    .join(Recording)
-                    .where(Window.vector_row.in_(rows[chunk : chunk + 10_000]))
-                )
-                for row, wid, path, a, b in s.execute(q):
-                    found[row] = WindowAt(wid, path, a, b)
-        return found
+            return queries.windows_at_rows(s, rows)
 
     def index(self) -> VectorIndex:
         """The published index plus every vector committed since it was published (cached).
@@ -366,87 +312,42 @@ class Storage:
         Searches run on a CUDA device when FAISS has GPU support, unless ``gpu_search`` is off.
         """
         if self._index is None:
-            self._index = self._load_index()
+            self._index = published.load_current(self)
             if self.gpu_search:
                 self._index.to_gpu()
         return self._index
 
     def load_published_index(self) -> tuple[VectorIndex | None, str | None]:
-        """The published index file as saved, or None and why it cannot be used (missing, its bytes
-        differ from the checksum recorded when it was published, or not a FAISS index)."""
-        name = self.meta("index_file") or LEGACY_INDEX
-        index, problem = self._read_index_file(name)
-        # A writer may publish a new index (and delete this one) between reading the name and the file:
-        # then the name has moved on, and the new file is the one to read.
-        for _ in range(3):
-            if problem is None or (self.meta("index_file") or LEGACY_INDEX) == name:
-                break
-            name = self.meta("index_file") or LEGACY_INDEX
-            index, problem = self._read_index_file(name)
-        return index, problem
-
-    def _read_index_file(self, name: str) -> tuple[VectorIndex | None, str | None]:
-        path = self.root / name
-        missing = f"the published index file {name} is missing"
-        if not path.exists():
-            return None, missing
-        recorded = self.checksums(name).get(integrity.INDEX_BLOCK)
-        try:
-            if recorded is not None and integrity.file_digest(path) != recorded.digest:
-                return None, f"the index file {name} is corrupt (its checksum differs from the one recorded when it was published)"
-            return VectorIndex.load(path, self.vectors.read), None
-        except FileNotFoundError:  # deleted by a writer that published a newer index meanwhile
-            return None, missing
-        except (RuntimeError, ValueError, TypeError) as e:
-            if not path.exists():
-                return None, missing
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            return None, f"the index file {name} is not a readable FAISS index ({reason[:120]})"
-
-    def _load_index(self) -> VectorIndex:
-        covered = self.meta("index_next_row")
-        self.check_vector_count()
-        index, problem = self.load_published_index()
-        damaged = problem is not None and (self.root / (self.meta("index_file") or LEGACY_INDEX)).exists()
-        if damaged and not self.writing:  # a missing index is rebuilt in memory; a damaged one is reported
-            raise StoreCorrupt(f"{problem}; run `proto-index verify --repair` to rebuild it from the exact vectors")
-        if index is not None and index.dim == self.identity.dim:
-            next_row = int(covered) if covered is not None else self.committed_rows()
-            if index.ntotal == self.count_live_rows(below=next_row):
-                delta = self.live_rows(next_row)
-                index.add(delta, self.vectors.read(delta))
-                return index
-        # missing or disagreeing with the catalog: rebuild from the exact vectors
-        index = VectorIndex.build(self.identity.dim, self.live_rows(), self.vectors.read, self.index_plan())
-        if self.writing:
-            self.publish_index(index)
-        return index
+        """The published index file as saved, or None and why it cannot be used."""
+        return published.load_published(self)
 
     def index_plan(self, n_vectors: int | None = None) -> IndexPlan:
         """The index this store's corpus calls for: a user-chosen factory, else sized by count and budget."""
-        n = self.count_live_rows() if n_vectors is None else n_vectors
-        factory = self.meta("index_factory")
-        if factory:
-            return plan_from_factory(factory, n, self.identity.dim)
-        budget = self.meta("index_memory_budget")
-        return plan_index(n, self.identity.dim, int(budget) if budget else DEFAULT_MEMORY_BUDGET)
+        return published.plan(self, n_vectors)
 
     def publish_index(self, index: VectorIndex) -> None:
-        """Save ``index`` (which must hold every committed row) under a new name and point the catalog at it."""
-        if not self.writing:
-            raise StoreError("publishing an index needs the writer lock")
-        old = self.meta("index_file")
-        name = f"index-{uuid.uuid4().hex[:12]}.faiss"
-        digest = index.save(self.root / name)
-        with self.session() as s:
-            s.merge(StoreMeta(key="index_file", value=name))
-            s.merge(StoreMeta(key="index_next_row", value=str(self.committed_rows())))
-            s.add(FileChecksum(file=name, block=integrity.INDEX_BLOCK, rows=index.ntotal, digest=digest))
-            s.execute(delete(FileChecksum).where(FileChecksum.file.notin_([name, self.vectors.path.name])))
-        for stale in {old, LEGACY_INDEX} - {None, name}:
-            (self.root / stale).unlink(missing_ok=True)
+        """Save ``index`` (which must hold every committed row) under a new name, point the catalog at
+        it and seal the vector blocks. Needs the writer lock."""
+        published.publish(self, index)
         self._index = index
         self.seal_vectors()
+
+    def forget_index(self) -> None:
+        """Drop the cached index: the next :meth:`index` reads the published one again."""
+        self._index = None
+
+    def compact_vectors(self) -> bool:
+        """Rewrite the vector file without the rows of removed recordings and switch to it (the
+        index must be rebuilt after). Returns whether anything was dropped. Needs the writer lock."""
+        if not self.writing:
+            raise StoreError("compacting the vector file needs the writer lock")
+        new = compaction.copy_live_rows(self)
+        if new is None:
+            return False
+        old, self.vectors = self.vectors.path, new
+        self._index = None
+        old.unlink(missing_ok=True)
+        return True
 
     def set_meta(self, key: str, value: str | None) -> None:
         with self.session() as s:
@@ -456,49 +357,3 @@ class Storage:
                     s.delete(row)
             else:
                 s.merge(StoreMeta(key=key, value=value))
-
-
-class WriterLock:
-    """An advisory ``flock`` on a file in the store: one writer per store across processes.
-
-    The kernel releases it when the holder dies, so a killed ingest never leaves the store locked.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self, wait_s: float = 0.0) -> bool:
-        """Take the lock; False if this object already holds it. Raises StoreLocked after ``wait_s``."""
-        if self._fd is not None:
-            return False
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                    os.close(fd)
-                    raise StoreLocked(
-                        f"{self.path.parent} is being written by {holder}; "
-                        "wait for it to finish (or pass --wait SECONDS)"
-                    ) from None
-                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:2]) or 'python'})".encode(), 0)
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None

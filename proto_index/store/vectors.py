@@ -1,5 +1,9 @@
 """The exact copy of every corpus vector: a flat, append-only file of float32 (or float16) rows.
 
+The file is named after what it holds: ``vectors.f32`` or ``vectors.f16`` (``vectors-<hex>.f32``
+/ ``.f16`` after a compaction); the catalog records the name (``store_meta.vector_file``). Stores
+made before the name was recorded use ``vectors.f32`` whatever their dtype (:data:`LEGACY_NAME`).
+
 Centroids (TGAP) are computed from these exact vectors whatever the FAISS index compresses. Rows are
 appended and fsynced before the catalog commits the windows that point at them, so after a crash the
 file can only hold extra rows at its end, which ``truncate`` drops.
@@ -14,6 +18,15 @@ import numpy as np
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 """float16 halves the disk and page cache a corpus needs; its rounding (~5e-4 relative) is far
 below the differences that decide a nearest neighbour or a class."""
+
+SUFFIXES = {"float32": ".f32", "float16": ".f16"}
+LEGACY_NAME = "vectors.f32"
+"""The vector file of a store whose catalog records no ``vector_file`` (made before it was recorded)."""
+
+
+def vector_file_name(dtype: str, tag: str | None = None) -> str:
+    """``vectors.f32`` / ``vectors.f16``, or ``vectors-<tag>.<suffix>`` for a compacted copy."""
+    return f"vectors{'' if tag is None else '-' + tag}{SUFFIXES[dtype]}"
 
 
 class VectorFile:
