@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import func, select
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
@@ -37,7 +36,7 @@ from proto_index.options import EmbedOptions
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
-from proto_index.store.schema import ClassSet, Environment, IngestFailure, PrototypeSet, Recording, Window
+from proto_index.store import queries
 from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
@@ -202,7 +201,7 @@ class Store:
 
     def class_sets(self) -> list[ClassSetView]:
         with self._storage.session() as s:
-            return [class_set_view(c) for c in s.scalars(select(ClassSet).order_by(ClassSet.name))]
+            return [class_set_view(c) for c in queries.class_sets(s)]
 
     def build_prototypes(
         self,
@@ -234,10 +233,7 @@ class Store:
 
     def prototype_sets(self) -> list[PrototypeSetView]:
         with self._storage.session() as s:
-            return [
-                prototype_set_view(s, ps, with_neighbours=False)
-                for ps in s.scalars(select(PrototypeSet).order_by(PrototypeSet.name))
-            ]
+            return [prototype_set_view(s, ps, with_neighbours=False) for ps in queries.prototype_sets(s)]
 
     # -- environments ----------------------------------------------------------------------------
 
@@ -265,14 +261,7 @@ class Store:
 
     def set_environment_tau(self, name: str, audio: float | None = None, text: float | None = None) -> EnvironmentView:
         """Store an environment's tau for audio and/or text backgrounds (None leaves one as it is)."""
-        with self._storage.session() as s:
-            env = get_environment(s, name)
-            if audio is not None:
-                env.tau_audio = float(audio)
-            if text is not None:
-                env.tau_text = float(text)
-            s.flush()
-            return environment_view(env, self.identity.dim)
+        return environments.set_tau(self._storage, name, audio, text)
 
     # -- classification --------------------------------------------------------------------------
 
@@ -441,16 +430,9 @@ class Store:
 
     def info(self) -> dict:
         with self._storage.session() as s:
-            counts = {
-                "recordings": s.scalar(select(func.count()).select_from(Recording)),
-                "windows": s.scalar(select(func.count()).select_from(Window)),
-                "failed_files": s.scalar(select(func.count()).select_from(IngestFailure)),
-                "class_sets": s.scalar(select(func.count()).select_from(ClassSet)),
-                "prototype_sets": s.scalar(select(func.count()).select_from(PrototypeSet)),
-                "environments": s.scalar(select(func.count()).select_from(Environment)),
-            }
-            hours = s.scalar(select(func.coalesce(func.sum(Recording.duration_s), 0.0))) / 3600
-            failures = [(f.path, f.error) for f in s.scalars(select(IngestFailure).order_by(IngestFailure.path))]
+            counts = queries.counts(s)
+            hours = queries.corpus_seconds(s) / 3600
+            failures = queries.ingest_failures(s)
         return {
             "store": str(self.path.absolute()),
             "model": self.identity,

@@ -10,7 +10,7 @@ from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.core.adaptation import background_prompts
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput
-from proto_index.pipeline.catalog_views import EnvironmentView, environment_view
+from proto_index.pipeline.catalog_views import EnvironmentView, environment_view, get_environment
 from proto_index.pipeline.embedding import FailedFile, embed_files
 from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.store.schema import BackgroundVector, Environment
@@ -83,3 +83,15 @@ def list_environments(storage: Storage) -> list[EnvironmentView]:
         return [environment_view(e, storage.identity.dim) for e in s.scalars(select(Environment).order_by(Environment.name))]
 
 
+
+
+def set_tau(storage: Storage, name: str, audio: float | None = None, text: float | None = None) -> EnvironmentView:
+    """Store an environment's tau for audio and/or text backgrounds (None leaves one as it is)."""
+    with storage.session() as s:
+        env = get_environment(s, name)
+        if audio is not None:
+            env.tau_audio = float(audio)
+        if text is not None:
+            env.tau_text = float(text)
+        s.flush()
+        return environment_view(env, storage.identity.dim)
