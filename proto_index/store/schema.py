@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    """A vector as a catalog blob (little-endian float32)."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").copy()
 
 
 def utcnow() -> datetime:

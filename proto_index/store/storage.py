@@ -51,7 +51,7 @@ from proto_index.store.index import VectorIndex
 from proto_index.store.lock import WriterLock
 from proto_index.store.published import LEGACY_INDEX
 from proto_index.store.queries import WindowAt
-from proto_index.store.schema import FileChecksum, StoreMeta
+from proto_index.store.schema import FileChecksum, StoreMeta, from_blob, to_blob  # noqa: F401 (re-exported)
 from proto_index.store.vectors import DTYPES, LEGACY_NAME, VectorFile, vector_file_name
 
 CATALOG = "catalog.sqlite"
@@ -66,14 +66,6 @@ def store_writable(root: Path) -> bool:
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def to_blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def from_blob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4").copy()
 
 
 class Storage:
