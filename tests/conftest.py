@@ -26,12 +26,12 @@ def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -
 def _real_towers_only_in_slow_tests(request, monkeypatch):
     """`pytest -m "not slow"` builds no laion_clap tower: an unmarked test that tries fails, saying why."""
     if request.node.get_closest_marker("slow") is None:
-        from proto_index.embed import clap
+        from proto_index.embed import build
 
         def refuse(*args, **kwargs):
             pytest.fail("this test builds a real laion_clap tower: mark it @pytest.mark.slow", pytrace=False)
 
-        monkeypatch.setattr(clap, "create_clap_model", refuse)
+        monkeypatch.setattr(build, "create_clap_model", refuse)
 
 
 @pytest.fixture

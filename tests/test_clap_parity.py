@@ -18,8 +18,9 @@ import pytest
 import soundfile as sf
 
 from proto_index.audio.decode import prepare, quantize_int16
-from proto_index.embed import clap
+from proto_index.embed import build, checkpoint
 from proto_index.embed.clap import ClapEncoder, checkpoint_sha256, laion, load_weights, read_checkpoint
+from proto_index.embed.offline import roberta_tokenizer
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
 
@@ -175,7 +176,7 @@ def _write_tokenizer(folder: Path) -> Path:
 def test_released_checkpoint_layout_loads(tmp_path, monkeypatch, clips):
     """A roberta checkpoint in the released layout loads through load_encoder('clap') unchanged."""
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
-    model, model_cfg = clap.create_clap_model("roberta", fusion=False, seed=7)
+    model, model_cfg = build.create_clap_model("roberta", fusion=False, seed=7)
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
     state["module.text_branch.embeddings.position_ids"] = torch.arange(514)[None]  # as old transformers saved
     checkpoint = tmp_path / "630k-audioset-best.pt"
@@ -189,10 +190,12 @@ def test_released_checkpoint_layout_loads(tmp_path, monkeypatch, clips):
     assert encoder.identity.to_json() == json.dumps({"architecture": "HTSAT-tiny+roberta", "dim": 512,
                                                      "fusion": False, "name": "clap",
                                                      "weights": f"sha256:{sha}"}, sort_keys=True)
-    original = ClapEncoder(model, model_cfg, encoder.identity, tokenizer=encoder.tokenizer)
+    assert not encoder.text_built and encoder.tokenizer is None  # RoBERTa waits for the first text
+    original = ClapEncoder(model, model_cfg, encoder.identity, tokenizer=roberta_tokenizer(tokenizer_dir))
     reference = laion_reference(original)
     waves = [prepare(p) for p in clips[:3]]
     audio_diff = _max_diff(encoder.embed_waveforms(waves), reference.get_audio_embedding_from_data(waves))
+    assert not encoder.text_built
 
     from transformers import RobertaTokenizer
 
@@ -200,6 +203,7 @@ def test_released_checkpoint_layout_loads(tmp_path, monkeypatch, clips):
     with torch.no_grad():
         theirs = reference.get_text_embedding(TEXTS)
     ours = encoder.embed_texts(TEXTS)
+    assert encoder.text_built
     text_diff = _max_diff(ours, theirs)
     print(f"\nroberta checkpoint: max abs difference audio {audio_diff:.3g}, text {text_diff:.3g}")
     assert audio_diff <= TOLERANCE and text_diff <= TOLERANCE
@@ -220,7 +224,7 @@ def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
     def no_hashing(*args):
         raise AssertionError("rehashed a file whose size and mtime did not change")
 
-    monkeypatch.setattr(clap, "file_sha256", no_hashing)
+    monkeypatch.setattr(checkpoint.hashlib, "sha256", no_hashing)
     assert checkpoint_sha256(path) == expected
     monkeypatch.undo()
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
@@ -270,3 +274,19 @@ def test_no_network_is_attempted(tmp_path, before):
     assert report["attempts"] == []
     assert report["shape"] == [1, 512]
     assert time.monotonic() - started < 60
+
+
+def test_a_file_rewritten_with_its_old_size_and_mtime_is_hashed_again(tmp_path, monkeypatch):
+    """The remembered hash also keys on inode and ctime, which a rewrite cannot set back."""
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"abc" * 1000)
+    before = path.stat()
+    assert checkpoint_sha256(path) == "sha256:" + hashlib.sha256(b"abc" * 1000).hexdigest()
+
+    replacement = tmp_path / "other.bin"
+    replacement.write_bytes(b"xyz" * 1000)  # same size
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    os.replace(replacement, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert checkpoint_sha256(path) == "sha256:" + hashlib.sha256(b"xyz" * 1000).hexdigest()

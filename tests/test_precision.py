@@ -59,7 +59,7 @@ def test_fft_front_end_matches_laion_clap_stft():
     """The bf16 path's float32 FFT front end gives torchlibrosa's conv STFT, and is used only for its basis."""
     from torchlibrosa.stft import STFT
 
-    from proto_index.embed.clap import _is_windowed_dft, fft_stft
+    from proto_index.embed.bf16_stft import _is_windowed_dft, fft_stft
 
     stft = STFT(n_fft=1024, hop_length=480, win_length=1024, window="hann", center=True, pad_mode="reflect",
                 freeze_parameters=True)

@@ -25,13 +25,17 @@ HEADS = ("audio_projection", "text_projection")
 """The trained parts of the model; everything else is the seeded random initialisation."""
 TOWER_SEED = 0
 """The seed of the towers: clap-tiny-random's."""
+AUDIO_PARTS = ("audio_branch.", "audio_projection.")
+"""What embeds audio (state-dict name prefixes): the audio tower, built before the text tower and so
+the same whether that is built or not, and its trained head."""
 
 
-def build_base_model() -> tuple[torch.nn.Module, dict]:
-    """The untrained model: clap-tiny-random's architecture and seeded weights."""
-    from proto_index.embed.clap import create_clap_model
+def build_base_model(*, text: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The untrained model: clap-tiny-random's architecture and seeded weights (``text=False``: the
+    text tower left for later, see :func:`~proto_index.embed.build.create_clap_model`)."""
+    from proto_index.embed import build
 
-    return create_clap_model("transformer", fusion=False, seed=TOWER_SEED)
+    return build.create_clap_model("transformer", fusion=False, seed=TOWER_SEED, text=text)
 
 
 def head_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -66,10 +70,38 @@ def load_heads(model: torch.nn.Module, path: str | os.PathLike = WEIGHTS) -> Non
 
 def demo_encoder(name: str = "clap-tiny-demo", *, weights: str | os.PathLike = WEIGHTS,
                  device: str | None = None, batch_size: int = 16, precision: str = "fp32") -> ClapEncoder:
-    """The demo model as an Encoder; its identity hashes the whole state, trained heads included."""
+    """The demo model as an Encoder; its identity hashes the whole state, trained heads included.
+
+    Only the audio tower and the heads are built; the whole state's hash is remembered
+    (:mod:`~proto_index.embed.identity_cache`) under the hash of what is built, the heads file and
+    the library versions. The text tower is built on first use and checked against that hash.
+    """
+    from proto_index.embed import identity_cache
+    from proto_index.embed.checkpoint import checkpoint_sha256
     from proto_index.embed.clap import ClapEncoder, model_architecture, state_sha256
 
-    model, model_cfg = build_base_model()
+    model, model_cfg = build_base_model(text=False)
     load_heads(model, weights)
-    identity = ModelIdentity(name, model_architecture(model), False, state_sha256(model), model.joint_embed_shape)
-    return ClapEncoder(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision)
+    entry = identity_cache.key(model=name, seed=TOWER_SEED, heads=checkpoint_sha256(weights),
+                               audio=state_sha256(model, AUDIO_PARTS))
+
+    def whole() -> torch.nn.Module:
+        full, _ = build_base_model()
+        load_heads(full, weights)
+        return full
+
+    known = identity_cache.recall(entry)
+    if known is None:
+        model = whole()
+        known = state_sha256(model)
+        identity_cache.remember(entry, known)
+        build_text = None
+    else:
+        def build_text(_partial):
+            full = whole()
+            identity_cache.check(entry, known, state_sha256(full), name)
+            return full, None
+
+    identity = ModelIdentity(name, model_architecture(model), False, known, model.joint_embed_shape)
+    return ClapEncoder(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision,
+                       build_text=build_text)

@@ -1,0 +1,139 @@
+"""Start-up of `proto-index classify` of one file on a store with stored prototypes, end to end.
+
+Each side ("before": the code of a base commit, default 60bffd4, extracted with `git archive`;
+"after": this checkout's working tree), copied into a temporary folder as installed (cli/ and
+migrations/ inside proto_index/), gets its own store made by its own CLI: `init` with the
+model, a class set of two labels, zero-shot prototypes, a text environment. Then, alternating
+before/after, each times `proto-index classify clip.wav -p c-zero-shot --env park` in a fresh
+Python process (`python -c` calling the CLI's `main`, with the side's checkout first on PYTHONPATH),
+after one untimed warm-up run each (which fills the user caches: checkpoint hash, model identity).
+One 5 s clip, so the time is almost all start-up: imports, building the model, the first forward.
+Prints each side's median wall-clock and CPU (user + system, all threads) seconds and the ratios
+after/before; on a shared machine the CPU time is the steadier figure.
+
+    .venv/bin/python bench/startup.py                           # clap-tiny-demo, 5 runs each
+    .venv/bin/python bench/startup.py --model clap --checkpoint 630k-audioset-best.pt --tokenizer-dir roberta-base/
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH_FIRST = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+              "if '__editable__' not in str(getattr(f, '__module__', ''))]; ")
+"""Drops an editable install's import hook, which would otherwise win over PYTHONPATH."""
+CLI = PATH_FIRST + "from proto_index.cli.app import main; sys.argv[0] = 'proto-index'; sys.exit(main())"
+
+
+def extract(commit: str, dest: Path) -> Path:
+    """The tree of ``commit`` under ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / "base.tar"
+    with open(archive, "wb") as fh:
+        subprocess.run(["git", "-C", str(ROOT), "archive", commit], stdout=fh, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, members=[m for m in tar.getmembers()
+                                      if m.name.split("/")[0] in ("proto_index", "cli", "migrations")])
+    archive.unlink()
+    return dest
+
+
+def installed_layout(source: Path, dest: Path) -> Path:
+    """``source``'s code laid out as installed (cli/ and migrations/ inside proto_index/) under ``dest``."""
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(source / "proto_index", dest / "proto_index", ignore=skip)
+    for folder in ("cli", "migrations"):
+        shutil.copytree(source / folder, dest / "proto_index" / folder, ignore=skip)
+    return dest
+
+
+def cli(code: Path, cache: Path, *args: str, quiet: bool = True) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one `proto-index ARGS` run with ``code`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(code), "PROTO_INDEX_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    check = PATH_FIRST + "import proto_index; assert proto_index.__file__.startswith(sys.argv[1]), proto_index.__file__"
+    subprocess.run([sys.executable, "-c", check, str(code)], env=env, check=True, cwd=code)
+    cpu_start = _children_cpu()
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CLI, *args], env=env, capture_output=quiet, text=True, cwd=code)
+    seconds = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_start
+    if out.returncode != 0:
+        raise SystemExit(f"proto-index {' '.join(args)} failed with {code}:\n{out.stderr}")
+    return seconds, cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_store(code: Path, work: Path, model_args: list[str]) -> Path:
+    store = work / "store"
+    labels = work / "labels.txt"
+    labels.write_text("siren\ndog bark\n")
+    cli(code, work / "cache", "init", "--store", str(store), *model_args)
+    cli(code, work / "cache", "classes", "add", "c", "--labels-file", str(labels), "--store", str(store))
+    cli(code, work / "cache", "prototypes", "build", "c", "--method", "zero-shot", "--store", str(store))
+    cli(code, work / "cache", "env", "add", "park", "--text", "park", "--store", str(store))
+    return store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="60bffd4", help="the commit measured as 'before'")
+    parser.add_argument("--model", default="clap-tiny-demo")
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--tokenizer-dir")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    model_args = ["--model", args.model, "--device", "cpu"]
+    if args.checkpoint:
+        model_args += ["--checkpoint", str(Path(args.checkpoint).resolve())]
+    if args.tokenizer_dir:
+        model_args += ["--tokenizer-dir", str(Path(args.tokenizer_dir).resolve())]
+
+    with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
+        tmp = Path(tmp)
+        clip = tmp / "clip.wav"
+        t = np.arange(48_000 * 5) / 48_000
+        sf.write(clip, (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), 48_000)
+        sides = {"before": installed_layout(extract(args.base, tmp / "base"), tmp / "before" / "code"),
+                 "after": installed_layout(ROOT, tmp / "after" / "code")}
+        stores = {}
+        for name, code in sides.items():
+            stores[name] = make_store(code, tmp / name, model_args)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+        for run in range(args.runs + 1):
+            for name, code in sides.items():
+                seconds, cpu = cli(code, tmp / name / "cache", "classify", str(clip), "-p", "c-zero-shot", "--env", "park",
+                              "--device", "cpu", "--out", str(tmp / name / f"out{run}.csv"), "--store", str(stores[name]))
+                if run:  # run 0 warms the caches
+                    times[name].append((seconds, cpu))
+                print(f"run {run}{' (warm-up)' if not run else ''} {name}: {seconds:.2f} s wall, {cpu:.2f} s CPU, "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        before, after = (statistics.median(w for w, _ in times[n]) for n in ("before", "after"))
+        cpu_before, cpu_after = (statistics.median(c for _, c in times[n]) for n in ("before", "after"))
+        print(f"\nmodel {args.model}, {args.runs} runs each, {platform.machine()}, {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"before ({args.base}): median {before:.2f} s   after: median {after:.2f} s   "
+              f"after/before {after / before:.2f}x")
+        print(f"CPU time: before median {cpu_before:.2f} s   after: median {cpu_after:.2f} s   "
+              f"after/before {cpu_after / cpu_before:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

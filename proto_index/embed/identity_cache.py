@@ -1,0 +1,69 @@
+"""Remembered full-state hashes of models built from a seed, so a command that needs only a model's
+audio tower need not build its text tower to know the model's identity.
+
+An entry is keyed by everything the hashed state follows from: the hash of the parts that *are*
+built (hashed again at every start), the seed, the files loaded into the model, and the versions of
+the libraries whose code draws the random weights. A text tower built later is hashed and checked
+against the remembered value (:func:`check`), so a wrong entry cannot go unnoticed once text is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+
+from proto_index.atomic import atomic_write
+from proto_index.embed.download import cache_dir
+from proto_index.errors import ModelError
+
+FILE_NAME = "model-identity.json"
+
+
+def key(**parts: object) -> str:
+    """The entry for ``parts`` (e.g. the built parts' hash, the seed), with the libraries' versions."""
+    versions = {}
+    for dist in ("torch", "laion_clap", "transformers", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    text = json.dumps({"parts": parts, "versions": versions}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read() -> dict:
+    try:
+        known = json.loads((cache_dir() / FILE_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def recall(entry: str) -> str | None:
+    """The full-state hash remembered for ``entry``, or None."""
+    value = _read().get(entry)
+    return value if isinstance(value, str) and value.startswith("sha256:") else None
+
+
+def remember(entry: str, weights: str | None) -> None:
+    """Remember ``weights`` for ``entry`` (None forgets it); an unwritable cache is ignored."""
+    known = _read()
+    if weights is None:
+        known.pop(entry, None)
+    else:
+        known[entry] = weights
+    path = cache_dir() / FILE_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, durable=False) as f:  # a cache: losing it only means hashing again
+            f.write(json.dumps(known, indent=1, sort_keys=True))
+    except OSError:
+        pass
+
+
+def check(entry: str, expected: str, actual: str, what: str) -> None:
+    """:class:`ModelError` (and the entry forgotten) unless the whole model built later hashes to ``expected``."""
+    if actual != expected:
+        remember(entry, None)
+        raise ModelError(f"{what}: the whole model hashes to {actual[:19]}, not to the remembered identity "
+                         f"{expected[:19]} (a stale entry in {cache_dir() / FILE_NAME}, now removed; run again)")

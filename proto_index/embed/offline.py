@@ -1,0 +1,69 @@
+"""laion_clap and transformers without the network: the Hub in offline mode, laion_clap's import,
+and roberta-base's tokenizer from local files.
+
+proto-index fetches its own files (download.py) and never wants the Hub. laion_clap (and torch,
+transformers) are imported lazily, on first use, by :func:`laion`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+from proto_index.embed.quiet import quiet
+from proto_index.errors import ModelError
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+
+
+def hub_offline() -> None:
+    """Put the Hugging Face Hub client in offline mode for the rest of the process.
+
+    huggingface_hub reads HF_HUB_OFFLINE once, at its import, so when it is already imported its
+    constant is set as well (transformers < 5 kept a copy of its own too).
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None:
+        hub_constants.HF_HUB_OFFLINE = True
+    transformers_hub = sys.modules.get("transformers.utils.hub")
+    if transformers_hub is not None and hasattr(transformers_hub, "_is_offline_mode"):
+        transformers_hub._is_offline_mode = True
+
+
+@quiet
+def laion() -> tuple[types.ModuleType, types.ModuleType]:
+    """Import laion_clap without network access; return its ``clap_module`` and ``training.data``.
+
+    laion_clap's training/data.py builds three Hugging Face tokenizers at import time; offline that
+    retries for about 11 minutes unless the Hub is in offline mode, and proto-index never uses them.
+    """
+    hub_offline()
+    import laion_clap  # noqa: F401  (adds its folder to sys.path: its hook imports top-level `clap_module`)
+    import clap_module
+    from laion_clap.training import data
+
+    return clap_module, data
+
+
+def check_tokenizer_dir(tokenizer_dir: str | os.PathLike) -> Path:
+    """``tokenizer_dir`` as a Path; :class:`ModelError` unless it holds roberta-base's tokenizer files."""
+    folder = Path(tokenizer_dir).expanduser()
+    missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(f"tokenizer folder {folder} lacks {' and '.join(missing)} (roberta-base's files)")
+    return folder
+
+
+def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
+    """roberta-base's BPE tokenizer from a folder holding its ``vocab.json`` and ``merges.txt``."""
+    folder = check_tokenizer_dir(tokenizer_dir)
+    hub_offline()
+    from transformers import RobertaTokenizer
+
+    try:
+        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # transformers raises assorted errors for malformed files
+        raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {e}") from e
