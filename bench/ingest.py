@@ -12,7 +12,7 @@ then, in ONE process, at the same batch size, for each precision, repeatedly and
            tests/test_clap_parity.py does), under the same autocast for bf16.
 
 bf16 for proto-index means ClapEncoder(precision="bf16"): a bfloat16 copy of the audio tower under
-CPU autocast with its spectrogram front end kept in float32 (see embed/clap.py); bf16 for laion_clap
+CPU autocast with its spectrogram front end kept in float32 (see embed/bf16_stft.py); bf16 for laion_clap
 means its own code under torch.autocast('cpu', bfloat16) with the float32 weights, the most a user
 of laion_clap can do without changing it.
 
