@@ -224,7 +224,7 @@ def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
     def no_hashing(*args):
         raise AssertionError("rehashed a file whose size and mtime did not change")
 
-    monkeypatch.setattr(checkpoint.hashlib, "sha256", no_hashing)
+    monkeypatch.setattr(checkpoint, "file_sha256", no_hashing)
     assert checkpoint_sha256(path) == expected
     monkeypatch.undo()
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
