@@ -25,6 +25,10 @@ class ModelMismatch(StoreError):
     """Vectors from one embedding model were offered to a store bound to another."""
 
 
+class ClusterError(ProtoIndexError):
+    """A distributed executor cannot do the work: the cluster is unreachable, or no node left can run it."""
+
+
 class ModelError(ProtoIndexError):
     """An embedding model cannot be built or loaded (unknown name, missing checkpoint, bad file)."""
 

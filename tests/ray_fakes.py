@@ -17,6 +17,8 @@ SLOW_S = float(os.environ.get("PROTO_INDEX_TEST_SLOW_S", "0.05"))
 # While this file exists, each batch takes the seconds it names instead. A file, not an environment
 # variable: the workers of a running Ray cluster never see the environment of a later driver.
 SLOW_FLAG = Path(tempfile.gettempdir()) / "proto-index-ray-test-slow-s"
+# While this file exists, each batch appends the Ray node id it ran on to the file it names.
+NODE_LOG_FLAG = Path(tempfile.gettempdir()) / "proto-index-ray-test-node-log"
 
 
 def seconds_per_batch() -> float:
@@ -26,9 +28,21 @@ def seconds_per_batch() -> float:
         return SLOW_S
 
 
+def log_node() -> None:
+    try:
+        log = Path(NODE_LOG_FLAG.read_text().strip())
+    except OSError:
+        return
+    import ray
+
+    with open(log, "a") as f:
+        f.write(ray.get_runtime_context().get_node_id() + "\n")
+
+
 class SlowBands(BandEncoder):
     def embed_waveforms(self, waveforms):
         time.sleep(seconds_per_batch())
+        log_node()
         return super().embed_waveforms(waveforms)
 
 

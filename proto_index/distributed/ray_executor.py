@@ -4,8 +4,11 @@ The files become a Ray Dataset of paths; ``map_batches`` runs :func:`embed_batch
 worker process loading the store's model once (on its first task) and running the same
 :func:`~proto_index.pipeline.embedding.embed_files` as a local ingest, so vectors are the same. The driver iterates the output as it streams in and
 turns each row back into an EmbeddedFile / SkippedFile / FailedFile; the caller (ingest) stays the
-store's only writer. Ray retries a task that failed for a system reason (max_retries=-1); a file that arrives twice, or whose content another task already delivered,
-is handed on as skipped, never twice.
+store's only writer. Ray retries a task that failed for a system reason, such as its node being lost
+(Ray Data's default: max_retries=-1), on the nodes left; a file that arrives twice (a retried task's
+copy), or whose content another task already delivered, is handed on once / as skipped, never twice.
+When no live node is left that can run a task, the run stops with ClusterError after
+``capacity_wait_s`` rather than waiting forever (:mod:`proto_index.distributed.stream`).
 
 Every node must see the input paths under the same names (a shared file system).
 """
@@ -19,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from proto_index.embed.registry import PLUGINS_ENV
-from proto_index.errors import InvalidInput, ModelError, ModelMismatch
+from proto_index.distributed.stream import can_run_a_task, watched
+from proto_index.errors import ClusterError, InvalidInput, ModelError, ModelMismatch
 from proto_index.options import EmbedOptions
 from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
@@ -167,11 +171,14 @@ class RayEmbedder:
             fn_kwargs={"spec": self.spec, "options": options, "known_ref": ray.put(known)},
             batch_size=opts.files_per_task, batch_format="numpy", concurrency=opts.actors,
             num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
-            max_retries=-1,
         )
+        need = f"{opts.cpus_per_actor:g} CPU" + (f", {opts.gpus_per_actor:g} GPU" if opts.gpus_per_actor else "")
+        tables = watched(ds.iter_batches(batch_size=None, batch_format="pyarrow"),
+                         lambda: can_run_a_task(ray.nodes(), opts.cpus_per_actor, opts.gpus_per_actor),
+                         opts.capacity_wait_s, need)
         delivered: set[str] = set()
         claimed: set[str] = set()
-        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for table in _ray_errors_told(ray, tables):
             for row in table.to_pylist():
                 if row["kind"] == "mismatch":
                     raise ModelMismatch(row["error"])
@@ -189,3 +196,12 @@ class RayEmbedder:
                         if on_windows is not None:
                             on_windows(len(result.starts_s))
                 yield result
+
+
+def _ray_errors_told(ray, tables: Iterator) -> Iterator:
+    """``tables``, with a failure of the Ray run itself turned into one ClusterError line."""
+    try:
+        yield from tables
+    except ray.exceptions.RayError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ClusterError(f"the Ray run failed: {type(e).__name__}: {first}") from None

@@ -34,7 +34,9 @@ class ExecutorOptions:
     ``kind``: ``local`` (threads in this process) or ``ray``. For Ray: ``address`` of the cluster
     (None: $PROTO_INDEX_RAY_ADDRESS, else a Ray started on this machine); ``actors``: embedding
     tasks run at once (None: as many as the cluster's resources allow, at ``cpus_per_actor`` CPUs
-    and ``gpus_per_actor`` GPUs each, e.g. 1 on GPU workers); ``files_per_task``: files per task.
+    and ``gpus_per_actor`` GPUs each, e.g. 1 on GPU workers); ``files_per_task``: files per task;
+    ``capacity_wait_s``: how long the run waits, once no live node has the resources of one task
+    (the nodes that had them were lost), for such a node to (re)join before it stops with an error.
     """
 
     kind: str = "local"
@@ -43,12 +45,15 @@ class ExecutorOptions:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     files_per_task: int = 8
+    capacity_wait_s: float = 300.0
 
     def __post_init__(self):
         if self.kind not in EXECUTORS:
             raise InvalidInput(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}")
         if self.files_per_task < 1 or (self.actors is not None and self.actors < 1):
             raise InvalidInput("files_per_task and actors must be positive")
+        if not self.capacity_wait_s >= 0:
+            raise InvalidInput("capacity_wait_s must be zero or more")
 
     def ray_address(self) -> str | None:
         return self.address or os.environ.get(RAY_ADDRESS_ENV) or None

@@ -1,0 +1,102 @@
+"""--executor ray on a simulated two-node cluster (ray.cluster_utils.Cluster: a head and a second node
+with its own resources, as separate raylets on this machine). A node removed mid-ingest: the ingest
+ends with every file stored exactly once, as a local ingest stores them; the only node able to run
+the tasks removed: ClusterError after capacity_wait_s (not a hang), and a rerun once a node is back
+completes the store with nothing twice."""
+import pytest
+from fakes import BandEncoder
+from ray_fakes import NODE_LOG_FLAG, SLOW_FLAG
+from test_ray import OBJECT_STORE, corpus, stored_vectors, worker_env  # noqa: F401  (worker_env: autouse)
+from test_store import invariants
+
+from proto_index import Store
+from proto_index.errors import ClusterError
+from proto_index.pipeline.executors import ExecutorOptions
+from proto_index.progress import SilentProgress
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+# A removed node is declared dead after ~1 s of missed health checks (the default is ~15 s).
+FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
+                   "health_check_timeout_ms": 300, "health_check_failure_threshold": 3}
+
+
+@pytest.fixture(scope="module")
+def cluster(worker_env):  # noqa: F811
+    """A head node with one CPU; each test adds (and removes) the second node it needs."""
+    if ray.is_initialized():
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
+        "_system_config": FAST_NODE_DEATH})
+    ray.init(address=c.address, log_to_driver=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+class RemoveNodeAfter(SilentProgress):
+    """Removes ``node`` from ``cluster`` (as if it crashed) when the ``n``-th file's result arrives."""
+
+    def __init__(self, cluster, node, n: int):
+        super().__init__()
+        self.cluster, self.node, self.n, self.seen = cluster, node, n, 0
+
+    def advance(self, n: int = 1) -> None:
+        self.seen += n
+        if self.seen == self.n:
+            self.cluster.remove_node(self.node, allow_graceful=False)
+
+
+@pytest.fixture
+def slow_and_logged(tmp_path):
+    """Workers take 0.3 s a window and log the node each batch ran on."""
+    log = tmp_path / "nodes.log"
+    SLOW_FLAG.write_text("0.3")
+    NODE_LOG_FLAG.write_text(str(log))
+    yield log
+    SLOW_FLAG.unlink(missing_ok=True)
+    NODE_LOG_FLAG.unlink(missing_ok=True)
+
+
+def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluster, slow_and_logged):
+    n = 16
+    files = corpus(tmp_path / "c", n, seconds=1.0)
+    second = cluster.add_node(num_cpus=2, object_store_memory=OBJECT_STORE, resources={"second_node": 2})
+    cluster.wait_for_nodes()
+    with Store.init(tmp_path / "local", model="fake-bands", encoder=BandEncoder()) as s:
+        s.ingest([files])
+    with Store.init(tmp_path / "ray", model="fake-bands-slow", encoder=BandEncoder()) as s:
+        report = s.ingest([files], executor=ExecutorOptions(kind="ray", files_per_task=2), batch_size=1,
+                          commit_windows=1, progress=RemoveNodeAfter(cluster, second, 3))
+    assert second.node_id not in {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+    assert second.node_id in slow_and_logged.read_text().split()  # it did work before it went
+    assert (report.added, report.windows, report.skipped, report.failed) == (n, n, 0, [])
+    assert invariants(tmp_path / "ray") == n  # verify clean, one vector row and index entry per window
+    local, remote = stored_vectors(tmp_path / "local"), stored_vectors(tmp_path / "ray")
+    assert remote.keys() == local.keys() and len(remote) == n
+    for path in local:
+        assert remote[path].shape == local[path].shape == (1, BandEncoder().dim)
+        assert abs(remote[path] - local[path]).max() < 1e-6
+
+
+def test_losing_the_only_node_that_can_run_the_tasks_stops_then_a_rerun_completes(tmp_path, cluster, slow_and_logged):
+    n = 12
+    files = corpus(tmp_path / "c", n, seconds=1.0)
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=OBJECT_STORE)  # the head has no GPU
+    cluster.wait_for_nodes()
+    store = tmp_path / "s"
+    on_gpus = ExecutorOptions(kind="ray", files_per_task=2, gpus_per_actor=1, capacity_wait_s=2)
+    with Store.init(store, model="fake-bands-slow", encoder=BandEncoder()) as s:
+        with pytest.raises(ClusterError, match=r"no live Ray node has the resources of one task \(1 CPU, 1 GPU\)"):
+            s.ingest([files], executor=on_gpus, batch_size=1, commit_windows=1,
+                     progress=RemoveNodeAfter(cluster, gpu_node, 2))
+    before = invariants(store)
+    assert 2 <= before < n
+    cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=OBJECT_STORE)
+    cluster.wait_for_nodes()
+    with Store.open(store, encoder=BandEncoder()) as s:
+        again = s.ingest([files], executor=on_gpus, batch_size=1)
+    assert (again.added, again.skipped) == (n - before, before)
+    assert invariants(store) == n
