@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from proto_index.cli import annotate as annotate_cmd
 from proto_index.cli import classes as classes_cmd
+from proto_index.cli import dataset as dataset_cmd
 from proto_index.cli import env as env_cmd
 from proto_index.cli import export as export_cmd
 from proto_index.cli import maintenance as maintenance_cmd
@@ -223,6 +224,7 @@ def classify(
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     ray_actor_gpus: RayActorGpusOption = 0.0,
+    rows_per_file: Annotated[int, typer.Option("--rows-per-file", min=1, help="parquet-dataset: at most this many rows a part file.")] = 100_000,
 ):
     """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
 
@@ -241,12 +243,17 @@ def classify(
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --format raven --out long.selections.txt
+      proto-index classify -p urban-tgap35 --manifest archive.csv --executor ray --format parquet-dataset --out labels/
+
+    --format parquet-dataset: --out is a folder of Parquet parts partitioned by environment, written
+    as results arrive; rerun the same command to resume after a crash (see README).
     """
     from proto_index.exports import FORMATS, check_format
+    from proto_index.partitioned import DATASET_FORMAT
 
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
-    check_format(fmt)
+    if fmt not in (*FORMATS, DATASET_FORMAT):
+        raise typer.BadParameter(f"choose one of {', '.join((*FORMATS, DATASET_FORMAT))}", param_hint="--format")
+    check_format("parquet" if fmt == DATASET_FORMAT else fmt)
     if (env is None) == (manifest is None):
         raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
     if manifest is not None and paths:
@@ -261,13 +268,19 @@ def classify(
         raise BadUsage("--report reads the classification CSV: use --format csv with it (then `proto-index export`)")
     from proto_index.exports import check_output
 
-    check_output(out, fmt)  # before any model work
+    if fmt != DATASET_FORMAT:
+        check_output(out, fmt)  # before any model work (a dataset folder: checked before any too)
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
     settings = dict(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
                     options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value),
                     executor=executor_options(executor, ray_address, ray_actor_gpus))
+    if fmt == DATASET_FORMAT:
+        if dataset_cmd.classify_into_dataset(s, paths, env, manifest, prototypes, out, rows_per_file, all_scores, quiet,
+                                             settings):
+            raise typer.Exit(EXIT_SOME_FILES_FAILED)
+        return
     with BarProgress(quiet) as bar:
         if manifest is not None:
             result = s.classify_manifest(manifest, prototypes, progress=bar, **settings)

@@ -293,6 +293,16 @@ class Store:
             progress=progress, embed=embed,
         )
 
+    def classify_dataset(self, items: Sequence[tuple[str | Path, str]], prototypes: str, target, progress=None, **kwargs):
+        """:meth:`classify` into a partitioned Parquet dataset (``target``: a
+        :class:`~proto_index.pipeline.classify_dataset.DatasetOptions`), chunk by chunk; ``kwargs`` as for
+        :meth:`classify`. A rerun into the same folder resumes (see :mod:`proto_index.partitioned`)."""
+        from proto_index.pipeline.classify_dataset import classify_dataset
+
+        preflight.check_options(kwargs.get("adapt", "auto"), kwargs.get("tau"))
+        return classify_dataset(self._storage, items, prototypes, kwargs,
+                                lambda chunk, bar: self.classify(chunk, prototypes, progress=bar, **kwargs), target, progress)
+
     def classify_manifest(
         self,
         manifest: str | Path,

@@ -151,18 +151,25 @@ def _jsonl(rows, out, labels, facts) -> Path:
 def _parquet(rows, out, labels, facts) -> Path:
     """Flat typed columns (strings for path/environment/label, float64 times and scores): ready
     for ``pyarrow.dataset`` partitioning by environment or label."""
+    table = parquet_table(rows, labels)
+    import pyarrow.parquet as pq
+
+    with atomic(out, "wb") as f:
+        pq.write_table(table, f)
+    return out
+
+
+def parquet_table(rows, labels: list[str] | None = None) -> "pyarrow.Table":  # noqa: F821
+    """``rows`` as the Parquet output's table: ROW_FIELDS, then ``score:<label>`` per class in ``labels``."""
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq
     except ImportError:
         raise InvalidInput("parquet output needs pyarrow: pip install 'proto-index[parquet]'") from None
     types = {"start_s": pa.float64(), "end_s": pa.float64(), "tau": pa.float64(), "score": pa.float64(), "margin": pa.float64()}
     cols = {k: pa.array([getattr(r, k) for r in rows], types.get(k, pa.string())) for k in ROW_FIELDS}
     for lbl in labels or []:
         cols[f"score:{lbl}"] = pa.array([(r.scores or {}).get(lbl) for r in rows], pa.float64())
-    with atomic(out, "wb") as f:
-        pq.write_table(pa.table(cols), f)
-    return out
+    return pa.table(cols)
 
 
 def _selections(rows, facts) -> list[tuple[ExportRow, float, float, AudioFacts]]:

@@ -1,5 +1,6 @@
 """--executor ray on a local Ray cluster: the same vectors as a local ingest; a killed driver, rerun, ends
 with every file stored exactly once; classify --executor ray writes the usual CSV."""
+import csv
 import os
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
+from proto_index.partitioned import read_dataset
 from proto_index.pipeline.executors import ExecutorOptions
 from proto_index.store.schema import Recording, Window
 
@@ -105,6 +107,16 @@ def test_classify_with_the_ray_executor_writes_the_local_csv(tmp_path, local_ray
         assert result.exit_code == 0, result.output
     assert outs["ray"].read_text() == outs["local"].read_text()
     assert len(outs["ray"].read_text().splitlines()) == 5
+    # a huge archive's form: a partitioned Parquet dataset, written as the Ray results arrive
+    result = runner.invoke(app, ["classify", *map(str, sorted(new.iterdir())), "-p", "urban-zero-shot", "--env", "park",
+                                 "--store", str(store), "--out", str(tmp_path / "ds"), "-q", "--executor", "ray",
+                                 "--format", "parquet-dataset"], env={"PROTO_INDEX_PLUGINS": PLUGINS})
+    assert result.exit_code == 0, result.output
+    table = read_dataset(tmp_path / "ds")
+    with open(outs["local"], newline="") as f:
+        expected = sorted(tuple(r[k] for k in ("path", "environment", "label", "score")) for r in csv.DictReader(f))
+    assert sorted((r["path"], r["environment"], r["label"], f"{r['score']:.6f}") for r in table.to_pylist()) == expected
+    assert [p.name for p in (tmp_path / "ds").glob("environment=*")] == ["environment=park"]
 
 
 def test_unknown_executor_is_a_usage_error(tmp_path):

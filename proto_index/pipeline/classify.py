@@ -169,36 +169,13 @@ def classify(
     reported before any embedding work starts. ``embed``: where files are embedded
     (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``, which may then be None).
     """
-    try:
-        tau = parse_tau(tau)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-    if prototype_norm not in PROTOTYPE_NORMS:
-        raise InvalidInput(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
-    auto_rule = tau if isinstance(tau, str) else None
     if embed is None:
         storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    with storage.session() as s:
-        protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
-        envs = _environments(s, sorted({env for _, env in items}), storage.identity.dim)
-    plans = {}
-    for name, env in envs.items():
-        try:
-            adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
-        except ValueError as e:
-            raise InvalidInput(f"environment {name!r}: {e}") from None
-        fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
-        plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
-    missing = [str(p) for p, _ in items if not p.exists()]
-    if missing:
-        raise NotFound(f"{len(missing)} input file(s) not found: {_some(missing)}")
-    irregular = [str(p) for p, _ in items if not p.is_file()]
-    if irregular:  # a FIFO would block the reader, a device such as /dev/zero never ends
-        raise InvalidInput(f"{len(irregular)} input(s) not a regular file (a folder, FIFO, device or socket): "
-                           f"{_some(irregular)}")
+    protos, plans, auto_rule = prepare(storage, prototypes, [env for _, env in items], adapt, tau, prototype_norm)
+    check_inputs([p for p, _ in items])
 
     unique = list(dict.fromkeys(p for p, _ in items))
     if per_window:
@@ -229,6 +206,41 @@ def classify(
             entry.score, entry.margin, entry.scores = float(d.scores[0]), float(d.margins[0]), pf
         results.append(entry)
     return Classification(protos.labels, results, per_window, prototypes)
+
+
+def prepare(storage: Storage, prototypes: str, environments, adapt: str, tau, prototype_norm: str):
+    """The prototype set, each environment's (adaptation, tau or None under a label-free rule,
+    background profile), and the label-free rule (or None); raises for anything unknown or unavailable."""
+    try:
+        tau = parse_tau(tau)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if prototype_norm not in PROTOTYPE_NORMS:
+        raise InvalidInput(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
+    auto_rule = tau if isinstance(tau, str) else None
+    with storage.session() as s:
+        protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
+        envs = _environments(s, sorted(set(environments)), storage.identity.dim)
+    plans = {}
+    for name, env in envs.items():
+        try:
+            adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
+        except ValueError as e:
+            raise InvalidInput(f"environment {name!r}: {e}") from None
+        fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
+    return protos, plans, auto_rule
+
+
+def check_inputs(paths: Sequence[Path]) -> None:
+    """Every input exists and is a regular file (NotFound / InvalidInput naming some that are not)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise NotFound(f"{len(missing)} input file(s) not found: {_some(missing)}")
+    irregular = [str(p) for p in paths if not p.is_file()]
+    if irregular:  # a FIFO would block the reader, a device such as /dev/zero never ends
+        raise InvalidInput(f"{len(irregular)} input(s) not a regular file (a folder, FIFO, device or socket): "
+                           f"{_some(irregular)}")
 
 
 def _window_rows(items, windows: dict[Path, FileWindows | str]):

@@ -1,0 +1,115 @@
+"""Classification of an archive too large to hold: chunks of inputs classified in turn, each chunk's
+rows written at once as parts of a partitioned Parquet dataset (:mod:`proto_index.partitioned`).
+
+Memory holds one chunk's results (``files_per_chunk`` inputs), never the run's. Every input's rows
+are the ones ``classify`` gives it in one run, because each input is classified on its own vector
+with its environment's fixed tau; so ``--tau auto`` (estimated over all of an environment's clips
+in the run) is refused here, while ``auto-clip`` (per clip) is allowed. A rerun into the same
+folder resumes: inputs that already have rows are skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from proto_index.core.tau import TAU_KEYWORDS, parse_tau
+from proto_index.errors import InvalidInput
+from proto_index.exports import rows_of
+from proto_index.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter
+from proto_index.pipeline.classify import Classification, check_inputs, prepare
+from proto_index.progress import Progress, SilentProgress
+from proto_index.store.storage import Storage
+
+RESULT_OPTIONS = ("adapt", "tau", "prototype_norm", "per_window")
+"""The classify options that change rows: a rerun into a dataset must give the same."""
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """Where and how: ``out`` folder; at most ``rows_per_file`` rows a part; ``files_per_chunk``
+    inputs classified (and held) at a time; ``all_scores``: one ``score:<label>`` column per class."""
+
+    out: Path
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE
+    files_per_chunk: int = 1000
+    all_scores: bool = False
+
+    def __post_init__(self):
+        if self.rows_per_file < 1 or self.files_per_chunk < 1:
+            raise InvalidInput("rows per file and files per chunk must be positive")
+
+
+@dataclass
+class DatasetReport:
+    out: Path
+    inputs: int  # classified by this run
+    resumed: int  # skipped: rows already in the dataset
+    rows: int
+    failed: int  # inputs whose row is an error
+    parts: int
+
+
+ClassifyChunk = Callable[[list[tuple[Path, str]], Progress], Classification]
+
+
+def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], prototypes: str, options: dict,
+                     classify_chunk: ClassifyChunk, target: DatasetOptions, progress: Progress | None = None) -> DatasetReport:
+    """Classify ``items`` chunk by chunk with ``classify_chunk`` (the store's classify with ``options``)."""
+    progress = progress or SilentProgress()
+    items = [(Path(p).absolute(), env) for p, env in items]
+    if not items:
+        raise InvalidInput("nothing to classify")
+    try:
+        rule = parse_tau(options.get("tau"))
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if rule == TAU_KEYWORDS["auto"]:
+        raise InvalidInput("tau auto is estimated over all of an environment's clips in the run, which a dataset "
+                           "written as results arrive never holds: give a number, each environment's own, or auto-clip")
+    protos, _, _ = prepare(storage, prototypes, [env for _, env in items], options.get("adapt", "auto"),
+                           options.get("tau"), options.get("prototype_norm", "l2"))  # all before any work
+    check_inputs([p for p, _ in items])
+    settings = {"prototypes": prototypes, "labels": protos.labels, "model": storage.identity.to_json(),
+                "all_scores": target.all_scores, **{k: options[k] for k in RESULT_OPTIONS if k in options}}
+    if options.get("options") is not None:  # the EmbedOptions: its hop changes the windows
+        settings["hop_s"] = options["options"].hop_s
+    report = DatasetReport(Path(target.out), 0, 0, 0, 0, 0)
+    with PartitionedWriter.open(target.out, settings, protos.labels if target.all_scores else None,
+                                target.rows_per_file) as writer:
+        todo = [(p, env) for p, env in items if (str(p), env) not in writer.done]
+        report.resumed = len(items) - len(todo)
+        chunks = _OneBar(progress, len(dict.fromkeys(p for p, _ in todo)))
+        for start in range(0, len(todo), target.files_per_chunk):
+            result = classify_chunk(todo[start:start + target.files_per_chunk], chunks)
+            rows = rows_of(result, result.prototypes)
+            writer.write(rows)
+            report.rows += len(rows)
+            report.failed += len({(f.path, f.environment) for f in result.failed})
+        report.inputs = len(todo)
+        report.parts = writer.parts_written
+        writer.finish()
+    return report
+
+
+class _OneBar:
+    """One progress bar over every chunk: the first ``start`` shows the run's total, later ones are ignored."""
+
+    def __init__(self, progress: Progress, total: int):
+        self._progress, self._total, self._started = progress, total, False
+
+    def start(self, total: int, description: str) -> None:
+        if not self._started:
+            self._progress.start(self._total, description)
+            self._started = True
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(n)
+
+    def note(self, message: str) -> None:
+        self._progress.note(message)
+
+    def add_windows(self, n: int) -> None:
+        add = getattr(self._progress, "add_windows", None)
+        if add is not None:
+            add(n)
