@@ -224,7 +224,7 @@ def classify(
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     ray_actor_gpus: RayActorGpusOption = 0.0,
-    rows_per_file: Annotated[int, typer.Option("--rows-per-file", min=1, help="parquet-dataset: at most this many rows a part file.")] = 100_000,
+    rows_per_file: Annotated[Optional[int], typer.Option("--rows-per-file", min=1, help="With --format parquet-dataset: at most this many rows a part file (default 100,000).", show_default=False)] = None,
 ):
     """Classify recordings by environment: argmax of Pf = Ps - tau * Pb.
 
@@ -264,6 +264,8 @@ def classify(
         preflight.check_options(adapt, tau)
     except InvalidInput as e:
         raise BadUsage(f"{e} (--adapt, --tau)") from None
+    if rows_per_file is not None and fmt != DATASET_FORMAT:
+        raise BadUsage("--rows-per-file sizes the parts of --format parquet-dataset only")
     if report is not None and fmt != "csv":
         raise BadUsage("--report reads the classification CSV: use --format csv with it (then `proto-index export`)")
     from proto_index.exports import check_output

@@ -9,7 +9,7 @@ from proto_index.cli.output import BarProgress
 
 
 def classify_into_dataset(store, paths: list[Path] | None, env: str | None, manifest: Path | None, prototypes: str,
-                          out: Path, rows_per_file: int, all_scores: bool, quiet: bool, options: dict) -> int:
+                          out: Path, rows_per_file: int | None, all_scores: bool, quiet: bool, options: dict) -> int:
     """Classify into the dataset folder ``out`` (resuming one an earlier identical run left), say what was
     written; returns the number of inputs that failed."""
     from proto_index.pipeline.classify_dataset import DatasetOptions
@@ -17,7 +17,7 @@ def classify_into_dataset(store, paths: list[Path] | None, env: str | None, mani
 
     items = ([(r.path, r.environment) for r in read_manifest(Path(manifest))] if manifest is not None
              else [(p, env) for p in paths])
-    target = DatasetOptions(out, rows_per_file=rows_per_file, all_scores=all_scores)
+    target = DatasetOptions(out, all_scores=all_scores, **({"rows_per_file": rows_per_file} if rows_per_file else {}))
     with BarProgress(quiet) as bar:
         report = store.classify_dataset(items, prototypes, target, progress=bar, **options)
     resumed = f", {report.resumed} already in it" if report.resumed else ""

@@ -17,8 +17,8 @@ SLOW_S = float(os.environ.get("PROTO_INDEX_TEST_SLOW_S", "0.05"))
 # While this file exists, each batch takes the seconds it names instead. A file, not an environment
 # variable: the workers of a running Ray cluster never see the environment of a later driver.
 SLOW_FLAG = Path(tempfile.gettempdir()) / "proto-index-ray-test-slow-s"
-# While this file exists, each batch appends the Ray node id it ran on to the file it names.
-NODE_LOG_FLAG = Path(tempfile.gettempdir()) / "proto-index-ray-test-node-log"
+# A file each batch appends the Ray node id it ran on to (set before the nodes start: test_ray_cluster).
+NODE_LOG_ENV = "PROTO_INDEX_TEST_NODE_LOG"
 
 
 def seconds_per_batch() -> float:
@@ -29,9 +29,8 @@ def seconds_per_batch() -> float:
 
 
 def log_node() -> None:
-    try:
-        log = Path(NODE_LOG_FLAG.read_text().strip())
-    except OSError:
+    log = os.environ.get(NODE_LOG_ENV)
+    if not log:
         return
     import ray
 

@@ -3,9 +3,11 @@ with its own resources, as separate raylets on this machine). A node removed mid
 ends with every file stored exactly once, as a local ingest stores them; the only node able to run
 the tasks removed: ClusterError after capacity_wait_s (not a hang), and a rerun once a node is back
 completes the store with nothing twice."""
+import os
+
 import pytest
 from fakes import BandEncoder
-from ray_fakes import NODE_LOG_FLAG, SLOW_FLAG
+from ray_fakes import NODE_LOG_ENV
 from test_ray import OBJECT_STORE, corpus, stored_vectors, worker_env  # noqa: F401  (worker_env: autouse)
 from test_store import invariants
 
@@ -23,17 +25,29 @@ FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms":
 
 
 @pytest.fixture(scope="module")
-def cluster(worker_env):  # noqa: F811
-    """A head node with one CPU; each test adds (and removes) the second node it needs."""
+def cluster(worker_env, tmp_path_factory):  # noqa: F811
+    """A head node with one CPU; each test adds (and removes) the second node it needs. The nodes
+    start from this process's environment, so their workers take 0.3 s a window and log the node
+    each batch ran on (no flag file shared with other runs on the machine)."""
     if ray.is_initialized():
         ray.shutdown()
+    log = tmp_path_factory.mktemp("nodes") / "nodes.log"
+    env = {"PROTO_INDEX_TEST_SLOW_S": "0.3", NODE_LOG_ENV: str(log)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     c = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
         "_system_config": FAST_NODE_DEATH})
     ray.init(address=c.address, log_to_driver=False)
+    c.node_log = log
     yield c
     ray.shutdown()
     c.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 class RemoveNodeAfter(SilentProgress):
@@ -49,18 +63,7 @@ class RemoveNodeAfter(SilentProgress):
             self.cluster.remove_node(self.node, allow_graceful=False)
 
 
-@pytest.fixture
-def slow_and_logged(tmp_path):
-    """Workers take 0.3 s a window and log the node each batch ran on."""
-    log = tmp_path / "nodes.log"
-    SLOW_FLAG.write_text("0.3")
-    NODE_LOG_FLAG.write_text(str(log))
-    yield log
-    SLOW_FLAG.unlink(missing_ok=True)
-    NODE_LOG_FLAG.unlink(missing_ok=True)
-
-
-def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluster, slow_and_logged):
+def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluster):
     n = 16
     files = corpus(tmp_path / "c", n, seconds=1.0)
     second = cluster.add_node(num_cpus=2, object_store_memory=OBJECT_STORE, resources={"second_node": 2})
@@ -71,7 +74,7 @@ def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluste
         report = s.ingest([files], executor=ExecutorOptions(kind="ray", files_per_task=2), batch_size=1,
                           commit_windows=1, progress=RemoveNodeAfter(cluster, second, 3))
     assert second.node_id not in {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-    assert second.node_id in slow_and_logged.read_text().split()  # it did work before it went
+    assert second.node_id in cluster.node_log.read_text().split()  # it did work before it went
     assert (report.added, report.windows, report.skipped, report.failed) == (n, n, 0, [])
     assert invariants(tmp_path / "ray") == n  # verify clean, one vector row and index entry per window
     local, remote = stored_vectors(tmp_path / "local"), stored_vectors(tmp_path / "ray")
@@ -81,7 +84,7 @@ def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluste
         assert abs(remote[path] - local[path]).max() < 1e-6
 
 
-def test_losing_the_only_node_that_can_run_the_tasks_stops_then_a_rerun_completes(tmp_path, cluster, slow_and_logged):
+def test_losing_the_only_node_that_can_run_the_tasks_stops_then_a_rerun_completes(tmp_path, cluster):
     n = 12
     files = corpus(tmp_path / "c", n, seconds=1.0)
     gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=OBJECT_STORE)  # the head has no GPU

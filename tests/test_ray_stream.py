@@ -102,3 +102,34 @@ def test_a_source_that_keeps_delivering_is_never_stopped():
             yield i
 
     assert list(watched(source(), lambda: True, 0.0, "1 CPU", poll_s=0.01)) == [0, 1, 2]
+
+
+def test_a_failure_of_the_ray_run_itself_becomes_one_cluster_error_line():
+    from types import SimpleNamespace
+
+    from proto_index.distributed.ray_executor import _ray_errors_told
+
+    class RayError(Exception):
+        pass
+
+    class NodeDiedError(RayError):
+        pass
+
+    fake_ray = SimpleNamespace(exceptions=SimpleNamespace(RayError=RayError))
+
+    def tables():
+        yield "t1"
+        raise NodeDiedError("node 7 died\n  with a long story")
+
+    got = []
+    with pytest.raises(ClusterError, match=r"^the Ray run failed: NodeDiedError: node 7 died$"):
+        for t in _ray_errors_told(fake_ray, tables()):
+            got.append(t)
+    assert got == ["t1"]
+
+    def other():
+        raise ValueError("not Ray's")
+        yield
+
+    with pytest.raises(ValueError, match="not Ray's"):
+        list(_ray_errors_told(fake_ray, other()))
