@@ -111,8 +111,8 @@ class PartitionedWriter:
         import pyarrow.parquet as pq
 
         folder = self.out / partition_folder(environment)
-        if folder.is_symlink():
-            raise InvalidInput(f"{folder} is a symbolic link; parts are written only into real folders")
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise InvalidInput(f"{folder} is not a real folder; parts are written only into real folders")
         folder.mkdir(exist_ok=True)
         name = f"part-{self._next:06d}-{self._run}.parquet"
         with atomic(folder / name, "wb") as f:
@@ -139,7 +139,10 @@ class PartitionedWriter:
 
 
 def _lock(run_file: Path) -> int:
-    fd = os.open(run_file, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(run_file, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:  # e.g. a symbolic link planted in its place
+        raise InvalidInput(f"{run_file}: cannot be opened as this dataset's run record ({e.strerror})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

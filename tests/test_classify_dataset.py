@@ -204,3 +204,26 @@ def test_rows_per_file_without_the_dataset_format_is_a_usage_error(tmp_path, sto
     result = CliRunner().invoke(app, ["classify", "-p", "urban-zero-shot", "--manifest", str(manifest), "--store",
                                       str(tmp_path / "store"), "--out", str(tmp_path / "x.csv"), "--rows-per-file", "5"])
     assert result.exit_code == 2 and "--rows-per-file" in result.output and not (tmp_path / "x.csv").exists()
+
+
+def test_an_environment_name_too_long_for_a_folder_is_refused_before_any_work(tmp_path, store, manifest):
+    long_name = "é" * 80  # 80 characters, 480 bytes percent-encoded
+    store.add_environment(long_name, text="park")
+    items = [(r["path"], long_name) for r in csv.DictReader(open(manifest))]
+    calls = []
+    store.classify = lambda *a, **k: calls.append(a)
+    with pytest.raises(InvalidInput, match="environment name too long for a partition folder"):
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(tmp_path / "ds"))
+    assert calls == [] and not (tmp_path / "ds").exists()
+
+
+def test_a_planted_link_or_file_in_the_dataset_is_refused(tmp_path, store, manifest):
+    items = [(r["path"], r["environment"]) for r in csv.DictReader(open(manifest))]
+    out = tmp_path / "ds"
+    store.classify_dataset(items[:1], "urban-zero-shot", DatasetOptions(out))  # airport only
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / partition_folder(ODD_ENV)).symlink_to(elsewhere)
+    with pytest.raises(InvalidInput, match="not a real folder"):
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out))
+    assert list(elsewhere.iterdir()) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 from proto_index.core.tau import TAU_KEYWORDS, parse_tau
 from proto_index.errors import InvalidInput
 from proto_index.exports import rows_of
-from proto_index.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter
+from proto_index.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter, partition_folder
 from proto_index.pipeline.classify import Classification, check_inputs, prepare
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.storage import Storage
@@ -70,6 +70,8 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     protos, _, _ = prepare(storage, prototypes, [env for _, env in items], options.get("adapt", "auto"),
                            options.get("tau"), options.get("prototype_norm", "l2"))  # all before any work
     check_inputs([p for p, _ in items])
+    for env in {env for _, env in items}:
+        partition_folder(env)  # a name too long for a folder: refused now, not after hours of work
     settings = {"prototypes": prototypes, "labels": protos.labels, "model": storage.identity.to_json(),
                 "all_scores": target.all_scores, **{k: options[k] for k in RESULT_OPTIONS if k in options}}
     if options.get("options") is not None:  # the EmbedOptions: its hop changes the windows
