@@ -1,23 +1,33 @@
-"""Index at scale on synthetic CLAP-like vectors: exact Flat vs the compressed index proto-index picks.
+"""Index at scale on synthetic CLAP-like vectors: the index proto-index builds vs exact search.
 
-For each corpus size: build time, memory per vector, TGAP build (50 classes, N=35: search the text
-anchors, read the exact neighbours, take centroids), search latency, and recall@35 of the
-compressed index (with its exact re-ranking) against exact search. Ratios are against Flat, measured
-in the same run. The vectors are clustered unit vectors; queries are either "anchors" (cluster
+For each corpus size the vectors are written (in chunks, float16 by default, as ``--vector-dtype
+float16`` stores keep them) to a :class:`VectorFile` on disk, then the index is built the way a
+store builds it: ``plan_index(n, dim)`` with the default memory budget (what ``Storage.index_plan``
+picks for a store without settings) and ``VectorIndex.build`` reading the exact vectors from the
+file. Reported: build time, wall and CPU (split into training and adding; CPU seconds stay
+meaningful on a shared machine), bytes per vector of the saved index, peak anonymous memory, TGAP (50 classes, N=35: search the text anchors, read the exact neighbours, take
+centroids), single-query search latency and recall@35 against exact search.
+
+The baseline, measured in the same run, is exact brute force over the vector file in chunks (it
+never holds the corpus in float32; it also gives the ground truth). A FAISS ``Flat`` index is built
+too while its float32 copy fits ``--flat-max-gib`` (at 10M it would need 20 GiB, more than this
+machine can spare). The vectors are clustered unit vectors; queries are either "anchors" (cluster
 centres pushed off the audio manifold by a shared modality-gap vector, as text anchors are) or
 in-distribution clips.
 
-    .venv/bin/python bench/index.py                 # 1M vectors
-    .venv/bin/python bench/index.py --sizes 1000000,5000000
+    .venv/bin/python bench/index.py                                   # 1M vectors
+    .venv/bin/python bench/index.py --sizes 10000000 --workdir /tmp   # needs 1 KB per vector on disk
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proto_index.core.index_plan import ivfpq_plan  # noqa: E402
+from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, flat_plan, plan_index  # noqa: E402
 from proto_index.core.prototypes import tgap_prototypes  # noqa: E402
 from proto_index.store.index import VectorIndex  # noqa: E402
 from proto_index.store.vectors import VectorFile  # noqa: E402
@@ -33,11 +43,46 @@ from proto_index.store.vectors import VectorFile  # noqa: E402
 DIM = 512
 N_CLUSTERS = 2_000
 N_CLASSES = 50
+N_CLIPS = 200
 TGAP_N = 35
+GiB = 1 << 30
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class AnonPeak:
+    """Peak anonymous memory (RssAnon) of this process, sampled every 0.2 s. ``ru_maxrss`` would count
+    the memory-mapped vector file's pages too: page cache the kernel reclaims, not the process's own."""
+
+    def __init__(self) -> None:
+        self.peak_kib = 0
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            with open("/proc/self/status") as f:
+                kib = next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
+            self.peak_kib = max(self.peak_kib, kib)
+            time.sleep(0.2)
+
+    def gib(self) -> float:
+        return self.peak_kib / (1 << 20)
+
+
+ANON = AnonPeak() if Path("/proc/self/status").exists() else None
+
+
+def peak_rss_gib() -> float:
+    """Peak anonymous memory so far (Linux), else the peak RSS."""
+    if ANON is not None:
+        return ANON.gib()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
 
 
 def write_corpus(vf: VectorFile, n: int, centres: np.ndarray, seed: int, chunk: int = 100_000) -> None:
@@ -45,7 +90,24 @@ def write_corpus(vf: VectorFile, n: int, centres: np.ndarray, seed: int, chunk: 
     for at in range(0, n, chunk):
         m = min(chunk, n - at)
         labels = rng.integers(0, len(centres), m)
-        vf.append(unit(centres[labels] + 0.06 * rng.standard_normal((m, DIM)).astype(np.float32)))
+        vf.append(unit(centres[labels] + 0.06 * rng.standard_normal((m, DIM), dtype=np.float32)))
+
+
+def brute_force(vf: VectorFile, queries: np.ndarray, k: int, chunk: int = 200_000) -> np.ndarray:
+    """Exact top-``k`` rows per query by inner product, one float32 chunk of the file at a time."""
+    mm = vf.memmap()
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(q), 0), np.int64)
+    for at in range(0, mm.shape[0], chunk):
+        scores = q @ np.asarray(mm[at : at + chunk], dtype=np.float32).T
+        kk = min(k, scores.shape[1])
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        best_s = np.concatenate([best_s, np.take_along_axis(scores, top, 1)], axis=1)
+        best_i = np.concatenate([best_i, top + at], axis=1)
+        keep = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_i, keep, 1)
+    return best_i
 
 
 def median_time(fn, repeats: int = 3) -> float:
@@ -61,53 +123,92 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
 
 
-def run(n: int, workdir: Path) -> list[dict]:
+def measure(name: str, n: int, index, vf: VectorFile, anchors, clips, truth, workdir: Path, build: dict) -> dict:
+    path = workdir / "probe.faiss"
+    index.save(path)
+    bytes_per_vector = path.stat().st_size / n
+    path.unlink()
+
+    def tgap():
+        _, nb = index.search(anchors, TGAP_N)
+        return tgap_prototypes(vf.read(nb.ravel()).reshape(N_CLASSES, TGAP_N, DIM))
+
+    tgap_s = median_time(tgap)
+    lat = []
+    for q in clips[:50]:
+        t = time.perf_counter()
+        index.search(q, 10)
+        lat.append(time.perf_counter() - t)
+    row = {
+        "n": n, "index": name, **build, "bytes_per_vector": bytes_per_vector, "tgap_s": tgap_s,
+        "search_ms": 1000 * statistics.median(lat),
+        "recall_anchor": recall(index.search(anchors, TGAP_N)[1], truth["anchor"]),
+        "recall_clip": recall(index.search(clips, TGAP_N)[1], truth["clip"]),
+        "peak_rss_gib": peak_rss_gib(),
+    }
+    log(f"[{n}] {row}")
+    return row
+
+
+def run(n: int, workdir: Path, dtype: str, flat_max_bytes: int, budget: int) -> list[dict]:
     rng = np.random.default_rng(0)
     centres = unit(rng.standard_normal((N_CLUSTERS, DIM)).astype(np.float32))
     gap = unit(rng.standard_normal(DIM).astype(np.float32))
     anchors = unit(centres[:N_CLASSES] + 1.2 * gap)  # cos(anchor, its cluster) ~ 0.6: a modality gap
-    clips = unit(centres[rng.integers(0, N_CLUSTERS, 200)] + 0.06 * rng.standard_normal((200, DIM)).astype(np.float32))
+    clips = unit(centres[rng.integers(0, N_CLUSTERS, N_CLIPS)] + 0.06 * rng.standard_normal((N_CLIPS, DIM)).astype(np.float32))
 
-    vf = VectorFile(workdir / f"vectors-{n}.f32", DIM)
+    vf = VectorFile(workdir / f"vectors-{n}.{dtype}", DIM, dtype)
     t = time.perf_counter()
     write_corpus(vf, n, centres, seed=1)
-    print(f"[{n}] wrote {n} vectors in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    log(f"[{n}] wrote {n} {dtype} vectors ({vf.path.stat().st_size / GiB:.1f} GiB) in {time.perf_counter() - t:.1f} s")
+
+    # the exact baseline: brute force over the file in chunks (also the ground truth)
+    t = time.perf_counter()
+    truth_all = brute_force(vf, np.concatenate([anchors, clips]), TGAP_N)
+    truth = {"anchor": truth_all[:N_CLASSES], "clip": truth_all[N_CLASSES:]}
+    log(f"[{n}] ground truth for {N_CLASSES + N_CLIPS} queries in {time.perf_counter() - t:.1f} s")
+    exact_tgap_s = median_time(
+        lambda: tgap_prototypes(vf.read(brute_force(vf, anchors, TGAP_N).ravel()).reshape(N_CLASSES, TGAP_N, DIM)), 1
+    )
+    exact_search_s = median_time(lambda: brute_force(vf, clips[:1], 10), 3)
+    results = [{
+        "n": n, "index": "exact brute force (chunked, no index)", "bytes_per_vector": 0.0, "tgap_s": exact_tgap_s,
+        "search_ms": 1000 * exact_search_s, "recall_anchor": 1.0, "recall_clip": 1.0, "peak_rss_gib": peak_rss_gib(),
+    }]
+    log(f"[{n}] {results[-1]}")
     rows = np.arange(n, dtype=np.int64)
 
-    results = []
-    truth = {}
-    for name, plan in (("Flat (exact)", None), ("auto compressed", ivfpq_plan(n, DIM))):
+    flat = flat_plan(DIM)
+    if flat.memory_bytes(n) <= flat_max_bytes:
         t = time.perf_counter()
-        index = VectorIndex.build(DIM, rows, vf.read, plan)
-        build_s = time.perf_counter() - t
-        index.save(workdir / "probe.faiss")
-        bytes_per_vector = (workdir / "probe.faiss").stat().st_size / n
+        index = VectorIndex.build(DIM, rows, vf.read, flat)
+        results.append(measure("Flat (exact)", n, index, vf, anchors, clips, truth, workdir, {"build_s": time.perf_counter() - t}))
+        del index
+    else:
+        log(f"[{n}] Flat not built: it needs {flat.memory_bytes(n) / GiB:.1f} GiB of RAM (> --flat-max-gib)")
 
-        def tgap():
-            _, nb = index.search(anchors, TGAP_N)
-            return tgap_prototypes(vf.read(nb.ravel()).reshape(N_CLASSES, TGAP_N, DIM))
+    plan = plan_index(n, DIM, budget)  # what Storage.index_plan picks (the store's memory budget setting)
+    if not plan.exact:
+        stamps: list[float] = []
+        cpu_stamps: list[float] = []
+        t, cpu = time.perf_counter(), time.process_time()
 
-        tgap_s = median_time(tgap)
-        lat = []
-        for q in clips[:50]:
-            t = time.perf_counter()
-            index.search(q, 10)
-            lat.append(time.perf_counter() - t)
-        _, nb_anchor = index.search(anchors, TGAP_N)
-        _, nb_clip = index.search(clips, TGAP_N)
-        if plan is None:
-            truth = {"anchor": nb_anchor, "clip": nb_clip}
-        results.append({
-            "n": n,
-            "index": name if plan is None else f"{plan.factory} +rerank x{plan.rerank}",
-            "build_s": build_s,
-            "bytes_per_vector": bytes_per_vector,
-            "tgap_s": tgap_s,
-            "search_ms": 1000 * statistics.median(lat),
-            "recall_anchor": recall(nb_anchor, truth["anchor"]),
-            "recall_clip": recall(nb_clip, truth["clip"]),
-        })
-        print(f"[{n}] {results[-1]}", file=sys.stderr)
+        def progress(_: int) -> None:
+            stamps.append(time.perf_counter())
+            cpu_stamps.append(time.process_time())
+            if len(stamps) == 1 or len(stamps) % 10 == 0:
+                log(f"[{n}] {plan.factory}: {len(stamps)} chunks added, {stamps[-1] - t:.0f} s since the build began")
+
+        index = VectorIndex.build(DIM, rows, vf.read, plan, on_chunk=progress)
+        build_s, build_cpu = time.perf_counter() - t, time.process_time() - cpu
+        # the first chunk's timestamp closes training + one chunk; later chunks time the adding alone
+        per_chunk = (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
+        train_s = stamps[0] - t - per_chunk
+        train_cpu = cpu_stamps[0] - cpu - (cpu_stamps[-1] - cpu_stamps[0]) / max(len(stamps) - 1, 1)
+        build = {"build_s": build_s, "train_s": train_s, "add_s_per_m": (build_s - train_s) * 1e6 / n,
+                 "build_cpu_s": build_cpu, "train_cpu_s": train_cpu, "add_cpu_s_per_m": (build_cpu - train_cpu) * 1e6 / n}
+        name = f"{plan.factory} +rerank x{plan.rerank} (nprobe {plan.nprobe}, train {plan.train_size:,})"
+        results.append(measure(name, n, index, vf, anchors, clips, truth, workdir, build))
         del index
     vf.path.unlink()
     return results
@@ -116,25 +217,33 @@ def run(n: int, workdir: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000")
-    parser.add_argument("--workdir", default=None, help="where to put the temporary vector file (needs 2 KB per vector)")
+    parser.add_argument("--vector-dtype", default="float16", choices=("float16", "float32"))
+    parser.add_argument("--flat-max-gib", type=float, default=6.0, help="build a Flat index only below this much RAM")
+    parser.add_argument("--memory-budget-mib", type=int, default=DEFAULT_MEMORY_BUDGET >> 20,
+                        help="the store's index memory budget (default: the product's)")
+    parser.add_argument("--workdir", default=None, help="where to put the temporary vector file")
     args = parser.parse_args()
-    rows = []
+    results = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            rows += run(n, Path(tmp))
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; faiss threads default; {time.strftime('%Y-%m-%d')}")
-    head = ("vectors", "index", "build s", "B/vector", "TGAP 50x35 s", "search ms", "recall@35 anchors", "recall@35 clips", "memory vs Flat", "TGAP vs Flat")
+            results += run(n, Path(tmp), args.vector_dtype, int(args.flat_max_gib * GiB), int(args.memory_budget_mib) << 20)
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; vectors {args.vector_dtype}; {time.strftime('%Y-%m-%d')}")
+    head = ("vectors", "index", "build s (train s, add s/M); same in CPU s", "index B/vector", "peak anon GiB", "TGAP 50x35 s",
+            "search ms", "recall@35 anchors", "recall@35 clips", "TGAP vs exact", "search vs exact")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    flat = {}
-    for r in rows:
-        if r["index"].startswith("Flat"):
-            flat[r["n"]] = r
-        f = flat[r["n"]]
+    exact = {}
+    for r in results:
+        if r["index"].startswith("exact"):
+            exact[r["n"]] = r
+        e = exact[r["n"]]
+        build = "-" if "build_s" not in r else f"{r['build_s']:.1f}"
+        if "train_s" in r:
+            build += f" ({r['train_s']:.0f}, {r['add_s_per_m']:.0f}); CPU s {r['build_cpu_s']:.0f} ({r['train_cpu_s']:.0f}, {r['add_cpu_s_per_m']:.0f})"
         print(
-            f"| {r['n']:,} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_vector']:.0f} | {r['tgap_s']:.3f} | "
-            f"{r['search_ms']:.2f} | {r['recall_anchor']:.3f} | {r['recall_clip']:.3f} | "
-            f"{r['bytes_per_vector'] / f['bytes_per_vector']:.3f}x | {r['tgap_s'] / f['tgap_s']:.2f}x |"
+            f"| {r['n']:,} | {r['index']} | {build} | {r['bytes_per_vector']:.0f} | {r['peak_rss_gib']:.1f} | "
+            f"{r['tgap_s']:.3f} | {r['search_ms']:.2f} | {r['recall_anchor']:.3f} | {r['recall_clip']:.3f} | "
+            f"{r['tgap_s'] / e['tgap_s']:.3f}x | {r['search_ms'] / e['search_ms']:.3f}x |"
         )
 
 
