@@ -2,21 +2,22 @@
 
 For each corpus size the vectors are written (in chunks, float16 by default, as ``--vector-dtype
 float16`` stores keep them) to a :class:`VectorFile` on disk, then the index is built the way a
-store builds it: ``plan_index(n, dim)`` with the default memory budget (what ``Storage.index_plan``
-picks for a store without settings) and ``VectorIndex.build`` reading the exact vectors from the
-file. Reported: build time, wall and CPU (split into training and adding; CPU seconds stay
-meaningful on a shared machine), bytes per vector of the saved index, peak anonymous memory, TGAP (50 classes, N=35: search the text anchors, read the exact neighbours, take
-centroids), single-query search latency and recall@35 against exact search.
+store builds it: ``VectorIndex.build`` reading the exact vectors from the file, with the plan
+``Storage.index_plan`` would pick (``plan_index`` and the store's memory budget) or, with
+``--index FACTORY``, the one ``reindex --index FACTORY`` builds. Reported: build time, wall and
+CPU (split into training and adding; CPU seconds stay meaningful on a shared machine), bytes per
+vector of the saved index, peak anonymous memory, TGAP (50 classes, N=35: search the text anchors,
+read the exact neighbours, take centroids), single-query search latency, recall@35.
 
-The baseline, measured in the same run, is exact brute force over the vector file in chunks (it
-never holds the corpus in float32; it also gives the ground truth). A FAISS ``Flat`` index is built
-too while its float32 copy fits ``--flat-max-gib`` (at 10M it would need 20 GiB, more than this
-machine can spare). The vectors are clustered unit vectors; queries are either "anchors" (cluster
-centres pushed off the audio manifold by a shared modality-gap vector, as text anchors are) or
-in-distribution clips.
+The baseline, measured in the same run after the index, is exact brute force over the vector file
+in chunks (never a float32 copy of the corpus); it also gives the ground truth. A FAISS ``Flat``
+index is built too while its float32 copy fits ``--flat-max-gib`` (at 10M it would need 19 GiB).
+The vectors are clustered unit vectors; queries are either "anchors" (cluster centres pushed off
+the audio manifold by a shared modality-gap vector, as text anchors are) or in-distribution clips.
 
-    .venv/bin/python bench/index.py                                   # 1M vectors
+    .venv/bin/python bench/index.py                                   # 1M vectors (the plan: Flat)
     .venv/bin/python bench/index.py --sizes 10000000 --workdir /tmp   # needs 1 KB per vector on disk
+    .venv/bin/python bench/index.py --vectors FILE --index IVF1024,PQ128   # reuse a written file
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, flat_plan, plan_index  # noqa: E402
+from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, flat_plan, plan_from_factory, plan_index  # noqa: E402
 from proto_index.core.prototypes import tgap_prototypes  # noqa: E402
 from proto_index.store.index import VectorIndex  # noqa: E402
 from proto_index.store.vectors import VectorFile  # noqa: E402
@@ -123,7 +124,8 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
 
 
-def measure(name: str, n: int, index, vf: VectorFile, anchors, clips, truth, workdir: Path, build: dict) -> dict:
+def measure(name: str, n: int, index, vf: VectorFile, anchors, clips, workdir: Path, build: dict) -> dict:
+    """Size, TGAP and search latency of ``index``, and its neighbours for the recall queries."""
     path = workdir / "probe.faiss"
     index.save(path)
     bytes_per_vector = path.stat().st_size / n
@@ -141,77 +143,88 @@ def measure(name: str, n: int, index, vf: VectorFile, anchors, clips, truth, wor
         lat.append(time.perf_counter() - t)
     row = {
         "n": n, "index": name, **build, "bytes_per_vector": bytes_per_vector, "tgap_s": tgap_s,
-        "search_ms": 1000 * statistics.median(lat),
-        "recall_anchor": recall(index.search(anchors, TGAP_N)[1], truth["anchor"]),
-        "recall_clip": recall(index.search(clips, TGAP_N)[1], truth["clip"]),
-        "peak_rss_gib": peak_rss_gib(),
+        "search_ms": 1000 * statistics.median(lat), "peak_rss_gib": peak_rss_gib(),
+        "found_anchor": index.search(anchors, TGAP_N)[1], "found_clip": index.search(clips, TGAP_N)[1],
     }
-    log(f"[{n}] {row}")
+    log(f"[{n}] {name}: build {build}, {bytes_per_vector:.0f} B/vector, TGAP {tgap_s:.3f} s, search {row['search_ms']:.2f} ms")
     return row
 
 
-def run(n: int, workdir: Path, dtype: str, flat_max_bytes: int, budget: int) -> list[dict]:
+def build_planned(n: int, plan, vf: VectorFile, rows: np.ndarray) -> tuple[VectorIndex, dict]:
+    """Build ``plan`` as a store does (``VectorIndex.build``), timing training and adding apart."""
+    stamps: list[float] = []
+    cpu_stamps: list[float] = []
+    t, cpu = time.perf_counter(), time.process_time()
+
+    def progress(_: int) -> None:
+        stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
+        if len(stamps) == 1 or len(stamps) % 10 == 0:
+            log(f"[{n}] {plan.factory}: {len(stamps)} chunks added, {stamps[-1] - t:.0f} s "
+                f"({cpu_stamps[-1] - cpu:.0f} CPU s) since the build began")
+
+    index = VectorIndex.build(DIM, rows, vf.read, plan, on_chunk=progress)
+    build_s, build_cpu = time.perf_counter() - t, time.process_time() - cpu
+    if plan.exact:
+        return index, {"build_s": build_s, "build_cpu_s": build_cpu}
+    # the first chunk's timestamp closes training + one chunk; later chunks time the adding alone
+    chunks = max(len(stamps) - 1, 1)
+    train_s = stamps[0] - t - (stamps[-1] - stamps[0]) / chunks
+    train_cpu = cpu_stamps[0] - cpu - (cpu_stamps[-1] - cpu_stamps[0]) / chunks
+    return index, {"build_s": build_s, "train_s": train_s, "add_s_per_m": (build_s - train_s) * 1e6 / n,
+                   "build_cpu_s": build_cpu, "train_cpu_s": train_cpu, "add_cpu_s_per_m": (build_cpu - train_cpu) * 1e6 / n}
+
+
+def run(n: int, workdir: Path, vf: VectorFile, args) -> list[dict]:
+    """The index first (the long part), then the exact baseline: ground truth, recall, timings."""
     rng = np.random.default_rng(0)
     centres = unit(rng.standard_normal((N_CLUSTERS, DIM)).astype(np.float32))
     gap = unit(rng.standard_normal(DIM).astype(np.float32))
     anchors = unit(centres[:N_CLASSES] + 1.2 * gap)  # cos(anchor, its cluster) ~ 0.6: a modality gap
     clips = unit(centres[rng.integers(0, N_CLUSTERS, N_CLIPS)] + 0.06 * rng.standard_normal((N_CLIPS, DIM)).astype(np.float32))
-
-    vf = VectorFile(workdir / f"vectors-{n}.{dtype}", DIM, dtype)
-    t = time.perf_counter()
-    write_corpus(vf, n, centres, seed=1)
-    log(f"[{n}] wrote {n} {dtype} vectors ({vf.path.stat().st_size / GiB:.1f} GiB) in {time.perf_counter() - t:.1f} s")
-
-    # the exact baseline: brute force over the file in chunks (also the ground truth)
-    t = time.perf_counter()
-    truth_all = brute_force(vf, np.concatenate([anchors, clips]), TGAP_N)
-    truth = {"anchor": truth_all[:N_CLASSES], "clip": truth_all[N_CLASSES:]}
-    log(f"[{n}] ground truth for {N_CLASSES + N_CLIPS} queries in {time.perf_counter() - t:.1f} s")
-    exact_tgap_s = median_time(
-        lambda: tgap_prototypes(vf.read(brute_force(vf, anchors, TGAP_N).ravel()).reshape(N_CLASSES, TGAP_N, DIM)), 1
-    )
-    exact_search_s = median_time(lambda: brute_force(vf, clips[:1], 10), 3)
-    results = [{
-        "n": n, "index": "exact brute force (chunked, no index)", "bytes_per_vector": 0.0, "tgap_s": exact_tgap_s,
-        "search_ms": 1000 * exact_search_s, "recall_anchor": 1.0, "recall_clip": 1.0, "peak_rss_gib": peak_rss_gib(),
-    }]
-    log(f"[{n}] {results[-1]}")
+    if vf.count == 0:
+        t = time.perf_counter()
+        write_corpus(vf, n, centres, seed=1)
+        log(f"[{n}] wrote {n} {vf.dtype} vectors ({vf.path.stat().st_size / GiB:.1f} GiB) in {time.perf_counter() - t:.1f} s")
     rows = np.arange(n, dtype=np.int64)
+    results = []
 
     flat = flat_plan(DIM)
-    if flat.memory_bytes(n) <= flat_max_bytes:
-        t = time.perf_counter()
-        index = VectorIndex.build(DIM, rows, vf.read, flat)
-        results.append(measure("Flat (exact)", n, index, vf, anchors, clips, truth, workdir, {"build_s": time.perf_counter() - t}))
+    if flat.memory_bytes(n) <= args.flat_max_gib * GiB:
+        index, build = build_planned(n, flat, vf, rows)
+        results.append(measure("Flat (exact)", n, index, vf, anchors, clips, workdir, build))
         del index
     else:
         log(f"[{n}] Flat not built: it needs {flat.memory_bytes(n) / GiB:.1f} GiB of RAM (> --flat-max-gib)")
 
-    plan = plan_index(n, DIM, budget)  # what Storage.index_plan picks (the store's memory budget setting)
+    if args.index == "auto":  # what Storage.index_plan picks (the store's memory budget setting)
+        plan, how = plan_index(n, DIM, args.memory_budget_mib << 20), "auto"
+    else:  # what `reindex --index FACTORY` builds
+        plan, how = plan_from_factory(args.index, n, DIM), "reindex --index"
     if not plan.exact:
-        stamps: list[float] = []
-        cpu_stamps: list[float] = []
-        t, cpu = time.perf_counter(), time.process_time()
-
-        def progress(_: int) -> None:
-            stamps.append(time.perf_counter())
-            cpu_stamps.append(time.process_time())
-            if len(stamps) == 1 or len(stamps) % 10 == 0:
-                log(f"[{n}] {plan.factory}: {len(stamps)} chunks added, {stamps[-1] - t:.0f} s since the build began")
-
-        index = VectorIndex.build(DIM, rows, vf.read, plan, on_chunk=progress)
-        build_s, build_cpu = time.perf_counter() - t, time.process_time() - cpu
-        # the first chunk's timestamp closes training + one chunk; later chunks time the adding alone
-        per_chunk = (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
-        train_s = stamps[0] - t - per_chunk
-        train_cpu = cpu_stamps[0] - cpu - (cpu_stamps[-1] - cpu_stamps[0]) / max(len(stamps) - 1, 1)
-        build = {"build_s": build_s, "train_s": train_s, "add_s_per_m": (build_s - train_s) * 1e6 / n,
-                 "build_cpu_s": build_cpu, "train_cpu_s": train_cpu, "add_cpu_s_per_m": (build_cpu - train_cpu) * 1e6 / n}
-        name = f"{plan.factory} +rerank x{plan.rerank} (nprobe {plan.nprobe}, train {plan.train_size:,})"
-        results.append(measure(name, n, index, vf, anchors, clips, truth, workdir, build))
+        index, build = build_planned(n, plan, vf, rows)
+        name = f"{plan.factory} ({how}) +rerank x{plan.rerank}, nprobe {plan.nprobe}, trained on {plan.train_size:,}"
+        results.append(measure(name, n, index, vf, anchors, clips, workdir, build))
         del index
-    vf.path.unlink()
-    return results
+
+    # the exact baseline: brute force over the file in chunks (also the ground truth)
+    t = time.perf_counter()
+    truth_all = brute_force(vf, np.concatenate([anchors, clips]), TGAP_N)
+    log(f"[{n}] ground truth for {N_CLASSES + N_CLIPS} queries in {time.perf_counter() - t:.1f} s")
+    for r in results:
+        r["recall_anchor"] = recall(r.pop("found_anchor"), truth_all[:N_CLASSES])
+        r["recall_clip"] = recall(r.pop("found_clip"), truth_all[N_CLASSES:])
+        log(f"[{n}] {r['index']}: recall@35 anchors {r['recall_anchor']:.3f}, clips {r['recall_clip']:.3f}")
+    exact_tgap_s = median_time(
+        lambda: tgap_prototypes(vf.read(brute_force(vf, anchors, TGAP_N).ravel()).reshape(N_CLASSES, TGAP_N, DIM)), 1
+    )
+    exact_search_s = median_time(lambda: brute_force(vf, clips[:1], 10), 3 if n < 2_000_000 else 1)
+    exact = {
+        "n": n, "index": "exact brute force (chunked, no index)", "bytes_per_vector": 0.0, "tgap_s": exact_tgap_s,
+        "search_ms": 1000 * exact_search_s, "recall_anchor": 1.0, "recall_clip": 1.0, "peak_rss_gib": peak_rss_gib(),
+    }
+    log(f"[{n}] {exact}")
+    return [exact] + results
 
 
 def main() -> None:
@@ -222,11 +235,21 @@ def main() -> None:
     parser.add_argument("--memory-budget-mib", type=int, default=DEFAULT_MEMORY_BUDGET >> 20,
                         help="the store's index memory budget (default: the product's)")
     parser.add_argument("--workdir", default=None, help="where to put the temporary vector file")
+    parser.add_argument("--index", default="auto", help="auto (the store's plan) or a factory as `reindex --index` takes")
+    parser.add_argument("--vectors", default=None,
+                        help="an existing vector file (of --vector-dtype) to index instead of writing one; kept")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            results += run(n, Path(tmp), args.vector_dtype, int(args.flat_max_gib * GiB), int(args.memory_budget_mib) << 20)
+        if args.vectors:
+            if not Path(args.vectors).is_file() or Path(args.vectors).stat().st_size < DIM * 2:
+                parser.error(f"--vectors {args.vectors}: no such vector file, or empty")
+            vf = VectorFile(Path(args.vectors), DIM, args.vector_dtype)
+            results += run(vf.count, Path(tmp), vf, args)
+        for n in ([] if args.vectors else (int(s) for s in args.sizes.split(","))):
+            vf = VectorFile(Path(tmp) / f"vectors-{n}.{args.vector_dtype}", DIM, args.vector_dtype)
+            results += run(n, Path(tmp), vf, args)
+            vf.path.unlink()
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; vectors {args.vector_dtype}; {time.strftime('%Y-%m-%d')}")
     head = ("vectors", "index", "build s (train s, add s/M); same in CPU s", "index B/vector", "peak anon GiB", "TGAP 50x35 s",
             "search ms", "recall@35 anchors", "recall@35 clips", "TGAP vs exact", "search vs exact")
