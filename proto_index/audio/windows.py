@@ -1,6 +1,6 @@
 """Cut long recordings into deterministic fixed-length windows.
 
-Pure, no I/O. The defaults match a model whose receptive field is 10 s at 48 kHz. Bounds are
+Pure, no I/O. The defaults are the encoder's window (``WINDOW_SECONDS`` at ``SAMPLE_RATE``). Bounds are
 half-open sample ranges ``[start, end)``; windows start at ``0, hop, 2*hop, ...``.
 """
 from __future__ import annotations
@@ -10,9 +10,13 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-WINDOW = 480_000
-HOP = 480_000
-MIN_TAIL = 48_000
+from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
+
+WINDOW = round(WINDOW_SECONDS * SAMPLE_RATE)
+"""Samples in one model window (480,000: 10 s at 48 kHz)."""
+HOP = WINDOW
+MIN_TAIL = SAMPLE_RATE
+"""A final partial window shorter than this (1 s) is dropped."""
 
 
 def window_bounds(
