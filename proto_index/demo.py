@@ -11,18 +11,18 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from proto_index.audio import synth
+from proto_index import demo_audio
 
 ENVIRONMENTS = ("park", "airport", "metro_station")
 
 
 def write_demo_data(out: Path, corpus_clips: int = 60, archive_clips: int = 24, seed: int = 0) -> None:
     out = Path(out)
-    synth.write_corpus(out / "corpus", corpus_clips, seed, environments=ENVIRONMENTS)
-    synth.write_archive(out / "archive", archive_clips, ENVIRONMENTS, seed)
+    demo_audio.write_corpus(out / "corpus", corpus_clips, seed, environments=ENVIRONMENTS)
+    demo_audio.write_archive(out / "archive", archive_clips, ENVIRONMENTS, seed)
     for env in ENVIRONMENTS:
-        synth.write_backgrounds(out / "backgrounds" / env, env, 3, seed)
-    (out / "labels.txt").write_text("".join(label.replace("_", " ") + "\n" for label in synth.FOREGROUND_LABELS))
+        demo_audio.write_backgrounds(out / "backgrounds" / env, env, 3, seed)
+    (out / "labels.txt").write_text("".join(label.replace("_", " ") + "\n" for label in demo_audio.FOREGROUND_LABELS))
 
 
 def _truth(manifest: Path) -> dict[Path, str]:

@@ -4,7 +4,7 @@
 #
 # Without a checkpoint it runs the offline demo model clap-tiny-demo: the real LAION-CLAP
 # architecture (HTSAT-tiny + a small text transformer) whose projection heads were trained on the
-# generated sounds of proto_index.audio.synth only (python -m proto_index.embed.demo_training).
+# generated sounds of proto_index.demo_audio only (python -m proto_index.embed.demo_training).
 # It knows nothing else; real recordings need the paper's checkpoint:
 #   PROTO_INDEX_CHECKPOINT=630k-audioset-fusion-best.pt PROTO_INDEX_TOKENIZER=roberta-base/ scripts/demo.sh
 set -euo pipefail

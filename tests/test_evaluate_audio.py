@@ -68,6 +68,75 @@ def test_mix_cuts_long_events_and_keeps_the_snr_when_it_avoids_clipping():
         mixing.mix(fg, bg, SR, 6.0, onset_s=10.0)
 
 
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+@pytest.mark.parametrize(("snr_db", "onset_s", "seconds"), [(-10.0, 0.0, None), (6.5, 2.0, None), (40.0, 0.3, None),
+                                                            (3.0, 7.5, 10.0)])
+def test_mix_rms_mode_places_the_event_at_the_rms_snr(snr_db, onset_s, seconds):
+    """The generated audio's mode: SNR in RMS over the samples the event covers; the background keeps its
+    level (looped to ``seconds``, or its own length); only a peak limit scales the whole scene."""
+    rng = np.random.default_rng(3)
+    fg = sine(1000, 0.3, 5.0) * np.hanning(5 * SR)  # 5 s: longer than the paper's 4 s cut, kept whole
+    bg = rng.normal(scale=0.05, size=int(6.0 * SR))
+    m = mixing.mix(fg, bg, SR, snr_db, onset_s, seconds=seconds, max_event_s=None, snr_measure="rms")
+    n = len(bg) if seconds is None else int(seconds * SR)
+    start = int(round(onset_s * SR))
+    assert len(m.scene) == n and m.background_gain == m.peak_gain
+    np.testing.assert_array_equal(m.background, mixing.fit_length(bg, n) * m.peak_gain)
+    placed = (m.scene - m.background)[start:]
+    event = fg[: n - start]  # at onset 2.0 s only 4 s of the 5 s event fit, and only they count
+    np.testing.assert_allclose(placed[: len(event)], event * m.foreground_gain, atol=1e-12)
+    np.testing.assert_allclose((m.scene - m.background)[:start], 0.0, atol=1e-12)
+    measured = 20 * math.log10(rms(event * m.foreground_gain) / rms(m.background[start : start + len(event)]))
+    assert measured == pytest.approx(snr_db, abs=1e-9)
+    if snr_db == 40.0:  # limited: one gain on both keeps the SNR, the peak is exactly PEAK
+        assert m.peak_gain < 1.0 and np.max(np.abs(m.scene)) == pytest.approx(mixing.PEAK, abs=1e-15)
+    else:
+        assert m.peak_gain == 1.0
+
+
+def test_mix_modes_differ_only_in_how_the_snr_is_measured():
+    """The same event and background at the same SNR: LUFS normalises the background, RMS keeps it."""
+    fg = sine(700, 0.2, 2.0)
+    bg = sine(150, 0.1, 10.0)
+    lufs = mixing.mix(fg, bg, SR, 6.0, 1.0, snr_measure="lufs")
+    by_rms = mixing.mix(fg, bg, SR, 6.0, 1.0, snr_measure="rms")
+    np.testing.assert_array_equal(by_rms.background, bg)
+    assert mixing.integrated_loudness(lufs.background, SR) == pytest.approx(mixing.REF_DB, abs=0.01)
+    # pure tones: the RMS SNR is their amplitude ratio
+    assert 20 * math.log10(by_rms.foreground_gain * 0.2 / 0.1) == pytest.approx(6.0, abs=1e-9)
+    lufs_snr = mixing.integrated_loudness(fg * lufs.foreground_gain, SR) - mixing.integrated_loudness(lufs.background, SR)
+    assert lufs_snr == pytest.approx(6.0, abs=0.01)
+    # BS.1770's K-weighting hears 700 Hz ~0.7 dB louder than 150 Hz: 6 LUFS dB are ~5.3 RMS dB here
+    lufs_as_rms = 20 * math.log10(lufs.foreground_gain * 0.2 / (lufs.background_gain * 0.1))
+    assert lufs_as_rms == pytest.approx(5.30, abs=0.05)
+
+
+def test_mix_rejects_an_unknown_measure_and_undefined_rms_snrs():
+    bg = sine(150, 0.1, 2.0)
+    with pytest.raises(InvalidInput, match="unknown SNR measure 'peak'; known: lufs, rms"):
+        mixing.mix(sine(700, 0.2, 1.0), bg, SR, 6.0, 0.0, snr_measure="peak")
+    with pytest.raises(InvalidInput, match="SNR is undefined"):
+        mixing.mix(np.zeros(SR), bg, SR, 6.0, 0.0, seconds=None, snr_measure="rms")
+    with pytest.raises(InvalidInput, match="SNR is undefined"):  # silent where the event lies
+        mixing.mix(sine(700, 0.2, 0.5), np.concatenate([bg, np.zeros(SR)]), SR, 6.0, 2.2, seconds=None,
+                   snr_measure="rms")
+    with pytest.raises(InvalidInput, match="outside the 2 s scene"):
+        mixing.mix(sine(700, 0.2, 1.0), bg, SR, 6.0, 2.0, seconds=None, snr_measure="rms")
+
+
+def test_limit_peak():
+    x = np.array([0.5, -1.98, 0.99])
+    y, gain = mixing.limit_peak(x)
+    assert gain == pytest.approx(0.5) and np.max(np.abs(y)) <= mixing.PEAK
+    np.testing.assert_allclose(y, x * 0.5)
+    quiet = np.array([0.2, -0.99])
+    same, gain = mixing.limit_peak(quiet)
+    assert gain == 1.0 and same is quiet
+
+
 def test_truncated_normal_moments():
     rng = np.random.default_rng(1)
     x = truncated_normal(rng, *ONSET, 40_000)

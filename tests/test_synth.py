@@ -1,12 +1,12 @@
-"""Synthetic audio: determinism, the SNR definition, formats written, manifests."""
+"""Generated audio (proto_index.demo_audio): determinism, the SNR definition, formats written, manifests."""
 import csv
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from proto_index.audio import synth
-from proto_index.audio.synth import (
+from proto_index import demo_audio as synth
+from proto_index.demo_audio import (
     BACKGROUND_ENVIRONMENTS,
     FOREGROUND_LABELS,
     make_background,
@@ -116,11 +116,11 @@ def test_mix_peak_limited_only_when_needed():
 def test_mix_rejects_bad_onset_and_silence():
     bg = make_background("park", 1.0, 16000, 0)
     fg = make_foreground("bird", 0.5, 16000, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput, match="outside the 1 s scene"):
         mix(fg, bg, 10.0, 1.0, 16000)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput, match="outside"):
         mix(fg, bg, 10.0, -0.1, 16000)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput, match="SNR is undefined"):
         mix(np.zeros(100), bg, 10.0, 0.0, 16000)
 
 

@@ -6,11 +6,14 @@ from functools import partial
 
 import numpy as np
 
-from proto_index.demo_audio.signals import TWO_PI, n_samples, scale_rms, shaped_noise, slow_envelope, spectral_gain
+from proto_index.demo_audio.signals import (
+    TWO_PI, n_samples, scale_rms, shaped_noise, slow_envelope, spectral_gain,
+)
 from proto_index.errors import InvalidInput
 
 BACKGROUND_ENVIRONMENTS = ("park", "airport", "metro_station", "street_traffic", "shopping_mall")
 BACKGROUND_RMS = 0.05
+
 
 @dataclass(frozen=True)
 class _Layer:
@@ -70,10 +73,10 @@ def make_background(env: str, seconds: float, sr: int, rng) -> np.ndarray:
         bumps = [(c * 2.0 ** rng.normal(0, 0.15), w, g) for c, w, g in layer.bumps]
         band = (layer.band[0], min(layer.band[1], 0.45 * sr))
         noise = shaped_noise(n, sr, rng, partial(spectral_gain, slope_db_oct=layer.slope_db_oct,
-                                                  bumps=bumps, band=band))
+                                                 bumps=bumps, band=band))
         level = 10.0 ** ((layer.level_db + rng.normal(0, 1.5)) / 20.0)
         out += level * scale_rms(noise, 1.0) * slow_envelope(n, sr, rng, layer.mod_rate,
-                                                                layer.mod_depth)
+                                                              layer.mod_depth)
     t = np.arange(n) / sr
     for freq, level_db in tones:
         out += 10.0 ** (level_db / 20.0) * np.sin(TWO_PI * freq * t + rng.uniform(0, TWO_PI))

@@ -10,6 +10,7 @@ from proto_index.evaluation.mixing import rms
 
 TWO_PI = 2.0 * np.pi
 
+
 def n_samples(seconds: float, sr: int) -> int:
     n = round(seconds * sr)
     if n <= 0:

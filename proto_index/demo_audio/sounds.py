@@ -13,6 +13,7 @@ from proto_index.errors import InvalidInput
 FOREGROUND_LABELS = ("siren", "dog_bark", "car_horn", "drilling", "bird", "church_bell")
 FOREGROUND_RMS = 0.1
 
+
 def _siren(n, sr, rng):
     t = np.arange(n) / sr
     centre, depth = rng.uniform(750, 1000), rng.uniform(250, 400)

@@ -1,22 +1,30 @@
-"""Soundscape mixing at a loudness-based SNR, the way scaper defines it. Signals in, signals out; no files.
+"""Mixing an event over a background at an SNR: the project's one mixer. Signals in, signals out; no files.
 
-scaper (used by the paper's experiment) measures loudness as ITU-R BS.1770 integrated loudness
-(LUFS, via pyloudnorm), normalises the background to ``ref_db`` LUFS and each event to
-``ref_db + snr`` LUFS. So SNR = LUFS(event) - LUFS(background), each measured on its own signal.
-This module does the same with pyloudnorm, so scaper (and its sox dependency) is not needed.
+Two ways to measure the SNR (``snr_measure``):
+
+* ``"lufs"``, the paper's (default): as scaper (used by the paper's experiment) defines it. Loudness is
+  ITU-R BS.1770 integrated loudness (LUFS, via pyloudnorm); the background is normalised to ``ref_db``
+  LUFS and the event to ``ref_db + snr`` LUFS, so SNR = LUFS(event) - LUFS(background), each measured
+  on its own signal. scaper (and its sox dependency) is not needed.
+* ``"rms"``: the generated demo audio's (:mod:`proto_index.demo_audio`, on which clap-tiny-demo was
+  trained): SNR = 20 log10(RMS(placed event) / RMS(background under it)); the background keeps its level.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from proto_index.embed.encoder import WINDOW_SECONDS
 from proto_index.errors import InvalidInput
 
 REF_DB = -36.0
 """The paper's scaper setting: the background's loudness in LUFS."""
 
-SCENE_SECONDS = 10.0
+SCENE_SECONDS = WINDOW_SECONDS
+"""The paper's scaper scene duration (10 s): one model window, so a scene is embedded whole."""
+
 MAX_EVENT_SECONDS = 4.0
 """The paper's scaper event duration: longer foregrounds are cut to their first 4 s."""
 
@@ -28,6 +36,7 @@ SILENCE_LUFS = -70.0
 """BS.1770's absolute gate: anything quieter counts as silence, whose SNR is undefined."""
 
 PEAK = 0.99
+"""The highest absolute sample value a mix (or a generated clip) may reach."""
 
 
 def integrated_loudness(x: np.ndarray, sr: int) -> float:
@@ -63,6 +72,23 @@ def fit_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.tile(x, int(np.ceil(n / len(x))))[:n]
 
 
+def rms(x: np.ndarray) -> float:
+    """Root mean square of ``x``; 0 for an empty signal."""
+    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
+
+
+def limit_peak(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``x`` scaled down, if needed, to a peak of at most :data:`PEAK`, and the gain applied (<= 1).
+
+    One common gain keeps every ratio (and so any SNR) in ``x``; the clip only absorbs a rounding overshoot.
+    """
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak <= PEAK:
+        return x, 1.0
+    gain = PEAK / peak
+    return np.clip(x * gain, -PEAK, PEAK), gain
+
+
 @dataclass(frozen=True)
 class Mixture:
     """A scene, the background exactly as it lies in it, and the applied gains."""
@@ -74,33 +100,53 @@ class Mixture:
     peak_gain: float  # < 1 when the mixture was scaled down to avoid clipping (SNR unchanged)
 
 
+def _rms_gains(event: np.ndarray, background: np.ndarray, start: int, snr_db: float) -> tuple[float, float]:
+    under = background[start : start + len(event)]
+    fg_rms, bg_rms = rms(event), rms(under)
+    if fg_rms == 0 or bg_rms == 0:
+        raise InvalidInput("SNR is undefined: the foreground or the background under it is silent")
+    return bg_rms / fg_rms * 10.0 ** (snr_db / 20.0), 1.0
+
+
 def mix(
     foreground: np.ndarray,
     background: np.ndarray,
     sr: int,
     snr_db: float,
     onset_s: float,
-    seconds: float = SCENE_SECONDS,
+    seconds: float | None = SCENE_SECONDS,
     ref_db: float = REF_DB,
-    max_event_s: float = MAX_EVENT_SECONDS,
+    max_event_s: float | None = MAX_EVENT_SECONDS,
+    snr_measure: Literal["lufs", "rms"] = "lufs",
 ) -> Mixture:
-    """Place ``foreground`` (cut to ``max_event_s``) at ``onset_s`` over ``seconds`` of ``background``.
+    """Place ``foreground`` (cut to ``max_event_s``; None: whole) at ``onset_s`` over ``seconds`` of
+    ``background`` (looped if shorter; None: the background's own length) at ``snr_db``.
 
-    The background is brought to ``ref_db`` LUFS and the event to ``ref_db + snr_db`` LUFS; if the
-    sum would clip, the whole scene is scaled down, which keeps the SNR.
+    ``snr_measure="lufs"``: the background is brought to ``ref_db`` LUFS and the whole event to
+    ``ref_db + snr_db`` LUFS. ``"rms"``: the background keeps its level (``ref_db`` unused) and the
+    event's part that fits in the scene is scaled to ``snr_db`` over the background samples under it.
+    If the sum would clip, the whole scene is scaled down, which keeps the SNR.
     """
-    n = int(round(seconds * sr))
-    event = np.asarray(foreground, dtype=np.float64)[: int(round(max_event_s * sr))]
+    if snr_measure not in ("lufs", "rms"):
+        raise InvalidInput(f"unknown SNR measure {snr_measure!r}; known: lufs, rms")
+    bg = np.asarray(background, dtype=np.float64)
+    n = len(bg) if seconds is None else int(round(seconds * sr))
+    event = np.asarray(foreground, dtype=np.float64)
+    if max_event_s is not None:
+        event = event[: int(round(max_event_s * sr))]
     start = int(round(onset_s * sr))
     if not 0 <= start < n:
-        raise InvalidInput(f"onset {onset_s} s is outside the {seconds} s scene")
-    bg = fit_length(background, n)
-    g_bg = loudness_gain(bg, sr, ref_db)
-    g_fg = loudness_gain(event, sr, ref_db + snr_db)
+        raise InvalidInput(f"onset {onset_s} s is outside the {n / sr:g} s scene")
+    bg = fit_length(bg, n)
+    if snr_measure == "rms":
+        event = event[: n - start]
+        g_fg, g_bg = _rms_gains(event, bg, start, snr_db)
+    else:
+        g_bg = loudness_gain(bg, sr, ref_db)
+        g_fg = loudness_gain(event, sr, ref_db + snr_db)
     bg = bg * g_bg
     scene = bg.copy()
     placed = event[: n - start] * g_fg
     scene[start : start + len(placed)] += placed
-    peak = float(np.max(np.abs(scene)))
-    peak_gain = min(1.0, PEAK / peak) if peak > 0 else 1.0
-    return Mixture(scene * peak_gain, bg * peak_gain, g_fg * peak_gain, g_bg * peak_gain, peak_gain)
+    scene, peak_gain = limit_peak(scene)
+    return Mixture(scene, bg * peak_gain, g_fg * peak_gain, g_bg * peak_gain, peak_gain)

@@ -109,10 +109,7 @@ def write_background_segments(backgrounds: Sequence[Path], folder: Path, ref_db:
     out = []
     for i, path in enumerate(backgrounds):
         seg = mixing.fit_length(load_audio(path), n)
-        seg = seg * mixing.loudness_gain(seg, SAMPLE_RATE, ref_db)
-        peak = float(np.max(np.abs(seg)))
-        if peak > mixing.PEAK:
-            seg = seg * (mixing.PEAK / peak)
+        seg, _ = mixing.limit_peak(seg * mixing.loudness_gain(seg, SAMPLE_RATE, ref_db))
         target = folder / f"{i:05d}-{Path(path).stem}.wav"
         sf.write(target, seg, SAMPLE_RATE, subtype="PCM_16")
         out.append(target)
