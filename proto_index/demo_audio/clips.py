@@ -35,17 +35,17 @@ def mix(foreground: np.ndarray, background: np.ndarray, snr_db: float, onset_s: 
 
 @dataclass(frozen=True)
 class SynthClip:
-    """One written file and its truth. ``label``, ``onset_s``, ``snr_db`` are None for a
-    background-only recording; ``path`` is absolute."""
+    """One written file (absolute ``path`` and how it is encoded), then its truth. ``label``,
+    ``onset_s``, ``snr_db`` are None for a background-only recording."""
 
     path: Path
-    environment: str
-    label: str | None
-    seconds: float
-    sr: int
-    channels: int
     format: str
     subtype: str
+    sr: int
+    channels: int
+    seconds: float
+    environment: str
+    label: str | None
     onset_s: float | None = None
     snr_db: float | None = None
 
@@ -87,7 +87,8 @@ def _write_clip(stem: Path, rng: np.random.Generator, environment: str, label: s
     path = stem.with_suffix(".flac" if fmt == "FLAC" else ".wav").absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, sr, subtype=subtype, format=fmt)
-    return SynthClip(path, environment, label, n / sr, sr, channels, fmt, subtype, onset_s, snr)
+    return SynthClip(path=path, format=fmt, subtype=subtype, sr=sr, channels=channels, seconds=n / sr,
+                     environment=environment, label=label, onset_s=onset_s, snr_db=snr)
 
 
 def _check_names(names: Sequence[str], known: Sequence[str], what: str) -> None:
