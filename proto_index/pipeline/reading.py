@@ -25,11 +25,9 @@ import numpy as np
 
 from proto_index.audio.decode import open_audio, output_length, quantize_int16, read_whole, stream_prepared
 from proto_index.audio.discover import file_sha256, open_regular
+from proto_index.audio.windows import WINDOW as WINDOW_SAMPLES
 from proto_index.audio.windows import stream_windows, window_bounds
-from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
 from proto_index.errors import AudioDecodeError
-
-WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)
 
 ONE_READ_BYTES = 32 << 20
 """Files up to this size are read into memory once, hashed and decoded from those bytes; larger
