@@ -130,6 +130,11 @@ def test_a_finished_run_leaves_no_process_and_ctrl_c_is_the_parents(mixed, start
     paths, known = mixed
     results = embed_files(paths, Fingerprint(), known_hashes=known, options=EmbedOptions(workers=2, decoder="processes"))
     got = [next(results)]
+    deadline = time.monotonic() + 120
+    # A process still starting up has Python's own SIGINT handler; wait until each one has reached
+    # its loop (SIGINT in its ignored set) so the test checks the loop's choice, not the start-up race.
+    while not all(_ignores_sigint(w.process.pid) for w in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for worker in started:  # Ctrl-C in a terminal signals the whole process group
         os.kill(worker.process.pid, signal.SIGINT)
     time.sleep(0.5)
@@ -138,6 +143,16 @@ def test_a_finished_run_leaves_no_process_and_ctrl_c_is_the_parents(mixed, start
     assert "Traceback" not in capfd.readouterr().err
     assert [type(r).__name__ for r in got].count("EmbeddedFile") == 5 and len(got) == len(paths)
     assert len(started) == 2 and all(w.process.exitcode is not None for w in started)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGINT now (the SigIgn mask in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    except (OSError, StopIteration):
+        return True  # gone: nothing left to signal
+    return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
 def _gone(pid: int) -> bool:
