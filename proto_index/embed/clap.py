@@ -32,7 +32,7 @@ __all__ = ["ClapEncoder", "PRECISIONS", "TOKENIZER_FILES", "check_precision", "c
 MAX_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)
 TEXT_LENGTH = 77
 PRECISIONS = ("fp32", "bf16")
-"""Compute precisions: float32; bfloat16 autocast (CPU or CUDA); float16 autocast (CUDA only)."""
+"""Compute precisions: float32, or bfloat16 autocast (CPU or CUDA); fp16 is refused (see check_precision)."""
 
 TextBuilder = Callable[[Any], tuple[Any, Any]]
 """Builds a model's text tower on first use: ``(model) -> (whole model, tokenizer or None)``."""
@@ -168,8 +168,7 @@ class ClapEncoder:
 
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(torch.device(self.device).type, dtype=dtype)
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
 
     @quiet
     def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
