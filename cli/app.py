@@ -15,6 +15,7 @@ from proto_index.cli import env as env_cmd
 from proto_index.cli import export as export_cmd
 from proto_index.cli import maintenance as maintenance_cmd
 from proto_index.cli import evaluate as evaluate_cmd
+from proto_index.cli import hints
 from proto_index.cli import prototypes as prototypes_cmd
 from proto_index.cli import report as report_cmd
 from proto_index.cli.common import (
@@ -60,7 +61,7 @@ class ErrorsAsMessages(TyperGroup):
             error(str(e))
             raise typer.Exit(EXIT_USAGE) from None
         except ProtoIndexError as e:
-            error(str(e))
+            error(hints.message(e))
             raise typer.Exit(EXIT_ERROR) from None
         except DatabaseError as e:  # a catalog damaged after it was opened
             error(f"the store's catalog failed ({e.orig or e})")

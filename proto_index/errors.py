@@ -1,8 +1,43 @@
-"""The error hierarchy. The library raises these; only the CLI turns them into messages and exit codes."""
+"""The error hierarchy. The library raises these; only the CLI turns them into messages and exit codes.
+
+A library message never names a command-line flag: where a remedy is an option, the error carries a
+:class:`Hint` naming the option's concept (the API parameter, e.g. ``replace``), and the CLI words
+it with its own flag (``--replace``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A remedy that uses an option: ``text`` with ``{option}`` where the option's spelling goes.
+
+    ``option`` is a concept (an API parameter or action such as ``replace``, ``n``, ``wait_s``,
+    ``verify_repair``); :meth:`render` puts a spelling for it into ``text``.
+    """
+
+    option: str
+    text: str = "{option}"
+
+    def render(self, spelling: str) -> str:
+        return self.text.replace("{option}", spelling)
+
+
+REPLACE = Hint("replace", "use {option}")
+"""The remedy of :class:`AlreadyExists` for a named object: replace it."""
 
 
 class ProtoIndexError(Exception):
-    """Base class of every error proto-index raises on purpose (a user mistake or a bad input)."""
+    """Base class of every error proto-index raises on purpose (a user mistake or a bad input).
+
+    ``hint``: what the user can do about it, naming an option by concept (see :class:`Hint`); it is
+    not part of ``str(error)``.
+    """
+
+    def __init__(self, *args, hint: Hint | None = None):
+        super().__init__(*args)
+        self.hint = hint
 
 
 class StoreError(ProtoIndexError):

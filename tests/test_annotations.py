@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from proto_index import Store
 from proto_index.cli.app import app
 from proto_index.core.prototypes import nearest_by_cosine
-from proto_index.errors import InvalidInput
+from proto_index.errors import Hint, InvalidInput
 from proto_index.store.schema import Annotation, Recording, Window
 
 LABELS = list(CLASS_FREQS)
@@ -168,8 +168,9 @@ def test_a_csv_without_the_needed_columns_is_refused(store, tmp_path):
 
 def test_supervised_needs_a_confirmation_per_class(store, corpus_dir, tmp_path):
     store.annotate(decisions(tmp_path / "d.csv", reviewed(corpus_dir)[:2]))
-    with pytest.raises(InvalidInput, match="no labelled vectors for class\\(es\\): dog bark, drilling, bird song; .*--method blend"):
+    with pytest.raises(InvalidInput, match="no labelled vectors for class\\(es\\): dog bark, drilling, bird song") as info:
         store.build_prototypes("urban", method="supervised")
+    assert info.value.hint == Hint("method_blend", "annotate windows of them, or use {option}")
 
 
 def test_blend_tops_classes_up_with_unannotated_tgap_neighbours(store, corpus_dir, tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from proto_index.core.synthetic import generate
+from proto_index.errors import Hint, InvalidInput
 from proto_index.evaluation.protocol import ExperimentData, Settings, class_centroids, evaluate
 from proto_index.evaluation.report import LONG_COLUMNS, as_dict, format_markdown, format_text, long_rows, table_rows
 from proto_index.evaluation.synthetic import experiment_data
@@ -92,10 +93,11 @@ def test_settings_are_checked(small):
     ):
         with pytest.raises(ValueError):
             evaluate(small, bad)
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(InvalidInput, match="exceeds the 60 scenes of the smallest inner training set$") as info:
         evaluate(small, Settings(methods=("tgap",), tgap_n=10_000))
+    assert info.value.hint == Hint("tgap_n", "lower {option}")
     few = dataclasses.replace(small.conditions[0], folds=small.conditions[0].folds % 2)
-    with pytest.raises(ValueError, match="at least 3 folds"):
+    with pytest.raises(InvalidInput, match="at least 3 folds"):
         evaluate(dataclasses.replace(small, conditions=[few]), Settings())
 
 

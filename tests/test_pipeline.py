@@ -10,7 +10,7 @@ from proto_index import Store
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, cosine_profiles, refine
 from proto_index.core.prototypes import tgap_reference
-from proto_index.errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound
+from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, ModelMismatch, NotFound
 
 LABELS = list(CLASS_FREQS)
 
@@ -122,8 +122,9 @@ def test_errors_are_reported_before_any_embedding(store, tmp_path):
 
 
 def test_names_are_unique_unless_replaced(store):
-    with pytest.raises(AlreadyExists, match="--replace"):
+    with pytest.raises(AlreadyExists, match="^class set 'urban' already exists$") as info:
         store.add_classes("urban", ["a"])
+    assert info.value.hint == REPLACE
     assert store.add_classes("urban", ["a", "b"], replace=True).labels == ["a", "b"]
     with pytest.raises(InvalidInput, match="duplicate labels: a"):
         store.add_classes("x", ["a", "a"])

@@ -16,7 +16,8 @@ from proto_index.embed import registry
 from proto_index.embed.download import DEFAULT_BASE, base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.embed.registry import DEFAULT_MODEL, MODEL_NAMES, available_models, model_kind, load_encoder, locate_files, register_model
-from proto_index.errors import ModelError
+from proto_index.cli import hints
+from proto_index.errors import Hint, ModelError
 
 
 class Server:
@@ -263,11 +264,11 @@ def _try(errors, fn, *args, **kwargs):
 def test_download_failure_leaves_nothing(server, dead_url, tmp_path):
     dest = tmp_path / "f.bin"
     with pytest.raises(ModelError) as info:
-        download(f"{dead_url}/f.bin", dest, what="the thing", offline_hint="pass --thing PATH",
+        download(f"{dead_url}/f.bin", dest, what="the thing", offline_hint=Hint("thing", "pass {option}"),
                  console=_console())
     message = str(info.value)
     assert message.startswith(f"could not download the thing from {dead_url}/f.bin: ")
-    assert "refused" in message.lower() and message.endswith("To work offline, pass --thing PATH")
+    assert "refused" in message.lower() and info.value.hint == Hint("thing", "pass {option}")
 
     with pytest.raises(ModelError, match="HTTP 404"):
         download(f"{server.url}/absent", dest, what="x", offline_hint="-", console=_console())
@@ -307,13 +308,13 @@ def test_offline_failure_messages(cache, dead_url, tmp_path):
         load_encoder("clap-fusion", download_base=dead_url)
     assert "the CLAP checkpoint 630k-audioset-fusion-best.pt" in str(info.value)
     assert f"{dead_url}/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt" in str(info.value)
-    assert "--checkpoint PATH" in str(info.value)
+    assert "--checkpoint PATH" in hints.message(info.value) and "--checkpoint" not in str(info.value)
 
     (tmp_path / "ckpt.pt").write_bytes(b"x")
     with pytest.raises(ModelError) as info:
         load_encoder("clap", checkpoint=tmp_path / "ckpt.pt", download_base=dead_url)
     assert "roberta-base's tokenizer file vocab.json" in str(info.value)
-    assert "--tokenizer-dir DIR" in str(info.value)
+    assert "--tokenizer-dir DIR" in hints.message(info.value) and "--tokenizer" not in str(info.value)
     assert not (cache / "roberta-base" / "vocab.json.part").exists()
 
 

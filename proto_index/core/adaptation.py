@@ -33,9 +33,9 @@ def resolve_adaptation(requested: str, has_audio: bool, has_text: bool) -> str:
     if requested == "auto":
         return "audio" if has_audio else "text" if has_text else "none"
     if requested == "audio" and not has_audio:
-        raise ValueError("no background recordings (add some with `env add NAME --audio PATH`)")
+        raise ValueError("no background recordings")
     if requested == "text" and not has_text:
-        raise ValueError("no text background (add one with `env add NAME --text DESCRIPTION`)")
+        raise ValueError("no text background")
     return requested
 
 

@@ -36,7 +36,7 @@ def _ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as e:
-        raise InvalidInput(f"--executor ray needs Ray: pip install 'proto-index[ray]' ({e})") from None
+        raise InvalidInput(f"the ray executor needs Ray: pip install 'proto-index[ray]' ({e})") from None
     return ray
 
 

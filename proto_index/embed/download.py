@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto_index import atomic
-from proto_index.errors import ModelError
+from proto_index.errors import Hint, ModelError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,7 +37,7 @@ def base_url(base: str | None = None) -> str:
     return (base or os.environ.get("PROTO_INDEX_DOWNLOAD_BASE") or DEFAULT_BASE).rstrip("/")
 
 
-def download(url: str, dest: Path, *, what: str, offline_hint: str,
+def download(url: str, dest: Path, *, what: str, offline_hint: Hint,
              console: Console | None = None, sha256: str | None = None) -> Path:
     """Fetch ``url`` into ``dest`` via ``<dest>.part`` and an atomic rename; return ``dest``.
 
@@ -46,7 +46,7 @@ def download(url: str, dest: Path, *, what: str, offline_hint: str,
     with an HTTP Range request (from scratch if the server ignores it). ``<dest>.lock`` (flock) lets
     one process at a time write the partial file; a process that waited finds ``dest`` done.
     Shows bytes, speed and ETA on stderr (or ``console``). Any failure raises :class:`ModelError`
-    naming ``what`` could not be fetched, from where, and ``offline_hint``.
+    naming ``what`` could not be fetched and from where, with ``offline_hint`` as its hint.
     """
     dest = Path(dest)
     try:
@@ -71,12 +71,10 @@ def download(url: str, dest: Path, *, what: str, offline_hint: str,
                 reason = str(e) or type(e).__name__
             if part.exists() and part.stat().st_size:
                 reason = f"{reason} ({part.stat().st_size} bytes kept in {part}; a rerun resumes)"
-            raise ModelError(f"could not download {what} from {url}: {reason}. "
-                             f"To work offline, {offline_hint}") from e
+            raise ModelError(f"could not download {what} from {url}: {reason}", hint=offline_hint) from e
         except _ChecksumError as e:
             part.unlink(missing_ok=True)
-            raise ModelError(f"could not download {what} from {url}: {e} (file discarded). "
-                             f"To work offline, {offline_hint}") from None
+            raise ModelError(f"could not download {what} from {url}: {e} (file discarded)", hint=offline_hint) from None
     return dest
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 from proto_index.embed.clap import PRECISIONS, TOKENIZER_FILES, ClapEncoder, check_tokenizer_dir
 from proto_index.embed.download import base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import ModelError
+from proto_index.errors import Hint, ModelError
 
 CHECKPOINT_REPO = "lukewys/laion_clap"
 TOKENIZER_REPO = "FacebookAI/roberta-base"
@@ -224,13 +224,13 @@ def locate_files(filename: str, checkpoint: str | os.PathLike | None = None,
         if not checkpoint_path.is_file():
             download(f"{root}/{CHECKPOINT_REPO}/resolve/main/{filename}", checkpoint_path,
                      what=f"the CLAP checkpoint {filename}", sha256=RELEASED_SHA256.get(filename),
-                     offline_hint=f"fetch it elsewhere and pass --checkpoint PATH (or put it at {checkpoint_path})")
+                     offline_hint=Hint("checkpoint", f"to work offline, fetch it elsewhere and pass {{option}} (or put it at {checkpoint_path})"))
     if tokenizer_path is None:
         tokenizer_path = cache_dir() / "roberta-base"
         for file in TOKENIZER_FILES:
             if not (tokenizer_path / file).is_file():
                 download(f"{root}/{TOKENIZER_REPO}/resolve/main/{file}", tokenizer_path / file,
                          what=f"roberta-base's tokenizer file {file}",
-                         offline_hint="put roberta-base's vocab.json and merges.txt in a folder and pass "
-                                      f"--tokenizer-dir DIR (or put them in {tokenizer_path})")
+                         offline_hint=Hint("tokenizer_dir", "to work offline, put roberta-base's vocab.json and merges.txt "
+                                           f"in a folder and pass {{option}} (or put them in {tokenizer_path})"))
     return checkpoint_path, tokenizer_path

@@ -6,7 +6,7 @@ from typing import Iterator
 import numpy as np
 
 from proto_index.core.gap import GapReport, modality_gap
-from proto_index.errors import InvalidInput
+from proto_index.errors import Hint, InvalidInput
 from proto_index.pipeline.catalog_views import get_prototype_set, prototype_set_view
 from proto_index.store.storage import Storage
 
@@ -27,5 +27,5 @@ def prototype_gap(storage: Storage, prototypes: str, k: int = 10) -> tuple[str, 
         view = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
     rows = storage.live_rows()
     if len(rows) < k:
-        raise InvalidInput(f"K={k} exceeds the corpus size ({len(rows)} windows); ingest audio or lower -k")
+        raise InvalidInput(f"K={k} exceeds the corpus size ({len(rows)} windows)", hint=Hint("k", "ingest audio or lower {option}"))
     return view.method, modality_gap(view.labels, view.anchors, view.matrix, _corpus_chunks(storage, rows), k)

@@ -29,6 +29,7 @@ from proto_index.core.adaptation import DEFAULT_TAU
 from proto_index.core.decision import decide
 from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
 from proto_index.core.prototypes import DEFAULT_TGAP_N, tgap_reference
+from proto_index.errors import Hint, InvalidInput
 from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, pick_tau
 
 METHODS = ("zero-shot", "tgap", "supervised")
@@ -141,14 +142,15 @@ class Evaluation:
 
 
 def check_folds(folds: np.ndarray, settings: Settings) -> None:
-    """Raise ValueError unless nested cross-validation over ``folds`` can run these settings:
-    at least 3 folds, and TGAP's N no larger than the smallest inner training set."""
+    """Raise :class:`InvalidInput` unless nested cross-validation over ``folds`` can run these
+    settings: at least 3 folds, and TGAP's N no larger than the smallest inner training set."""
     counts = np.sort(np.unique(folds, return_counts=True)[1])
     if len(counts) < 3:
-        raise ValueError("nested cross-validation needs at least 3 folds")
+        raise InvalidInput("nested cross-validation needs at least 3 folds")
     smallest = int(counts.sum() - counts[-2:].sum())  # without the two largest folds
     if "tgap" in settings.methods and settings.tgap_n > smallest:
-        raise ValueError(f"TGAP N={settings.tgap_n} exceeds the {smallest} scenes of the smallest inner training set; lower --tgap-n")
+        raise InvalidInput(f"TGAP N={settings.tgap_n} exceeds the {smallest} scenes of the smallest inner training set",
+                           hint=Hint("tgap_n", "lower {option}"))
 
 
 def class_centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

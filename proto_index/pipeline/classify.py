@@ -13,7 +13,7 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
 from proto_index.core.tau import auto_tau, parse_tau
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import InvalidInput, NotFound
+from proto_index.errors import Hint, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import (
     EnvironmentView,
     PrototypeSetView,
@@ -226,7 +226,8 @@ def prepare(storage: Storage, prototypes: str, environments, adapt: str, tau, pr
         try:
             adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
         except ValueError as e:
-            raise InvalidInput(f"environment {name!r}: {e}") from None
+            add = Hint("env_audio", "add some with {option}") if adapt == "audio" else Hint("env_text", "add one with {option}")
+            raise InvalidInput(f"environment {name!r}: {e}", hint=add if adapt in ("audio", "text") else None) from None
         fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
         plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
     return protos, plans, auto_rule

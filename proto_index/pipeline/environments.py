@@ -9,7 +9,7 @@ from sqlalchemy import select
 from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.core.adaptation import background_prompts
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput
+from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.pipeline.catalog_views import EnvironmentView, environment_view, get_environment
 from proto_index.pipeline.embedding import FailedFile, embed_files
 from proto_index.pipeline.naming import check_text, claim_name
@@ -40,7 +40,7 @@ def add_environment(
     storage.check_identity(encoder.identity)
     with storage.session() as s:
         if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
-            raise AlreadyExists(f"environment {name!r} already exists (use --replace)")
+            raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
 
     backgrounds: list[BackgroundVector] = []
     if text is not None:

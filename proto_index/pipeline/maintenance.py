@@ -96,7 +96,7 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
 
     dead = max(storage.committed_rows() - len(live), 0)
     if dead:
-        report.notes.append(f"{dead} vector rows belong to removed recordings (reclaim with `reindex --compact`)")
+        report.notes.append(f"{dead} vector rows belong to removed recordings (a compacting reindex reclaims them)")
     covered = int(storage.meta("index_next_row") or storage.committed_rows())
     expected = live[live < covered]
     published, problem = storage.load_published_index()

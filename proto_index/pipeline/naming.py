@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from proto_index.errors import AlreadyExists, InvalidInput, StoreError, StoreLocked
+from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, StoreError, StoreLocked
 from proto_index.store.storage import Storage
 
 CATALOG_WAIT_S = 60.0
@@ -48,7 +48,7 @@ def claim_name(storage: Storage, model, name: str, what: str, replace: bool,
             old = s.scalar(select(model).where(model.name == name))
             if old is not None:
                 if not replace:
-                    raise AlreadyExists(f"{what} {name!r} already exists (use --replace)")
+                    raise AlreadyExists(f"{what} {name!r} already exists", hint=REPLACE)
                 if before_replace is not None:
                     before_replace(s, old)
                 s.delete(old)
@@ -56,7 +56,7 @@ def claim_name(storage: Storage, model, name: str, what: str, replace: bool,
             yield s
             s.flush()
     except IntegrityError:  # the unique name, if a writer ignored the lock
-        raise AlreadyExists(f"{what} {name!r} already exists (use --replace)") from None
+        raise AlreadyExists(f"{what} {name!r} already exists", hint=REPLACE) from None
     except StoreLocked:
         raise
     except (OperationalError, DBAPIError) as e:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from proto_index.core.adaptation import ADAPTATIONS
 from proto_index.core.tau import parse_tau
-from proto_index.errors import AlreadyExists, InvalidInput, NotFound
+from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import get_class_set, get_prototype_set
 from proto_index.store.schema import Environment, PrototypeSet
 from proto_index.store.storage import Storage
@@ -44,14 +44,14 @@ def check_build(storage: Storage, class_set: str, name: str | None, replace: boo
     with storage.session() as s:
         get_class_set(s, class_set)
         if name and not replace and s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None:
-            raise AlreadyExists(f"prototype set {name!r} already exists (use --replace)")
+            raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
 
 
 def check_environment_free(storage: Storage, name: str, replace: bool) -> None:
     if not replace:
         with storage.session() as s:
             if s.scalar(select(Environment.id).where(Environment.name == name)) is not None:
-                raise AlreadyExists(f"environment {name!r} already exists (use --replace)")
+                raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
 
 
 def check_output_file(out: str | os.PathLike) -> Path:

@@ -15,7 +15,7 @@ from proto_index.core.prototypes import (
     tgap_prototypes,
 )
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import AlreadyExists, InvalidInput
+from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput
 from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
@@ -55,7 +55,7 @@ def add_class_set(
         built = prototype_sets_on(s, old.name)
         if built and not drop_prototypes:
             raise AlreadyExists(f"class set {name!r} has prototype sets built on it ({', '.join(built)}); "
-                                "replacing it would delete them (use --drop-prototypes to do so)")
+                                "replacing it would delete them", hint=Hint("drop_prototypes", "use {option} to do so"))
 
     with claim_name(storage, ClassSet, name, "class set", replace, keep_prototypes) as s:
         cs = ClassSet(name=name, template=template)
@@ -99,7 +99,7 @@ def build_prototypes(
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
-            raise AlreadyExists(f"prototype set {name!r} already exists (use --replace)")
+            raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
 
     prompts = render_prompts(cs.labels, cs.template)
     anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
@@ -110,12 +110,12 @@ def build_prototypes(
         vectors, neighbour_ids, neighbour_scores = _supervised(storage, cs.labels, anchors, method, min_confirmed)
     else:
         if n < 1:
-            raise InvalidInput("--n must be at least 1")
+            raise InvalidInput("TGAP N must be at least 1", hint=Hint("n"))
         index = storage.index()
         if index.ntotal < n:
             raise InvalidInput(
-                f"TGAP with N={n} needs at least {n} corpus windows; the corpus has {index.ntotal} "
-                "(ingest more audio or lower --n)"
+                f"TGAP with N={n} needs at least {n} corpus windows; the corpus has {index.ntotal}",
+                hint=Hint("n", "ingest more audio or lower {option}"),
             )
         neighbour_scores, rows = index.search(l2_normalize(anchors), n)
         vectors = tgap_prototypes(storage.vectors.read(rows.ravel()).reshape(len(cs.labels), n, -1)).astype(np.float32)
@@ -154,9 +154,9 @@ def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method
         try:
             return supervised_prototypes(vecs, labs, labels).astype(np.float32), None, None
         except ValueError as e:
-            raise InvalidInput(f"{e}; annotate windows of them, or use --method blend") from None
+            raise InvalidInput(str(e), hint=Hint("method_blend", "annotate windows of them, or use {option}")) from None
     if min_confirmed < 1:
-        raise InvalidInput("--min-confirmed must be at least 1")
+        raise InvalidInput("the minimum of confirmed members must be at least 1", hint=Hint("min_confirmed"))
     annotated = annotated_window_ids(storage)
     index = storage.index()
     out = np.zeros((len(labels), anchors.shape[1]), np.float32)
@@ -177,7 +177,7 @@ def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method
             if len(picked) < need:
                 raise InvalidInput(
                     f"class {label!r}: {len(mine)} confirmed, and the corpus has only {len(picked)} "
-                    f"unannotated windows to reach --min-confirmed {min_confirmed}"
+                    f"unannotated windows to reach {min_confirmed} members", hint=Hint("min_confirmed", "lower {option}")
                 )
         borrowed = storage.vectors.read([r for r, _, _ in picked])
         out[k] = blend_prototype(mine, borrowed)

@@ -7,7 +7,7 @@ import numpy as np
 
 from proto_index.core.profiles import l2_normalize
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import InvalidInput
+from proto_index.errors import Hint, InvalidInput
 from proto_index.store.storage import Storage
 
 
@@ -25,7 +25,7 @@ def search(storage: Storage, encoder: Encoder, text: str, k: int = 10) -> list[S
     if not text.strip():
         raise InvalidInput("the search text is empty")
     if k < 1:
-        raise InvalidInput("-k must be at least 1")
+        raise InvalidInput("k must be at least 1", hint=Hint("k"))
     storage.check_identity(encoder.identity)
     query = l2_normalize(np.asarray(encoder.embed_texts([text]), dtype=np.float32))
     scores, rows = storage.index().search(query, k)

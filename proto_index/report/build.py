@@ -62,7 +62,7 @@ def _read_csv(path: Path) -> str:
 
 def check_out(out: Path) -> None:
     if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
-        raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new --out (nothing was written)")
+        raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new report folder (nothing was written)")
 
 
 def build_report(options: ReportOptions, on_problem: Callable[[str, str], None] | None = None) -> ReportResult:

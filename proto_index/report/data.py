@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from proto_index.errors import InvalidInput
+from proto_index.errors import Hint, InvalidInput
 
 REQUIRED_COLUMNS = ("path", "environment", "adaptation", "tau", "label", "score", "margin", "error")
 WINDOW_COLUMNS = ("start_s", "end_s")
@@ -158,7 +158,7 @@ def select_rows(rows: Sequence[Row], per_label: int) -> list[Row]:
     the rest spread evenly over the remaining margins, so a group of any size gives a bounded, representative
     sample. Order: by environment, label, then margin ascending. Deterministic."""
     if per_label < 1:
-        raise InvalidInput("--per-label must be at least 1")
+        raise InvalidInput("rows per label must be at least 1", hint=Hint("per_label"))
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
         groups[(r.environment, r.label)].append(r)

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from proto_index.errors import StoreLocked
+from proto_index.errors import Hint, StoreLocked
 
 
 class WriterLock:
@@ -39,8 +39,8 @@ class WriterLock:
                     holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
                     os.close(fd)
                     raise StoreLocked(
-                        f"{self.path.parent} is being written by {holder}; "
-                        "wait for it to finish (or pass --wait SECONDS)"
+                        f"{self.path.parent} is being written by {holder}; wait for it to finish",
+                        hint=Hint("wait_s", "or pass {option}"),
                     ) from None
                 time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
         os.ftruncate(fd, 0)

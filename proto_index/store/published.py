@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete
 
 from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
-from proto_index.errors import StoreCorrupt, StoreError
+from proto_index.errors import Hint, StoreCorrupt, StoreError
 from proto_index.store import integrity
 from proto_index.store.checksums import recorded
 from proto_index.store.index import VectorIndex
@@ -67,7 +67,7 @@ def load_current(storage: Storage) -> VectorIndex:
     index, problem = load_published(storage)
     damaged = problem is not None and (storage.root / index_name(storage)).exists()
     if damaged and not storage.writing:  # a missing index is rebuilt in memory; a damaged one is reported
-        raise StoreCorrupt(f"{problem}; run `proto-index verify --repair` to rebuild it from the exact vectors")
+        raise StoreCorrupt(problem, hint=Hint("verify_repair", "run {option} to rebuild it from the exact vectors"))
     if index is not None and index.dim == storage.identity.dim:
         next_row = int(covered) if covered is not None else storage.committed_rows()
         if index.ntotal == storage.count_live_rows(below=next_row):

@@ -38,6 +38,7 @@ from proto_index.core.index_plan import IndexPlan
 from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import (
     DiskFull,
+    Hint,
     InvalidInput,
     ModelMismatch,
     StoreCorrupt,
@@ -98,7 +99,7 @@ class Storage:
         ``discard_old_files``: delete the vector and index files of an earlier store whose catalog is gone.
         """
         if vector_dtype not in DTYPES:
-            raise InvalidInput(f"--vector-dtype must be float32 or float16, not {vector_dtype!r}")
+            raise InvalidInput(f"the vector dtype must be float32 or float16, not {vector_dtype!r}", hint=Hint("vector_dtype"))
         root = Path(root)
         for old in cls.check_new(root, discard_old_files):
             old.unlink()
@@ -126,8 +127,8 @@ class Storage:
         if left and not discard_old_files:
             raise StoreExists(
                 f"{root} holds store files ({', '.join(p.name for p in left)}) but no {CATALOG}: the catalog of an "
-                "earlier store was deleted or lost; init will not overwrite them (restore the catalog, or pass "
-                "--discard-old-files to start over)"
+                "earlier store was deleted or lost; init will not overwrite them",
+                hint=Hint("discard_old_files", "restore the catalog, or pass {option} to start over"),
             )
         return left
 
@@ -231,8 +232,8 @@ class Storage:
         if self.vectors.count < committed:
             raise StoreCorrupt(
                 f"the vector file {self.vectors.path.name} holds {self.vectors.count} rows but the catalog committed "
-                f"{committed}: {committed - self.vectors.count} vectors were lost (the file was truncated); run "
-                "`proto-index verify --repair` to drop the recordings they belong to, then ingest them again"
+                f"{committed}: {committed - self.vectors.count} vectors were lost (the file was truncated)",
+                hint=Hint("verify_repair", "run {option} to drop the recordings they belong to, then ingest them again"),
             )
         return committed
 
