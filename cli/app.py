@@ -289,9 +289,9 @@ def classify(
             result = s.classify_manifest(manifest, prototypes, progress=bar, **settings)
         else:
             result = s.classify([(p, env) for p in paths], prototypes, progress=bar, **settings)
-    from proto_index.exports import export, rows_of
+    from proto_index.exports import write_result
 
-    export(rows_of(result, result.prototypes), out, fmt, result.labels if all_scores else None)
+    write_result(result, out, fmt, all_scores)
     if per_window:
         failed = {(f.path, f.environment) for f in result.failed}
         done = {(f.path, f.environment) for f in result.files} - failed

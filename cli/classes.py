@@ -6,37 +6,13 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from proto_index.audio.discover import open_regular
 from proto_index.cli.output import BadUsage
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
 from proto_index.cli.output import echo_json
 from proto_index.cli.records import JsonOption, class_set_record
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
-from proto_index.errors import InvalidInput, NotFound
 
 app = typer.Typer(no_args_is_help=True, help="Class sets: the labels to classify into.")
-
-
-def read_labels_file(path: Path) -> list[str]:
-    """One label per line (UTF-8, a byte-order mark ignored); blank lines and lines starting with # are ignored."""
-    if not path.exists():
-        raise NotFound(f"no such labels file: {path}")
-    if not path.is_file():
-        raise InvalidInput(f"{path}: not a regular file (a folder, FIFO or device)")
-    try:
-        with open_regular(path) as fh:
-            text = fh.read(MAX_LABELS_BYTES + 1).decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot read: {e.strerror or e}") from None
-    if len(text) > MAX_LABELS_BYTES:
-        raise InvalidInput(f"{path}: larger than {MAX_LABELS_BYTES // 1_000_000} MB; not a labels file")
-    lines = [ln.strip() for ln in text.splitlines()]
-    return [ln for ln in lines if ln and not ln.startswith("#")]
-
-
-MAX_LABELS_BYTES = 10_000_000
 
 
 @app.command("add")
@@ -59,13 +35,10 @@ def add(
     """
     if (labels_file is None) == (not label):
         raise BadUsage("give either --labels-file FILE or one or more --label L")
-    labels = read_labels_file(labels_file) if labels_file else list(label)
-    opened = open_store(store)
-    doomed = [p.name for p in opened.prototype_sets() if p.class_set == name] if replace and drop_prototypes else []
-    cs = opened.add_classes(name, labels, template, replace, drop_prototypes)
+    cs = open_store(store).add_classes(name, label or (), template, replace, drop_prototypes, labels_file=labels_file)
     typer.echo(f"class set {cs.name}: {len(cs.labels)} labels")
-    if doomed:
-        typer.echo(f"deleted the prototype sets built on the old class set: {', '.join(doomed)}")
+    if cs.dropped_prototypes:
+        typer.echo(f"deleted the prototype sets built on the old class set: {', '.join(cs.dropped_prototypes)}")
 
 
 @app.command("list")

@@ -6,7 +6,6 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from proto_index import __version__
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, QuietOption, StoreOption, open_store
 from proto_index.cli.output import BarProgress, echo_json
 from proto_index.cli.records import JsonOption, gap_record
@@ -65,55 +64,24 @@ def evaluate(
       proto-index evaluate --synthetic --out eval-synthetic/
       proto-index evaluate --foreground us8k.csv --backgrounds tau2019/ --out eval/ --store clap-store
     """
-    from proto_index.evaluation import outputs
-    from proto_index.evaluation.protocol import ADAPTATIONS, METHODS, Settings, evaluate as run_protocol
+    from proto_index.evaluation import experiment
     from proto_index.evaluation.report import format_text
 
-    snrs = tuple(snr or (6.0, 8.0, 10.0))
-    settings = Settings(
-        methods=tuple(method or METHODS),
-        adaptations=tuple(adapt or ADAPTATIONS),
-        tgap_n=tgap_n,
-        grid=_grid(tau_grid),
-        fixed_tau={"text": tau_text, "audio": tau_audio, "audio-oracle": tau_audio},
-        auto_rule=auto_rule,
-        prototype_norm=prototype_norm,
-    )
-    try:
-        settings.check()
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-    parameters = {"proto_index_version": __version__, "snrs_db": list(snrs), "seed": seed}
+    settings = experiment.make_settings(method, adapt, tgap_n, _grid(tau_grid), tau_audio, tau_text, auto_rule, prototype_norm)
+    run = experiment.RunOptions(out, settings, tuple(snr or experiment.DEFAULT_SNRS_DB), seed, folds, plots)
     if synthetic:
         if foreground or backgrounds:
             raise InvalidInput("--synthetic takes no --foreground/--backgrounds")
-        from proto_index.core.synthetic import SpaceConfig
-        from proto_index.evaluation.synthetic import synthetic_experiment
-
-        config = SpaceConfig(gap=gap)
-        n_folds = folds or 5
-        try:
-            data = synthetic_experiment(config, per_class, n_folds, backgrounds_per_env, snrs, seed)
-            evaluation = run_protocol(data, settings)
-        except ValueError as e:
-            raise InvalidInput(str(e)) from None
-        parameters["data"] = {"synthetic": config.to_dict(), "per_class": per_class, "folds": n_folds, "backgrounds_per_env": backgrounds_per_env}
-        parameters["data"]["synthetic"]["labels"] = list(config.labels)
+        done = experiment.run_synthetic(run, experiment.SyntheticOptions(per_class, backgrounds_per_env, gap))
     else:
         if not (foreground and backgrounds):
             raise InvalidInput("give --foreground CSV and --backgrounds (CSV or folder), or --synthetic")
-        s = open_store(store, device)
+        audio = experiment.AudioOptions(foreground, backgrounds, work, keep_scenes, ref_db)
         with BarProgress(quiet) as bar:
-            evaluation, description = s.evaluate_audio(
-                foreground, backgrounds, work or out / "work", snrs, settings,
-                n_folds=folds or 10, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=bar,
-            )  # fmt: skip
-        parameters["data"] = description
-        parameters["model"] = s.identity.describe()
-    written = outputs.write_all(evaluation, out, parameters, with_plots=plots)
-    typer.echo(format_text(evaluation))
+            done = experiment.run_audio(open_store(store, device), run, audio, progress=bar)
+    typer.echo(format_text(done.evaluation))
     typer.echo("")
-    typer.echo("wrote " + ", ".join(p.name for p in written) + f" to {out}")
+    typer.echo("wrote " + ", ".join(p.name for p in done.written) + f" to {out}")
 
 
 def calibrate(
@@ -140,20 +108,16 @@ def calibrate(
     """
     if (manifest is None) == (not from_annotations):
         raise typer.BadParameter("give exactly one of MANIFEST or --from-annotations")
-    s = open_store(store, device)
-    if from_annotations:
-        results = s.calibrate_from_annotations(prototypes, _grid(tau_grid), folds, seed, prototype_norm)
-    else:
-        results = s.calibrate(manifest, prototypes, _grid(tau_grid), folds, seed, prototype_norm)
     from proto_index.evaluation.calibrate import format_calibration
+    from proto_index.evaluation.calibration_run import CalibrateOptions, run_calibration
 
-    for c in results:
+    options = CalibrateOptions(prototypes, _grid(tau_grid), folds, seed, prototype_norm, save)
+    done = run_calibration(open_store(store, device), options, None if from_annotations else manifest)
+    for c in done.results:
         typer.echo(format_calibration(c))
         typer.echo("")
-    if save:
-        for c in results:
-            s.set_environment_tau(c.environment, **{c.adaptation: c.choice.tau})
-            typer.echo(f"saved tau {c.adaptation}={c.choice.tau:g} on environment {c.environment}")
+    for t in done.saved:
+        typer.echo(f"saved tau {t.adaptation}={t.tau:g} on environment {t.environment}")
 
 
 def gap(

@@ -193,10 +193,16 @@ class Store:
     # -- classes and prototypes ------------------------------------------------------------------
 
     def add_classes(
-        self, name: str, labels: Sequence[str], template: str = DEFAULT_TEMPLATE, replace: bool = False,
-        drop_prototypes: bool = False,
+        self, name: str, labels: Sequence[str] = (), template: str = DEFAULT_TEMPLATE, replace: bool = False,
+        drop_prototypes: bool = False, labels_file: str | Path | None = None,
     ) -> ClassSetView:
-        """Add a class set; replacing one that has prototype sets needs ``drop_prototypes`` (deletes them)."""
+        """Add a class set of ``labels`` followed by the lines of ``labels_file`` when given (see
+        :func:`~proto_index.pipeline.labels_file.read_labels_file`); replacing one that has
+        prototype sets needs ``drop_prototypes`` (deletes them, named in the view's ``dropped_prototypes``)."""
+        if labels_file is not None:
+            from proto_index.pipeline.labels_file import read_labels_file
+
+            labels = [*labels, *read_labels_file(labels_file)]
         return prototypes.add_class_set(self._storage, name, list(labels), template, replace, drop_prototypes)
 
     def class_sets(self) -> list[ClassSetView]:

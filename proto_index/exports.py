@@ -71,6 +71,14 @@ def rows_of(result, prototypes: str) -> list[ExportRow]:
     return out
 
 
+def write_result(result, out: str | Path, fmt: str = "csv", all_scores: bool = False) -> Path:
+    """Write a :class:`~proto_index.pipeline.classify.Classification` to ``out`` in ``fmt``: one row
+    per input (per window, with start_s and end_s, for a per-window result); ``all_scores`` adds a
+    column per class (its refined score; csv and parquet). Written to a temporary file and renamed,
+    so an interrupted run never leaves half a file."""
+    return export(rows_of(result, result.prototypes), Path(out), fmt, result.labels if all_scores else None)
+
+
 def export(rows: list[ExportRow], out: Path, fmt: str, labels: list[str] | None = None, facts=None) -> Path:
     """Write ``rows`` to ``out`` in ``fmt`` (audacity: ``out`` is a folder). ``labels``: the class
     order for per-class score columns (csv/parquet; None leaves them out). ``facts(path)`` gives a

@@ -17,6 +17,7 @@ class ClassSetView:
     name: str
     template: str
     labels: list[str]
+    dropped_prototypes: tuple[str, ...] = ()  # the prototype sets deleted as this set replaced an older one
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from proto_index.pipeline.catalog_views import (
 from proto_index.options import EmbedOptions
 from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
-from proto_index.pipeline.preflight import check_output_file
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
@@ -293,15 +292,3 @@ def _background(env: EnvironmentView, adaptation: str, protos: PrototypeSetView,
     if adaptation == "text":
         return background_profile(env.text_vectors, protos.matrix, prototype_norm)
     return None
-
-
-def write_csv(result: Classification, out: Path, all_scores: bool = False) -> None:
-    """Write one row per input (per window, with start_s and end_s after path, for a per-window
-    result); with ``all_scores`` one more column per class (its Pf value). See :mod:`proto_index.exports`.
-
-    Written to a temporary file and renamed, so an interrupted run never leaves half a CSV.
-    """
-    out = check_output_file(out)
-    from proto_index.exports import export, rows_of
-
-    export(rows_of(result, result.prototypes), Path(out), "csv", result.labels if all_scores else None)

@@ -2,6 +2,8 @@
 centroids of reviewed windows (``annotate``), optionally blended with TGAP neighbours."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from sqlalchemy import select
 
@@ -38,7 +40,8 @@ def add_class_set(
     """Store a named list of labels; duplicates, blank labels and control characters are refused.
 
     Replacing a class set that prototype sets were built on is refused, naming them, unless
-    ``drop_prototypes`` (they are then deleted with it: see :func:`prototype_sets_on`).
+    ``drop_prototypes`` (they are then deleted with it: see :func:`prototype_sets_on`; the view
+    names them in ``dropped_prototypes``).
     """
     name = check_text(name, "class set name")
     if not labels:
@@ -51,8 +54,11 @@ def add_class_set(
         render_prompts(labels, template)
     except ValueError as e:
         raise InvalidInput(str(e)) from None
+    dropped: list[str] = []
+
     def keep_prototypes(s, old) -> None:
         built = prototype_sets_on(s, old.name)
+        dropped[:] = built
         if built and not drop_prototypes:
             raise AlreadyExists(f"class set {name!r} has prototype sets built on it ({', '.join(built)}); "
                                 "replacing it would delete them", hint=Hint("drop_prototypes", "use {option} to do so"))
@@ -62,7 +68,7 @@ def add_class_set(
         cs.labels = [ClassLabel(position=i, label=lbl) for i, lbl in enumerate(labels)]
         s.add(cs)
         s.flush()
-        return class_set_view(cs)
+        return dataclasses.replace(class_set_view(cs), dropped_prototypes=tuple(dropped))
 
 
 def prototype_sets_on(s, class_set: str) -> list[str]:
