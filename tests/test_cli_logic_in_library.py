@@ -1,0 +1,178 @@
+"""What the CLI used to do itself, now library calls: evaluate's orchestration, calibrate --save,
+labels files, the dropped prototype sets of classes add --replace, and writing classify's output."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BACKGROUNDS, CLASS_FREQS, write
+from fakes import BandEncoder
+
+from proto_index import Store, __version__
+from proto_index.core.synthetic import SpaceConfig
+from proto_index.errors import InvalidInput, NotFound
+from proto_index.evaluation import experiment
+from proto_index.evaluation.calibration_run import CalibrateOptions, SavedTau, run_calibration
+from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.synthetic import synthetic_experiment
+from proto_index.exports import read_classification, write_result
+from proto_index.pipeline import labels_file
+from proto_index.pipeline.classify import Classification, ClassifiedFile
+from proto_index.pipeline.labels_file import read_labels_file
+
+# --- evaluate --------------------------------------------------------------------------------------
+
+
+def test_fixed_taus_give_audio_oracle_the_audio_tau():
+    assert experiment.fixed_taus(0.55, 0.15) == {"text": 0.15, "audio": 0.55, "audio-oracle": 0.55}
+    settings = experiment.make_settings(tau_audio=0.55, tau_text=0.15)
+    assert settings.fixed_tau["audio-oracle"] == 0.55 and settings.methods == ("zero-shot", "tgap", "supervised")
+    with pytest.raises(InvalidInput, match="unknown or no method\\(s\\): magic"):
+        experiment.make_settings(methods=["magic"])
+    with pytest.raises(InvalidInput, match="TGAP N must be at least 1"):
+        experiment.make_settings(tgap_n=0)
+
+
+def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path):
+    settings = experiment.make_settings(methods=["zero-shot"], tgap_n=5, grid=(0.0, 0.5, 1.0), tau_audio=0.55, tau_text=0.15)
+    run = experiment.RunOptions(tmp_path / "out", settings, (6.0,), seed=3, folds=3, plots=False)
+    done = experiment.run_synthetic(run, experiment.SyntheticOptions(per_class=6, backgrounds_per_env=4, gap=0.8))
+
+    config = SpaceConfig(gap=0.8)
+    direct = evaluate(synthetic_experiment(config, 6, 3, 4, (6.0,), 3), settings)
+    assert [s.accuracy for s in done.evaluation.scores] == [s.accuracy for s in direct.scores]
+    for s in done.evaluation.scores:  # the fixed rule uses exactly the given tau, audio-oracle the audio one
+        if s.rule == "fixed":
+            assert s.fold_taus == (0.55,) * 3 if s.adaptation in ("audio", "audio-oracle") else (0.15,) * 3
+        if s.rule == "none":
+            assert s.fold_taus == (0.0,) * 3
+    assert {s.adaptation for s in done.evaluation.scores if s.rule == "fixed"} == {"text", "audio", "audio-oracle"}
+
+    assert done.parameters == {
+        "proto_index_version": __version__, "snrs_db": [6.0], "seed": 3,
+        "data": {"synthetic": {**config.to_dict(), "labels": list(config.labels)}, "per_class": 6, "folds": 3,
+                 "backgrounds_per_env": 4},
+    }
+    assert [p.name for p in done.written] == ["results.csv", "results.md", "results.json"]
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert written["parameters"] == json.loads(json.dumps(done.parameters))
+    assert written["settings"]["fixed_tau"] == {"text": 0.15, "audio": 0.55, "audio-oracle": 0.55}
+
+
+def test_run_synthetic_defaults_to_five_folds_and_reports_bad_data(tmp_path):
+    settings = experiment.make_settings(methods=["zero-shot"], adaptations=["none"], grid=(0.0, 1.0))
+    done = experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), plots=False),
+                                    experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+    assert done.evaluation.folds == (0, 1, 2, 3, 4) and done.parameters["data"]["folds"] == 5
+    with pytest.raises(InvalidInput, match="at least 3 folds"):
+        experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), folds=2, plots=False),
+                                 experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+
+
+# --- calibrate --save -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def labelled_store(tmp_path, corpus_dir, background_dir):
+    """A fake-model store with zero-shot prototypes, an airport environment (text and audio), and
+    eight labelled 2 s clips over the airport background."""
+    store = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
+    store.ingest([corpus_dir])
+    store.add_classes("urban", list(CLASS_FREQS))
+    store.build_prototypes("urban")
+    store.add_environment("airport", text="airport", audio=[background_dir / "airport"])
+    rows = []
+    for i, label in enumerate(list(CLASS_FREQS) * 2):
+        write(tmp_path / "archive" / f"{i}.wav", [(CLASS_FREQS[label], 0.2 + 0.02 * i)] + BACKGROUNDS["airport"],
+              seconds=2.0, seed=i)
+        rows.append(f"{i}.wav,airport,{label}\n")
+    manifest = tmp_path / "archive" / "labelled.csv"
+    manifest.write_text("path,environment,label\n" + "".join(rows))
+    yield store, manifest
+    store.close()
+
+
+def _choices(results):
+    return [(c.environment, c.adaptation, c.choice.tau, c.choice.fold_taus, list(c.choice.curve)) for c in results]
+
+
+def test_run_calibration_saves_each_choice_only_when_asked(labelled_store):
+    store, manifest = labelled_store
+    options = CalibrateOptions("urban-zero-shot", grid=(0.0, 0.25, 0.5, 0.75, 1.0), folds=2)
+    looked = run_calibration(store, options, manifest)
+    assert [(c.environment, c.adaptation, c.clips) for c in looked.results] == [("airport", "audio", 8), ("airport", "text", 8)]
+    assert looked.saved == [] and store.environment("airport").taus == {"audio": None, "text": None}
+    assert _choices(looked.results) == _choices(store.calibrate(manifest, "urban-zero-shot", options.grid, 2))
+
+    saved = run_calibration(store, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True), manifest)
+    assert _choices(saved.results) == _choices(looked.results)
+    assert saved.saved == [SavedTau("airport", c.adaptation, c.choice.tau) for c in looked.results]
+    assert store.environment("airport").taus == {c.adaptation: c.choice.tau for c in looked.results}
+
+
+def test_run_calibration_from_annotations_needs_some(labelled_store):
+    store, _ = labelled_store
+    with pytest.raises(InvalidInput, match="no confirmed annotation names an environment"):
+        run_calibration(store, CalibrateOptions("urban-zero-shot", save=True))
+
+
+# --- labels files and classes add -------------------------------------------------------------------
+
+
+def test_read_labels_file(tmp_path, monkeypatch):
+    f = tmp_path / "labels.txt"
+    f.write_bytes("\ufeffsiren\n\n# a comment\n  dog bark  \r\nbird song".encode("utf-8"))
+    assert read_labels_file(f) == ["siren", "dog bark", "bird song"]
+    f.write_bytes(b"siren\n\xff\xfe\n")
+    with pytest.raises(InvalidInput, match=r"labels.txt: not UTF-8 text \(byte 6\)"):
+        read_labels_file(f)
+    with pytest.raises(NotFound, match="no such labels file"):
+        read_labels_file(tmp_path / "absent.txt")
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        read_labels_file(tmp_path)
+    monkeypatch.setattr(labels_file, "MAX_LABELS_BYTES", 5)
+    f.write_text("siren\n")
+    with pytest.raises(InvalidInput, match="larger than 0 MB; not a labels file"):
+        read_labels_file(f)
+
+
+def test_add_classes_from_a_file_names_the_prototype_sets_it_dropped(tmp_path, corpus_dir):
+    (tmp_path / "labels.txt").write_text("siren\ndog bark\n")
+    with Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder()) as store:
+        first = store.add_classes("urban", labels_file=tmp_path / "labels.txt")
+        assert (first.labels, first.dropped_prototypes) == (["siren", "dog bark"], ())
+        store.build_prototypes("urban")
+        store.build_prototypes("urban", name="second")
+        again = store.add_classes("urban", ["drilling"], replace=True, drop_prototypes=True)
+        assert (again.labels, again.dropped_prototypes) == (["drilling"], ("second", "urban-zero-shot"))
+        assert store.prototype_sets() == []
+        plain = store.add_classes("urban", ["siren"], replace=True)
+        assert plain.dropped_prototypes == ()
+
+
+# --- classify's output --------------------------------------------------------------------------------
+
+
+def test_write_result_round_trips_with_all_scores(tmp_path):
+    result = Classification(
+        labels=["siren", "dog bark"],
+        files=[ClassifiedFile(Path("/a/x.wav"), "park", "text", 0.2, "siren", 0.5, 0.25, np.array([0.5, 0.25])),
+               ClassifiedFile(Path("/a/y.wav"), "park", "text", 0.2, error="cannot decode")],
+        prototypes="urban-zero-shot",
+    )
+    out = tmp_path / "labels.csv"
+    assert write_result(result, out, "csv", all_scores=True) == out
+    with open(out, newline="") as f:
+        header = next(csv.reader(f))
+    assert header[-2:] == ["siren", "dog bark"]
+    rows, labels = read_classification(out)
+    assert labels == ["siren", "dog bark"]
+    assert [(r.path, r.label, r.score, r.margin, r.tau, r.error) for r in rows] == [
+        ("/a/x.wav", "siren", 0.5, 0.25, 0.2, None), ("/a/y.wav", None, None, None, 0.2, "cannot decode")]
+    assert rows[0].scores == {"siren": 0.5, "dog bark": 0.25}
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]  # no temporary file left
+    write_result(result, out)
+    assert read_classification(out)[1] == []  # without all_scores: no per-class columns
