@@ -41,7 +41,6 @@ from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
 from proto_index.cli.records import JsonOption, hit_record, info_record
 from proto_index.pipeline import preflight
-from sqlalchemy.exc import DatabaseError
 
 from proto_index.api import Store
 from proto_index.errors import InvalidInput, ProtoIndexError
@@ -62,9 +61,6 @@ class ErrorsAsMessages(TyperGroup):
             raise typer.Exit(EXIT_USAGE) from None
         except ProtoIndexError as e:
             error(hints.message(e))
-            raise typer.Exit(EXIT_ERROR) from None
-        except DatabaseError as e:  # a catalog damaged after it was opened
-            error(f"the store's catalog failed ({e.orig or e})")
             raise typer.Exit(EXIT_ERROR) from None
 
 

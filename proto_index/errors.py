@@ -94,3 +94,7 @@ class StoreReadOnly(StoreError):
 
 class DiskFull(StoreError):
     """The disk filled up while writing; what was committed before is intact."""
+
+
+class CatalogConflict(StoreError):
+    """A catalog write broke one of its rules (a unique name, a reference): usually another process wrote first."""

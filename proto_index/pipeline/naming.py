@@ -2,8 +2,8 @@
 
 The check that a name is free and the insert happen in one transaction, under the store's writer
 lock, so two processes adding the same name at once cannot both succeed or silently replace each
-other: the second waits for the first, then finds the name taken. Database errors that remain are
-turned into domain errors here, never passed to the user as tracebacks.
+other: the second waits for the first, then finds the name taken. (Database errors arrive as domain
+errors: :mod:`proto_index.store.db_errors`.)
 """
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, StoreError, StoreLocked
+from proto_index.errors import REPLACE, AlreadyExists, CatalogConflict, InvalidInput
 from proto_index.store.storage import Storage
 
 CATALOG_WAIT_S = 60.0
@@ -55,13 +54,5 @@ def claim_name(storage: Storage, model, name: str, what: str, replace: bool,
                 s.flush()
             yield s
             s.flush()
-    except IntegrityError:  # the unique name, if a writer ignored the lock
+    except CatalogConflict:  # the unique name, if a writer ignored the lock
         raise AlreadyExists(f"{what} {name!r} already exists", hint=REPLACE) from None
-    except StoreLocked:
-        raise
-    except (OperationalError, DBAPIError) as e:
-        raise StoreError(f"the catalog could not be written ({_reason(e)}); nothing was changed") from None
-
-
-def _reason(e: DBAPIError) -> str:
-    return str(e.orig).splitlines()[0] if e.orig is not None else type(e).__name__

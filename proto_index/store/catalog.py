@@ -8,12 +8,14 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
 import proto_index.migrations as migrations_pkg
+from proto_index.store import db_errors
 
 HEAD = "head"
 
 
 def create_catalog_engine(db_path: Path, read_only: bool = False) -> Engine:
-    """A SQLite engine with foreign keys on, WAL journaling and a busy timeout for concurrent readers.
+    """A SQLite engine with foreign keys on, WAL journaling and a busy timeout for concurrent readers;
+    its database errors reach callers as domain errors (:mod:`proto_index.store.db_errors`).
 
     ``read_only`` (a store on a read-only folder): opened so that SQLite writes nothing, not even
     the WAL side files: ``immutable`` when no WAL is pending, else ``mode=ro`` (needs the -shm file).
@@ -29,7 +31,7 @@ def create_catalog_engine(db_path: Path, read_only: bool = False) -> Engine:
         def _ro_pragmas(dbapi_conn, _record):
             dbapi_conn.execute("PRAGMA query_only=ON")
 
-        return engine
+        return db_errors.install(engine, Path(db_path))
     engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -40,7 +42,7 @@ def create_catalog_engine(db_path: Path, read_only: bool = False) -> Engine:
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()
 
-    return engine
+    return db_errors.install(engine, Path(db_path))
 
 
 def alembic_config():

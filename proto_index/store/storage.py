@@ -31,7 +31,6 @@ from typing import Iterator
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from proto_index.core.index_plan import IndexPlan
@@ -140,21 +139,16 @@ class Storage:
             hint = "" if not root.exists() else " (the folder exists but holds no catalog.sqlite)"
             raise StoreNotFound(f"no proto-index store at {root}{hint}; create one with `proto-index init`")
         read_only = not store_writable(root)
-        try:
-            engine = catalog.create_catalog_engine(root / CATALOG, read_only)
-            if not read_only:
-                catalog.upgrade(engine)
-            elif catalog.current_revision(engine) != catalog.head_revision():
-                raise StoreReadOnly(
-                    f"{root} is read-only and its catalog needs a schema upgrade that this version would write; "
-                    "open it once where it can be written"
-                )
-            with Session(engine) as s:
-                meta = {m.key: m.value for m in s.scalars(select(StoreMeta))}
-        except DatabaseError as e:
-            raise StoreCorrupt(
-                f"{root / CATALOG} cannot be read as a proto-index catalog ({e.orig or e}); restore it from a backup"
-            ) from None
+        engine = catalog.create_catalog_engine(root / CATALOG, read_only)  # a damaged catalog: StoreCorrupt below
+        if not read_only:
+            catalog.upgrade(engine)
+        elif catalog.current_revision(engine) != catalog.head_revision():
+            raise StoreReadOnly(
+                f"{root} is read-only and its catalog needs a schema upgrade that this version would write; "
+                "open it once where it can be written"
+            )
+        with Session(engine) as s:
+            meta = {m.key: m.value for m in s.scalars(select(StoreMeta))}
         if "model" not in meta:
             raise StoreError(f"{root / CATALOG} is not bound to a model (not a proto-index store?)")
         return cls(root, ModelIdentity.from_json(meta["model"]), json.loads(meta.get("model_options", "{}")), engine,
@@ -185,8 +179,8 @@ class Storage:
             if first and recover:
                 self.recover()
             yield
-        except (OSError, OperationalError) as e:
-            full = e.errno in _FULL if isinstance(e, OSError) else "disk is full" in str(e.orig)
+        except (OSError, DiskFull) as e:  # the catalog's "disk is full" arrives as DiskFull (db_errors)
+            full = e.errno in _FULL if isinstance(e, OSError) else True
             if not (first and full):
                 raise
             self._index = None
@@ -256,14 +250,10 @@ class Storage:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        try:
-            with self._sessions() as s, s.begin():
-                yield s
-        except OperationalError as e:
-            if self.read_only and "readonly" in str(e.orig):
-                raise StoreReadOnly(f"{self.root} is read-only: this command writes to the store") from None
-            raise
+        """A session in a transaction: committed on success, rolled back on error (database errors
+        arrive as domain errors: :mod:`proto_index.store.db_errors`)."""
+        with self._sessions() as s, s.begin():
+            yield s
 
     def meta(self, key: str) -> str | None:
         with self._sessions() as s:
