@@ -16,7 +16,7 @@ from proto_index.core.synthetic import SpaceConfig
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.evaluation import experiment
 from proto_index.evaluation.calibration_run import CalibrateOptions, SavedTau, run_calibration
-from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic import synthetic_experiment
 from proto_index.exports import read_classification, write_result
 from proto_index.pipeline import labels_file
