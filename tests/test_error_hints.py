@@ -126,3 +126,16 @@ def test_a_held_writer_lock_hints_at_waiting(store):
                 "wait for it to finish (or pass --wait SECONDS)")
     finally:
         holder.close()
+
+
+def test_a_missing_background_hints_at_adding_one(store, tmp_path):
+    from fakes import BandEncoder
+
+    with Store.open(store, encoder=BandEncoder()) as s:
+        s.build_prototypes("urban")
+        s.add_environment("park", text="park")
+        with pytest.raises(InvalidInput) as info:
+            s.classify([(tmp_path / "clip.wav", "park")], "urban-zero-shot", adapt="audio")
+    assert str(info.value) == "environment 'park': no background recordings"
+    assert hints.message(info.value) == ("environment 'park': no background recordings "
+                                         "(add some with `proto-index env add NAME --audio PATH`)")

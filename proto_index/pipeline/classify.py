@@ -225,8 +225,7 @@ def prepare(storage: Storage, prototypes: str, environments, adapt: str, tau, pr
         try:
             adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
         except ValueError as e:
-            add = Hint("env_audio", "add some with {option}") if adapt == "audio" else Hint("env_text", "add one with {option}")
-            raise InvalidInput(f"environment {name!r}: {e}", hint=add if adapt in ("audio", "text") else None) from None
+            raise InvalidInput(f"environment {name!r}: {e}", hint=_ADD_BACKGROUND.get(adapt)) from None
         fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
         plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
     return protos, plans, auto_rule
@@ -284,6 +283,10 @@ def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | 
             values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule)
         taus.update({i: float(t) for i, t in zip(rows, values)})
     return taus
+
+
+_ADD_BACKGROUND = {"audio": Hint("env_audio", "add some with {option}"), "text": Hint("env_text", "add one with {option}")}
+"""The remedy when an environment lacks the background an explicit adaptation asks for."""
 
 
 def _background(env: EnvironmentView, adaptation: str, protos: PrototypeSetView, prototype_norm: str = "l2") -> np.ndarray | None:
