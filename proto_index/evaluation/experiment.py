@@ -14,6 +14,7 @@ from proto_index.core.synthetic import SpaceConfig
 from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
+from proto_index.evaluation.mixing import REF_DB
 from proto_index.evaluation.protocol import ADAPTATIONS, METHODS, Evaluation, Settings, evaluate
 from proto_index.evaluation.synthetic import synthetic_experiment
 from proto_index.progress import Progress
@@ -87,7 +88,7 @@ class AudioOptions:
     backgrounds: Path
     work: Path | None = None  # None: OUT/work
     keep_scenes: bool = False
-    ref_db: float = -36.0
+    ref_db: float = REF_DB  # background loudness, LUFS
 
 
 @dataclass(frozen=True)
