@@ -37,10 +37,9 @@ from proto_index.cli.common import (
     executor_options,
     open_store,
 )
-from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions
+from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions, ScoringOptions
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
 from proto_index.cli.records import JsonOption, hit_record, info_record
-from proto_index.pipeline import preflight
 
 from proto_index.api import Store
 from proto_index.errors import InvalidInput, ProtoIndexError
@@ -258,9 +257,9 @@ def classify(
     if env is not None and not paths:
         raise BadUsage("no PATH given to classify with --env")
     try:
-        preflight.check_options(adapt, tau)
+        scoring = ScoringOptions(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window)
     except InvalidInput as e:
-        raise BadUsage(f"{e} (--adapt, --tau)") from None
+        raise BadUsage(f"{e} (--adapt, --tau, --prototype-norm)") from None
     if rows_per_file is not None and fmt != DATASET_FORMAT:
         raise BadUsage("--rows-per-file sizes the parts of --format parquet-dataset only")
     if report is not None and fmt != "csv":
@@ -272,7 +271,7 @@ def classify(
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
-    settings = dict(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
+    settings = dict(scoring=scoring,
                     options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value),
                     executor=executor_options(executor, ray_address, ray_actor_gpus))
     if fmt == DATASET_FORMAT:

@@ -32,7 +32,7 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions
+from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
@@ -41,6 +41,7 @@ from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
     from proto_index.evaluation.protocol import Settings
+    from proto_index.pipeline.classify_dataset import DatasetOptions, DatasetReport
 
 DEFAULT_STORE = "proto-index-store"
 STORE_ENV_VAR = "PROTO_INDEX_STORE"
@@ -276,56 +277,60 @@ class Store:
         items: Sequence[tuple[str | Path, str]],
         prototypes: str,
         *,
-        adapt: str = "auto",
-        tau: float | str | None = None,
-        prototype_norm: str = "l2",
-        per_window: bool = False,
+        scoring: ScoringOptions = ScoringOptions(),
         options: EmbedOptions = EmbedOptions(),
         executor: ExecutorOptions | None = None,
         progress: Progress | None = None,
     ) -> classify_mod.Classification:
-        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``
-        (``tau="auto"`` estimates tau without labels; ``prototype_norm="none"`` scores as the paper's code).
+        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``.
 
-        One result per pair, on the mean of the file's window embeddings; ``per_window=True``: one
-        result per 10 s window (``start_s``, ``end_s``). ``options``: how files are embedded (windows
-        every ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
-        preflight.check_options(adapt, tau)  # all before the model loads
+        ``scoring`` (:class:`~proto_index.options.ScoringOptions`, checked when made): adaptation, tau
+        (``"auto"``: estimated without labels), prototype norm (``"none"``: as the paper's code), and
+        ``per_window=True`` for one result per 10 s window (``start_s``, ``end_s``) instead of one per
+        pair on the mean of the file's windows. ``options``: how files are embedded (windows every
+        ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         embed = self._remote_embedder(executor)
         return classify_mod.classify(
             self._storage, self.encoder if embed is None else None, [(Path(p), e) for p, e in items], prototypes,
-            adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window, options=options,
-            progress=progress, embed=embed,
+            scoring=scoring, options=options, progress=progress, embed=embed,
         )
 
-    def classify_dataset(self, items: Sequence[tuple[str | Path, str]], prototypes: str, target, progress=None, **kwargs):
-        """:meth:`classify` into a partitioned Parquet dataset (``target``: a
-        :class:`~proto_index.pipeline.classify_dataset.DatasetOptions`), chunk by chunk; ``kwargs`` as for
-        :meth:`classify`. A rerun into the same folder resumes (see :mod:`proto_index.partitioned`)."""
+    def classify_dataset(
+        self,
+        items: Sequence[tuple[str | Path, str]],
+        prototypes: str,
+        target: DatasetOptions,
+        *,
+        scoring: ScoringOptions = ScoringOptions(),
+        options: EmbedOptions = EmbedOptions(),
+        executor: ExecutorOptions | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetReport:
+        """:meth:`classify` into a partitioned Parquet dataset (``target``: where and how), chunk by
+        chunk; the rest as for :meth:`classify`. A rerun into the same folder with the same ``scoring``
+        and hop resumes (see :mod:`proto_index.partitioned`)."""
         from proto_index.pipeline.classify_dataset import classify_dataset
 
-        preflight.check_options(kwargs.get("adapt", "auto"), kwargs.get("tau"))
-        return classify_dataset(self._storage, items, prototypes, kwargs,
-                                lambda chunk, bar: self.classify(chunk, prototypes, progress=bar, **kwargs), target, progress)
+        def chunk(items, bar):
+            return self.classify(items, prototypes, scoring=scoring, options=options, executor=executor, progress=bar)
+
+        return classify_dataset(self._storage, items, prototypes, scoring, options, chunk, target, progress)
 
     def classify_manifest(
         self,
         manifest: str | Path,
         prototypes: str,
         *,
-        adapt: str = "auto",
-        tau: float | str | None = None,
-        prototype_norm: str = "l2",
-        per_window: bool = False,
+        scoring: ScoringOptions = ScoringOptions(),
         options: EmbedOptions = EmbedOptions(),
         executor: ExecutorOptions | None = None,
         progress: Progress | None = None,
     ) -> classify_mod.Classification:
         """:meth:`classify` on the files of a CSV manifest with ``path`` and ``environment`` columns."""
         return self.classify(
-            [(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, adapt=adapt, tau=tau,
-            prototype_norm=prototype_norm, per_window=per_window, options=options, executor=executor, progress=progress,
+            [(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, scoring=scoring,
+            options=options, executor=executor, progress=progress,
         )
 
     # -- evaluation ------------------------------------------------------------------------------

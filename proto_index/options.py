@@ -1,10 +1,13 @@
-"""How audio files become window embeddings: one frozen object, carried from the CLI to the readers.
+"""How audio files become window embeddings, and how their vectors are scored: frozen objects,
+carried unchanged from the CLI (or a library call) to the code that uses them.
 
 :class:`EmbedOptions` travels unchanged through ``Store.ingest`` / ``Store.classify``, the pipeline
 (:mod:`proto_index.pipeline.ingest`, :mod:`proto_index.pipeline.classify`), the executors and
 :func:`proto_index.pipeline.embedding.embed_files`, on this machine or a Ray worker. Where the
 files are embedded is :class:`proto_index.pipeline.executors.ExecutorOptions`; the model's device
 and precision are chosen when the store opens (they decide which model is loaded, once).
+:class:`ScoringOptions` (adaptation, tau, prototype norm, per-window rows) travels from
+``Store.classify`` / ``classify_manifest`` / ``classify_dataset`` to :func:`proto_index.pipeline.classify.classify`.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from proto_index.core.adaptation import ADAPTATIONS
+from proto_index.core.profiles import PROTOTYPE_NORMS
+from proto_index.core.tau import parse_tau
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
 from proto_index.errors import InvalidInput
 from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER
@@ -63,6 +69,36 @@ class EmbedOptions:
     def hop_samples(self) -> int:
         """The hop in 48 kHz samples."""
         return round(self.hop_s * SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How vectors become labels (Pf = Ps - tau * Pb, argmax); checked on creation, before any model work.
+
+    ``adapt``: the background adaptation (:data:`proto_index.core.adaptation.ADAPTATIONS`; ``auto``:
+    each environment's best available). ``tau``: a number for every environment; None for each
+    environment's own; ``"auto"`` / ``"auto-clip"``: estimated without labels
+    (:data:`proto_index.core.tau.TAU_KEYWORDS`). ``prototype_norm``: ``l2`` (cosine) or ``none``
+    (raw dot product, as the paper's reference code). ``per_window``: one result per 10 s window
+    instead of one per file.
+    """
+
+    adapt: str = "auto"
+    tau: float | str | None = None
+    prototype_norm: str = "l2"
+    per_window: bool = False
+
+    def __post_init__(self):
+        if self.adapt not in ADAPTATIONS:
+            raise InvalidInput(f"unknown adaptation {self.adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
+        try:
+            parse_tau(self.tau)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        if self.prototype_norm not in PROTOTYPE_NORMS:
+            raise InvalidInput(f"unknown prototype norm {self.prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
+        if not isinstance(self.per_window, bool):
+            raise InvalidInput(f"per_window must be True or False, got {self.per_window!r}")
 
 
 def _whole(value, least: int) -> bool:

@@ -13,7 +13,7 @@ from conftest import write
 from fakes import BandEncoder
 from typer.testing import CliRunner
 
-from proto_index import Store
+from proto_index import ScoringOptions, Store
 from proto_index.cli.app import app
 from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.exports import _cell, _time_cell
@@ -165,7 +165,7 @@ def test_other_runs_folders_and_tau_auto_are_refused_before_any_work(tmp_path, s
     out = tmp_path / "ds"
     store.classify_dataset(items[:2], "urban-zero-shot", DatasetOptions(out))
     with pytest.raises(InvalidInput, match="another classification run"):
-        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out), tau=0.3)
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out), scoring=ScoringOptions(tau=0.3))
     with pytest.raises(InvalidInput, match="another classification run"):
         store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out, all_scores=True))
     foreign = tmp_path / "foreign"
@@ -175,7 +175,7 @@ def test_other_runs_folders_and_tau_auto_are_refused_before_any_work(tmp_path, s
         store.classify_dataset(items, "urban-zero-shot", DatasetOptions(foreign))
     assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
     with pytest.raises(InvalidInput, match="tau auto"):
-        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(tmp_path / "auto"), tau="auto")
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(tmp_path / "auto"), scoring=ScoringOptions(tau="auto"))
     assert not (tmp_path / "auto").exists()
 
 

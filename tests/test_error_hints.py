@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import proto_index
-from proto_index import Store
+from proto_index import ScoringOptions, Store
 from proto_index.cli import hints
 from proto_index.cli.app import app
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput, StoreLocked
@@ -135,7 +135,7 @@ def test_a_missing_background_hints_at_adding_one(store, tmp_path):
         s.build_prototypes("urban")
         s.add_environment("park", text="park")
         with pytest.raises(InvalidInput) as info:
-            s.classify([(tmp_path / "clip.wav", "park")], "urban-zero-shot", adapt="audio")
+            s.classify([(tmp_path / "clip.wav", "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="audio"))
     assert str(info.value) == "environment 'park': no background recordings"
     assert hints.message(info.value) == ("environment 'park': no background recordings "
                                          "(add some with `proto-index env add NAME --audio PATH`)")

@@ -9,7 +9,7 @@ from conftest import write
 from fakes import RecordingEncoder
 from test_cli import read_csv, run
 
-from proto_index import EmbedOptions, Store
+from proto_index import EmbedOptions, ScoringOptions, Store
 from proto_index.errors import InvalidInput
 from proto_index.pipeline import embedding
 
@@ -138,7 +138,7 @@ def test_classify_manifest_takes_typed_parameters(tmp_path, batches):
         s.add_classes("urban", ["siren", "dog bark"])
         s.build_prototypes("urban")
         s.add_environment("park", text="park")
-        result = s.classify_manifest(manifest, "urban-zero-shot", per_window=True, options=EmbedOptions(hop_s=5.0))
+        result = s.classify_manifest(manifest, "urban-zero-shot", scoring=ScoringOptions(per_window=True), options=EmbedOptions(hop_s=5.0))
         assert [(f.start_s, f.end_s) for f in result.files] == [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0), (15.0, 25.0)]
         with pytest.raises(TypeError):
             s.classify_manifest(manifest, "urban-zero-shot", hop_s=5.0)  # no loose embedding arguments any more
@@ -160,3 +160,42 @@ def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeyp
     [row] = table.to_pylist()
     assert row["kind"] == "embedded" and row["starts_s"] == [0.0, 5.0, 10.0, 15.0]
     assert [len(b) for b in batches] == [3, 1]
+
+
+def test_scoring_options_defaults_are_the_old_keyword_defaults():
+    assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False)
+    for fn in (Store.classify, Store.classify_manifest, Store.classify_dataset):
+        params = inspect.signature(fn).parameters
+        assert params["scoring"].default == ScoringOptions()
+        assert not {"adapt", "tau", "prototype_norm", "per_window"} & set(params)
+        assert all(p.kind is not p.VAR_KEYWORD for p in params.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ScoringOptions().tau = 0.5
+    assert pickle.loads(pickle.dumps(ScoringOptions(tau="auto-clip"))) == ScoringOptions(tau="auto-clip")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"adapt": "both"}, "unknown adaptation 'both'; choose one of auto, audio, text, none"),
+    ({"tau": "often"}, "tau must be a number or one of auto, auto-clip, not 'often'"),
+    ({"prototype_norm": "l1"}, "unknown prototype norm 'l1'; choose one of l2, none"),
+    ({"per_window": 1}, "per_window must be True or False, got 1"),
+])
+def test_scoring_options_are_checked_when_made(kwargs, message):
+    with pytest.raises(InvalidInput) as info:
+        ScoringOptions(**kwargs)
+    assert str(info.value) == message
+    assert "--" not in str(info.value)  # a library message names no CLI flag
+
+
+def test_classify_scores_per_window_with_scoring_options(tmp_path, batches):
+    clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        s.add_classes("urban", ["siren", "dog bark"])
+        s.build_prototypes("urban")
+        s.add_environment("park", text="park")
+        whole = s.classify([(clip, "park")], "urban-zero-shot")
+        assert [(f.start_s, f.end_s) for f in whole.files] == [(None, None)]
+        windows = s.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(per_window=True, tau=0.0))
+        assert windows.per_window
+        assert [(f.start_s, f.end_s) for f in windows.files] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
+        assert {f.tau for f in windows.files} == {0.0}

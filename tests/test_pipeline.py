@@ -6,7 +6,7 @@ import pytest
 from conftest import BACKGROUNDS, CLASS_FREQS, write
 from fakes import GAP_DIM, BandEncoder
 
-from proto_index import Store
+from proto_index import ScoringOptions, Store
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, cosine_profiles, refine
 from proto_index.core.prototypes import tgap_reference
@@ -63,8 +63,8 @@ def test_tgap_narrows_the_modality_gap(store):
 def test_audio_background_subtraction_fixes_the_airport_confusion(store, tmp_path):
     store.build_prototypes("urban", method="zero-shot")
     clip = archive_clip(tmp_path, "siren_at_airport", "siren", "airport")
-    none = store.classify([(clip, "airport")], "urban-zero-shot", adapt="none").files[0]
-    audio = store.classify([(clip, "airport")], "urban-zero-shot", adapt="audio").files[0]
+    none = store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="none")).files[0]
+    audio = store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="audio")).files[0]
     assert (none.label, none.adaptation, none.tau) == ("dog bark", "none", 0.0)
     assert (audio.label, audio.adaptation, audio.tau) == ("siren", "audio", 0.7)
     # the numbers are exactly the pure math on the stored vectors
@@ -79,8 +79,8 @@ def test_audio_background_subtraction_fixes_the_airport_confusion(store, tmp_pat
 def test_text_background_of_scene_name_shifts_all_classes_equally(store, tmp_path):
     store.build_prototypes("urban", method="zero-shot")
     clip = archive_clip(tmp_path, "drill_in_park", "drilling", "park")
-    none = store.classify([(clip, "park")], "urban-zero-shot", adapt="none").files[0]
-    text = store.classify([(clip, "park")], "urban-zero-shot", adapt="auto").files[0]
+    none = store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="none")).files[0]
+    text = store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="auto")).files[0]
     assert (text.adaptation, text.tau, text.label) == ("text", 0.2, none.label)
     # Pb_text here is the same for every class (only the gap direction is shared), so Pf is Ps shifted
     np.testing.assert_allclose(none.scores - text.scores, np.full(4, 0.2 * 0.5), atol=1e-6)
@@ -91,15 +91,15 @@ def test_tau_precedence_run_over_environment_over_default(store, tmp_path, backg
     store.add_environment("airport", text="airport", audio=[background_dir / "airport"], tau_audio=0.5, tau_text=0.1, replace=True)
     clip = archive_clip(tmp_path, "c", "siren", "airport")
     assert store.classify([(clip, "airport")], "urban-zero-shot").files[0].tau == 0.5
-    assert store.classify([(clip, "airport")], "urban-zero-shot", adapt="text").files[0].tau == 0.1
-    assert store.classify([(clip, "airport")], "urban-zero-shot", tau=0.9).files[0].tau == 0.9
+    assert store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="text")).files[0].tau == 0.1
+    assert store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(tau=0.9)).files[0].tau == 0.9
 
 
 def test_classification_of_corpus_files_reuses_stored_vectors(store, corpus_dir):
     store.build_prototypes("urban", method="tgap", n=6)
     calls = store.encoder.audio_calls
     files = sorted(corpus_dir.glob("*.wav"))
-    result = store.classify([(f, "park") for f in files], "urban-tgap6", adapt="none")
+    result = store.classify([(f, "park") for f in files], "urban-tgap6", scoring=ScoringOptions(adapt="none"))
     assert store.encoder.audio_calls == calls
     assert [r.label.replace(" ", "_") for r in result.files] == [f.name.rsplit("_", 1)[0] for f in files]
 
@@ -115,9 +115,9 @@ def test_errors_are_reported_before_any_embedding(store, tmp_path):
     with pytest.raises(NotFound, match="1 input file\\(s\\) not found: .*missing.wav"):
         store.classify([(clip, "park"), (tmp_path / "missing.wav", "park")], "urban-zero-shot")
     with pytest.raises(InvalidInput, match="environment 'park': no background recordings"):
-        store.classify([(clip, "park")], "urban-zero-shot", adapt="audio")
+        store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="audio"))
     with pytest.raises(InvalidInput, match="unknown adaptation 'both'"):
-        store.classify([(clip, "park")], "urban-zero-shot", adapt="both")
+        store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="both"))
     assert store.encoder.audio_calls == calls
 
 

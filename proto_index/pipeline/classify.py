@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
-from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
+from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.tau import auto_tau, parse_tau
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import Hint, InvalidInput, NotFound
@@ -22,7 +22,7 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions
+from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
 from proto_index.progress import Progress, SilentProgress
@@ -38,7 +38,7 @@ WINDOW_COLUMNS = ("start_s", "end_s")
 class ClassifiedFile:
     """One input's outcome. ``scores`` holds the refined profile Pf (one value per class).
 
-    Per window (``classify(per_window=True)``), one per window, with its ``start_s``/``end_s``.
+    Per window (``ScoringOptions(per_window=True)``), one per window, with its ``start_s``/``end_s``.
     """
 
     path: Path
@@ -144,10 +144,7 @@ def classify(
     items: Sequence[tuple[Path, str]],
     prototypes: str,
     *,
-    adapt: str = "auto",
-    tau: float | str | None = None,
-    prototype_norm: str = "l2",
-    per_window: bool = False,
+    scoring: ScoringOptions = ScoringOptions(),
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     embed=None,
@@ -156,13 +153,13 @@ def classify(
 
     One result per pair, whose clip vector is the mean of the file's window embeddings (files
     embedded as ``options`` say: 10 s windows every ``options.hop_s`` seconds); with
-    ``per_window``, one result per window instead (with its start and end), each window
+    ``scoring.per_window``, one result per window instead (with its start and end), each window
     classified on its own vector.
 
-    ``tau``: a number for every environment; None for each environment's own (else the default);
-    or ``"auto"`` / ``"auto-clip"``: a label-free rule (:data:`proto_index.core.tau.TAU_KEYWORDS`)
-    estimates it from the profiles, per environment over this run's clips, or per clip.
-    ``prototype_norm``: ``l2`` (cosine) or ``none`` (raw dot product, as the paper's reference code).
+    ``scoring`` (:class:`~proto_index.options.ScoringOptions`): the adaptation; tau, a number for
+    every environment, None for each environment's own (else the default), or ``"auto"`` /
+    ``"auto-clip"``: a label-free rule (:data:`proto_index.core.tau.TAU_KEYWORDS`) estimates it from
+    the profiles, per environment over this run's clips, or per clip; the prototype norm.
 
     Unknown prototype sets or environments, unavailable adaptations and missing files are all
     reported before any embedding work starts. ``embed``: where files are embedded
@@ -173,10 +170,11 @@ def classify(
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    protos, plans, auto_rule = prepare(storage, prototypes, [env for _, env in items], adapt, tau, prototype_norm)
+    protos, plans, auto_rule = prepare(storage, prototypes, [env for _, env in items], scoring)
     check_inputs([p for p, _ in items])
 
     unique = list(dict.fromkeys(p for p, _ in items))
+    per_window, prototype_norm = scoring.per_window, scoring.prototype_norm
     if per_window:
         windows = file_windows(storage, encoder, unique, options=options, progress=progress, embed=embed)
         items, spans, row_vectors = _window_rows(items, windows)
@@ -207,15 +205,10 @@ def classify(
     return Classification(protos.labels, results, per_window, prototypes)
 
 
-def prepare(storage: Storage, prototypes: str, environments, adapt: str, tau, prototype_norm: str):
+def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOptions):
     """The prototype set, each environment's (adaptation, tau or None under a label-free rule,
     background profile), and the label-free rule (or None); raises for anything unknown or unavailable."""
-    try:
-        tau = parse_tau(tau)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-    if prototype_norm not in PROTOTYPE_NORMS:
-        raise InvalidInput(f"unknown prototype norm {prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
+    adapt, tau, prototype_norm = scoring.adapt, parse_tau(scoring.tau), scoring.prototype_norm  # checked already
     auto_rule = tau if isinstance(tau, str) else None
     with storage.session() as s:
         protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)

@@ -16,13 +16,15 @@ from pathlib import Path
 from proto_index.core.tau import TAU_KEYWORDS, parse_tau
 from proto_index.errors import InvalidInput
 from proto_index.exports import rows_of
+from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter, partition_folder
 from proto_index.pipeline.classify import Classification, check_inputs, prepare
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.storage import Storage
 
 RESULT_OPTIONS = ("adapt", "tau", "prototype_norm", "per_window")
-"""The classify options that change rows: a rerun into a dataset must give the same."""
+"""The :class:`ScoringOptions` fields recorded in the run's settings (with the hop, they change
+rows): a rerun into a dataset must give the same."""
 
 
 @dataclass(frozen=True)
@@ -53,29 +55,26 @@ class DatasetReport:
 ClassifyChunk = Callable[[list[tuple[Path, str]], Progress], Classification]
 
 
-def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], prototypes: str, options: dict,
-                     classify_chunk: ClassifyChunk, target: DatasetOptions, progress: Progress | None = None) -> DatasetReport:
-    """Classify ``items`` chunk by chunk with ``classify_chunk`` (the store's classify with ``options``)."""
+def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], prototypes: str,
+                     scoring: ScoringOptions, options: EmbedOptions, classify_chunk: ClassifyChunk,
+                     target: DatasetOptions, progress: Progress | None = None) -> DatasetReport:
+    """Classify ``items`` chunk by chunk with ``classify_chunk`` (the store's classify with ``scoring``
+    and ``options``, which the dataset records so that a rerun must match them)."""
     progress = progress or SilentProgress()
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    try:
-        rule = parse_tau(options.get("tau"))
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    rule = parse_tau(scoring.tau)  # checked when ``scoring`` was made
     if rule == TAU_KEYWORDS["auto"]:
         raise InvalidInput("tau auto is estimated over all of an environment's clips in the run, which a dataset "
                            "written as results arrive never holds: give a number, each environment's own, or auto-clip")
-    protos, _, _ = prepare(storage, prototypes, [env for _, env in items], options.get("adapt", "auto"),
-                           options.get("tau"), options.get("prototype_norm", "l2"))  # all before any work
+    protos, _, _ = prepare(storage, prototypes, [env for _, env in items], scoring)  # all before any work
     check_inputs([p for p, _ in items])
     for env in {env for _, env in items}:
         partition_folder(env)  # a name too long for a folder: refused now, not after hours of work
     settings = {"prototypes": prototypes, "labels": protos.labels, "model": storage.identity.to_json(),
-                "all_scores": target.all_scores, **{k: options[k] for k in RESULT_OPTIONS if k in options}}
-    if options.get("options") is not None:  # the EmbedOptions: its hop changes the windows
-        settings["hop_s"] = options["options"].hop_s
+                "all_scores": target.all_scores, **{k: getattr(scoring, k) for k in RESULT_OPTIONS},
+                "hop_s": options.hop_s}  # the hop changes the windows
     report = DatasetReport(Path(target.out), 0, 0, 0, 0, 0)
     with PartitionedWriter.open(target.out, settings, protos.labels if target.all_scores else None,
                                 target.rows_per_file) as writer:

@@ -8,22 +8,10 @@ from typing import Iterable
 
 from sqlalchemy import select
 
-from proto_index.core.adaptation import ADAPTATIONS
-from proto_index.core.tau import parse_tau
 from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import get_class_set, get_prototype_set
 from proto_index.store.schema import Environment, PrototypeSet
 from proto_index.store.storage import Storage
-
-
-def check_options(adapt: str, tau) -> None:
-    """:class:`InvalidInput` for an unknown adaptation or a tau that is neither a number nor a rule."""
-    if adapt not in ADAPTATIONS:
-        raise InvalidInput(f"unknown adaptation {adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
-    try:
-        parse_tau(tau)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
 
 
 def check_classify(storage: Storage, prototypes: str, environments: Iterable[str]) -> None:
