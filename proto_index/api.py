@@ -7,6 +7,9 @@
     store.build_prototypes("urban", method="tgap", n=35)
     store.add_environment("park", text="park")
     result = store.classify([("clip.wav", "park")], prototypes="urban-tgap35")
+
+Over ~350 lines because it is the one facade of the whole library: each method checks its
+arguments and delegates to the pipeline, evaluation or store module that does the work.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.errors import AudioDecodeError, InvalidInput
+from proto_index.errors import AudioDecodeError
 from proto_index.evaluation.mixing import REF_DB
 from proto_index.pipeline import classify as classify_mod
 from proto_index.pipeline import environments, ingest, preflight, prototypes, search
@@ -340,41 +343,18 @@ class Store:
     ) -> list:
         """Choose tau per environment and adaptation from a labelled CSV (``path,environment,label``)
         by held-out search over ``grid``; see ``proto_index.evaluation.calibrate``. Stores nothing."""
-        from proto_index.core.tau import DEFAULT_GRID
-        from proto_index.evaluation.calibrate import calibrate
+        from proto_index.evaluation.calibration_run import calibrate_manifest
 
-        rows = read_manifest(Path(manifest))
-        if any(not r.extra.get("label") for r in rows):
-            raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
-        with self._storage.session() as s:
-            protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
-        envs = {name: self.environment(name) for name in sorted({r.environment for r in rows})}
-        vectors = self.embed_audio([r.path for r in rows])
-        return calibrate(
-            protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
-            DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
-        )
+        return calibrate_manifest(self, self._storage, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
 
     def calibrate_from_annotations(
         self, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
     ) -> list:
         """As :meth:`calibrate`, with the confirmed annotations (that name an environment) as the
         labelled clips: their stored window vectors, environments and confirmed labels."""
-        from proto_index.core.tau import DEFAULT_GRID
-        from proto_index.evaluation.calibrate import calibrate
-        from proto_index.pipeline.annotations import confirmed
+        from proto_index.evaluation.calibration_run import calibrate_annotations
 
-        conf = confirmed(self._storage)
-        keep = [i for i, env in enumerate(conf.environments) if env]
-        if not keep:
-            raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
-        with self._storage.session() as s:
-            protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
-        envs = {name: self.environment(name) for name in sorted({conf.environments[i] for i in keep})}
-        return calibrate(
-            protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
-            DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
-        )
+        return calibrate_annotations(self, self._storage, prototypes, grid, folds, seed, prototype_norm)
 
     def modality_gap(self, prototypes: str, k: int = 10):
         """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""
@@ -404,23 +384,12 @@ class Store:
         ``seed``; scenes mixed at loudness ``ref_db`` LUFS and deleted
         once embedded unless ``keep_scenes``.
         """
-        from proto_index.evaluation.audio_run import audio_experiment
-        from proto_index.evaluation.protocol import Settings, evaluate
+        from proto_index.evaluation.audio_run import evaluate_store_audio
 
-        settings = settings or Settings()
-        try:
-            settings.check()
-        except ValueError as e:
-            raise InvalidInput(str(e)) from None
-        run = audio_experiment(
-            self, self.identity.to_json(), Path(foreground_csv), Path(backgrounds), tuple(snrs_db), Path(work_dir),
-            n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes,
-            progress=progress, settings=settings,
+        return evaluate_store_audio(
+            self, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db), settings,
+            n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
         )
-        try:
-            return evaluate(run.data, settings), run.description
-        except ValueError as e:
-            raise InvalidInput(str(e)) from None
 
     # -- maintenance -----------------------------------------------------------------------------
 

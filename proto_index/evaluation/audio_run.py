@@ -176,3 +176,24 @@ def audio_experiment(
         "work_dir": str(work_dir.absolute()),
     }
     return AudioExperiment(data, description)
+
+
+def evaluate_store_audio(store, foreground_csv: Path, backgrounds: Path, work_dir: Path, snrs_db: tuple,
+                         settings: Settings | None, *, n_folds: int, seed: int, ref_db: float, keep_scenes: bool,
+                         progress: Progress | None) -> tuple:
+    """``Store.evaluate_audio``: the run checked, mixed and embedded, then evaluated; ``(Evaluation, description)``."""
+    from proto_index.evaluation.protocol import evaluate
+
+    settings = settings or Settings()
+    try:
+        settings.check()
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    run = audio_experiment(
+        store, store.identity.to_json(), foreground_csv, backgrounds, snrs_db, work_dir,
+        n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress, settings=settings,
+    )
+    try:
+        return evaluate(run.data, settings), run.description
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None

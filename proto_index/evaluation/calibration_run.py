@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto_index.core.tau import DEFAULT_GRID
+from proto_index.errors import InvalidInput
 from proto_index.evaluation.calibrate import Calibration
 
 if TYPE_CHECKING:
     from proto_index.api import Store
+    from proto_index.store.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,46 @@ def run_calibration(store: "Store", options: CalibrateOptions, manifest: str | P
             store.set_environment_tau(c.environment, **{c.adaptation: c.choice.tau})
             saved.append(SavedTau(c.environment, c.adaptation, c.choice.tau))
     return CalibrationRun(results, saved)
+
+
+def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, prototypes: str, grid, folds: int, seed: int,
+                       prototype_norm: str) -> list:
+    """``Store.calibrate``: the labelled clips of a CSV (``path,environment,label``), embedded now."""
+    from proto_index.evaluation.calibrate import calibrate
+    from proto_index.pipeline.manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    if any(not r.extra.get("label") for r in rows):
+        raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
+    protos = _prototypes(storage, prototypes)
+    envs = {name: store.environment(name) for name in sorted({r.environment for r in rows})}
+    vectors = store.embed_audio([r.path for r in rows])
+    return calibrate(
+        protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
+        DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+    )
+
+
+def calibrate_annotations(store: "Store", storage: "Storage", prototypes: str, grid, folds: int, seed: int,
+                          prototype_norm: str) -> list:
+    """``Store.calibrate_from_annotations``: the confirmed annotations that name an environment."""
+    from proto_index.evaluation.calibrate import calibrate
+    from proto_index.pipeline.annotations import confirmed
+
+    conf = confirmed(storage)
+    keep = [i for i, env in enumerate(conf.environments) if env]
+    if not keep:
+        raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
+    protos = _prototypes(storage, prototypes)
+    envs = {name: store.environment(name) for name in sorted({conf.environments[i] for i in keep})}
+    return calibrate(
+        protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
+        DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+    )
+
+
+def _prototypes(storage: "Storage", name: str):
+    from proto_index.pipeline.catalog_views import get_prototype_set, prototype_set_view
+
+    with storage.session() as s:
+        return prototype_set_view(s, get_prototype_set(s, name), with_neighbours=False)
