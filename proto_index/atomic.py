@@ -19,21 +19,23 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """Make the entries of ``folder`` (a rename, a new file) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str | os.PathLike) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush ``path`` to disk: a file's data, or a folder's entries (a rename, a new file)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make the entries of ``folder`` durable (its own name, so tests can watch folder syncs)."""
+    fsync_path(folder)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Make a file's data durable (its own name, so tests can make it fail)."""
+    fsync_path(path)
 
 
 def temp_name(path: Path) -> Path:
