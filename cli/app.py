@@ -37,7 +37,7 @@ from proto_index.cli.common import (
     executor_options,
     open_store,
 )
-from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions, ScoringOptions
+from proto_index.options import DEFAULT_HOP_S, EmbedOptions, ScoringOptions
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
 from proto_index.cli.records import JsonOption, hit_record, info_record
 
@@ -136,7 +136,7 @@ def ingest(
     publish_windows: Annotated[int, typer.Option(min=1, hidden=True, help="New windows between index publications.")] = 50_000,
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
-    workers: WorkersOption = DEFAULT_WORKERS,
+    workers: WorkersOption = None,
     decoder: DecoderOption = DEFAULT_DECODER,
     rehash: Annotated[bool, typer.Option("--rehash", help="Read and hash every file, even those whose path, size and mtime match a stored recording.")] = False,
     executor: ExecutorOption = "local",
@@ -213,7 +213,7 @@ def classify(
     per_window: Annotated[bool, typer.Option("--per-window", help="One row per 10 s window (start_s, end_s after path) instead of per file.")] = False,
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
-    workers: WorkersOption = DEFAULT_WORKERS,
+    workers: WorkersOption = None,
     decoder: DecoderOption = DEFAULT_DECODER,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a review report folder (see `report`).")] = None,
     report_per_label: Annotated[int, typer.Option("--report-per-label", min=1, help="With --report: rows shown per environment and label.")] = report_cmd.DEFAULT_PER_LABEL,

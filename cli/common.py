@@ -58,8 +58,10 @@ HopOption = Annotated[
     typer.Option("--hop", min=0.1, help="Seconds between the starts of consecutive 10 s windows (below 10: overlapping)."),
 ]
 WorkersOption = Annotated[
-    int,
-    typer.Option("--workers", min=0, help="Threads reading, hashing and decoding files ahead of the model (0: none)."),
+    Optional[int],
+    typer.Option("--workers", min=0, show_default=False,
+                 help="Threads reading, hashing and decoding files ahead of the model (0: none; "
+                      "default: 1 on a CPU, every core but one up to 16 on CUDA)."),
 ]
 DecoderOption = Annotated[
     Decoder,

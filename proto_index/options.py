@@ -25,6 +25,8 @@ from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER
 DEFAULT_HOP_S = WINDOW_SECONDS
 """Windows follow each other without overlap unless a hop is given."""
 DEFAULT_WORKERS = 1
+"""Reader threads on a CPU, where the model needs the cores; on CUDA see :func:`default_workers`."""
+GPU_MAX_WORKERS = 16
 DEFAULT_PREFETCH = 8
 
 
@@ -35,14 +37,14 @@ class EmbedOptions:
     ``hop_s``: seconds between the starts of consecutive 10 s windows (below 10: overlapping).
     ``batch_windows``: windows per model batch (None: the model's device decides, 4 on a CPU, 32
     on CUDA). ``workers``: threads reading, hashing and decoding files ahead of the model (0: all
-    in the caller's thread). ``prefetch``: files read ahead of the model at most (never fewer than
+    in the caller's thread; None: the model's device decides, see :func:`default_workers`). ``prefetch``: files read ahead of the model at most (never fewer than
     ``workers``). ``decoder``: ``threads`` (the workers decode) or ``processes`` (each worker hands
     its files to a decoding process of its own: :mod:`proto_index.pipeline.decoding`).
     """
 
     hop_s: float = DEFAULT_HOP_S
     batch_windows: int | None = None
-    workers: int = DEFAULT_WORKERS
+    workers: int | None = None
     prefetch: int = DEFAULT_PREFETCH
     decoder: str = DEFAULT_DECODER
 
@@ -53,7 +55,7 @@ class EmbedOptions:
             raise InvalidInput(f"the hop between windows must be a positive number of seconds, got {hop!r}")
         if self.batch_windows is not None and not _whole(self.batch_windows, 1):
             raise InvalidInput(f"windows per model batch must be a whole number of at least 1, got {self.batch_windows!r}")
-        if not _whole(self.workers, 0):
+        if self.workers is not None and not _whole(self.workers, 0):
             raise InvalidInput(f"reader workers must be a whole number of at least 0, got {self.workers!r}")
         if not _whole(self.prefetch, 1):
             raise InvalidInput(f"files read ahead must be a whole number of at least 1, got {self.prefetch!r}")
@@ -69,6 +71,15 @@ class EmbedOptions:
     def hop_samples(self) -> int:
         """The hop in 48 kHz samples."""
         return round(self.hop_s * SAMPLE_RATE)
+
+
+def default_workers(device: str, cpus: int | None) -> int:
+    """Reader threads when none are asked for: 1 on a CPU (the model needs the cores), and on CUDA
+    every core but one, up to :data:`GPU_MAX_WORKERS` (one thread decodes 60-160 10 s clips/s,
+    bench/RESULTS.md, far below what a GPU embeds)."""
+    if not str(device).startswith("cuda"):
+        return DEFAULT_WORKERS
+    return max(1, min(GPU_MAX_WORKERS, (cpus or 1) - 1))
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def windows_of(batches) -> list[np.ndarray]:
 
 
 def test_defaults_are_the_ones_the_loose_arguments_had():
-    assert EmbedOptions() == EmbedOptions(hop_s=10.0, batch_windows=None, workers=1, prefetch=8)
+    # workers None: 1 on a CPU as before (test below), more on CUDA
+    assert EmbedOptions() == EmbedOptions(hop_s=10.0, batch_windows=None, workers=None, prefetch=8)
     assert EmbedOptions().hop_samples == 480_000
     assert inspect.signature(Store.ingest).parameters["options"].default == EmbedOptions()
     assert inspect.signature(Store.classify).parameters["options"].default == EmbedOptions()
@@ -89,6 +90,28 @@ def test_store_ingest_with_defaults_embeds_as_before(tmp_path, batches, readers)
     assert [len(b) for b in batches] == [4, 4, 2]  # the CPU default batch, across files
     assert [len(w) for w in windows_of(batches)] == [480_000, 96_000] * 5  # 10 s windows, no overlap
     assert readers == [(1, 8)]
+
+
+@pytest.mark.parametrize("device, cpus, workers", [
+    ("cpu", 2, 1), ("cpu", 64, 1), ("cuda", 16, 15), ("cuda:1", 64, 16), ("cuda", 1, 1), ("cuda", None, 1),
+])
+def test_default_workers_follow_the_device(device, cpus, workers):
+    from proto_index.options import default_workers
+
+    assert default_workers(device, cpus) == workers
+
+
+def test_a_cuda_model_gets_reader_threads_for_all_cores_but_one(tmp_path, batches, readers, monkeypatch):
+    """The default reaches embed_files as the encoder's device decides (one thread cannot feed a GPU)."""
+    monkeypatch.setattr(embedding.os, "cpu_count", lambda: 8)
+    clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=12.0)
+    encoder = RecordingEncoder()
+    encoder.device = "cuda"  # only the name: the fake runs on the CPU
+    list(embedding.embed_files([clip], encoder))
+    assert readers == [(7, 8)]
+    assert [len(b) for b in batches] == [2]  # the CUDA batch default (32) holds both windows
+    list(embedding.embed_files([clip], encoder, options=EmbedOptions(workers=2)))
+    assert readers[-1] == (2, 8)  # an explicit count wins
 
 
 def test_store_options_reach_the_model(tmp_path, batches, readers):

@@ -13,6 +13,7 @@ most a few windows (a long file's worker waits for the model), plus one batch.
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from proto_index.embed.encoder import SAMPLE_RATE, Encoder
-from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions  # noqa: F401  (the first two kept importable from here)
+from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions, default_workers  # noqa: F401  (the first two kept importable from here)
 from proto_index.pipeline.decoding import ProcessDecoders
 from proto_index.pipeline.readahead import Inline, Readers
 from proto_index.pipeline.reading import Done, Failed, Known, Message, Opened, Windows, read_file
@@ -116,7 +117,8 @@ def embed_files(
     :func:`default_batch_windows`), so short clips do not run the model one at a time; the encoder
     is set to run its forward on batches of that size (:func:`fit_encoder_batch`).
     ``options.workers`` threads read and decode up to ``options.prefetch`` files ahead of the model
-    (0 workers: everything in the caller's thread, one file at a time); windows start every
+    (0 workers: everything in the caller's thread, one file at a time; None: 1 on a CPU, more on
+    CUDA, :func:`~proto_index.options.default_workers`); windows start every
     ``options.hop_s`` seconds. ``options.decoder == "processes"``: each worker thread hands its
     files to a worker process of its own (:mod:`proto_index.pipeline.decoding`), for when decoding
     needs more cores than threads get; same results, same order.
@@ -140,6 +142,8 @@ def embed_files(
         return read_file(path, hop, hash_files or dedupe, known)
 
     workers = options.workers
+    if workers is None:
+        workers = default_workers(str(getattr(encoder, "device", "cpu")), os.cpu_count())
     decoders = None
     if workers > 0 and options.decoder == "processes":
         decoders = ProcessDecoders(read_file, hop, hash_files or dedupe, known if dedupe else None, failed=Failed)
