@@ -10,19 +10,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_store import cli
 
 from proto_index.demo_audio import write_archive, write_backgrounds, write_corpus
-from proto_index.cli.app import app
 
 HOSTILE_LABEL = '<script>alert("label")</script>'
 HOSTILE_NAME = '<img src=x onerror=alert(1)>,"q".wav'
-
-
-def cli(*args, code=0):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
-    return result
 
 
 @dataclass

@@ -5,19 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_store import cli, store_with_classes
 from conftest import CLASS_FREQS, write
 from fakes import BandEncoder
-from typer.testing import CliRunner
 
 from proto_index import Store
-from proto_index.cli.app import app
 from proto_index.core.prototypes import nearest_by_cosine
 from proto_index.errors import Hint, InvalidInput
 from proto_index.store.schema import Annotation, Recording, Window
 
 LABELS = list(CLASS_FREQS)
 HEADER = ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"]
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -193,19 +191,8 @@ def test_blend_tops_classes_up_with_unannotated_tgap_neighbours(store, corpus_di
         assert all(Path(n.path).name.startswith(label.replace(" ", "_")) for n in ps.neighbours[k])
 
 
-def cli(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
-    return result
-
-
 def test_review_loop_through_the_cli(tmp_path, corpus_dir):
-    store = tmp_path / "store"
-    cli("init", "--store", store, "--model", "fake-bands")
-    cli("ingest", corpus_dir, "--store", store, "--quiet")
-    labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(LABELS) + "\n")
-    cli("classes", "add", "urban", "--labels-file", labels, "--store", store)
+    store = store_with_classes(tmp_path, corpus_dir, LABELS)
     cli("env", "add", "park", "--text", "park", "--store", store)
     rows = [[str(clip(corpus_dir, lbl, i)), "0", "2", "park", lbl, "right", ""] for lbl in LABELS for i in range(3)]
     rows.append([str(tmp_path / "gone.wav"), "0", "2", "park", "siren", "right", ""])

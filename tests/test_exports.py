@@ -7,35 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_store import cli, store_with_classes
 from conftest import CLASS_FREQS, write
-from typer.testing import CliRunner
 
-from proto_index.cli.app import app
 from proto_index.errors import InvalidInput
 from proto_index.exports import AudioFacts, ExportRow, export
 
-runner = CliRunner()
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                 "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",
                 "Adaptation", "Tau"]
-
-
-def cli(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n{result.exception!r}"
-    return result
 
 
 @pytest.fixture
 def run(tmp_path, corpus_dir):
     """A store with zero-shot prototypes, and an archive: a 25 s recording (three windows: siren,
     dog bark, drilling) and two short clips, one with an awkward name."""
-    store = tmp_path / "store"
-    cli("init", "--store", store, "--model", "fake-bands")
-    cli("ingest", corpus_dir, "--store", store, "--quiet")
-    labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(CLASS_FREQS) + "\n")
-    cli("classes", "add", "urban", "--labels-file", labels, "--store", store)
+    store = store_with_classes(tmp_path, corpus_dir, CLASS_FREQS)
     cli("prototypes", "build", "urban", "--store", store)
     cli("env", "add", "park", "--text", "park", "--tau-text", "0.25", "--store", store)
     archive = tmp_path / "archive"
