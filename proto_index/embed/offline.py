@@ -39,11 +39,16 @@ def laion() -> tuple[types.ModuleType, types.ModuleType]:
 
     laion_clap's training/data.py builds three Hugging Face tokenizers at import time; offline that
     retries for about 11 minutes unless the Hub is in offline mode, and proto-index never uses them.
+    What laion_clap imports for training and for towers not built is deferred to its first use
+    (:mod:`~proto_index.embed.deferred`): about half of a command's start-up.
     """
+    from proto_index.embed.deferred import deferring
+
     hub_offline()
-    import laion_clap  # noqa: F401  (adds its folder to sys.path: its hook imports top-level `clap_module`)
-    import clap_module
-    from laion_clap.training import data
+    with deferring():
+        import laion_clap  # noqa: F401  (adds its folder to sys.path: its hook imports top-level `clap_module`)
+        import clap_module
+        from laion_clap.training import data
 
     return clap_module, data
 
