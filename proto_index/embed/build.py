@@ -32,23 +32,55 @@ def _pending_class():
     class PendingTextTower(torch.nn.Module):
         """Stands in for a text tower not built yet: no parameters, no memory, no random draws.
 
-        ``shapes`` holds the tower's state-dict shapes (names prefixed ``text_branch.``), learnt from
-        a copy built on the ``meta`` device, which also answers the attributes CLAP's constructor
-        reads (its width, its blocks, whose re-initialisation on ``meta`` draws nothing).
+        ``shapes`` holds the tower's state-dict shapes (names prefixed ``text_branch.``). ``meta``,
+        when given, is a copy built on the ``meta`` device that answers the attributes CLAP's
+        constructor reads (the transformer's width and layers); without it, attributes are answered
+        from ``shapes`` (RoBERTa's ``embeddings.word_embeddings.weight.shape``).
         """
 
-        def __init__(self, meta: torch.nn.Module):
+        def __init__(self, shapes: dict[str, tuple[int, ...]], meta: torch.nn.Module | None = None):
             super().__init__()
             object.__setattr__(self, "_meta", meta)  # not a submodule: .to() and state_dict() skip it
-            self.shapes = {f"text_branch.{k}": tuple(v.shape) for k, v in meta.state_dict().items()}
+            self.shapes = dict(shapes)
 
         def __getattr__(self, name: str):
-            return getattr(object.__getattribute__(self, "_meta"), name)
+            if name == "resblocks":
+                # CLAP re-initialises each block; on the meta device that draws nothing, and it would
+                # import torch._dynamo (~0.5 s) for meta tensors' normal_: answer that there are none.
+                return ()
+            meta = object.__getattribute__(self, "_meta")
+            if meta is not None:
+                return getattr(meta, name)
+            return _ShapePath(self.__dict__["shapes"], f"text_branch.{name}")
 
         def forward(self, *args, **kwargs):
             raise ModelError("the text tower has not been built")
 
     return PendingTextTower
+
+
+class _ShapePath:
+    """An attribute path into a pending tower, answered from its state-dict shapes."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], path: str):
+        if path not in shapes and not any(name.startswith(path + ".") for name in shapes):
+            raise AttributeError(f"the pending text tower has no {path}")
+        self._shapes, self._path = shapes, path
+
+    @property
+    def shape(self):
+        import torch
+
+        return torch.Size(self._shapes[self._path])
+
+    def __getattr__(self, name: str) -> _ShapePath:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _ShapePath(self._shapes, f"{self._path}.{name}")
+
+
+def _meta_shapes(module: Any) -> dict[str, tuple[int, ...]]:
+    return {f"text_branch.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
 
 
 def is_pending(module: Any) -> bool:
@@ -67,25 +99,41 @@ def _text_towers(*, real: bool):
     of construction; transformers itself is not touched. The caller holds ``_build_lock``.
     """
     import torch
-    from transformers import RobertaConfig
 
     model_module = sys.modules["clap_module.model"]
     originals = {name: getattr(model_module, name) for name in TEXT_TOWER_CLASSES.values()}
 
+    def roberta_config():
+        from transformers import RobertaConfig  # here: a model without RoBERTa need not import transformers
+
+        return RobertaConfig(**ROBERTA_BASE)
+
     def roberta(name: str, *args: Any, **kwargs: Any):
         if name != "roberta-base":
             raise ModelError(f"laion_clap asked for text tower {name!r}; only roberta-base is supported")
-        return originals["RobertaModel"](RobertaConfig(**ROBERTA_BASE))
+        return originals["RobertaModel"](roberta_config())
 
-    def pending(build):
-        def make(*args: Any, **kwargs: Any):
-            with torch.device("meta"):
-                return _pending_class()(build(*args, **kwargs))
-        return make
+    def on_meta(build, *args: Any, **kwargs: Any):
+        with torch.device("meta"), _initialisation_skipped():
+            return build(*args, **kwargs)
 
-    swaps = {"RobertaModel": types.SimpleNamespace(from_pretrained=roberta if real else pending(roberta))}
+    def pending_transformer(*args: Any, **kwargs: Any):
+        meta = on_meta(originals["Transformer"], *args, **kwargs)
+        return _pending_class()(_meta_shapes(meta), meta)
+
+    def pending_roberta(name: str, *args: Any, **kwargs: Any):
+        from proto_index.embed import tower_shapes
+
+        entry = tower_shapes.key(name, ROBERTA_BASE)
+        shapes = tower_shapes.recall(entry)
+        if shapes is None:
+            shapes = _meta_shapes(on_meta(roberta, name))
+            tower_shapes.remember(entry, shapes)
+        return _pending_class()(shapes)
+
+    swaps = {"RobertaModel": types.SimpleNamespace(from_pretrained=roberta if real else pending_roberta)}
     if not real:
-        swaps["Transformer"] = pending(originals["Transformer"])
+        swaps["Transformer"] = pending_transformer
     for name, value in swaps.items():
         setattr(model_module, name, value)
     try:
@@ -95,24 +143,68 @@ def _text_towers(*, real: bool):
             setattr(model_module, name, value)
 
 
+INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                  "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+                  "sparse_")
+"""torch.nn.init's in-place initialisers, all of which the layers laion_clap builds draw through."""
+
+
+@contextlib.contextmanager
+def _initialisation_skipped():
+    """torch.nn.init's initialisers, wherever torch's layers and laion_clap's modules bound them, and
+    HTSAT's own ``trunc_normal_``, leave tensors as allocated.
+
+    For a model whose every weight is loaded next (HTSAT's random initialisation is 1-2 s of a
+    start-up), and for towers built on the ``meta`` device, where an initialiser draws nothing but
+    imports torch's symbolic-shape machinery (~0.5 s). The caller holds ``_build_lock``; another
+    thread building torch layers meanwhile would get them uninitialised too (as with transformers'
+    ``no_init_weights``).
+    """
+    import torch
+
+    def keep(tensor, *args, **kwargs):
+        return tensor
+
+    initialisers = {id(getattr(torch.nn.init, name)) for name in INIT_FUNCTIONS}
+    htsat = sys.modules["clap_module.htsat"]
+    targets = [(htsat, "trunc_normal_")]
+    for module_name, module in list(sys.modules.items()):
+        if module is not None and module_name.startswith(("torch.nn.init", "torch.nn.modules.", "clap_module.")):
+            targets += [(module, name) for name in INIT_FUNCTIONS if id(getattr(module, name, None)) in initialisers]
+    originals = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    for owner, name, _ in originals:
+        setattr(owner, name, keep)
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(originals):
+            setattr(owner, name, value)
+
+
 @quiet
-def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0, text: bool = True) -> tuple[torch.nn.Module, dict]:
+def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0, text: bool = True,
+                      initialise: bool = True) -> tuple[torch.nn.Module, dict]:
     """Build laion_clap's CLAP (HTSAT-tiny audio tower, ``tmodel`` text tower) on the CPU.
 
     Randomly initialised from ``seed``, deterministically, without disturbing the caller's RNG
     state. Returns ``(model, model_cfg)`` as laion_clap's ``create_model`` does. ``text=False``
     leaves the text tower (``model.text_branch``) a :class:`PendingTextTower`; the audio tower,
     built first, is then the same as in the whole model, but parameters drawn after the text tower
-    (the projection heads, ``token_embedding``) are not.
+    (the projection heads, ``token_embedding``) are not. ``initialise=False`` skips the random
+    initialisation: the weights hold whatever their memory held, for a caller that loads them all
+    (strictly) next.
     """
     clap_module, _ = laion()
     import torch
 
+    from proto_index.embed.filterbanks import remembered
+
     fusion_args = {"fusion_type": "aff_2d"} if fusion else {}
-    with _build_lock, _text_towers(real=text), torch.random.fork_rng(devices=[]):
+    with _build_lock, _text_towers(real=text), remembered(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, model_cfg = clap_module.create_model(AUDIO_MODEL, tmodel, precision="fp32", device="cpu",
-                                                    enable_fusion=fusion, **fusion_args)
+        with contextlib.nullcontext() if initialise else _initialisation_skipped():
+            model, model_cfg = clap_module.create_model(AUDIO_MODEL, tmodel, precision="fp32", device="cpu",
+                                                        enable_fusion=fusion, **fusion_args)
     return model.eval(), model_cfg
 
 

@@ -95,7 +95,9 @@ class ClapEncoder:
 
         Built whole: its audio projection is drawn after its text tower, so it needs that tower's draws.
         """
-        model, model_cfg = build.create_clap_model("transformer", fusion=fusion, seed=seed)
+        from proto_index.embed.seeded import seeded_clap_model
+
+        model, model_cfg = seeded_clap_model("transformer", fusion=fusion, seed=seed)
         identity = ModelIdentity(name, model_architecture(model), fusion, state_sha256(model),
                                  model.joint_embed_shape)
         return cls(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision)
@@ -110,7 +112,7 @@ class ClapEncoder:
         and filled from the (memory-mapped) checkpoint on the first text embedding.
         """
         state = read_checkpoint(checkpoint)
-        model, model_cfg = build.create_clap_model("roberta", fusion=fusion, text=False)
+        model, model_cfg = build.create_clap_model("roberta", fusion=fusion, text=False, initialise=False)
         text_state = load_weights(model, state, pending=model.text_branch.shapes)
         del state
         prefix = "text_branch."

@@ -33,9 +33,9 @@ the same whether that is built or not, and its trained head."""
 def build_base_model(*, text: bool = True) -> tuple[torch.nn.Module, dict]:
     """The untrained model: clap-tiny-random's architecture and seeded weights (``text=False``: the
     text tower left for later, see :func:`~proto_index.embed.build.create_clap_model`)."""
-    from proto_index.embed import build
+    from proto_index.embed.seeded import seeded_clap_model
 
-    return build.create_clap_model("transformer", fusion=False, seed=TOWER_SEED, text=text)
+    return seeded_clap_model("transformer", fusion=False, seed=TOWER_SEED, text=text)
 
 
 def head_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
