@@ -3,8 +3,8 @@
 Writes N tiny distinct WAVs (one header, 400 samples at 8 kHz, a counter in the first samples, so no
 two files share content), ingests them once with a trivial encoder (setup, not timed), then times,
 alternating, `Store.ingest` of the same folder with the default stat check ("after") and with
-``rehash=True`` (every file read and hashed, as every rerun did before: "before"). Both runs find
-nothing to add. The page cache is warm for both (the setup read every file); a cold cache makes
+``run=IngestOptions(rehash=True)`` (every file read and hashed, as every rerun did before:
+"before"). Both runs find nothing to add. The page cache is warm for both (the setup read every file); a cold cache makes
 "before" slower still, while "after" only stats.
 
     .venv/bin/python bench/resume.py                 # 100,000 files
@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from proto_index import EmbedOptions, Store  # noqa: E402
+from proto_index import EmbedOptions, IngestOptions, Store  # noqa: E402
 from proto_index.embed.encoder import ModelIdentity  # noqa: E402
 
 RATE, FRAMES = 8000, 400
@@ -71,14 +71,15 @@ def main() -> None:
         print(f"wrote {args.files} files in {time.perf_counter() - t0:.1f} s")
         store = Store.init(root / "store", model="bench-tiny", encoder=TinyEncoder())
         t0 = time.perf_counter()
-        first = store.ingest([root / "corpus"], options=EmbedOptions(batch_windows=64), commit_windows=4096)
+        first = store.ingest([root / "corpus"], options=EmbedOptions(batch_windows=64),
+                              run=IngestOptions(commit_windows=4096))
         print(f"setup ingest: {first.added} files in {time.perf_counter() - t0:.1f} s")
         assert first.added == args.files, first
         times = {"after (stat check)": [], "before (rehash)": []}
         for _ in range(args.repeats):
             for name, rehash in (("after (stat check)", False), ("before (rehash)", True)):
                 t0 = time.perf_counter()
-                report = store.ingest([root / "corpus"], rehash=rehash)
+                report = store.ingest([root / "corpus"], run=IngestOptions(rehash=rehash))
                 times[name].append(time.perf_counter() - t0)
                 assert (report.added, report.skipped) == (0, args.files), report
         store.close()

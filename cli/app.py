@@ -37,7 +37,14 @@ from proto_index.cli.common import (
     executor_options,
     open_store,
 )
-from proto_index.options import DEFAULT_HOP_S, EmbedOptions, ScoringOptions
+from proto_index.options import (
+    DEFAULT_COMMIT_WINDOWS,
+    DEFAULT_HOP_S,
+    DEFAULT_PUBLISH_WINDOWS,
+    EmbedOptions,
+    IngestOptions,
+    ScoringOptions,
+)
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
 from proto_index.cli.records import JsonOption, hit_record, info_record
 
@@ -132,8 +139,8 @@ def ingest(
     device: DeviceOption = None,
     quiet: QuietOption = False,
     wait: WaitOption = 0.0,
-    commit_windows: Annotated[int, typer.Option(min=1, hidden=True, help="Windows per catalog transaction.")] = 256,
-    publish_windows: Annotated[int, typer.Option(min=1, hidden=True, help="New windows between index publications.")] = 50_000,
+    commit_windows: Annotated[int, typer.Option(min=1, hidden=True, help="Windows per catalog transaction.")] = DEFAULT_COMMIT_WINDOWS,
+    publish_windows: Annotated[int, typer.Option(min=1, hidden=True, help="New windows between index publications.")] = DEFAULT_PUBLISH_WINDOWS,
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = None,
@@ -157,12 +164,12 @@ def ingest(
       proto-index ingest /archive --precision bf16 --hop 5      # ~1.8x faster on CPU; overlapping windows
       proto-index ingest /shared/archive --executor ray --ray-address head:6379 --ray-actor-gpus 1
     """
+    run = IngestOptions(wait_s=wait, rehash=rehash, commit_windows=commit_windows, publish_windows=publish_windows)
     s = open_store(store, device, precision)
     with BarProgress(quiet) as bar:
         options = EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value)
-        report = s.ingest(paths, options=options,
-                          executor=executor_options(executor, ray_address, ray_actor_gpus), progress=bar, wait_s=wait,
-                          rehash=rehash, commit_windows=commit_windows, publish_windows=publish_windows)
+        report = s.ingest(paths, options=options, run=run,
+                          executor=executor_options(executor, ray_address, ray_actor_gpus), progress=bar)
     typer.echo(
         f"added {report.added} files ({report.windows} windows), skipped {report.skipped} already stored, "
         f"{len(report.failed)} failed"
@@ -280,10 +287,8 @@ def classify(
             raise typer.Exit(EXIT_SOME_FILES_FAILED)
         return
     with BarProgress(quiet) as bar:
-        if manifest is not None:
-            result = s.classify_manifest(manifest, prototypes, progress=bar, **settings)
-        else:
-            result = s.classify([(p, env) for p in paths], prototypes, progress=bar, **settings)
+        result = s.classify(manifest if manifest is not None else [(p, env) for p in paths], prototypes, progress=bar,
+                            **settings)
     from proto_index.exports import write_result
 
     write_result(result, out, fmt, all_scores)

@@ -13,10 +13,8 @@ def classify_into_dataset(store, paths: list[Path] | None, env: str | None, mani
     """Classify into the dataset folder ``out`` (resuming one an earlier identical run left), say what was
     written; returns the number of inputs that failed."""
     from proto_index.pipeline.classify_dataset import DatasetOptions
-    from proto_index.pipeline.manifest import read_manifest
 
-    items = ([(r.path, r.environment) for r in read_manifest(Path(manifest))] if manifest is not None
-             else [(p, env) for p in paths])
+    items = manifest if manifest is not None else [(p, env) for p in paths]
     target = DatasetOptions(out, all_scores=all_scores, **({"rows_per_file": rows_per_file} if rows_per_file else {}))
     with BarProgress(quiet) as bar:
         report = store.classify_dataset(items, prototypes, target, progress=bar, **options)

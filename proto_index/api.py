@@ -35,7 +35,7 @@ from proto_index.pipeline.catalog_views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions, ScoringOptions
+from proto_index.options import EmbedOptions, IngestOptions, ScoringOptions
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
@@ -53,6 +53,14 @@ STORE_ENV_VAR = "PROTO_INDEX_STORE"
 def default_store_path() -> Path:
     """$PROTO_INDEX_STORE, else ./proto-index-store."""
     return Path(os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE)
+
+
+def _pairs(items: Sequence[tuple[str | Path, str]] | str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """What :meth:`Store.classify` takes as ``(path, environment)`` pairs: read from the CSV
+    manifest when ``items`` is its path."""
+    if isinstance(items, (str, os.PathLike)):
+        return [(r.path, r.environment) for r in read_manifest(Path(items))]
+    return [(Path(p), e) for p, e in items]
 
 
 class Store:
@@ -141,34 +149,22 @@ class Store:
 
     # -- corpus ------------------------------------------------------------------------------------
 
-    def ingest(
-        self,
-        paths: Iterable[str | Path],
-        *,
-        options: EmbedOptions = EmbedOptions(),
-        executor: ExecutorOptions | None = None,
-        progress: Progress | None = None,
-        wait_s: float = 0.0,
-        rehash: bool = False,
-        commit_windows: int = 256,
-        publish_windows: int = 50_000,
-    ) -> ingest.IngestReport:
+    def ingest(self, paths: Iterable[str | Path], *, options: EmbedOptions = EmbedOptions(),
+               run: IngestOptions = IngestOptions(), executor: ExecutorOptions | None = None,
+               progress: Progress | None = None) -> ingest.IngestReport:
         """Add audio files and folders to the corpus (reruns skip stored content; one writer at a time).
 
         ``options`` (:class:`~proto_index.options.EmbedOptions`): the hop between 10 s windows, the
-        model batch, the reader threads. A file whose path, size and mtime match a stored recording
-        is skipped unread; ``rehash=True`` reads and hashes every file. ``executor``:
+        model batch, the reader threads. ``run`` (:class:`~proto_index.options.IngestOptions`): how
+        long to wait for another writer (``wait_s``), ``rehash=True`` to read and hash every file
+        (else one whose path, size and mtime match a stored recording is skipped unread), and the
+        windows per transaction and per index publication. ``executor``:
         ``ExecutorOptions(kind="ray", ...)`` embeds on Ray actors; this process still commits every
-        result (see :mod:`proto_index.pipeline.executors`). ``wait_s``: how long to wait for another
-        writer; every ``commit_windows`` windows are one transaction, every ``publish_windows`` an
-        index publication.
+        result (see :mod:`proto_index.pipeline.executors`).
         """
         embed = self._remote_embedder(executor)
-        return ingest.ingest(
-            self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
-            options=options, embed=embed, progress=progress, wait_s=wait_s, rehash=rehash,
-            commit_windows=commit_windows, publish_windows=publish_windows,
-        )
+        return ingest.ingest(self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
+                             options=options, run=run, embed=embed, progress=progress)
 
     def _remote_embedder(self, executor: ExecutorOptions | None):
         """None for local work (with :attr:`encoder`), else the executor's embedder, which loads the model itself."""
@@ -277,7 +273,7 @@ class Store:
 
     def classify(
         self,
-        items: Sequence[tuple[str | Path, str]],
+        items: Sequence[tuple[str | Path, str]] | str | os.PathLike[str],
         prototypes: str,
         *,
         scoring: ScoringOptions = ScoringOptions(),
@@ -285,23 +281,28 @@ class Store:
         executor: ExecutorOptions | None = None,
         progress: Progress | None = None,
     ) -> classify_mod.Classification:
-        """Classify ``(path, environment)`` pairs; see ``proto_index.pipeline.classify.classify``.
+        """Classify ``(path, environment)`` pairs, or the files of a CSV manifest when ``items`` is its
+        path (``path`` and ``environment`` columns); see ``proto_index.pipeline.classify.classify``.
 
         ``scoring`` (:class:`~proto_index.options.ScoringOptions`, checked when made): adaptation, tau
         (``"auto"``: estimated without labels), prototype norm (``"none"``: as the paper's code), and
         ``per_window=True`` for one result per 10 s window (``start_s``, ``end_s``) instead of one per
         pair on the mean of the file's windows. ``options``: how files are embedded (windows every
         ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
+        items = _pairs(items)
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         embed = self._remote_embedder(executor)
         return classify_mod.classify(
-            self._storage, self.encoder if embed is None else None, [(Path(p), e) for p, e in items], prototypes,
+            self._storage, self.encoder if embed is None else None, items, prototypes,
             scoring=scoring, options=options, progress=progress, embed=embed,
         )
 
+    classify_manifest = classify
+    """:meth:`classify` under the name it had for a manifest's path (``items`` may be one)."""
+
     def classify_dataset(
         self,
-        items: Sequence[tuple[str | Path, str]],
+        items: Sequence[tuple[str | Path, str]] | str | os.PathLike[str],
         prototypes: str,
         target: DatasetOptions,
         *,
@@ -318,23 +319,7 @@ class Store:
         def chunk(items, bar):
             return self.classify(items, prototypes, scoring=scoring, options=options, executor=executor, progress=bar)
 
-        return classify_dataset(self._storage, items, prototypes, scoring, options, chunk, target, progress)
-
-    def classify_manifest(
-        self,
-        manifest: str | Path,
-        prototypes: str,
-        *,
-        scoring: ScoringOptions = ScoringOptions(),
-        options: EmbedOptions = EmbedOptions(),
-        executor: ExecutorOptions | None = None,
-        progress: Progress | None = None,
-    ) -> classify_mod.Classification:
-        """:meth:`classify` on the files of a CSV manifest with ``path`` and ``environment`` columns."""
-        return self.classify(
-            [(r.path, r.environment) for r in read_manifest(Path(manifest))], prototypes, scoring=scoring,
-            options=options, executor=executor, progress=progress,
-        )
+        return classify_dataset(self._storage, _pairs(items), prototypes, scoring, options, chunk, target, progress)
 
     # -- evaluation ------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def test_store_is_bound_to_the_demo_model(demo):
 @pytest.mark.parametrize("prototypes", ["urban-zero-shot", "urban-tgap20"])
 def test_accuracy_well_above_chance(demo, prototypes):
     store, archive, *_ = demo
-    result = store.classify_manifest(archive.manifest, prototypes, scoring=ScoringOptions(adapt="none"))
+    result = store.classify(archive.manifest, prototypes, scoring=ScoringOptions(adapt="none"))
     assert _accuracy(result, _truth(archive.clips)) >= 0.6  # chance: 1/6; measured 0.88-0.92 on seeds 8201, 8301
 
 
@@ -80,9 +80,9 @@ def test_low_snr_is_harder_and_audio_backgrounds_keep_it_above_chance(demo):
     over seeds with this model (TGAP, seeds 8101, 8201, 8301: at least +0.08, 0.00, -0.04; README),
     so it is not asserted."""
     store, archive, low, _ = demo
-    high = _accuracy(store.classify_manifest(archive.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(archive.clips))
-    none = _accuracy(store.classify_manifest(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(low.clips))
-    result = store.classify_manifest(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="audio"))
+    high = _accuracy(store.classify(archive.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(archive.clips))
+    none = _accuracy(store.classify(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(low.clips))
+    result = store.classify(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="audio"))
     assert {f.adaptation for f in result.files} == {"audio"} and {f.tau for f in result.files} == {0.7}
     assert none < high
     assert _accuracy(result, _truth(low.clips)) >= 0.34  # twice chance

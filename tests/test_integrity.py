@@ -15,7 +15,7 @@ from fakes import BandEncoder
 from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
-from proto_index import Store
+from proto_index import IngestOptions, Store
 from proto_index.cli.app import app
 from proto_index.errors import DiskFull, StoreCorrupt, StoreExists, StoreReadOnly
 from proto_index.pipeline.maintenance import reindex, remove, verify
@@ -286,7 +286,7 @@ def test_disk_full_during_ingest_loses_nothing_committed_and_a_rerun_completes(t
     monkeypatch.setattr(VectorFile, "append", append_until_full)
     with Store.open(path, encoder=BandEncoder()) as s:
         with pytest.raises(DiskFull, match="nothing committed before was lost"):
-            s.ingest([corpus_dir], commit_windows=5)
+            s.ingest([corpus_dir], run=IngestOptions(commit_windows=5))
     storage = Storage.open(path)
     assert storage.count_live_rows() == sum(calls[:2]) == storage.vectors.count  # no torn leftovers
     assert verify(storage).problems == []

@@ -1,7 +1,9 @@
-"""EmbedOptions: checked when made, the same defaults as before, and carried unchanged to the model."""
+"""EmbedOptions, ScoringOptions and IngestOptions: checked when made, the same defaults as before, and
+carried unchanged to the code that uses them."""
 import dataclasses
 import inspect
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -9,9 +11,12 @@ from conftest import write
 from fakes import RecordingEncoder
 from test_cli import read_csv, run
 
-from proto_index import EmbedOptions, ScoringOptions, Store
-from proto_index.errors import InvalidInput
+from proto_index import EmbedOptions, IngestOptions, ScoringOptions, Store
+from proto_index.cli import hints
+from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.pipeline import embedding
+from proto_index.pipeline import ingest as ingest_mod
+from proto_index.store.storage import Storage
 
 SR = 48_000
 
@@ -153,7 +158,7 @@ def test_cli_classify_options_reach_the_model(tmp_path, batches, readers):
     assert readers == [(3, 8)]
 
 
-def test_classify_manifest_takes_typed_parameters(tmp_path, batches):
+def test_classify_takes_a_manifest_path_and_typed_parameters(tmp_path, batches):
     clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,environment\n{clip},park\n")
@@ -161,10 +166,15 @@ def test_classify_manifest_takes_typed_parameters(tmp_path, batches):
         s.add_classes("urban", ["siren", "dog bark"])
         s.build_prototypes("urban")
         s.add_environment("park", text="park")
-        result = s.classify_manifest(manifest, "urban-zero-shot", scoring=ScoringOptions(per_window=True), options=EmbedOptions(hop_s=5.0))
-        assert [(f.start_s, f.end_s) for f in result.files] == [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0), (15.0, 25.0)]
+        windows = [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0), (15.0, 25.0)]
+        for items in (manifest, str(manifest), [(clip, "park")]):
+            result = s.classify(items, "urban-zero-shot", scoring=ScoringOptions(per_window=True), options=EmbedOptions(hop_s=5.0))
+            assert [(f.path, f.environment, f.start_s, f.end_s) for f in result.files] == [(clip, "park", *w) for w in windows]
+        assert Store.classify_manifest is Store.classify  # the name earlier versions had for a manifest
+        old_call = s.classify_manifest(manifest, "urban-zero-shot", scoring=ScoringOptions(tau=0.0))
+        assert [(f.path, f.tau) for f in old_call.files] == [(clip, 0.0)]
         with pytest.raises(TypeError):
-            s.classify_manifest(manifest, "urban-zero-shot", hop_s=5.0)  # no loose embedding arguments any more
+            s.classify(manifest, "urban-zero-shot", hop_s=5.0)  # no loose embedding arguments any more
         with pytest.raises(TypeError):
             s.classify([(clip, "park")], "urban-zero-shot", "none")  # scoring options are keywords
 
@@ -187,7 +197,7 @@ def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeyp
 
 def test_scoring_options_defaults_are_the_old_keyword_defaults():
     assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False)
-    for fn in (Store.classify, Store.classify_manifest, Store.classify_dataset):
+    for fn in (Store.classify, Store.classify_dataset):
         params = inspect.signature(fn).parameters
         assert params["scoring"].default == ScoringOptions()
         assert not {"adapt", "tau", "prototype_norm", "per_window"} & set(params)
@@ -222,3 +232,144 @@ def test_classify_scores_per_window_with_scoring_options(tmp_path, batches):
         assert windows.per_window
         assert [(f.start_s, f.end_s) for f in windows.files] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
         assert {f.tau for f in windows.files} == {0.0}
+
+
+# -- IngestOptions ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ingest_spy(monkeypatch):
+    """What an ingest did with its IngestOptions: the writer-lock waits asked for, the windows of
+    each catalog commit, the index publications and the files handed to a reader."""
+    seen = {"waits": [], "commits": [], "publications": 0, "reads": []}
+    real_writer, real_commit = Storage.writer, ingest_mod._commit
+    real_publish, real_read = Storage.publish_index, embedding.read_file
+
+    def writer(self, wait_s=0.0, recover=True):
+        seen["waits"].append(wait_s)
+        return real_writer(self, wait_s, recover)
+
+    def commit(storage, index, batch, report):
+        if batch:
+            seen["commits"].append(sum(len(f.starts_s) for f in batch))
+        return real_commit(storage, index, batch, report)
+
+    def publish(self, index):
+        seen["publications"] += 1
+        return real_publish(self, index)
+
+    def read(path, *args, **kwargs):
+        seen["reads"].append(path)
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, "writer", writer)
+    monkeypatch.setattr(ingest_mod, "_commit", commit)
+    monkeypatch.setattr(Storage, "publish_index", publish)
+    monkeypatch.setattr(embedding, "read_file", read)
+
+    def reset():
+        seen.update(waits=[], commits=[], publications=0, reads=[])
+
+    seen["reset"] = reset
+    return seen
+
+
+def five_clips(folder):
+    """5 files of 12 s: 2 windows each, 10 in all."""
+    for i in range(5):
+        write(folder / f"c{i}.wav", [(500.0 + 100 * i, 0.5)], seconds=12.0, seed=i)
+    return folder
+
+
+def test_ingest_options_defaults_are_the_old_keyword_defaults():
+    assert dataclasses.astuple(IngestOptions()) == (0.0, False, 256, 50_000)
+    for fn in (Store.ingest, ingest_mod.ingest):
+        params = inspect.signature(fn).parameters
+        assert params["run"].default == IngestOptions() and params["run"].kind is params["run"].KEYWORD_ONLY
+        assert not {"wait_s", "rehash", "commit_windows", "publish_windows"} & set(params)
+        assert all(p.kind is not p.VAR_KEYWORD for p in params.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        IngestOptions().rehash = True
+    assert pickle.loads(pickle.dumps(IngestOptions(wait_s=2.0, rehash=True))) == IngestOptions(wait_s=2.0, rehash=True)
+
+
+@pytest.mark.parametrize("kwargs, message, option", [
+    ({"wait_s": -1}, "the wait for another writer must be zero or more seconds, got -1", "wait_s"),
+    ({"wait_s": float("nan")}, "the wait for another writer must be zero or more seconds, got nan", "wait_s"),
+    ({"wait_s": "5"}, "the wait for another writer must be zero or more seconds, got '5'", "wait_s"),
+    ({"wait_s": True}, "the wait for another writer must be zero or more seconds, got True", "wait_s"),
+    ({"rehash": 1}, "rehash must be True or False, got 1", "rehash"),
+    ({"rehash": "yes"}, "rehash must be True or False, got 'yes'", "rehash"),
+    ({"commit_windows": 0}, "windows per catalog transaction must be a whole number of at least 1, got 0", "commit_windows"),
+    ({"commit_windows": 2.5}, "windows per catalog transaction must be a whole number of at least 1, got 2.5", "commit_windows"),
+    ({"commit_windows": True}, "windows per catalog transaction must be a whole number of at least 1, got True", "commit_windows"),
+    ({"publish_windows": -3}, "new windows between index publications must be a whole number of at least 1, got -3",
+     "publish_windows"),
+])
+def test_ingest_options_are_checked_when_made(kwargs, message, option):
+    with pytest.raises(InvalidInput) as info:
+        IngestOptions(**kwargs)
+    assert str(info.value) == message
+    assert "--" not in str(info.value)  # a library message names no CLI flag ...
+    assert hints.message(info.value) == f"{message} ({hints.FLAGS[option]})"  # the CLI names its flag
+
+
+def test_ingest_options_become_plain_numbers_and_may_wait_for_ever():
+    options = IngestOptions(wait_s=np.float32(2.5), commit_windows=np.int64(3), publish_windows=np.int8(7))
+    assert (options.wait_s, options.commit_windows, options.publish_windows) == (2.5, 3, 7)
+    assert type(options.wait_s) is float and type(options.commit_windows) is int and type(options.publish_windows) is int
+    assert IngestOptions(wait_s=float("inf")).wait_s == float("inf")  # as Store.remove's wait_s
+
+
+def test_store_ingest_options_reach_the_pipeline(tmp_path, ingest_spy):
+    folder = five_clips(tmp_path / "in")
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        ingest_spy["reset"]()
+        report = s.ingest([folder], run=IngestOptions(wait_s=7.5, commit_windows=3, publish_windows=4))
+        assert (report.added, report.windows) == (5, 10)
+        assert ingest_spy["waits"][0] == 7.5
+        assert ingest_spy["commits"] == [4, 4, 2]  # a commit once a batch holds 3 windows or more (2 a file)
+        assert ingest_spy["publications"] == 3  # after 4 and 8 new windows, and at the end
+        assert len(ingest_spy["reads"]) == 5
+
+        ingest_spy["reset"]()
+        assert s.ingest([folder]).skipped == 5
+        assert ingest_spy["reads"] == []  # unchanged files: skipped unread
+        assert s.ingest([folder], run=IngestOptions(rehash=True)).skipped == 5
+        assert sorted(ingest_spy["reads"]) == sorted(folder.iterdir())  # rehash: every file read again
+
+
+def test_store_ingest_defaults_commit_once_and_publish_once(tmp_path, ingest_spy):
+    folder = five_clips(tmp_path / "in")
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        ingest_spy["reset"]()
+        s.ingest([folder])
+    assert (ingest_spy["waits"][0], ingest_spy["commits"], ingest_spy["publications"]) == (0.0, [10], 1)
+
+
+def test_store_ingest_waits_as_long_as_it_is_told(tmp_path):
+    folder = five_clips(tmp_path / "in")
+    with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
+        other = Storage.open(tmp_path / "s")
+        with other.writer():
+            with pytest.raises(StoreLocked):
+                s.ingest([folder])  # no wait by default
+            threading.Timer(0.3, other._lock.release).start()
+            assert s.ingest([folder], run=IngestOptions(wait_s=60)).added == 5
+        other.close()
+
+
+def test_cli_ingest_options_reach_the_pipeline(tmp_path, ingest_spy):
+    store = tmp_path / "store"
+    run("init", "--store", store, "--model", "fake-recording")
+    folder = five_clips(tmp_path / "in")
+    ingest_spy["reset"]()
+    run("ingest", folder, "--store", store, "--wait", "2.5", "--commit-windows", "3", "--publish-windows", "4", "-q")
+    assert ingest_spy["waits"][0] == 2.5
+    assert (ingest_spy["commits"], ingest_spy["publications"]) == ([4, 4, 2], 3)
+    ingest_spy["reset"]()
+    assert "skipped 5 already stored" in run("ingest", folder, "--store", store, "-q").stdout
+    assert ingest_spy["reads"] == []
+    assert "skipped 5 already stored" in run("ingest", folder, "--store", store, "--rehash", "-q").stdout
+    assert sorted(ingest_spy["reads"]) == sorted(folder.iterdir())
+

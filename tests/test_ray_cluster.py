@@ -13,7 +13,7 @@ from test_store import invariants
 
 from proto_index import Store
 from proto_index.errors import ClusterError
-from proto_index.options import EmbedOptions
+from proto_index.options import EmbedOptions, IngestOptions
 from proto_index.pipeline.executors import ExecutorOptions
 from proto_index.progress import SilentProgress
 
@@ -73,7 +73,7 @@ def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluste
         s.ingest([files])
     with Store.init(tmp_path / "ray", model="fake-bands-slow", encoder=BandEncoder()) as s:
         report = s.ingest([files], executor=ExecutorOptions(kind="ray", files_per_task=2),
-                          options=EmbedOptions(batch_windows=1), commit_windows=1,
+                          options=EmbedOptions(batch_windows=1), run=IngestOptions(commit_windows=1),
                           progress=RemoveNodeAfter(cluster, second, 3))
     assert second.node_id not in {node["NodeID"] for node in ray.nodes() if node["Alive"]}
     assert second.node_id in cluster.node_log.read_text().split()  # it did work before it went
@@ -95,7 +95,7 @@ def test_losing_the_only_node_that_can_run_the_tasks_stops_then_a_rerun_complete
     on_gpus = ExecutorOptions(kind="ray", files_per_task=2, gpus_per_actor=1, capacity_wait_s=2)
     with Store.init(store, model="fake-bands-slow", encoder=BandEncoder()) as s:
         with pytest.raises(ClusterError, match=r"no live Ray node has the resources of one task \(1 CPU, 1 GPU\)"):
-            s.ingest([files], executor=on_gpus, options=EmbedOptions(batch_windows=1), commit_windows=1,
+            s.ingest([files], executor=on_gpus, options=EmbedOptions(batch_windows=1), run=IngestOptions(commit_windows=1),
                      progress=RemoveNodeAfter(cluster, gpu_node, 2))
     before = invariants(store)
     assert 2 <= before < n

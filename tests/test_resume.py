@@ -9,7 +9,7 @@ from conftest import write
 from fakes import BandEncoder
 from sqlalchemy import select, update
 
-from proto_index import Store
+from proto_index import IngestOptions, Store
 from proto_index.pipeline import embedding
 from proto_index.store.schema import Recording
 
@@ -123,7 +123,7 @@ def test_rehash_reads_everything_and_catches_a_same_size_same_mtime_change(store
     assert os.stat(target).st_size == st.st_size
     assert store.ingest([corpus_dir]).added == 0
     assert opened(corpus_dir) == []
-    report = store.ingest([corpus_dir], rehash=True)
+    report = store.ingest([corpus_dir], run=IngestOptions(rehash=True))
     assert (report.added, report.skipped) == (1, 23) and len(opened(corpus_dir)) == 24
 
 

@@ -8,7 +8,7 @@ from audio_factory import corrupt_header, text_as_wav, truncated, write_wav, zer
 from fakes import BandEncoder
 from sqlalchemy import func, select
 
-from proto_index import EmbedOptions, Store
+from proto_index import EmbedOptions, IngestOptions, Store
 from proto_index.errors import StoreExists, StoreNotFound
 from proto_index.pipeline import ingest as ingest_mod
 from proto_index.pipeline.maintenance import verify
@@ -82,7 +82,7 @@ def test_ingest_killed_mid_run_resumes_without_loss_or_duplicates(tmp_path, corp
     storage = Storage.open(path)
     with pytest.raises(KeyboardInterrupt):
         ingest_mod.ingest(storage, CrashAfter(crash_at), [corpus_dir], options=EmbedOptions(batch_windows=4),
-                         commit_windows=4)
+                         run=IngestOptions(commit_windows=4))
     storage.close()
     committed = invariants(path)
     assert committed == 4 * crash_at  # every finished batch was kept, the one in flight was not

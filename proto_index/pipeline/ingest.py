@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from proto_index.audio.discover import find_audio_files
 from proto_index.embed.encoder import Encoder
-from proto_index.options import EmbedOptions
+from proto_index.options import EmbedOptions, IngestOptions
 from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile
 from proto_index.pipeline.executors import Embed, local_embedder
 from proto_index.pipeline.resume import refresh_stats, split_unchanged, stored_stats
@@ -34,45 +34,32 @@ class IngestReport:
     failed: list[FailedFile] = field(default_factory=list)
 
 
-def ingest(
-    storage: Storage,
-    encoder: Encoder | None,
-    paths: Iterable[Path],
-    *,
-    options: EmbedOptions = EmbedOptions(),
-    embed: Embed | None = None,
-    progress: Progress | None = None,
-    wait_s: float = 0.0,
-    rehash: bool = False,
-    commit_windows: int = 256,
-    publish_windows: int = 50_000,
-) -> IngestReport:
+def ingest(storage: Storage, encoder: Encoder | None, paths: Iterable[Path], *, options: EmbedOptions = EmbedOptions(),
+           run: IngestOptions = IngestOptions(), embed: Embed | None = None, progress: Progress | None = None) -> IngestReport:
     """Add the audio files under ``paths`` to the corpus, embedded as ``options`` say; a file that
     fails is recorded and skipped.
 
-    A file whose path, size and mtime match a stored recording is skipped without being read
-    (:mod:`proto_index.pipeline.resume`); ``rehash`` reads and hashes every file instead.
+    ``run`` (:class:`~proto_index.options.IngestOptions`): a file whose path, size and mtime match a
+    stored recording is skipped without being read (:mod:`proto_index.pipeline.resume`) unless
+    ``run.rehash``; the store's writer lock is awaited up to ``run.wait_s`` seconds; every
+    ``run.commit_windows`` windows are one catalog transaction, and the index is republished every
+    ``run.publish_windows`` new windows and at the end, when it is also rebuilt if the grown corpus
+    calls for another index type (see :func:`proto_index.core.index_plan.plan_index`).
     ``embed``: where the files are embedded (:mod:`proto_index.pipeline.executors`; default: here,
     with ``encoder``); whatever embeds them, this process commits the results.
-
-    Holds the store's writer lock (waiting up to ``wait_s`` seconds for another writer). The index
-    is republished every ``publish_windows`` new windows and at the end, when it is also rebuilt if
-    the grown corpus calls for another index type (see :func:`proto_index.core.index_plan.plan_index`).
     """
     progress = progress or SilentProgress()
     if embed is None:
         storage.check_identity(encoder.identity)
         embed = local_embedder(encoder)
     discovery = find_audio_files(paths)
-    with storage.writer(wait_s):
-        return _ingest(storage, embed, discovery, progress, options=options, rehash=rehash,
-                       commit_windows=commit_windows, publish_windows=publish_windows)
+    with storage.writer(run.wait_s):
+        return _ingest(storage, embed, discovery, progress, options, run)
 
 
-def _ingest(storage, embed, discovery, progress, *, options=EmbedOptions(), rehash=False, commit_windows=256,
-            publish_windows=50_000) -> IngestReport:
+def _ingest(storage, embed, discovery, progress, options: EmbedOptions, run: IngestOptions) -> IngestReport:
     report = IngestReport()
-    to_read, unchanged = (discovery.files, []) if rehash else split_unchanged(discovery.files, stored_stats(storage))
+    to_read, unchanged = (discovery.files, []) if run.rehash else split_unchanged(discovery.files, stored_stats(storage))
     report.skipped = len(unchanged)
     for path, problem in discovery.problems:
         report.failed.append(FailedFile(Path(path), problem))
@@ -102,10 +89,10 @@ def _ingest(storage, embed, discovery, progress, *, options=EmbedOptions(), reha
             progress.note(f"{result.path}: {result.error}")
             continue
         batch.append(result)
-        if sum(len(f.starts_s) for f in batch) >= commit_windows:
+        if sum(len(f.starts_s) for f in batch) >= run.commit_windows:
             _commit(storage, index, batch, report)
             batch = []
-            if report.windows - published_at >= publish_windows:
+            if report.windows - published_at >= run.publish_windows:
                 storage.publish_index(index)
                 published_at = report.windows
     _commit(storage, index, batch, report)
