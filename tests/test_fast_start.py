@@ -219,7 +219,7 @@ def test_a_classify_start_up_imports_none_of_what_laion_clap_needs_only_for_trai
         cli("classify", str(clip), "-p", "c-zero-shot", "--env", "park", "--out", str(tmp_path / f"out{run}.csv"),
             "--store", str(store), "--device", "cpu", report=report)
         runs.append(set(json.loads(report.read_text())))
-    assert (tmp_path / f"out0.csv").read_text() == (tmp_path / f"out1.csv").read_text()
+    assert (tmp_path / "out0.csv").read_text() == (tmp_path / "out1.csv").read_text()
     assert "laion_clap" in runs[1] and "clap_module.htsat" in runs[1]
     assert sorted(m for m in HEAVY if m in runs[1]) == []
 

@@ -2,7 +2,6 @@
 model, and the file hash that becomes a store's model identity (cached by the file's stat)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -11,15 +10,16 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from proto_index.atomic import atomic_write
 from proto_index.audio.discover import file_sha256
-from proto_index.embed.download import cache_dir
+from proto_index.embed import json_cache
 from proto_index.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
 
 STALE_KEYS = ("text_branch.embeddings.position_ids",)
+HASHES = "sha256.json"
+"""The user-cache file of remembered checkpoint hashes (:func:`checkpoint_sha256`)."""
 """Buffers that checkpoints saved with older transformers hold and current transformers lacks."""
 
 
@@ -119,22 +119,12 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
     """``sha256:<hex>`` of a checkpoint (its identity), remembered in ``cache_dir()/sha256.json`` by path and :func:`_stamp`."""
     path = Path(path).resolve()
     stamp = _stamp(path.stat())
-    store = cache_dir() / "sha256.json"
-    try:
-        known = json.loads(store.read_text())
-    except (OSError, ValueError):
-        known = {}
-    entry = known.get(str(path)) if isinstance(known, dict) else None
+    known = json_cache.read(HASHES)
+    entry = known.get(str(path))
     if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()) and "sha256" in entry:
         return entry["sha256"]
 
     result = "sha256:" + file_sha256(path)
-    known = known if isinstance(known, dict) else {}
     known[str(path)] = {**stamp, "sha256": result}
-    try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(store, durable=False) as f:  # a cache: a lost entry only means hashing again
-            f.write(json.dumps(known, indent=1, sort_keys=True))
-    except OSError:
-        pass  # an unwritable cache only means hashing again next time
+    json_cache.write(HASHES, known)  # a lost entry only means hashing again
     return result

@@ -12,7 +12,7 @@ import hashlib
 import json
 from importlib import metadata
 
-from proto_index.atomic import atomic_write
+from proto_index.embed import json_cache
 from proto_index.embed.download import cache_dir
 from proto_index.errors import ModelError
 
@@ -31,34 +31,20 @@ def key(**parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _read() -> dict:
-    try:
-        known = json.loads((cache_dir() / FILE_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return known if isinstance(known, dict) else {}
-
-
 def recall(entry: str) -> str | None:
     """The full-state hash remembered for ``entry``, or None."""
-    value = _read().get(entry)
+    value = json_cache.read(FILE_NAME).get(entry)
     return value if isinstance(value, str) and value.startswith("sha256:") else None
 
 
 def remember(entry: str, weights: str | None) -> None:
     """Remember ``weights`` for ``entry`` (None forgets it); an unwritable cache is ignored."""
-    known = _read()
+    known = json_cache.read(FILE_NAME)
     if weights is None:
         known.pop(entry, None)
     else:
         known[entry] = weights
-    path = cache_dir() / FILE_NAME
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, durable=False) as f:  # a cache: losing it only means hashing again
-            f.write(json.dumps(known, indent=1, sort_keys=True))
-    except OSError:
-        pass
+    json_cache.write(FILE_NAME, known)
 
 
 def check(entry: str, expected: str, actual: str, what: str) -> None:

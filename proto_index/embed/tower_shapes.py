@@ -9,11 +9,7 @@ when built, is loaded strictly, so a wrong entry cannot go unnoticed.
 """
 from __future__ import annotations
 
-import json
-
-from proto_index.atomic import atomic_write
-from proto_index.embed import identity_cache
-from proto_index.embed.download import cache_dir
+from proto_index.embed import identity_cache, json_cache
 
 FILE_NAME = "text-tower-shapes.json"
 
@@ -25,17 +21,9 @@ def key(tower: str, config: dict) -> str:
     return identity_cache.key(kind="text-tower-shapes", tower=tower, config=config)
 
 
-def _read() -> dict:
-    try:
-        known = json.loads((cache_dir() / FILE_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return known if isinstance(known, dict) else {}
-
-
 def recall(entry: str) -> Shapes | None:
     """The shapes remembered for ``entry``, or None (also for an entry that is not a name -> shape map)."""
-    value = _read().get(entry)
+    value = json_cache.read(FILE_NAME).get(entry)
     if not isinstance(value, dict) or not value:
         return None
     if not all(isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape) for shape in value.values()):
@@ -45,12 +33,6 @@ def recall(entry: str) -> Shapes | None:
 
 def remember(entry: str, shapes: Shapes) -> None:
     """Remember ``shapes`` for ``entry``; an unwritable cache is ignored."""
-    known = _read()
+    known = json_cache.read(FILE_NAME)
     known[entry] = {name: list(shape) for name, shape in shapes.items()}
-    path = cache_dir() / FILE_NAME
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, durable=False) as f:  # a cache: losing it only means building on meta again
-            f.write(json.dumps(known, indent=1, sort_keys=True))
-    except OSError:
-        pass
+    json_cache.write(FILE_NAME, known)
