@@ -6,7 +6,8 @@ migrations/ inside proto_index/), gets its own store made by its own CLI: `init`
 model, a class set of two labels, zero-shot prototypes, a text environment. Then, alternating
 before/after, each times `proto-index classify clip.wav -p c-zero-shot --env park` in a fresh
 Python process (`python -c` calling the CLI's `main`, with the side's checkout first on PYTHONPATH),
-after one untimed warm-up run each (which fills the user caches: checkpoint hash, model identity).
+after one untimed warm-up run each (which fills the user caches: checkpoint hash, model identity,
+and since 37e2f29 a seeded model's drawn weights, HTSAT's filter banks, RoBERTa's shapes).
 One 5 s clip, so the time is almost all start-up: imports, building the model, the first forward.
 Prints each side's median wall-clock and CPU (user + system, all threads) seconds and the ratios
 after/before; on a shared machine the CPU time is the steadier figure.

@@ -143,6 +143,10 @@ def test_init_refuses_existing_and_open_refuses_missing(tmp_path):
         Store.open(tmp_path / "nowhere")
 
 
+def test_the_written_schema_revision_is_the_newest_migration():
+    assert catalog.head_revision() == catalog.migrations_head()
+
+
 def test_store_written_by_revision_0001_upgrades_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old"
     shutil.copytree(FIXTURE_0001, path)
