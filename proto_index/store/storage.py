@@ -140,9 +140,10 @@ class Storage:
             raise StoreNotFound(f"no proto-index store at {root}{hint}; create one with `proto-index init`")
         read_only = not store_writable(root)
         engine = catalog.create_catalog_engine(root / CATALOG, read_only)  # a damaged catalog: StoreCorrupt below
-        if not read_only:
+        current = catalog.current_revision(engine)
+        if current != catalog.head_revision() and not read_only:
             catalog.upgrade(engine)
-        elif catalog.current_revision(engine) != catalog.head_revision():
+        elif current != catalog.head_revision():
             raise StoreReadOnly(
                 f"{root} is read-only and its catalog needs a schema upgrade that this version would write; "
                 "open it once where it can be written"
