@@ -183,6 +183,21 @@ def test_migrations_match_the_models(tmp_path):
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
+def test_models_key_their_tables_first_as_the_migrations_do(tmp_path):
+    """compare_metadata ignores column order; the shared ``id`` (schema.Entity) still comes first."""
+    from sqlalchemy import inspect
+
+    from proto_index.store.schema import Base
+
+    engine = catalog.create_catalog_engine(tmp_path / "c.sqlite")
+    catalog.upgrade(engine)
+    migrated = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        orm, db = [c.name for c in table.columns], [c["name"] for c in migrated.get_columns(table.name)]
+        assert orm[0] == db[0] and sorted(orm) == sorted(db), table.name
+    assert [c.name for c in Base.metadata.tables["windows"].columns] == ["id", "recording_id", "start_s", "end_s", "vector_row"]
+
+
 def test_float16_store_halves_the_vector_file_and_keeps_results(tmp_path, corpus_dir):
     results = {}
     for dtype in ("float32", "float16"):

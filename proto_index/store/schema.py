@@ -7,10 +7,11 @@ window's exact vector in the store's vector file (unique). ``windows.id`` is the
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Annotated
 
 import numpy as np
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -27,7 +28,35 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    """A column's type and nullability come from its annotation (``int`` INTEGER, ``bytes`` BLOB,
+    ``datetime`` DATETIME, ``X | None`` nullable); the map holds the two that differ from
+    SQLAlchemy's defaults, as the migrations create them: a ``str`` is TEXT unless the column says
+    ``String(n)``, a ``float`` FLOAT (not DOUBLE)."""
+
+    type_annotation_map = {str: Text, float: Float}
+
+
+class Entity(Base):
+    """A table whose rows have their own integer key, ``id`` (its first column)."""
+
+    __abstract__ = True
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+
+
+Created = Annotated[datetime, mapped_column(default=utcnow)]
+"""When the row was written (UTC, naive)."""
+
+
+def parent_key(table: str) -> MappedColumn:
+    """A child row's link to the parent row that owns it (``table.id``): indexed, and deleted with
+    the parent (ON DELETE CASCADE)."""
+    return mapped_column(ForeignKey(f"{table}.id", ondelete="CASCADE"), index=True)
+
+
+def owned(order_by: str, back_populates: str):
+    """The ORM side of :func:`parent_key`: the parent's list of its child rows in ``order_by`` order,
+    saved, removed and deleted with it."""
+    return relationship(back_populates=back_populates, order_by=order_by, cascade="all, delete-orphan")
 
 
 class StoreMeta(Base):
@@ -35,7 +64,7 @@ class StoreMeta(Base):
 
     __tablename__ = "store_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    value: Mapped[str]
 
 
 class FileChecksum(Base):
@@ -43,152 +72,134 @@ class FileChecksum(Base):
 
     __tablename__ = "file_checksums"
     file: Mapped[str] = mapped_column(String(64), primary_key=True)
-    block: Mapped[int] = mapped_column(Integer, primary_key=True)
-    rows: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(primary_key=True)
+    rows: Mapped[int]
     digest: Mapped[str] = mapped_column(String(80))
 
 
-class Recording(Base):
+class Recording(Entity):
     """One ingested audio file, deduplicated by content hash."""
 
     __tablename__ = "recordings"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, index=True)
+    path: Mapped[str] = mapped_column(index=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    duration_s: Mapped[float] = mapped_column(Float)
-    sample_rate: Mapped[int] = mapped_column(Integer)
-    channels: Mapped[int] = mapped_column(Integer)
-    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_s: Mapped[float]
+    sample_rate: Mapped[int]
+    channels: Mapped[int]
+    ingested_at: Mapped[Created]
     # The file's size and st_mtime_ns when it was read (NULL in rows from before revision 0005):
     # a resumed ingest skips the path unread while both still match.
-    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    mtime_ns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size_bytes: Mapped[int | None]
+    mtime_ns: Mapped[int | None]
     windows: Mapped[list["Window"]] = relationship(back_populates="recording", order_by="Window.start_s")
 
 
-class Window(Base):
+class Window(Entity):
     """A span of a recording with one embedding; its ``vector_row`` is the vector id in the FAISS index."""
 
     __tablename__ = "windows"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
-    start_s: Mapped[float] = mapped_column(Float)
-    end_s: Mapped[float] = mapped_column(Float)
-    vector_row: Mapped[int] = mapped_column(Integer, unique=True)
+    recording_id: Mapped[int] = parent_key("recordings")
+    start_s: Mapped[float]
+    end_s: Mapped[float]
+    vector_row: Mapped[int] = mapped_column(unique=True)
     recording: Mapped[Recording] = relationship(back_populates="windows")
 
 
-class IngestFailure(Base):
+class IngestFailure(Entity):
     """A file that could not be ingested, and why; cleared when a later ingest of the path succeeds."""
 
     __tablename__ = "ingest_failures"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    error: Mapped[str] = mapped_column(Text)
-    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    path: Mapped[str] = mapped_column(unique=True)
+    error: Mapped[str]
+    failed_at: Mapped[Created]
 
 
-class ClassSet(Base):
+class ClassSet(Entity):
     """A named list of class labels and the prompt template that turns each into text."""
 
     __tablename__ = "class_sets"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    template: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    labels: Mapped[list["ClassLabel"]] = relationship(
-        back_populates="class_set", order_by="ClassLabel.position", cascade="all, delete-orphan"
-    )
+    template: Mapped[str]
+    created_at: Mapped[Created]
+    labels: Mapped[list["ClassLabel"]] = owned("ClassLabel.position", back_populates="class_set")
 
 
-class ClassLabel(Base):
+class ClassLabel(Entity):
     __tablename__ = "class_labels"
     __table_args__ = (
         UniqueConstraint("class_set_id", "position"),
         UniqueConstraint("class_set_id", "label"),
     )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    class_set_id: Mapped[int] = mapped_column(ForeignKey("class_sets.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(Text)
+    class_set_id: Mapped[int] = parent_key("class_sets")
+    position: Mapped[int]
+    label: Mapped[str]
     class_set: Mapped[ClassSet] = relationship(back_populates="labels")
 
 
-class PrototypeSet(Base):
+class PrototypeSet(Entity):
     """Prototypes built for a class set by one method ('zero-shot' or 'tgap')."""
 
     __tablename__ = "prototype_sets"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    class_set_id: Mapped[int] = mapped_column(ForeignKey("class_sets.id", ondelete="CASCADE"), index=True)
+    class_set_id: Mapped[int] = parent_key("class_sets")
     method: Mapped[str] = mapped_column(String(32))
-    n_neighbours: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    n_neighbours: Mapped[int | None]
+    created_at: Mapped[Created]
     class_set: Mapped[ClassSet] = relationship()
-    prototypes: Mapped[list["Prototype"]] = relationship(
-        back_populates="prototype_set", order_by="Prototype.position", cascade="all, delete-orphan"
-    )
+    prototypes: Mapped[list["Prototype"]] = owned("Prototype.position", back_populates="prototype_set")
 
 
-class Prototype(Base):
+class Prototype(Entity):
     """One class's prototype vector, and the text anchor it started from (float32 bytes)."""
 
     __tablename__ = "prototypes"
     __table_args__ = (UniqueConstraint("prototype_set_id", "position"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    prototype_set_id: Mapped[int] = mapped_column(ForeignKey("prototype_sets.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(Text)
-    prompt: Mapped[str] = mapped_column(Text)
-    anchor: Mapped[bytes] = mapped_column(LargeBinary)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    prototype_set_id: Mapped[int] = parent_key("prototype_sets")
+    position: Mapped[int]
+    label: Mapped[str]
+    prompt: Mapped[str]
+    anchor: Mapped[bytes]
+    vector: Mapped[bytes]
     prototype_set: Mapped[PrototypeSet] = relationship(back_populates="prototypes")
-    neighbours: Mapped[list["TgapNeighbour"]] = relationship(
-        back_populates="prototype", order_by="TgapNeighbour.rank", cascade="all, delete-orphan"
-    )
+    neighbours: Mapped[list["TgapNeighbour"]] = owned("TgapNeighbour.rank", back_populates="prototype")
 
 
-class TgapNeighbour(Base):
+class TgapNeighbour(Entity):
     """A corpus window that went into a TGAP prototype, with its cosine to the text anchor."""
 
     __tablename__ = "tgap_neighbours"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    prototype_id: Mapped[int] = mapped_column(ForeignKey("prototypes.id", ondelete="CASCADE"), index=True)
-    rank: Mapped[int] = mapped_column(Integer)
-    window_id: Mapped[int] = mapped_column(Integer)  # no FK: the prototype stays valid if a window is removed
-    score: Mapped[float] = mapped_column(Float)
+    prototype_id: Mapped[int] = parent_key("prototypes")
+    rank: Mapped[int]
+    window_id: Mapped[int]  # no FK: the prototype stays valid if a window is removed
+    score: Mapped[float]
     prototype: Mapped[Prototype] = relationship(back_populates="neighbours")
 
 
-class Environment(Base):
+class Environment(Entity):
     """An acoustic environment (park, airport...) with its background data and tau overrides."""
 
     __tablename__ = "environments"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tau_audio: Mapped[float | None] = mapped_column(Float, nullable=True)
-    tau_text: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    backgrounds: Mapped[list["BackgroundVector"]] = relationship(
-        back_populates="environment", order_by="BackgroundVector.id", cascade="all, delete-orphan"
-    )
+    description: Mapped[str | None]
+    tau_audio: Mapped[float | None]
+    tau_text: Mapped[float | None]
+    created_at: Mapped[Created]
+    backgrounds: Mapped[list["BackgroundVector"]] = owned("BackgroundVector.id", back_populates="environment")
 
 
-class BackgroundVector(Base):
+class BackgroundVector(Entity):
     """One background embedding of an environment: a text prompt's or a background recording's."""
 
     __tablename__ = "background_vectors"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    environment_id: Mapped[int] = parent_key("environments")
     kind: Mapped[str] = mapped_column(String(8))  # 'text' or 'audio'
-    source: Mapped[str] = mapped_column(Text)  # the prompt, or the recording's path
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str]  # the prompt, or the recording's path
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    vector: Mapped[bytes]
     environment: Mapped[Environment] = relationship(back_populates="backgrounds")
 
 
-class Annotation(Base):
+class Annotation(Entity):
     """A person's verdict on one classified window (or whole recording, when ``window_id`` is NULL).
 
     verdict: 'right' (label confirmed), 'wrong' (label rejected), 'relabel' (``corrected_label`` is
@@ -196,14 +207,13 @@ class Annotation(Base):
     """
 
     __tablename__ = "annotations"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
-    window_id: Mapped[int | None] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"), nullable=True, index=True)
-    environment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    label: Mapped[str] = mapped_column(Text)
+    recording_id: Mapped[int] = parent_key("recordings")
+    window_id: Mapped[int | None] = parent_key("windows")
+    environment: Mapped[str | None]
+    label: Mapped[str]
     verdict: Mapped[str] = mapped_column(String(16))
-    corrected_label: Mapped[str | None] = mapped_column(Text, nullable=True)
-    source: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    corrected_label: Mapped[str | None]
+    source: Mapped[str]
+    created_at: Mapped[Created]
     recording: Mapped[Recording] = relationship()
     window: Mapped[Window | None] = relationship()
