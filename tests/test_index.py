@@ -32,7 +32,8 @@ def test_built_and_loaded_indexes_search_with_the_plans_nprobe(tmp_path, factory
     built = VectorIndex.build(16, np.arange(len(data)), lambda r: data[r], plan)
     built.save(tmp_path / "i.faiss")
     for index in (built, VectorIndex.load(tmp_path / "i.faiss")):
-        assert f"nprobe {nprobe}," in index.description
+        assert index.description.startswith(f"{factory} (nprobe {nprobe}, exact re-rank of ")
+    assert VectorIndex.empty(16).description == "Flat (exact)"
 
 
 def test_plan_from_factory_validates():

@@ -103,10 +103,10 @@ class VectorIndex:
 
     @property
     def description(self) -> str:
+        """:attr:`factory` and how it searches, for people: ``Flat (exact)``, ``IVF64,PQ4 (nprobe 16, ...)``."""
         ivf = self._ivf()
-        if ivf is None:
-            return "Flat (exact)"
-        return f"IVF{ivf.nlist},PQ (nprobe {ivf.nprobe}, exact re-rank of {self.rerank}x candidates)"
+        how = "exact" if ivf is None else f"nprobe {ivf.nprobe}, exact re-rank of {self.rerank}x candidates"
+        return f"{self.factory} ({how})"
 
     def to_gpu(self) -> bool:
         """Move searching to the first CUDA device if FAISS was built with GPU support (the ``gpu``
