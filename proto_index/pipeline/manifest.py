@@ -6,8 +6,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from proto_index.audio.discover import open_regular
-from proto_index.errors import InvalidInput, NotFound
+from proto_index.errors import InvalidInput
+from proto_index.pipeline.text_files import open_text_file
 
 REQUIRED = ("path", "environment")
 
@@ -22,17 +22,13 @@ class ManifestRow:
 def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """A CSV's header and its rows as ``(line number, {column: stripped value})``.
 
-    Raises NotFound for a missing file and InvalidInput naming the file for one that is not a
-    regular file (a folder, FIFO or device), is not UTF-8, is not CSV, has missing columns, a row
-    with more fields than the header, or no rows.
+    Raises :func:`~proto_index.pipeline.text_files.open_text_file`'s errors (a missing file, one
+    that is not a regular file or not UTF-8) and InvalidInput naming the file for one that is not
+    CSV, has missing columns, a row with more fields than the header, or no rows.
     """
     path = Path(path)
-    if not path.exists():
-        raise NotFound(f"no such CSV file: {path}")
-    if not path.is_file():
-        raise InvalidInput(f"{path}: not a regular file (a folder, FIFO or device), not a CSV file")
     try:
-        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
+        with open_text_file(path, "CSV file") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, restkey=_EXTRA)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in required if c not in header]
@@ -44,12 +40,8 @@ def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[t
                     raise InvalidInput(f"{path}, line {reader.line_num}: {len(r[_EXTRA])} more field(s) than the "
                                        "header has (quote a value that holds a comma)")
                 rows.append((reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in r.items()}))
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"{path}: not UTF-8 text (byte {e.start} of a block); save it as UTF-8") from None
     except csv.Error as e:
         raise InvalidInput(f"{path}: not a readable CSV file ({e})") from None
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot read: {e.strerror or e}") from None
     if not rows:
         raise InvalidInput(f"{path}: no rows")
     return header, rows
