@@ -112,12 +112,12 @@ def calibrate(
     from proto_index.evaluation.calibration_run import CalibrateOptions, run_calibration
 
     options = CalibrateOptions(prototypes, _grid(tau_grid), folds, seed, prototype_norm, save)
-    done = run_calibration(open_store(store, device), options, None if from_annotations else manifest)
-    for c in done.results:
+    results = run_calibration(open_store(store, device), options, None if from_annotations else manifest)
+    for c in results:
         typer.echo(format_calibration(c))
         typer.echo("")
-    for t in done.saved:
-        typer.echo(f"saved tau {t.adaptation}={t.tau:g} on environment {t.environment}")
+    for c in results if save else ():
+        typer.echo(f"saved tau {c.adaptation}={c.choice.tau:g} on environment {c.environment}")
 
 
 def gap(

@@ -15,7 +15,7 @@ from proto_index import Store, __version__
 from proto_index.core.synthetic import SpaceConfig
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.evaluation import experiment
-from proto_index.evaluation.calibration_run import CalibrateOptions, SavedTau, run_calibration
+from proto_index.evaluation.calibration_run import CalibrateOptions, run_calibration
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic import synthetic_experiment
 from proto_index.exports import read_classification, write_result
@@ -103,14 +103,13 @@ def test_run_calibration_saves_each_choice_only_when_asked(labelled_store):
     store, manifest = labelled_store
     options = CalibrateOptions("urban-zero-shot", grid=(0.0, 0.25, 0.5, 0.75, 1.0), folds=2)
     looked = run_calibration(store, options, manifest)
-    assert [(c.environment, c.adaptation, c.clips) for c in looked.results] == [("airport", "audio", 8), ("airport", "text", 8)]
-    assert looked.saved == [] and store.environment("airport").taus == {"audio": None, "text": None}
-    assert _choices(looked.results) == _choices(store.calibrate(manifest, "urban-zero-shot", options.grid, 2))
+    assert [(c.environment, c.adaptation, c.clips) for c in looked] == [("airport", "audio", 8), ("airport", "text", 8)]
+    assert store.environment("airport").taus == {"audio": None, "text": None}
+    assert _choices(looked) == _choices(store.calibrate(manifest, "urban-zero-shot", options.grid, 2))
 
     saved = run_calibration(store, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True), manifest)
-    assert _choices(saved.results) == _choices(looked.results)
-    assert saved.saved == [SavedTau("airport", c.adaptation, c.choice.tau) for c in looked.results]
-    assert store.environment("airport").taus == {c.adaptation: c.choice.tau for c in looked.results}
+    assert _choices(saved) == _choices(looked)
+    assert store.environment("airport").taus == {c.adaptation: c.choice.tau for c in looked}
 
 
 def test_run_calibration_from_annotations_needs_some(labelled_store):

@@ -26,33 +26,19 @@ class CalibrateOptions:
     save: bool = False  # store each chosen tau on its environment
 
 
-@dataclass(frozen=True)
-class SavedTau:
-    environment: str
-    adaptation: str
-    tau: float
-
-
-@dataclass(frozen=True)
-class CalibrationRun:
-    results: list[Calibration]
-    saved: list[SavedTau]  # empty unless options.save
-
-
-def run_calibration(store: "Store", options: CalibrateOptions, manifest: str | Path | None = None) -> CalibrationRun:
+def run_calibration(store: "Store", options: CalibrateOptions, manifest: str | Path | None = None) -> list[Calibration]:
     """Calibrate on ``manifest`` (CSV ``path,environment,label``) or, when it is None, on the
-    confirmed annotations that name an environment; with ``options.save``, store the choices."""
+    confirmed annotations that name an environment; with ``options.save``, store every choice
+    (``c.choice.tau`` on ``c.environment`` for ``c.adaptation``)."""
     o = options
     if manifest is None:
         results = store.calibrate_from_annotations(o.prototypes, o.grid, o.folds, o.seed, o.prototype_norm)
     else:
         results = store.calibrate(manifest, o.prototypes, o.grid, o.folds, o.seed, o.prototype_norm)
-    saved = []
     if o.save:
         for c in results:
             store.set_environment_tau(c.environment, **{c.adaptation: c.choice.tau})
-            saved.append(SavedTau(c.environment, c.adaptation, c.choice.tau))
-    return CalibrationRun(results, saved)
+    return results
 
 
 def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, prototypes: str, grid, folds: int, seed: int,
