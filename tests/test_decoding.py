@@ -339,3 +339,24 @@ def test_cli_ingest_with_decoding_processes_stores_the_same_vectors(mixed, tmp_p
         np.testing.assert_array_equal(processes[name], threads[name])
     bad = runner.invoke(app, ["ingest", str(folder), "--store", str(tmp_path / "threads"), "--decoder", "fibers"])
     assert bad.exit_code == 2 and "fibers" in bad.output
+
+
+def test_a_file_dropped_midway_is_stopped_in_its_process_which_serves_the_next(mixed, started):
+    """Closing a read mid-file sends STOP; the process answers STOPPED and stays for the next file,
+    whose messages (and known-hash question) come back whole."""
+    paths, known = mixed
+    decoders = decoding.ProcessDecoders(reading.read_file, 480_000, True, known.__contains__, reading.Failed)
+    try:
+        first = decoders.read(paths[0])  # the streamed 40 s file
+        assert isinstance(next(first), reading.Opened) and isinstance(next(first), reading.Windows)
+        first.close()
+        assert len(started) == 1 and started[0].process.is_alive()
+        again = list(decoders.read(paths[0]))
+        assert [type(m).__name__ for m in again] == ["Opened", "Windows", "Windows", "Done"]
+        assert [w.start for m in again[1:3] for w in m.windows] == [0, 480_000, 960_000, 1_440_000]
+        assert again[-1].n_samples == 40 * 48_000
+        assert [type(m).__name__ for m in decoders.read(paths[8])] == ["Known"]  # known.wav: asked, answered True
+        assert len(started) == 1  # one process served all three
+    finally:
+        decoders.close()
+    assert started[0].process.exitcode is not None

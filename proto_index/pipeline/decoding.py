@@ -28,6 +28,7 @@ float32 buffer) to about 0.3 ms, which is what lets the processes scale past wha
 """
 from __future__ import annotations
 
+import enum
 import multiprocessing
 import os
 import pickle
@@ -73,29 +74,18 @@ class _File:
 
 @dataclass(frozen=True)
 class _Ask:
-    """Process to thread: is this content hash known (skip the file undecoded)?"""
+    """Process to thread: is this content hash known (skip the file undecoded)? The thread answers
+    ``True`` or ``False`` (or sends :attr:`_Signal.STOP`)."""
 
     sha256: str
 
 
-@dataclass(frozen=True)
-class _Answer:
-    known: bool
+class _Signal(enum.Enum):
+    """The messages that carry nothing but their kind."""
 
-
-@dataclass(frozen=True)
-class _Stop:
-    """Thread to process: drop the current file."""
-
-
-@dataclass(frozen=True)
-class _Stopped:
-    """Process to thread: the file was dropped (or had already ended); the process waits for the next."""
-
-
-@dataclass(frozen=True)
-class _Finished:
-    """Process to thread: every message of the file has been sent."""
+    STOP = "stop"  # thread to process: drop the current file
+    STOPPED = "stopped"  # process to thread: the file was dropped (or had already ended); it waits for the next
+    FINISHED = "finished"  # process to thread: every message of the file has been sent
 
 
 @dataclass(frozen=True)
@@ -144,7 +134,7 @@ def _unpack(message):
 
 
 class _Cancel(BaseException):
-    """Raised inside the process's reader when a :class:`_Stop` arrives (a BaseException, so no
+    """Raised inside the process's reader when :attr:`_Signal.STOP` arrives (a BaseException, so no
     ``except Exception`` in a reader swallows it)."""
 
 
@@ -162,8 +152,8 @@ def _serve(conn, read_file: ReadFile) -> None:
         if request is None:
             return
         try:
-            if isinstance(request, _Stop):  # a stop that came after the file had ended
-                conn.send(_Stopped())
+            if request is _Signal.STOP:  # a stop that came after the file had ended
+                conn.send(_Signal.STOPPED)
             else:
                 _serve_file(conn, read_file, request)
         except (EOFError, OSError):  # the parent is gone, or closed the pipe mid-file
@@ -174,28 +164,28 @@ def _serve_file(conn, read_file: ReadFile, request: _File) -> None:
     def ask(sha: str) -> bool:
         conn.send(_Ask(sha))
         reply = conn.recv()
-        if isinstance(reply, _Stop):
+        if reply is _Signal.STOP:
             raise _Cancel
-        return reply.known
+        return reply
 
     messages = read_file(Path(request.path), request.hop, request.hashing, ask if request.asking else None)
     try:
         while True:
             try:
-                message = next(messages, _Finished())
+                message = next(messages, _Signal.FINISHED)
             except _Cancel:
-                conn.send(_Stopped())
+                conn.send(_Signal.STOPPED)
                 return
             except BaseException as e:  # the reader's own error (a pipe error in ask() ends up here too)
                 conn.send(_Raised(_picklable(e)))
                 return
-            if isinstance(message, _Finished):
+            if message is _Signal.FINISHED:
                 conn.send(message)
                 return
             conn.send(_pack(message))
-            if conn.poll():  # only a _Stop can arrive while a file is being sent
+            if conn.poll():  # only a STOP can arrive while a file is being sent
                 conn.recv()
-                conn.send(_Stopped())
+                conn.send(_Signal.STOPPED)
                 return
     finally:
         messages.close()
@@ -273,8 +263,8 @@ class ProcessDecoders:
             while True:
                 message = conn.recv()
                 if isinstance(message, _Ask):
-                    conn.send(_Answer(bool(self._known(message.sha256))))
-                elif isinstance(message, _Finished):
+                    conn.send(bool(self._known(message.sha256)))
+                elif message is _Signal.FINISHED:
                     settled = True
                     return
                 elif isinstance(message, _Raised):
@@ -294,8 +284,8 @@ class ProcessDecoders:
     def _stop(self, worker: _Worker) -> None:
         """Tell the process to drop its file, and read what it had sent until it says it did."""
         try:
-            worker.conn.send(_Stop())
-            while not isinstance(worker.conn.recv(), _Stopped):
+            worker.conn.send(_Signal.STOP)
+            while worker.conn.recv() is not _Signal.STOPPED:
                 pass
         except (EOFError, OSError):
             worker.end()
