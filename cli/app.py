@@ -46,6 +46,7 @@ from proto_index.options import (
     ScoringOptions,
 )
 from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
+from proto_index.cli.listing import echo_items
 from proto_index.cli.records import JsonOption, hit_record, info_record
 
 from proto_index.api import Store
@@ -194,11 +195,8 @@ def search(
       proto-index search "a dog barking" -k 5
       proto-index search "a dog barking" --json
     """
-    hits = open_store(store, device, precision).search(text, k)
-    if as_json:
-        return echo_json([hit_record(hit) for hit in hits])
-    for hit in hits:
-        typer.echo(f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
+    echo_items(open_store(store, device, precision).search(text, k), as_json, hit_record,
+               lambda hit: f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
 
 
 @app.command()

@@ -8,8 +8,9 @@ import typer
 
 from proto_index.cli.output import BadUsage
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
-from proto_index.cli.output import echo_json
-from proto_index.cli.records import JsonOption, class_set_record
+from proto_index.api import Store
+from proto_index.cli.listing import add_list_command
+from proto_index.cli.records import class_set_record
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
 
 app = typer.Typer(no_args_is_help=True, help="Class sets: the labels to classify into.")
@@ -41,17 +42,5 @@ def add(
         typer.echo(f"deleted the prototype sets built on the old class set: {', '.join(cs.dropped_prototypes)}")
 
 
-@app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
-    """List class sets with their labels (tab-separated).
-
-    \b
-    Examples:
-      proto-index classes list
-      proto-index classes list --json
-    """
-    class_sets = open_store(store).class_sets()
-    if as_json:
-        return echo_json([class_set_record(cs) for cs in class_sets])
-    for cs in class_sets:
-        typer.echo(f"{cs.name}\t{len(cs.labels)} labels\t{', '.join(cs.labels)}")
+add_list_command(app, "classes", "List class sets with their labels (tab-separated).", Store.class_sets, class_set_record,
+                 lambda cs: f"{cs.name}\t{len(cs.labels)} labels\t{', '.join(cs.labels)}")

@@ -7,8 +7,9 @@ from typing import Annotated, List, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
-from proto_index.cli.output import echo_json
-from proto_index.cli.records import JsonOption, environment_record
+from proto_index.api import Store
+from proto_index.cli.listing import add_list_command
+from proto_index.cli.records import environment_record
 from proto_index.pipeline.catalog_views import EnvironmentView
 
 app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
@@ -47,17 +48,5 @@ def add(
     typer.echo(describe(e))
 
 
-@app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
-    """List environments with their background data and tau overrides.
-
-    \b
-    Examples:
-      proto-index env list
-      proto-index env list --json
-    """
-    environments = open_store(store).environments()
-    if as_json:
-        return echo_json([environment_record(e) for e in environments])
-    for e in environments:
-        typer.echo(describe(e))
+add_list_command(app, "env", "List environments with their background data and tau overrides.", Store.environments,
+                 environment_record, describe)

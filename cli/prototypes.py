@@ -7,8 +7,11 @@ import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
 from proto_index.cli.output import echo_json
+from proto_index.api import Store
+from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
 from proto_index.core.prototypes import DEFAULT_TGAP_N
+from proto_index.pipeline.catalog_views import PrototypeSetView
 from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED
 
 app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot) or TGAP.")
@@ -38,21 +41,13 @@ def build(
     typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
 
 
-@app.command("list")
-def list_(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
-    """List prototype sets: name, method, N, class set, size (tab-separated).
+def _line(ps: PrototypeSetView) -> str:
+    n = f"N={ps.n_neighbours}" if ps.n_neighbours else "-"
+    return f"{ps.name}\t{ps.method}\t{n}\t{ps.class_set}\t{len(ps.labels)} classes"
 
-    \b
-    Examples:
-      proto-index prototypes list
-      proto-index prototypes list --json
-    """
-    prototype_sets = open_store(store).prototype_sets()
-    if as_json:
-        return echo_json([prototype_set_record(ps) for ps in prototype_sets])
-    for ps in prototype_sets:
-        n = f"N={ps.n_neighbours}" if ps.n_neighbours else "-"
-        typer.echo(f"{ps.name}\t{ps.method}\t{n}\t{ps.class_set}\t{len(ps.labels)} classes")
+
+add_list_command(app, "prototypes", "List prototype sets: name, method, N, class set, size (tab-separated).",
+                 Store.prototype_sets, prototype_set_record, _line)
 
 
 @app.command("show")

@@ -100,3 +100,14 @@ def test_info(store):
 def test_json_errors_stay_one_line_on_stderr(store):
     result = run("prototypes", "show", "nope", "--json", "--store", store, code=1)
     assert result.stdout == "" and "no prototype set named 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("group, summary", [("classes", "List class sets with their labels (tab-separated)."),
+                                            ("prototypes", "List prototype sets: name, method, N, class set, size"),
+                                            ("env", "List environments with their background data and tau overrides.")])
+def test_each_list_command_is_documented_with_both_forms(group, summary):
+    """The list commands share one definition (cli/listing.py); each keeps its own summary and examples."""
+    help_text = " ".join(run(group, "list", "--help").stdout.split())
+    assert summary in help_text
+    assert f"Examples: proto-index {group} list proto-index {group} list --json" in help_text
+    assert "--store" in help_text and "--json" in help_text
