@@ -141,11 +141,12 @@ def _assert_same_model(a, b):
 def test_a_seeded_model_from_the_cache_is_the_one_drawn(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path))
     drawn, _ = build.create_clap_model("transformer", fusion=False, seed=3)
-    first, _ = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # draws, saves
+    first = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # draws, saves
     (path,) = (tmp_path / "seeded").glob("*.safetensors")
-    cached, _ = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # loads
-    _assert_same_model(drawn, first)
-    _assert_same_model(drawn, cached)  # parameters and every buffer, persistent or not
+    cached = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # loads
+    _assert_same_model(drawn, first.model)
+    _assert_same_model(drawn, cached.model)  # parameters and every buffer, persistent or not
+    assert first.state_hash == cached.state_hash == build.state_sha256(drawn)
 
     calls = []
     real_create = build.create_clap_model
@@ -169,14 +170,14 @@ def test_a_seeded_model_from_the_cache_is_the_one_drawn(tmp_path, monkeypatch):
     state[name] = state[name] + 1
     save_file(state, str(path), metadata=metadata)
     calls.clear()
-    redrawn, _ = seeded.seeded_clap_model("transformer", fusion=False, seed=3)
+    redrawn = seeded.seeded_clap_model("transformer", fusion=False, seed=3).model
     assert calls == [False, True]
     _assert_same_model(drawn, redrawn)
     path.write_bytes(b"truncated")
     calls.clear()
     _assert_same_model(drawn, seeded.seeded_clap_model("transformer", fusion=False, seed=3)[0])
     assert calls == [True]
-    other_seed, _ = seeded.seeded_clap_model("transformer", fusion=False, seed=4)
+    other_seed = seeded.seeded_clap_model("transformer", fusion=False, seed=4).model
     assert not torch.equal(_tensors(other_seed)["audio_projection.0.weight"], _tensors(drawn)["audio_projection.0.weight"])
 
 

@@ -44,10 +44,6 @@ def _pending_class():
             self.shapes = dict(shapes)
 
         def __getattr__(self, name: str):
-            if name == "resblocks":
-                # CLAP re-initialises each block; on the meta device that draws nothing, and it would
-                # import torch._dynamo (~0.5 s) for meta tensors' normal_: answer that there are none.
-                return ()
             meta = object.__getattribute__(self, "_meta")
             if meta is not None:
                 return getattr(meta, name)

@@ -97,9 +97,8 @@ class ClapEncoder:
         """
         from proto_index.embed.seeded import seeded_clap_model
 
-        model, model_cfg = seeded_clap_model("transformer", fusion=fusion, seed=seed)
-        identity = ModelIdentity(name, model_architecture(model), fusion, state_sha256(model),
-                                 model.joint_embed_shape)
+        model, model_cfg, state_hash = seeded_clap_model("transformer", fusion=fusion, seed=seed)
+        identity = ModelIdentity(name, model_architecture(model), fusion, state_hash, model.joint_embed_shape)
         return cls(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision)
 
     @classmethod

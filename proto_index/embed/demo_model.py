@@ -19,20 +19,19 @@ if TYPE_CHECKING:
     import torch
 
     from proto_index.embed.clap import ClapEncoder
+    from proto_index.embed.seeded import Seeded
 
 WEIGHTS = Path(__file__).parent / "data" / "clap-tiny-demo.safetensors"
 HEADS = ("audio_projection", "text_projection")
 """The trained parts of the model; everything else is the seeded random initialisation."""
 TOWER_SEED = 0
 """The seed of the towers: clap-tiny-random's."""
-AUDIO_PARTS = ("audio_branch.", "audio_projection.")
-"""What embeds audio (state-dict name prefixes): the audio tower, built before the text tower and so
-the same whether that is built or not, and its trained head."""
 
 
-def build_base_model(*, text: bool = True) -> tuple[torch.nn.Module, dict]:
+def build_base_model(*, text: bool = True) -> Seeded:
     """The untrained model: clap-tiny-random's architecture and seeded weights (``text=False``: the
-    text tower left for later, see :func:`~proto_index.embed.build.create_clap_model`)."""
+    text tower left for later, see :func:`~proto_index.embed.build.create_clap_model`), with the
+    hash of that state."""
     from proto_index.embed.seeded import seeded_clap_model
 
     return seeded_clap_model("transformer", fusion=False, seed=TOWER_SEED, text=text)
@@ -73,20 +72,20 @@ def demo_encoder(name: str = "clap-tiny-demo", *, weights: str | os.PathLike = W
     """The demo model as an Encoder; its identity hashes the whole state, trained heads included.
 
     Only the audio tower and the heads are built; the whole state's hash is remembered
-    (:mod:`~proto_index.embed.identity_cache`) under the hash of what is built, the heads file and
-    the library versions. The text tower is built on first use and checked against that hash.
+    (:mod:`~proto_index.embed.identity_cache`) under the hash of what is drawn (checked at every
+    start), the heads file and the library versions. The text tower is built on first use and
+    checked against that hash.
     """
     from proto_index.embed import identity_cache
     from proto_index.embed.checkpoint import checkpoint_sha256
     from proto_index.embed.clap import ClapEncoder, model_architecture, state_sha256
 
-    model, model_cfg = build_base_model(text=False)
+    model, model_cfg, drawn = build_base_model(text=False)
     load_heads(model, weights)
-    entry = identity_cache.key(model=name, seed=TOWER_SEED, heads=checkpoint_sha256(weights),
-                               audio=state_sha256(model, AUDIO_PARTS))
+    entry = identity_cache.key(model=name, seed=TOWER_SEED, heads=checkpoint_sha256(weights), drawn=drawn)
 
     def whole() -> torch.nn.Module:
-        full, _ = build_base_model()
+        full = build_base_model().model
         load_heads(full, weights)
         return full
 

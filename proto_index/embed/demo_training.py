@@ -220,7 +220,7 @@ def run_towers(model, model_cfg, config: TrainingConfig, log=print) -> TowerOutp
 
 
 def _train(config: TrainingConfig, log):
-    model, model_cfg = demo_model.build_base_model()
+    model, model_cfg, _ = demo_model.build_base_model()
     train_heads(model, run_towers(model, model_cfg, config, log), config, log)
     return model.eval()
 

@@ -10,7 +10,7 @@ weights.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from proto_index.atomic import atomic_path
 from proto_index.embed import build, identity_cache
@@ -24,12 +24,20 @@ if TYPE_CHECKING:
 HASH_KEY = "state_sha256"
 
 
+class Seeded(NamedTuple):
+    """A seeded model, laion_clap's config of it, and its state's ``sha256:`` hash (checked or computed)."""
+
+    model: torch.nn.Module
+    model_cfg: dict
+    state_hash: str
+
+
 def _path(tmodel: str, fusion: bool, seed: int, text: bool) -> Path:
     key = identity_cache.key(kind="seeded-state", tmodel=tmodel, fusion=fusion, seed=seed, text=text)
     return cache_dir() / "seeded" / f"{key}.safetensors"
 
 
-def _load(path: Path, tmodel: str, fusion: bool, seed: int, text: bool) -> tuple[torch.nn.Module, dict] | None:
+def _load(path: Path, tmodel: str, fusion: bool, seed: int, text: bool) -> Seeded | None:
     """The model built without initialisation and filled from ``path``; None if ``path`` does not
     hold exactly this model's state with the hash it records."""
     from safetensors import SafetensorError, safe_open
@@ -49,28 +57,30 @@ def _load(path: Path, tmodel: str, fusion: bool, seed: int, text: bool) -> tuple
         return None
     if recorded is None or build.state_sha256(model) != recorded:
         return None
-    return model, model_cfg
+    return Seeded(model, model_cfg, recorded)
 
 
-def _save(path: Path, model: torch.nn.Module) -> None:
+def _save(path: Path, model: torch.nn.Module, state_hash: str) -> None:
     from safetensors.torch import save_file
 
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, durable=False) as tmp:  # a cache: losing it only means drawing again
-            save_file(state, str(tmp), metadata={HASH_KEY: build.state_sha256(model)})
+            save_file(state, str(tmp), metadata={HASH_KEY: state_hash})
     except OSError:
         pass  # an unwritable cache only means drawing again next time
 
 
-def seeded_clap_model(tmodel: str, *, fusion: bool, seed: int, text: bool = True) -> tuple[torch.nn.Module, dict]:
-    """:func:`~proto_index.embed.build.create_clap_model`'s model for ``seed``, from the cache when it holds it."""
+def seeded_clap_model(tmodel: str, *, fusion: bool, seed: int, text: bool = True) -> Seeded:
+    """:func:`~proto_index.embed.build.create_clap_model`'s model for ``seed``, from the cache when it
+    holds it, with its state's hash (which the cache check computes anyway)."""
     path = _path(tmodel, fusion, seed, text)
     if path.is_file():
         loaded = _load(path, tmodel, fusion, seed, text)
         if loaded is not None:
             return loaded
     model, model_cfg = build.create_clap_model(tmodel, fusion=fusion, seed=seed, text=text)
-    _save(path, model)
-    return model, model_cfg
+    drawn = Seeded(model, model_cfg, build.state_sha256(model))
+    _save(path, model, drawn.state_hash)
+    return drawn
