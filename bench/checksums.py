@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from proto_index.store import integrity  # noqa: E402
+from timing import median_seconds  # noqa: E402
 from proto_index.store.index import VectorIndex  # noqa: E402
 from proto_index.store.vectors import VectorFile  # noqa: E402
 
 DIM = 512
-
-
-def timed(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -46,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         vf = VectorFile(root / "vectors.f32", DIM)
-        append_s = timed(lambda: (vf.truncate(0), vf.append(vecs)), repeat=1)
+        append_s = median_seconds(lambda: (vf.truncate(0), vf.append(vecs)), repeats=1)
         index = VectorIndex.build(DIM, np.arange(args.n), vf.read)
         digest = index.save(root / "index.faiss")
 
@@ -60,17 +50,17 @@ def main() -> None:
                 while block := f.read(1 << 24):
                     h.update(block)
 
-        plain_s = timed(lambda: VectorIndex.load(root / "index.faiss"))
-        checked_s = timed(checked)
-        sha_s = timed(sha256_file)
-        crc_s = timed(lambda: integrity.file_digest(root / "index.faiss"))
+        plain_s = median_seconds(lambda: VectorIndex.load(root / "index.faiss"))
+        checked_s = median_seconds(checked)
+        sha_s = median_seconds(sha256_file)
+        crc_s = median_seconds(lambda: integrity.file_digest(root / "index.faiss"))
 
         def seal():
             mm = vf.memmap()
             for b in range(-(-args.n // integrity.BLOCK_ROWS)):
                 integrity.rows_digest(mm, *integrity.block_span(b, args.n))
 
-        seal_s = timed(seal)
+        seal_s = median_seconds(seal)
     mb = args.n * DIM * 4 / 1e6
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}; "
           f"{args.n} vectors x {DIM} float32 ({mb:.0f} MB)")

@@ -40,6 +40,7 @@ from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, flat_plan, plan_f
 from proto_index.core.prototypes import tgap_prototypes  # noqa: E402
 from proto_index.store.index import VectorIndex  # noqa: E402
 from proto_index.store.vectors import VectorFile  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 DIM = 512
 N_CLUSTERS = 2_000
@@ -111,15 +112,6 @@ def brute_force(vf: VectorFile, queries: np.ndarray, k: int, chunk: int = 200_00
     return best_i
 
 
-def median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
 
@@ -135,7 +127,7 @@ def measure(name: str, n: int, index, vf: VectorFile, anchors, clips, workdir: P
         _, nb = index.search(anchors, TGAP_N)
         return tgap_prototypes(vf.read(nb.ravel()).reshape(N_CLASSES, TGAP_N, DIM))
 
-    tgap_s = median_time(tgap)
+    tgap_s = median_seconds(tgap)
     lat = []
     for q in clips[:50]:
         t = time.perf_counter()
@@ -215,10 +207,10 @@ def run(n: int, workdir: Path, vf: VectorFile, args) -> list[dict]:
         r["recall_anchor"] = recall(r.pop("found_anchor"), truth_all[:N_CLASSES])
         r["recall_clip"] = recall(r.pop("found_clip"), truth_all[N_CLASSES:])
         log(f"[{n}] {r['index']}: recall@35 anchors {r['recall_anchor']:.3f}, clips {r['recall_clip']:.3f}")
-    exact_tgap_s = median_time(
+    exact_tgap_s = median_seconds(
         lambda: tgap_prototypes(vf.read(brute_force(vf, anchors, TGAP_N).ravel()).reshape(N_CLASSES, TGAP_N, DIM)), 1
     )
-    exact_search_s = median_time(lambda: brute_force(vf, clips[:1], 10), 3 if n < 2_000_000 else 1)
+    exact_search_s = median_seconds(lambda: brute_force(vf, clips[:1], 10), 3 if n < 2_000_000 else 1)
     exact = {
         "n": n, "index": "exact brute force (chunked, no index)", "bytes_per_vector": 0.0, "tgap_s": exact_tgap_s,
         "search_ms": 1000 * exact_search_s, "recall_anchor": 1.0, "recall_clip": 1.0, "peak_rss_gib": peak_rss_gib(),
