@@ -100,8 +100,8 @@ def test_unreadable_folder_reported_and_skipped(tree, monkeypatch):
     locked = tree / "sub" / "deeper"
     real_scandir = os.scandir
 
-    def scandir(path):
-        if os.fspath(path) == os.fspath(locked):
+    def scandir(path):  # also called with a file descriptor (shutil.rmtree, cleaning tmp_path)
+        if not isinstance(path, int) and os.fspath(path) == os.fspath(locked):
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_scandir(path)
 
