@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import threading
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,21 +24,12 @@ import numpy as np
 
 from proto_index.atomic import atomic_path
 from proto_index.embed.download import cache_dir
+from proto_index.embed.identity_cache import library_versions
 
 REMEMBERED = {"filters": ("get_window", "mel"), "util": ("pad_center",)}
 """The librosa functions torchlibrosa calls while building HTSAT's layers, by librosa submodule."""
 
 _lock = threading.Lock()
-
-
-def _versions() -> dict[str, str | None]:
-    found = {}
-    for dist in ("librosa", "scipy", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
 
 
 def _describe(value: Any) -> Any:
@@ -61,7 +51,7 @@ def call_key(function: str, args: tuple, kwargs: dict) -> str | None:
     if any(p is None and v is not None for p, v in zip(parts, [*args, *kwargs.values()])):
         return None
     text = json.dumps({"function": function, "args": parts[:len(args)], "kwargs": dict(zip(kwargs, parts[len(args):])),
-                       "versions": _versions()}, sort_keys=True)
+                       "versions": library_versions(("librosa", "scipy", "numpy"))}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

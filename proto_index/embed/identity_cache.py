@@ -8,6 +8,7 @@ against the remembered value (:func:`check`), so a wrong entry cannot go unnotic
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from importlib import metadata
@@ -19,14 +20,21 @@ from proto_index.errors import ModelError
 FILE_NAME = "model-identity.json"
 
 
+@functools.lru_cache(maxsize=None)
+def library_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each distribution in ``dists`` (None if not installed), read once."""
+    found = {}
+    for dist in dists:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
 def key(**parts: object) -> str:
     """The entry for ``parts`` (e.g. the built parts' hash, the seed), with the libraries' versions."""
-    versions = {}
-    for dist in ("torch", "laion_clap", "transformers", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    versions = library_versions(("torch", "laion_clap", "transformers", "numpy"))
     text = json.dumps({"parts": parts, "versions": versions}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
