@@ -22,16 +22,24 @@ def wheel(tmp_path_factory) -> Path:
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(ROOT / name, src / name)
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
         check=True,
         capture_output=True,
+        text=True,
     )
     (whl,) = out.glob("proto_index-*.whl")
-    return whl
+    return whl, build.stdout + build.stderr
+
+
+def test_the_build_prints_no_setuptools_warning(wheel):
+    """Every setup used to print ~95 lines about data folders absent from `packages`."""
+    _, log = wheel
+    assert "Warning" not in log, log
 
 
 def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
+    wheel, _ = wheel
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"proto_index"}, f"unexpected top-level entries: {tops}"
@@ -55,6 +63,7 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
 
 
 def test_installed_wheel_runs_the_cli_and_its_migrations(wheel, tmp_path):
+    wheel, _ = wheel
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
