@@ -17,7 +17,7 @@ def wheel(tmp_path_factory) -> Path:
     # Build from a copy of the sources alone: a stale build/ folder in the checkout would hide a
     # package missing from pyproject's list.
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "proto_index", "cli", "migrations"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "proto_index", "cli", "migrations"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
@@ -58,6 +58,7 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
     # every module of the source tree ships (a package missing from pyproject's list would not)
     for module in (ROOT / "proto_index").rglob("*.py"):
         assert f"proto_index/{module.relative_to(ROOT / 'proto_index').as_posix()}" in names, module
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "proto-index = proto_index.cli.app:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
