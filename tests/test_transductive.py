@@ -1,0 +1,135 @@
+"""Transductive EM (proto_index.core.transductive): each update against its formula written out as
+loops, and the whole method on a space where the answer is known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from proto_index.core.profiles import cosine_profiles, l2_normalize
+from proto_index.core.prototypes import tgap_reference
+from proto_index.core.transductive import (
+    Graph,
+    TransductiveOptions,
+    gaussian_log_likelihood,
+    knn_graph,
+    prior_from_profiles,
+    transduce,
+    update_assignments,
+    update_gaussians,
+)
+
+
+def _loops_log_likelihood(f, means, var):
+    return np.array([[-0.5 * sum((f[i, d] - means[k, d]) ** 2 / var[d] for d in range(f.shape[1]))
+                      for k in range(means.shape[0])] for i in range(f.shape[0])])
+
+
+def test_log_likelihood_is_the_diagonal_gaussian_exponent():
+    rng = np.random.default_rng(0)
+    f, means, var = rng.normal(size=(5, 3)), rng.normal(size=(2, 3)), rng.uniform(0.1, 2.0, 3)
+    np.testing.assert_allclose(gaussian_log_likelihood(f, means, var), _loops_log_likelihood(f, means, var), rtol=1e-12)
+
+
+def test_one_assignment_pass_follows_the_formula():
+    prior = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    loglik = np.array([[-1.0, -2.0], [-0.5, -0.1], [0.0, -3.0]])
+    z = np.array([[0.6, 0.4], [0.1, 0.9], [0.5, 0.5]])
+    graph = Graph(np.array([[1], [2], [0]]), np.array([[0.5], [0.25], [1.0]]))
+    lam = 2.0
+    expected = np.empty((3, 2))
+    for i in range(3):
+        j, w = graph.indices[i, 0], graph.weights[i, 0]
+        un = [prior[i, k] ** lam * np.exp(loglik[i, k] + w * z[j, k]) for k in range(2)]
+        expected[i] = np.array(un) / sum(un)
+    np.testing.assert_allclose(update_assignments(prior, loglik, graph, z, lam), expected, rtol=1e-12)
+
+
+def test_gaussians_are_the_weighted_means_and_pooled_variance():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(6, 4))
+    z = rng.dirichlet([1, 1, 1], size=6)
+    z[:, 2] = 0.0  # class 2 lost every clip: it keeps its previous mean
+    z /= z.sum(axis=1, keepdims=True)
+    previous = rng.normal(size=(3, 4))
+    means, var = update_gaussians(f, z, previous)
+    for k in (0, 1):
+        np.testing.assert_allclose(means[k], sum(z[i, k] * f[i] for i in range(6)) / z[:, k].sum(), rtol=1e-12)
+    np.testing.assert_array_equal(means[2], previous[2])
+    pooled = sum(z[i, k] * (f[i] - means[k]) ** 2 for i in range(6) for k in range(3)) / 6
+    np.testing.assert_allclose(var, pooled, rtol=1e-10)
+
+
+def test_knn_graph_excludes_self_clips_negative_weights_and_breaks_ties_low():
+    v = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    g = knn_graph(v, 2)
+    np.testing.assert_array_equal(g.indices, [[1, 2], [0, 2], [0, 1], [2, 0]])
+    np.testing.assert_allclose(g.weights, [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]], atol=1e-12)
+    # blocks give the same graph as one pass
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(50, 8))
+    a, b = knn_graph(w, 3), knn_graph(w, 3, block=7)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert knn_graph(w[:1], 3).indices.shape == (1, 0)
+
+
+def _gapped_space(seed=0, per_class=60, d=32):
+    """Three tight audio clusters; each text anchor sits across a shared modality gap and is pulled
+    towards the next class, so zero-shot confuses a share of every class."""
+    rng = np.random.default_rng(seed)
+    centres = l2_normalize(rng.normal(size=(3, d)))
+    labels = np.repeat(np.arange(3), per_class)
+    audio = l2_normalize(centres[labels] + 0.12 * rng.normal(size=(labels.size, d)))
+    gap = l2_normalize(rng.normal(size=d))
+    anchors = l2_normalize(centres + 0.9 * np.roll(centres, -1, axis=0) + 1.5 * gap)
+    return audio, anchors, labels
+
+
+def test_transduction_recovers_the_classes_zero_shot_confuses():
+    audio, anchors, labels = _gapped_space()
+    profiles = cosine_profiles(audio, anchors)
+    zero_shot = (profiles.argmax(axis=1) == labels).mean()
+    options = TransductiveOptions()
+    out = transduce(audio, prior_from_profiles(profiles, options.temperature),
+                    knn_graph(audio, options.neighbours), options=options)
+    assert zero_shot < 0.9
+    assert (out.assignments.argmax(axis=1) == labels).mean() == 1.0
+    np.testing.assert_allclose(out.assignments.sum(axis=1), 1.0)
+    # the clips' order does not matter
+    perm = np.random.default_rng(5).permutation(labels.size)
+    again = transduce(audio[perm], prior_from_profiles(profiles[perm], options.temperature),
+                      knn_graph(audio[perm], options.neighbours), options=options)
+    np.testing.assert_allclose(again.assignments, out.assignments[perm], atol=1e-9)
+    # started from TGAP prototypes (audio side) it reaches the same labels
+    tgap, _ = tgap_reference(anchors, audio, 8)
+    from_tgap = transduce(audio, prior_from_profiles(profiles, options.temperature),
+                          knn_graph(audio, options.neighbours), tgap, options)
+    np.testing.assert_array_equal(from_tgap.assignments.argmax(axis=1), labels)
+
+
+def test_a_dominant_prior_keeps_the_zero_shot_decision():
+    audio, anchors, _ = _gapped_space(seed=3)
+    profiles = cosine_profiles(audio, anchors)
+    prior = prior_from_profiles(profiles, 100.0)
+    out = transduce(audio, prior, knn_graph(audio, 3), options=TransductiveOptions(lam=1e6, iterations=2))
+    np.testing.assert_array_equal(out.assignments.argmax(axis=1), profiles.argmax(axis=1))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lam", float("nan"), "lam must be a finite number >= 0, got nan"),
+    ("temperature", -1.0, "temperature must be a finite number >= 0, got -1.0"),
+    ("iterations", 0, "iterations must be at least 1, got 0"),
+    ("neighbours", -1, "neighbours must be >= 0, got -1"),
+])
+def test_options_are_checked(field, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        TransductiveOptions(**{field: value})
+
+
+def test_shapes_are_checked():
+    audio, anchors, _ = _gapped_space(per_class=4)
+    with pytest.raises(ValueError, match="shapes disagree"):
+        transduce(audio, np.ones((3, 3)) / 3, knn_graph(audio, 3))
+    with pytest.raises(ValueError, match="shapes disagree"):
+        transduce(audio, np.ones((12, 3)) / 3, knn_graph(audio, 3), anchors[:2])
+    with pytest.raises(ValueError, match="the graph has 2 rows for 12 vectors"):
+        transduce(audio, np.ones((12, 3)) / 3, knn_graph(audio[:2], 1))
