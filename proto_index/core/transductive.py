@@ -1,18 +1,21 @@
-"""Transductive adaptation: label-free EM over the archive's own audio embeddings (TransCLIP-style).
+"""Transductive adaptation: label-free EM over the archive's own audio embeddings (TransCLIP).
 
 The zero-shot (or TGAP) decision scores each clip alone. Transduction also uses how the archive's
-clips cluster: a Gaussian mixture over the audio embeddings (class means, one shared diagonal
+clips cluster: a Gaussian mixture over the audio embeddings (unit class means, one shared diagonal
 covariance) whose assignments are pulled towards each clip's nearest neighbours' and kept close,
-by a KL term, to the text-anchored prediction. Block majorize-minimize, after Zanella et al.,
-"Boosting Vision-Language Models with Transduction" (NeurIPS 2024):
+by a KL term, to the prototype-based prediction. Block majorize-minimize, after Zanella et al.,
+"Boosting Vision-Language Models with Transduction" (NeurIPS 2024), zero-shot setting, with the
+constants of the authors' public solver (github.com/MaxZanella/transduction-for-vlms):
 
-    z_i   ∝  yhat_i ** lam  *  exp(log N(f_i; mu, Sigma) + sum_j w_ij z_j)     (a few passes)
-    mu_k  =  sum_i z_ik f_i / sum_i z_ik
+    z_i   ∝  yhat_i ** lam  *  exp( log N(f_i; mu, Sigma) / 50  +  (W z + W^T z)_i / (2 m) )   (5 passes)
+    mu_k  =  normalise( sum_i z_ik f_i )
     Sigma =  diag( sum_ik z_ik (f_i - mu_k)**2 / n )
 
-``yhat`` is the softmax of ``temperature`` times a clip's profile: Ps, or the background-subtracted
-Pf = Ps - tau * Pb, so transduction combines with the paper's adaptation. Pure numpy, no I/O: the
-neighbour graph comes from the caller (the FAISS index in the engine; :func:`knn_graph` is the
+``W`` holds each clip's ``m`` nearest neighbours' cosines; ``yhat`` is the softmax of
+``temperature`` times a clip's profile: Ps against any prototype set, or the background-subtracted
+Pf = Ps - tau * Pb, so transduction combines with the paper's adaptation. The means start at the
+z-weighted sums of each class's 8 most confident clips, the variance at 1/d. Pure numpy, no I/O:
+the neighbour graph comes from the caller (the FAISS index in the engine; :func:`knn_graph` is the
 brute-force reference).
 """
 from __future__ import annotations
@@ -26,9 +29,9 @@ from proto_index.core.profiles import l2_normalize
 
 @dataclass(frozen=True)
 class TransductiveOptions:
-    """``lam``: weight of the text prior (0 ignores it); ``temperature``: scale of the profiles in
-    the prior's softmax; ``neighbours``: graph degree; ``iterations`` outer EM steps, each with
-    ``z_passes`` assignment updates."""
+    """``lam``: weight of the prototype prior (0 ignores it); ``temperature``: scale of the profiles
+    in the prior's softmax; ``neighbours``: graph degree; ``iterations``: Gaussian updates, each
+    after ``z_passes`` assignment passes (and the assignments get one last round after the last)."""
 
     lam: float = 1.0
     temperature: float = 100.0
@@ -83,8 +86,8 @@ def prior_from_profiles(profiles: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def knn_graph(vectors: np.ndarray, m: int, block: int = 4096) -> Graph:
-    """Brute-force cosine ``m``-nearest-neighbour graph (self excluded), weights = cosine clipped
-    at 0; ties go to the lower row index. The reference for the engine's index-backed graph."""
+    """Brute-force cosine ``m``-nearest-neighbour graph, self excluded, weights the cosines; ties go
+    to the lower row index. The reference for the engine's index-backed graph."""
     v = l2_normalize(np.atleast_2d(vectors))
     n = v.shape[0]
     m = min(m, n - 1)
@@ -99,54 +102,67 @@ def knn_graph(vectors: np.ndarray, m: int, block: int = 4096) -> Graph:
         order = np.argsort(-sims, axis=1, kind="stable")[:, :m]
         indices[start:start + block] = order
         weights[start:start + block] = np.take_along_axis(sims, order, axis=1)
-    return Graph(indices, np.maximum(weights, 0.0))
+    return Graph(indices, weights)
 
 
 def gaussian_log_likelihood(vectors: np.ndarray, means: np.ndarray, variance: np.ndarray) -> np.ndarray:
-    """log N(f_i; mu_k, diag(variance)) up to the constant shared by every class -> ``(n, k)``."""
+    """-1/2 sum_d (f_id - mu_kd)^2 / var_d: the diagonal Gaussian's exponent -> ``(n, k)``."""
     f = np.asarray(vectors, dtype=np.float64)
     precision = 1.0 / np.maximum(variance, _VAR_FLOOR)
-    # -(f - mu)^2 / 2var expanded: one (n, d) x (d, k) product instead of an (n, k, d) tensor
+    # the square expanded: one (n, d) x (d, k) product instead of an (n, k, d) tensor
     quad = (f * f) @ precision[:, None] - 2.0 * f @ (means * precision).T + (means * means) @ precision
     return -0.5 * quad
 
 
-def _neighbour_sum(graph: Graph, z: np.ndarray) -> np.ndarray:
-    """sum_j w_ij z_j over each clip's neighbours -> ``(n, k)``."""
-    if graph.indices.shape[1] == 0:
+def graph_term(graph: Graph, z: np.ndarray) -> np.ndarray:
+    """(W z + W^T z) / 2m: the Laplacian's pull of each clip towards its neighbours and towards the
+    clips whose neighbour it is -> ``(n, k)``."""
+    n, m = graph.indices.shape
+    if m == 0:
         return np.zeros_like(z)
-    return np.einsum("nm,nmk->nk", graph.weights, z[graph.indices])
+    out = np.einsum("nm,nmk->nk", graph.weights, z[graph.indices])
+    np.add.at(out, graph.indices.ravel(), graph.weights.ravel()[:, None] * np.repeat(z, m, axis=0))
+    return out / (2 * m)
+
+
+_LIKELIHOOD_SCALE = 50.0
+"""The authors' solver divides the Gaussian term by 50 (and multiplies the graph term by 50 first)."""
 
 
 def update_assignments(prior: np.ndarray, log_likelihood: np.ndarray, graph: Graph, z: np.ndarray,
                        lam: float) -> np.ndarray:
-    """One pass of z_i ∝ prior_i**lam * exp(log_likelihood_i + sum_j w_ij z_j)."""
+    """One pass of z_i ∝ prior_i**lam * exp(log_likelihood_i / 50 + graph_term_i)."""
     log_prior = np.log(np.maximum(prior, 1e-300))
-    return softmax(lam * log_prior + log_likelihood + _neighbour_sum(graph, z))
+    return softmax(lam * log_prior + log_likelihood / _LIKELIHOOD_SCALE + graph_term(graph, z))
+
+
+def initial_means(vectors: np.ndarray, z: np.ndarray, confident: int = 8) -> np.ndarray:
+    """Each class's start: the normalised z-weighted sum of its ``confident`` highest-z clips."""
+    f = np.asarray(vectors, dtype=np.float64)
+    top = np.argsort(-z, axis=0, kind="stable")[:min(confident, f.shape[0])]
+    means = np.stack([z[top[:, k], k] @ f[top[:, k]] for k in range(z.shape[1])])
+    return l2_normalize(means)
 
 
 def update_gaussians(vectors: np.ndarray, z: np.ndarray, previous_means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class means weighted by z (a class that lost every clip keeps its previous mean) and the
-    shared diagonal variance."""
+    """Unit class means from the z-weighted sums (a class that lost every clip keeps its previous
+    mean) and the shared diagonal variance around them."""
     f = np.asarray(vectors, dtype=np.float64)
-    mass = z.sum(axis=0)
-    empty = mass < 1e-9
-    means = np.where(empty[:, None], previous_means, (z.T @ f) / np.where(empty, 1.0, mass)[:, None])
+    sums = z.T @ f
+    empty = z.sum(axis=0) < 1e-9
+    means = np.where(empty[:, None], previous_means, l2_normalize(sums))
     # sum_ik z_ik (f_i - mu_k)^2 = sum_i f_i^2 - 2 sum_k mu_k * (z^T f)_k + sum_k mass_k mu_k^2
-    sq = (f * f).sum(axis=0) - 2.0 * (means * (z.T @ f)).sum(axis=0) + (mass[:, None] * means * means).sum(axis=0)
-    return means, np.maximum(sq / f.shape[0], _VAR_FLOOR)
+    sq = (f * f).sum(axis=0) - 2.0 * (means * sums).sum(axis=0) + (z.sum(axis=0)[:, None] * means * means).sum(axis=0)
+    return means, np.maximum(sq / z.sum(), _VAR_FLOOR)
 
 
-def transduce(vectors: np.ndarray, prior: np.ndarray, graph: Graph, init_means: np.ndarray | None = None,
+def transduce(vectors: np.ndarray, prior: np.ndarray, graph: Graph,
               options: TransductiveOptions = TransductiveOptions()) -> Transduction:
-    """Label-free EM over ``vectors`` ``(n, d)`` (unit audio embeddings) from the text prior
-    ``(n, k)`` (:func:`prior_from_profiles`).
+    """Label-free EM over ``vectors`` ``(n, d)`` (unit audio embeddings) from the prior ``(n, k)``
+    (:func:`prior_from_profiles` of the clips' profiles against any prototype set).
 
-    ``init_means`` ``(k, d)``: where the mixture starts, on the audio side of the modality gap
-    (e.g. TGAP prototypes); by default the prior-weighted means of the clips. Transduction moves
-    whole clusters: where the prior gets most of a cluster wrong, it relabels that cluster wholesale
-    (no gain where zero-shot is near chance). The variance starts as the clips' around their
-    prior-weighted means."""
+    Transduction moves whole clusters: where the prior gets most of a cluster wrong, it relabels that
+    cluster wholesale, so it gains nothing where the prior is near chance."""
     f = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
     yhat = np.atleast_2d(np.asarray(prior, dtype=np.float64))
     if yhat.shape[0] != f.shape[0]:
@@ -154,13 +170,12 @@ def transduce(vectors: np.ndarray, prior: np.ndarray, graph: Graph, init_means: 
     if graph.indices.shape[0] != f.shape[0]:
         raise ValueError(f"the graph has {graph.indices.shape[0]} rows for {f.shape[0]} vectors")
     z = yhat.copy()
-    weighted, variance = update_gaussians(f, z, np.zeros((yhat.shape[1], f.shape[1])))
-    means = weighted if init_means is None else np.atleast_2d(np.asarray(init_means, dtype=np.float64))
-    if means.shape != (yhat.shape[1], f.shape[1]):
-        raise ValueError(f"shapes disagree: vectors {f.shape}, prior {yhat.shape}, means {means.shape}")
-    for _ in range(options.iterations):
+    means = initial_means(f, z)
+    variance = np.full(f.shape[1], 1.0 / f.shape[1])
+    for step in range(options.iterations + 1):
         log_likelihood = gaussian_log_likelihood(f, means, variance)
         for _ in range(options.z_passes):
             z = update_assignments(yhat, log_likelihood, graph, z, options.lam)
-        means, variance = update_gaussians(f, z, means)
+        if step < options.iterations:
+            means, variance = update_gaussians(f, z, means)
     return Transduction(assignments=z, means=means, variance=variance)
