@@ -216,6 +216,7 @@ def classify(
     device: DeviceOption = None,
     quiet: QuietOption = False,
     per_window: Annotated[bool, typer.Option("--per-window", help="One row per 10 s window (start_s, end_s after path) instead of per file.")] = False,
+    transductive: Annotated[bool, typer.Option("--transductive", help="Label-free transductive adaptation (TransCLIP) over each environment's clips of this run, after the background subtraction; score and margin are then class probabilities. Not with parquet-dataset.")] = False,
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = None,
@@ -241,6 +242,7 @@ def classify(
       proto-index classify rec1.wav rec2.wav -p urban-tgap35 --env park --out labels.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --out labels.csv --all-scores
       proto-index classify -p urban-tgap35 --manifest archive.csv --tau auto --out labels.csv
+      proto-index classify -p urban-zero-shot --manifest archive.csv --transductive --out labels.csv
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --format raven --out long.selections.txt
@@ -262,7 +264,8 @@ def classify(
     if env is not None and not paths:
         raise BadUsage("no PATH given to classify with --env")
     try:
-        scoring = ScoringOptions(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window)
+        scoring = ScoringOptions(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
+                                 transductive=transductive)
     except InvalidInput as e:
         raise BadUsage(f"{e} (--adapt, --tau, --prototype-norm)") from None
     if rows_per_file is not None and fmt != DATASET_FORMAT:

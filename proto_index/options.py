@@ -95,13 +95,16 @@ class ScoringOptions:
     environment's own; ``"auto"`` / ``"auto-clip"``: estimated without labels
     (:data:`proto_index.core.tau.TAU_KEYWORDS`). ``prototype_norm``: ``l2`` (cosine) or ``none``
     (raw dot product, as the paper's reference code). ``per_window``: one result per 10 s window
-    instead of one per file.
+    instead of one per file. ``transductive``: label-free transductive adaptation (TransCLIP,
+    :mod:`proto_index.core.transductive`) over each environment's clips of the run, on top of the
+    above; scores become the clips' class probabilities.
     """
 
     adapt: str = "auto"
     tau: float | str | None = None
     prototype_norm: str = "l2"
     per_window: bool = False
+    transductive: bool = False
 
     def __post_init__(self):
         if self.adapt not in ADAPTATIONS:
@@ -112,8 +115,9 @@ class ScoringOptions:
             raise InvalidInput(str(e)) from None
         if self.prototype_norm not in PROTOTYPE_NORMS:
             raise InvalidInput(f"unknown prototype norm {self.prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
-        if not isinstance(self.per_window, bool):
-            raise InvalidInput(f"per_window must be True or False, got {self.per_window!r}")
+        for name in ("per_window", "transductive"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInput(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

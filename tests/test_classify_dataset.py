@@ -197,6 +197,11 @@ def test_a_dataset_format_cli_error_is_one_line(tmp_path, store, manifest):
                                       "parquet-dataset", "--tau", "auto", "-q"])
     assert result.exit_code == 1 and "tau auto" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "ds").exists()
+    result = CliRunner().invoke(app, ["classify", "-p", "urban-zero-shot", "--manifest", str(manifest), "--store",
+                                      str(tmp_path / "store"), "--out", str(tmp_path / "ds"), "--format",
+                                      "parquet-dataset", "--transductive", "-q"])
+    assert result.exit_code == 1 and "transductive adaptation works over all" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "ds").exists()
 
 
 def test_rows_per_file_without_the_dataset_format_is_a_usage_error(tmp_path, store, manifest):

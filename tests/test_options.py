@@ -196,11 +196,11 @@ def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeyp
 
 
 def test_scoring_options_defaults_are_the_old_keyword_defaults():
-    assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False)
+    assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False, False)  # transductive off
     for fn in (Store.classify, Store.classify_dataset):
         params = inspect.signature(fn).parameters
         assert params["scoring"].default == ScoringOptions()
-        assert not {"adapt", "tau", "prototype_norm", "per_window"} & set(params)
+        assert not {"adapt", "tau", "prototype_norm", "per_window", "transductive"} & set(params)
         assert all(p.kind is not p.VAR_KEYWORD for p in params.values())
     with pytest.raises(dataclasses.FrozenInstanceError):
         ScoringOptions().tau = 0.5

@@ -171,3 +171,53 @@ def test_same_assignments_as_the_authors_solver():
                     knn_graph(audio, options.neighbours), options)
     np.testing.assert_allclose(out.assignments, reference["z"], rtol=0, atol=1e-12)
     assert (out.assignments.argmax(axis=1) == labels).mean() == 1.0
+
+
+# --- through the store: classify(..., ScoringOptions(transductive=True)) ---------------------------
+
+def test_classify_transductive_is_the_core_method_per_environment(tmp_path, corpus_dir, background_dir):
+    from conftest import BACKGROUNDS, CLASS_FREQS, write
+    from fakes import BandEncoder
+
+    from proto_index import ScoringOptions, Store
+    from proto_index.core.profiles import background_profile, refine
+    from proto_index.pipeline.classify_dataset import DatasetOptions
+    from proto_index.errors import InvalidInput
+
+    store = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
+    store.ingest([corpus_dir])
+    labels = list(CLASS_FREQS)
+    store.add_classes("urban", labels)
+    store.add_environment("airport", text="airport", audio=[background_dir / "airport"])
+    store.add_environment("park", text="park")
+    store.build_prototypes("urban", method="zero-shot")
+    items = []
+    for i in range(12):
+        label, env = labels[i % 4], ("airport", "park")[i % 2]
+        clip = write(tmp_path / "archive" / f"c{i}.wav", [(CLASS_FREQS[label], 0.2)] + BACKGROUNDS[env],
+                     seconds=2.5, seed=50 + i)
+        items.append((clip, env))
+    result = store.classify(items, "urban-zero-shot", scoring=ScoringOptions(transductive=True))
+    protos = store.prototype_set("urban-zero-shot").matrix
+    options = TransductiveOptions()
+    for env, adaptation in (("airport", "audio"), ("park", "text")):
+        rows = [i for i, (_, e) in enumerate(items) if e == env]
+        vectors = store.embed_audio([items[i][0] for i in rows]).astype(np.float64)
+        view = store.environment(env)
+        pb = background_profile(view.audio_vectors if adaptation == "audio" else view.text_vectors, protos)
+        tau = result.files[rows[0]].tau
+        prior = prior_from_profiles(refine(cosine_profiles(vectors, protos), pb, tau), options.temperature)
+        from proto_index.store.knn import neighbour_graph
+
+        z = transduce(vectors, prior, neighbour_graph(vectors, options.neighbours), options).assignments
+        for row, expected in zip(rows, z):
+            got = result.files[row]
+            np.testing.assert_allclose(got.scores, expected, atol=1e-6)
+            assert got.label == labels[int(expected.argmax())] and got.adaptation == adaptation
+            assert got.score == pytest.approx(expected.max(), abs=1e-6)
+    with pytest.raises(InvalidInput, match="transductive adaptation works over all of an environment's clips"):
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(tmp_path / "ds"),
+                               scoring=ScoringOptions(transductive=True))
+    with pytest.raises(InvalidInput, match="transductive must be True or False, got 'yes'"):
+        ScoringOptions(transductive="yes")
+    store.close()

@@ -12,6 +12,7 @@ from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.tau import auto_tau, parse_tau
+from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import Hint, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import (
@@ -26,6 +27,7 @@ from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
 from proto_index.progress import Progress, SilentProgress
+from proto_index.store.knn import neighbour_graph
 from proto_index.store.schema import Environment, Recording, Window
 from proto_index.store.storage import Storage
 
@@ -188,21 +190,40 @@ def classify(
         if not isinstance(row_vectors[i], str)
     }
     taus = _taus(items, profiles, plans, auto_rule)
+    refined = {i: refine(ps, plans[items[i][1]][2], taus[i]) for i, ps in profiles.items()}
+    if scoring.transductive:
+        refined = _transduce(items, row_vectors, refined)
     results = []
     for i, (path, env) in enumerate(items):
-        adaptation, fixed_tau, pb = plans[env]
+        adaptation, fixed_tau, _ = plans[env]
         # a file that failed has no profile: it shows its environment's tau, or none under auto
         entry = ClassifiedFile(path, env, adaptation, taus.get(i, float("nan") if fixed_tau is None else fixed_tau))
         entry.start_s, entry.end_s = spans[i]
         if i not in profiles:
             entry.error = row_vectors[i]
         else:
-            pf = refine(profiles[i], pb, taus[i])
+            pf = refined[i]
             d = decide(pf[None, :])
             entry.label = protos.labels[int(d.winners[0])]
             entry.score, entry.margin, entry.scores = float(d.scores[0]), float(d.margins[0]), pf
         results.append(entry)
     return Classification(protos.labels, results, per_window, prototypes)
+
+
+def _transduce(items, row_vectors, refined: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Each environment's refined profiles replaced by its clips' class probabilities after
+    transductive EM over those clips (:func:`proto_index.core.transductive.transduce`)."""
+    options = TransductiveOptions()
+    out = dict(refined)
+    for env in dict.fromkeys(e for _, e in items):
+        rows = [i for i, (_, e) in enumerate(items) if e == env and i in refined]
+        if not rows:
+            continue
+        vectors = np.stack([row_vectors[i] for i in rows])
+        prior = prior_from_profiles(np.stack([refined[i] for i in rows]), options.temperature)
+        z = transduce(vectors, prior, neighbour_graph(vectors, options.neighbours), options).assignments
+        out.update(zip(rows, z))
+    return out
 
 
 def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOptions):

@@ -4,7 +4,7 @@ rows written at once as parts of a partitioned Parquet dataset (:mod:`proto_inde
 Memory holds one chunk's results (``files_per_chunk`` inputs), never the run's. Every input's rows
 are the ones ``classify`` gives it in one run, because each input is classified on its own vector
 with its environment's fixed tau; so ``--tau auto`` (estimated over all of an environment's clips
-in the run) is refused here, while ``auto-clip`` (per clip) is allowed. A rerun into the same
+in the run) and transductive adaptation are refused here, while ``auto-clip`` (per clip) is allowed. A rerun into the same
 folder resumes: inputs that already have rows are skipped.
 """
 from __future__ import annotations
@@ -68,6 +68,9 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     if rule == TAU_KEYWORDS["auto"]:
         raise InvalidInput("tau auto is estimated over all of an environment's clips in the run, which a dataset "
                            "written as results arrive never holds: give a number, each environment's own, or auto-clip")
+    if scoring.transductive:
+        raise InvalidInput("transductive adaptation works over all of an environment's clips in the run, which a "
+                           "dataset written as results arrive never holds: write one file (csv, jsonl, parquet)")
     protos, _, _ = prepare(storage, prototypes, [env for _, env in items], scoring)  # all before any work
     check_inputs([p for p, _ in items])
     for env in {env for _, env in items}:
