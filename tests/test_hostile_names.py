@@ -1,0 +1,107 @@
+"""Fault injection: file names that are not text (bytes that are not UTF-8, terminal escape
+sequences, line breaks), as archives copied from old systems or a hostile user hold them.
+
+Every test here failed before the fix it guards (issue "Tried as a hostile user would, again").
+Run in CI with the rest of the suite.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cli_store import cli
+from conftest import write
+
+from proto_index import Store
+from proto_index.errors import StoreError
+
+LATIN1 = b"m\xff.wav"
+ESCAPE = b"\x1b]0;pwned\x07\x1b[2J.wav"
+NEWLINE = b"a\nb.wav"
+
+
+def _put(folder: Path, name: bytes, freq: float, seed: int) -> str:
+    """Write a 2 s tone and give it the file name ``name`` (bytes); returns the path as Python reads it."""
+    tmp = write(folder / f"tmp{seed}.wav", [(freq, 0.5)], seed=seed)
+    target = os.fsencode(folder) + b"/" + name
+    os.rename(os.fsencode(tmp), target)
+    return os.fsdecode(target)
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A folder of five plain clips and three with hostile names; returns (folder, {name bytes: path})."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i, freq in enumerate((700.0, 1500.0, 3200.0, 6500.0, 700.0)):
+        write(folder / f"plain_{i}.wav", [(freq, 0.5)], seed=i)
+    names = {name: _put(folder, name, freq, 10 + i) for i, (name, freq) in
+             enumerate(((LATIN1, 1500.0), (ESCAPE, 3200.0), (NEWLINE, 6500.0)))}
+    return folder, names
+
+
+def _classified_store(tmp_path, folder) -> Path:
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("ingest", folder, "--store", store, "--quiet")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("siren\ndog bark\ndrilling\nbird song\n")
+    cli("classes", "add", "urban", "--labels-file", labels, "--store", store)
+    cli("prototypes", "build", "urban", "--method", "zero-shot", "--store", store)
+    cli("env", "add", "park", "--store", store)
+    return store
+
+
+# --- 1. the catalog keeps a name that is not UTF-8, byte for byte ---------------------------------
+
+def test_ingest_stores_a_name_that_is_not_utf8_and_recognises_it_again(tmp_path, hostile):
+    folder, names = hostile
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    first = cli("ingest", folder, "--store", store, "--quiet")
+    assert first.stdout.strip() == "added 8 files (8 windows), skipped 0 already stored, 0 failed"
+    again = cli("ingest", folder, "--store", store, "--quiet")
+    assert again.stdout.strip() == "added 0 files (0 windows), skipped 8 already stored, 0 failed"
+    assert cli("verify", "--store", store).stdout.strip().endswith("ok")
+    # the exact bytes: a valid UTF-8 name as TEXT, the Latin-1 one as a BLOB of its bytes
+    with sqlite3.connect(store / "catalog.sqlite") as db:
+        stored = dict(db.execute("SELECT path, typeof(path) FROM recordings").fetchall())
+    assert stored[os.fsencode(names[LATIN1])] == "blob"
+    assert stored[names[ESCAPE]] == "text" and stored[names[NEWLINE]] == "text"
+    # and the API reads it back as the str that opens the file again
+    s = Store.open(store)
+    hits = {h.path for h in s.search("dog bark", k=8)}
+    assert names[LATIN1] in hits and os.path.isfile(names[LATIN1])
+
+
+def test_env_add_audio_with_a_name_that_is_not_utf8(tmp_path, hostile):
+    folder, names = hostile
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    result = cli("env", "add", "old", "--audio", names[LATIN1], "--store", store)
+    assert result.stdout.startswith("old")
+    [env] = Store.open(store).environments()
+    assert [os.fsencode(p) for p in env.audio_sources] == [os.fsencode(names[LATIN1])]
+
+
+def test_a_catalog_failure_in_a_batch_leaves_no_unused_vector_rows(tmp_path, monkeypatch):
+    """A batch's vectors are written before its catalog transaction: when that fails, they go too."""
+    folder = tmp_path / "plain"
+    for i in range(3):
+        write(folder / f"clip_{i}.wav", [(700.0, 0.5)], seed=i)
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    import proto_index.pipeline.ingest as ingest
+
+    def broken(**kwargs):
+        raise StoreError("the store's catalog failed (injected)")
+
+    monkeypatch.setattr(ingest, "StoreMeta", broken)
+    result = cli("ingest", folder, "--store", store, "--quiet", code=1)
+    assert result.stderr.strip() == "error: the store's catalog failed (injected)"
+    monkeypatch.undo()
+    assert cli("verify", "--store", store).stdout == "0 windows, 0 vector rows, index Flat (exact)\nok\n"
