@@ -18,6 +18,7 @@ from conftest import write
 
 from proto_index import Store
 from proto_index.errors import StoreError
+from proto_index.filenames import as_text, from_text
 
 LATIN1 = b"m\xff.wav"
 ESCAPE = b"\x1b]0;pwned\x07\x1b[2J.wav"
@@ -105,3 +106,57 @@ def test_a_catalog_failure_in_a_batch_leaves_no_unused_vector_rows(tmp_path, mon
     assert result.stderr.strip() == "error: the store's catalog failed (injected)"
     monkeypatch.undo()
     assert cli("verify", "--store", store).stdout == "0 windows, 0 vector rows, index Flat (exact)\nok\n"
+
+
+# --- 2. every export format writes such rows (file: URI of the bytes) -----------------------------
+
+def test_filenames_text_round_trip():
+    for raw in (b"/data/m\xff.wav", b"rel/\xc3(.wav", b"file:odd.wav", b"/d/%41 100%.wav"):
+        text = as_text(os.fsdecode(raw))
+        text.encode("utf-8")  # always valid text
+        assert os.fsencode(from_text(text)) == os.fsencode(os.path.abspath(os.fsdecode(raw)))
+    assert as_text("/data/plain é.wav") == "/data/plain é.wav" == from_text("/data/plain é.wav")
+    assert as_text(os.fsdecode(b"/data/m\xff.wav")) == "file:///data/m%FF.wav"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "parquet-dataset", "raven", "audacity"])
+def test_every_export_format_writes_a_name_that_is_not_utf8(tmp_path, hostile, fmt):
+    folder, names = hostile
+    store = _classified_store(tmp_path, folder)
+    out = tmp_path / ("out" if fmt in ("audacity", "parquet-dataset") else f"out.{fmt}")
+    files = sorted(str(p) for p in Path(folder).iterdir())
+    cli("classify", *files, "-p", "urban-zero-shot", "--env", "park", "--format", fmt, "--out", out,
+        "--store", store, "-q")
+    if fmt == "csv":
+        with open(out, newline="", encoding="utf-8") as f:
+            paths = [r["path"] for r in csv.DictReader(f)]
+    elif fmt == "jsonl":
+        paths = [json.loads(line)["path"] for line in out.read_text(encoding="utf-8").splitlines()]
+    elif fmt in ("parquet", "parquet-dataset"):
+        import pyarrow.parquet as pq
+
+        parts = [out] if fmt == "parquet" else sorted(out.rglob("*.parquet"))
+        paths = [p for part in parts for p in pq.read_table(part, columns=["path"]).column("path").to_pylist()]
+    elif fmt == "raven":
+        lines = out.read_text(encoding="utf-8").splitlines()
+        col = lines[0].split("\t").index("Begin Path")
+        paths = [line.split("\t")[col] for line in lines[1:]]
+    else:
+        with open(out / "files.csv", newline="", encoding="utf-8") as f:
+            paths = [r["path"] for r in csv.DictReader(f)]
+    assert len(paths) == 8
+    assert "file://" + os.fsdecode(os.fsencode(folder)) + "/m%FF.wav" in paths
+    assert {os.fsencode(from_text(p)) for p in paths if p.startswith("file:")} == {os.fsencode(names[LATIN1])}
+
+
+def test_export_reads_the_uri_back_to_find_the_recording(tmp_path, hostile):
+    """`export` from classify's CSV to Raven opens each recording again for its duration."""
+    folder, _ = hostile
+    store = _classified_store(tmp_path, folder)
+    out = tmp_path / "run.csv"
+    cli("classify", *sorted(str(p) for p in folder.iterdir()), "-p", "urban-zero-shot", "--env", "park",
+        "--out", out, "--store", store, "-q")
+    raven = tmp_path / "run.raven.txt"
+    result = cli("export", out, "--format", "raven", "--out", raven)
+    assert result.stdout.strip() == f"wrote 8 rows as raven -> {raven}"
+    assert "m%FF.wav\t" in raven.read_text(encoding="utf-8")
