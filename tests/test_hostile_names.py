@@ -17,6 +17,7 @@ from cli_store import cli
 from conftest import write
 
 from proto_index import Store
+from proto_index.cli.output import shown
 from proto_index.errors import StoreError
 from proto_index.filenames import as_text, from_text
 
@@ -160,3 +161,34 @@ def test_export_reads_the_uri_back_to_find_the_recording(tmp_path, hostile):
     result = cli("export", out, "--format", "raven", "--out", raven)
     assert result.stdout.strip() == f"wrote 8 rows as raven -> {raven}"
     assert "m%FF.wav\t" in raven.read_text(encoding="utf-8")
+
+
+# --- 3. control characters never reach a terminal raw ---------------------------------------------
+
+def test_shown_escapes_controls_and_undecodable_bytes():
+    assert shown(os.fsdecode(ESCAPE)) == "\\x1b]0;pwned\\x07\\x1b[2J.wav"
+    assert shown(os.fsdecode(LATIN1)) == "m\\xff.wav"
+    assert shown("a\nb\tc", keep="\t") == "a\\x0ab\tc"
+    assert shown("right\u202egnp.exe") == "right\\u202egnp.exe"
+    assert shown("plain é 名前.wav") == "plain é 名前.wav"
+
+
+def test_search_info_and_failure_lines_escape_control_characters(tmp_path, hostile):
+    folder, names = hostile
+    bad = _put(folder, b"\x1b]0;pwned\x07bad.wav", 700.0, 99)
+    Path(bad).write_bytes(b"not audio")
+    store = tmp_path / "store"
+    cli("init", "--store", store, "--model", "fake-bands")
+    ingest = cli("ingest", folder, "--store", store, "--quiet", code=3)
+    assert "\x1b" not in ingest.stderr and "\\x1b]0;pwned\\x07bad.wav: " in ingest.stderr
+    search = cli("search", "bird song", "-k", "8", "--store", store)
+    lines = search.stdout.splitlines()
+    assert len(lines) == 8 and all(len(line.split("\t")) == 3 for line in lines)
+    paths = {line.split("\t")[1] for line in lines}
+    base = str(folder)
+    assert {f"{base}/a\\x0ab.wav", f"{base}/\\x1b]0;pwned\\x07\\x1b[2J.wav", f"{base}/m\\xff.wav"} <= paths
+    info = cli("info", "--store", store).stdout
+    assert "\x1b" not in info and f"  {base}/\\x1b]0;pwned\\x07bad.wav: " in info
+    # --json stays lossless: the control characters as JSON escapes, the Latin-1 name as its URI
+    hits = json.loads(cli("search", "bird song", "-k", "8", "--store", store, "--json").stdout)
+    assert {names[NEWLINE], names[ESCAPE], as_text(names[LATIN1])} <= {h["path"] for h in hits}
