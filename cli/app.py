@@ -45,7 +45,7 @@ from proto_index.options import (
     IngestOptions,
     ScoringOptions,
 )
-from proto_index.cli.output import BadUsage, BarProgress, echo_json, error
+from proto_index.cli.output import BadUsage, BarProgress, echo_json, error, say, shown
 from proto_index.cli.listing import echo_items
 from proto_index.cli.records import JsonOption, hit_record, info_record
 
@@ -196,7 +196,7 @@ def search(
       proto-index search "a dog barking" --json
     """
     echo_items(open_store(store, device, precision).search(text, k), as_json, hit_record,
-               lambda hit: f"{hit.score:.4f}\t{hit.path}\t{hit.start_s:g}-{hit.end_s:g}")
+               lambda hit: f"{hit.score:.4f}\t{shown(hit.path)}\t{hit.start_s:g}-{hit.end_s:g}")
 
 
 @app.command()
@@ -321,20 +321,20 @@ def info(store: StoreOption = DEFAULT_STORE_PATH, as_json: JsonOption = False):
     if as_json:
         return echo_json(info_record(data))
     c = data["counts"]
-    typer.echo(f"store:        {data['store']}")
-    typer.echo(f"model:        {data['model'].describe()}, kind {data['model_kind']}")
-    typer.echo(f"corpus:       {c['recordings']} recordings, {c['windows']} windows, {data['corpus_hours']:.2f} h")
-    typer.echo(f"failed files: {c['failed_files']}")
+    say(f"store:        {data['store']}")
+    say(f"model:        {data['model'].describe()}, kind {data['model_kind']}")
+    say(f"corpus:       {c['recordings']} recordings, {c['windows']} windows, {data['corpus_hours']:.2f} h")
+    say(f"failed files: {c['failed_files']}")
     for path, why in data["failures"][:20]:
-        typer.echo(f"  {path}: {why}")
-    typer.echo(f"class sets:   {c['class_sets']}")
-    typer.echo(f"prototypes:   {c['prototype_sets']}")
+        say(f"  {path}: {why}")
+    say(f"class sets:   {c['class_sets']}")
+    say(f"prototypes:   {c['prototype_sets']}")
     for ps in data["prototype_sets"]:
         n = f", N={ps.n_neighbours}" if ps.n_neighbours else ""
-        typer.echo(f"  {ps.name}: {ps.method}{n}, {len(ps.labels)} classes from {ps.class_set}")
-    typer.echo(f"environments: {c['environments']}")
+        say(f"  {ps.name}: {ps.method}{n}, {len(ps.labels)} classes from {ps.class_set}")
+    say(f"environments: {c['environments']}")
     for e in data["environments"]:
-        typer.echo(f"  {env_cmd.describe(e)}")
+        say(f"  {env_cmd.describe(e)}")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import typer
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
 from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
+from proto_index.cli.output import say
 from proto_index.cli.records import environment_record
 from proto_index.pipeline.catalog_views import EnvironmentView
 
@@ -45,7 +46,7 @@ def add(
       proto-index env add metro --text "metro station" --audio backgrounds/metro/ --tau-audio 0.6
     """
     e = open_store(store, device).add_environment(name, text, audio or [], tau_audio, tau_text, replace)
-    typer.echo(describe(e))
+    say(describe(e))
 
 
 add_list_command(app, "env", "List environments with their background data and tau overrides.", Store.environments,

@@ -9,7 +9,7 @@ import typer
 
 from proto_index.api import Store
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, open_store
-from proto_index.cli.output import echo_json
+from proto_index.cli.output import echo_json, say
 from proto_index.cli.records import JsonOption
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ def echo_items(items: Iterable[T], as_json: bool, record: Callable[[T], dict], l
         echo_json([record(item) for item in items])
     else:
         for item in items:
-            typer.echo(line(item))
+            say(line(item))
 
 
 def add_list_command(app: typer.Typer, group: str, summary: str, items: Callable[[Store], Iterable[T]],

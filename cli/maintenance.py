@@ -7,6 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, WaitOption, open_store
+from proto_index.cli.output import say
 
 EXIT_PROBLEMS = 4
 
@@ -27,13 +28,13 @@ def verify(
     """
     report = open_store(store).verify(repair, wait)
     for line in report.problems:
-        typer.echo(f"problem: {line}")
+        say(f"problem: {line}")
     for line in report.repaired:
-        typer.echo(f"repaired: {line}")
+        say(f"repaired: {line}")
     for line in report.remaining:
-        typer.echo(f"still: {line}")
+        say(f"still: {line}")
     for line in report.notes:
-        typer.echo(line)
+        say(line)
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)
     typer.echo("ok" if not report.problems else "ok after repair")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
+from proto_index.filenames import as_text, is_text
+
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -19,12 +22,42 @@ class BadUsage(Exception):
     """A command line that cannot mean anything (options missing or contradictory): exit status 2."""
 
 
+_KEEP = ("Zs", "Co", "Cn")
+"""Non-printable categories shown as they are: spaces, private use, unassigned (not controls)."""
+
+
+def shown(text, keep: str = "") -> str:
+    """``text`` for a terminal, on one line: control and format characters (escape sequences, line
+    breaks, bidirectional overrides; all but those in ``keep``) as ``\\xHH``/``\\uHHHH``, and the
+    bytes of a file name that are not UTF-8 as ``\\xHH``. For people only: it is not reversible
+    (machine formats keep names losslessly)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch.isprintable() or ch in keep or unicodedata.category(ch) in _KEEP:
+            out.append(ch)
+        elif 0xDC80 <= o <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+    return "".join(out)
+
+
+def say(line: str) -> None:
+    """Print ``line`` for people on stdout (tabs kept as column separators, see :func:`shown`)."""
+    typer.echo(shown(line, "\t"))
+
+
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", shown(message)), highlight=False)
 
 
 def _plain(value):
-    """``value`` with numpy numbers as Python ones, paths as strings and NaN or infinity as null."""
+    """``value`` with numpy numbers as Python ones, paths as strings (a file name that is not UTF-8
+    as :func:`~proto_index.filenames.as_text`'s URI) and NaN or infinity as null."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -34,7 +67,9 @@ def _plain(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
-        return str(value)
+        value = str(value)
+    if isinstance(value, str) and not is_text(value):
+        return as_text(value)  # a file name that is not UTF-8: its lossless file: URI
     return value
 
 
@@ -106,4 +141,4 @@ class BarProgress:
 
     def note(self, message: str) -> None:
         # A failure line is shown even with --quiet: it is the one thing scripts need to see.
-        err_console.print(message, markup=False, highlight=False)
+        err_console.print(shown(message), markup=False, highlight=False)

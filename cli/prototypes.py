@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
-from proto_index.cli.output import echo_json
+from proto_index.cli.output import echo_json, say
 from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
@@ -66,12 +66,12 @@ def show(
     ps = open_store(store).prototype_set(name)
     if as_json:
         return echo_json(prototype_set_detail(ps, top))
-    typer.echo(f"{ps.name}: {ps.method} prototypes of class set {ps.class_set}")
+    say(f"{ps.name}: {ps.method} prototypes of class set {ps.class_set}")
     for label, prompt, neighbours in zip(ps.labels, ps.prompts, ps.neighbours):
-        typer.echo(f"{label}\t\"{prompt}\"")
+        say(f"{label}\t\"{prompt}\"")
         shown = neighbours if top == 0 else neighbours[:top]
         for rank, nb in enumerate(shown, start=1):
             where = f"{nb.path} @ {nb.start_s:g}s" if nb.path else f"window {nb.window_id} (removed)"
-            typer.echo(f"  {rank:>3}  {nb.score:.4f}  {where}")
+            say(f"  {rank:>3}  {nb.score:.4f}  {where}")
         if len(shown) < len(neighbours):
             typer.echo(f"  ... {len(neighbours) - len(shown)} more (--top 0 shows all)")

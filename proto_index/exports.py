@@ -26,6 +26,7 @@ from typing import Iterator
 
 from proto_index.atomic import atomic_write
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
+from proto_index.filenames import as_text, from_text
 
 FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity")
 ROW_FIELDS = ("path", "start_s", "end_s", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
@@ -66,7 +67,8 @@ def rows_of(result, prototypes: str) -> list[ExportRow]:
     out = []
     for r in result.files:
         scores = dict(zip(result.labels, (float(v) for v in r.scores))) if r.scores is not None else None
-        out.append(ExportRow(str(r.path), r.start_s, r.end_s, r.environment, prototypes, r.adaptation, _num(r.tau),
+        # as_text: a file name that is not UTF-8 becomes its lossless file: URI (every format is UTF-8)
+        out.append(ExportRow(as_text(r.path), r.start_s, r.end_s, r.environment, prototypes, r.adaptation, _num(r.tau),
                              r.label, _num(r.score), _num(r.margin), r.error, scores))
     return out
 
@@ -119,7 +121,7 @@ def audio_facts(path: str) -> AudioFacts:
     from proto_index.audio.decode import open_audio
 
     try:
-        snd = open_audio(path)
+        snd = open_audio(from_text(path))
     except AudioDecodeError as e:
         raise InvalidInput(f"{path}: {e}") from None
     with snd:

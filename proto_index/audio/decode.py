@@ -23,6 +23,7 @@ import soxr
 from proto_index.audio.discover import open_regular
 from proto_index.embed.encoder import SAMPLE_RATE
 from proto_index.errors import AudioDecodeError
+from proto_index.filenames import for_library
 
 BLOCK_FRAMES = 1 << 18
 """Source frames read per block when streaming (about 5.5 s at 48 kHz)."""
@@ -48,6 +49,7 @@ def open_audio(source: str | os.PathLike | BinaryIO) -> sf.SoundFile:
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         check_readable(source)
+        source = for_library(source)  # a file name that is not UTF-8 goes as its bytes
     try:
         snd = sf.SoundFile(source)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:

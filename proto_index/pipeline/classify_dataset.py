@@ -16,6 +16,7 @@ from pathlib import Path
 from proto_index.core.tau import TAU_KEYWORDS, parse_tau
 from proto_index.errors import InvalidInput
 from proto_index.exports import rows_of
+from proto_index.filenames import as_text
 from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter, partition_folder
 from proto_index.pipeline.classify import Classification, check_inputs, prepare
@@ -81,7 +82,7 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     report = DatasetReport(Path(target.out), 0, 0, 0, 0, 0)
     with PartitionedWriter.open(target.out, settings, protos.labels if target.all_scores else None,
                                 target.rows_per_file) as writer:
-        todo = [(p, env) for p, env in items if (str(p), env) not in writer.done]
+        todo = [(p, env) for p, env in items if (as_text(p), env) not in writer.done]  # as rows_of writes it
         report.resumed = len(items) - len(todo)
         chunks = _OneBar(progress, len(dict.fromkeys(p for p, _ in todo)))
         for start in range(0, len(todo), target.files_per_chunk):

@@ -10,6 +10,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from proto_index.filenames import for_library, from_text
+
 EXCERPT_RATE = 16_000
 """Excerpts are mono 16-bit PCM at this rate (320 kB per 10 s): small enough for hundreds of rows."""
 MAX_EXCERPT_S = 30.0
@@ -22,7 +24,7 @@ class MediaProblem(Exception):
 
 def source_path(value: str, audio_root: Path) -> Path:
     """A CSV path cell as a file to read: absolute as given, else relative to ``audio_root``."""
-    p = Path(value)
+    p = Path(from_text(value))  # a file: URI for a name that is not UTF-8 (proto_index.filenames)
     return p if p.is_absolute() else audio_root / p
 
 
@@ -45,7 +47,7 @@ def read_excerpt(path: Path, start_s: float | None, end_s: float | None) -> tupl
     and whether the excerpt was cut short of what was asked."""
     check_source(path)
     try:
-        with sf.SoundFile(str(path)) as snd:
+        with sf.SoundFile(for_library(path)) as snd:
             sr = snd.samplerate
             first = 0 if start_s is None else max(0, int(round(start_s * sr)))
             want_end = snd.frames if end_s is None else int(round(end_s * sr))

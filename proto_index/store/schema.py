@@ -6,12 +6,15 @@ window's exact vector in the store's vector file (unique). ``windows.id`` is the
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from typing import Annotated
 
 import numpy as np
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
+
+from proto_index.filenames import is_text, to_bytes
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -25,6 +28,25 @@ def from_blob(blob: bytes) -> np.ndarray:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class PathText(TypeDecorator):
+    """A TEXT column that holds file names losslessly: a valid UTF-8 name as TEXT, any other (a str
+    with ``surrogateescape`` surrogates) as a BLOB of its exact bytes, read back as that same str.
+    SQLite keeps the two storage classes apart (a BLOB never equals a TEXT), so the form is
+    unambiguous, and the column's declared type stays TEXT (no migration)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or isinstance(value, bytes):
+            return value
+        value = str(value)
+        return value if is_text(value) else to_bytes(value)
+
+    def process_result_value(self, value, dialect):
+        return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 class Base(DeclarativeBase):
@@ -81,7 +103,7 @@ class Recording(Entity):
     """One ingested audio file, deduplicated by content hash."""
 
     __tablename__ = "recordings"
-    path: Mapped[str] = mapped_column(index=True)
+    path: Mapped[str] = mapped_column(PathText, index=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     duration_s: Mapped[float]
     sample_rate: Mapped[int]
@@ -109,7 +131,7 @@ class IngestFailure(Entity):
     """A file that could not be ingested, and why; cleared when a later ingest of the path succeeds."""
 
     __tablename__ = "ingest_failures"
-    path: Mapped[str] = mapped_column(unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     error: Mapped[str]
     failed_at: Mapped[Created]
 
@@ -193,7 +215,7 @@ class BackgroundVector(Entity):
     __tablename__ = "background_vectors"
     environment_id: Mapped[int] = parent_key("environments")
     kind: Mapped[str] = mapped_column(String(8))  # 'text' or 'audio'
-    source: Mapped[str]  # the prompt, or the recording's path
+    source: Mapped[str] = mapped_column(PathText)  # the prompt, or the recording's path
     sha256: Mapped[str | None] = mapped_column(String(64))
     vector: Mapped[bytes]
     environment: Mapped[Environment] = relationship(back_populates="backgrounds")

@@ -180,15 +180,22 @@ class Storage:
             if first and recover:
                 self.recover()
             yield
-        except (OSError, DiskFull) as e:  # the catalog's "disk is full" arrives as DiskFull (db_errors)
-            full = e.errno in _FULL if isinstance(e, OSError) else True
-            if not (first and full):
+        except BaseException as e:
+            if not first:
                 raise
-            self._index = None
-            try:
-                self.recover()
-            except Exception:  # best effort: the next writer recovers anyway
-                pass
+            # the catalog's "disk is full" arrives as DiskFull (db_errors)
+            full = isinstance(e, DiskFull) or (isinstance(e, OSError) and e.errno in _FULL)
+            if recover or full:
+                # Whatever failed (a catalog write, the disk, an interrupt), drop the vector rows and
+                # index files the failed batch wrote, so the store is consistent at once, not only
+                # after the next writer recovers it.
+                self._index = None
+                try:
+                    self.recover()
+                except Exception:  # best effort: the next writer recovers anyway
+                    pass
+            if not full:
+                raise
             raise DiskFull(
                 f"the disk holding {self.root} is full: the batch being written was not committed, nothing "
                 "committed before was lost and the store is consistent; free some space and run the command again"
