@@ -23,6 +23,14 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 
 
+def echo_beside(out):
+    """``typer.echo`` for a command's summary, on stderr when its output ``out`` is standard output
+    (whose bytes are then the output's alone)."""
+    from proto_index.atomic import is_stdout
+
+    return (lambda text: typer.echo(text, err=True)) if is_stdout(out) else typer.echo
+
+
 def _plain(value):
     """``value`` with numpy numbers as Python ones, paths as strings and NaN or infinity as null."""
     if isinstance(value, dict):
