@@ -45,11 +45,12 @@ from proto_index.options import (
     IngestOptions,
     ScoringOptions,
 )
-from proto_index.cli.output import BadUsage, BarProgress, echo_json, error, say, shown
+from proto_index.cli.output import BadUsage, BarProgress, echo_beside, echo_json, error, say, shown
 from proto_index.cli.listing import echo_items
 from proto_index.cli.records import JsonOption, hit_record, info_record
 
 from proto_index.api import Store
+from proto_index.atomic import is_stdout
 from proto_index.errors import InvalidInput, ProtoIndexError
 
 EXIT_ERROR = 1
@@ -208,7 +209,7 @@ def classify(
     adapt: Annotated[str, typer.Option(help="auto (audio background if the environment has one, else text, else none), audio, text, none.")] = "auto",
     tau: Annotated[Optional[str], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text), or auto: estimated without labels from each environment's clips in this run (auto-clip: per clip).")] = None,
     prototype_norm: Annotated[str, typer.Option(help="l2: cosine similarity (the paper's definition); none: raw dot product with un-normalised prototypes (the paper's reference code).")] = "l2",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (audacity: a folder).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity, parquet-dataset: a folder).")] = ...,
     fmt: Annotated[str, typer.Option("--format", "-f", help=export_cmd.FORMAT_HELP)] = "csv",
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add one column per class with its refined score.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
@@ -272,6 +273,9 @@ def classify(
         raise BadUsage("--rows-per-file sizes the parts of --format parquet-dataset only")
     if report is not None and fmt != "csv":
         raise BadUsage("--report reads the classification CSV: use --format csv with it (then `proto-index export`)")
+    summary = echo_beside(out)
+    if report is not None and is_stdout(out):
+        raise BadUsage("--report reads the classification CSV back: give --out a file, not standard output")
     from proto_index.exports import check_output
 
     if fmt != DATASET_FORMAT:
@@ -279,6 +283,10 @@ def classify(
     if report is not None:
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
+    if all_scores and fmt != DATASET_FORMAT:  # a store from before labels were checked: before the model work
+        from proto_index.exports import check_score_labels
+
+        check_score_labels(s.prototype_set(prototypes).labels)
     settings = dict(scoring=scoring,
                     options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value),
                     executor=executor_options(executor, ray_address, ray_actor_gpus))
@@ -296,11 +304,11 @@ def classify(
     if per_window:
         failed = {(f.path, f.environment) for f in result.failed}
         done = {(f.path, f.environment) for f in result.files} - failed
-        typer.echo(f"classified {len(done)} files ({len(result.files) - len(result.failed)} windows), "
-                   f"{len(failed)} failed -> {out}")
+        summary(f"classified {len(done)} files ({len(result.files) - len(result.failed)} windows), "
+                f"{len(failed)} failed -> {out}")
     else:
-        typer.echo(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
-    typer.echo(f"model: {s.identity.describe()}, kind {s.model_kind}")
+        summary(f"classified {len(result.files) - len(result.failed)} files, {len(result.failed)} failed -> {out}")
+    summary(f"model: {s.identity.describe()}, kind {s.model_kind}")
     unavailable = 0
     if report is not None:
         unavailable = report_cmd.make_report(report_cmd.ReportOptions(out, report, report_per_label, store=s, prototypes=prototypes))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from proto_index.cli.output import echo_beside
 from proto_index.exports import FORMATS, check_format, export as write_export, read_classification
 
 FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) for the run; audacity: --out is a folder with one label track per recording and files.csv."
@@ -14,7 +15,7 @@ FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) f
 def export(
     classification: Annotated[Path, typer.Argument(help="A CSV written by `classify`.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = ...,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (audacity: folder).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity: folder).")] = ...,
 ):
     """Convert a classification CSV to Raven Pro, Audacity, JSON Lines or Parquet.
 
@@ -29,4 +30,4 @@ def export(
     check_format(fmt)
     rows, labels = read_classification(classification)
     write_export(rows, out, fmt, labels or None)
-    typer.echo(f"wrote {len(rows)} rows as {fmt} -> {out}")
+    echo_beside(out)(f"wrote {len(rows)} rows as {fmt} -> {out}")

@@ -55,6 +55,14 @@ def error(message: str) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", shown(message)), highlight=False)
 
 
+def echo_beside(out):
+    """:func:`say` for a command's summary, on stderr when its output ``out`` is standard output
+    (whose bytes are then the output's alone)."""
+    from proto_index.atomic import is_stdout
+
+    return (lambda line: typer.echo(shown(line, "\t"), err=True)) if is_stdout(out) else say
+
+
 def _plain(value):
     """``value`` with numpy numbers as Python ones, paths as strings (a file name that is not UTF-8
     as :func:`~proto_index.filenames.as_text`'s URI) and NaN or infinity as null."""

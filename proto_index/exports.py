@@ -19,12 +19,13 @@ import json
 import math
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from proto_index.atomic import atomic_write
+from proto_index.atomic import fsync_dir, open_output, refuse_stdout, temp_name
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
 from proto_index.filenames import as_text, from_text
 
@@ -36,6 +37,10 @@ RAVEN_COLUMNS = (
     "Adaptation", "Tau",
 )
 AUDACITY_INDEX = "files.csv"
+TEXT_FIELDS = ("path", "environment", "prototypes", "adaptation", "label", "error")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+"""A text cell starting with one of these gets a ``'`` in front (OWASP's CSV-injection rule; ``'`` itself
+too, so that reading strips exactly one and gets the text back)."""
 
 
 @dataclass(frozen=True)
@@ -87,23 +92,36 @@ def export(rows: list[ExportRow], out: Path, fmt: str, labels: list[str] | None 
     recording's :class:`AudioFacts` (default: read from the file's header)."""
     check_format(fmt)
     check_output(out, fmt)
+    check_score_labels(labels or ())
     facts = facts or audio_facts
     writer = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet, "raven": _raven, "audacity": _audacity}[fmt]
     return writer(rows, Path(out), labels, facts)
 
 
 def check_output(out, fmt: str) -> Path:
-    """``out`` can be written: a file whose folder exists (audacity: a folder, created if its parent exists)."""
+    """``out`` can be written: a file whose folder exists, or ``-`` for standard output (audacity: a
+    folder, created if its parent exists; parquet and audacity cannot stream, so refuse ``-``)."""
     out = Path(out)
+    if fmt in ("parquet", "audacity"):
+        refuse_stdout(out, f"{fmt} output")
     if fmt != "audacity":
         from proto_index.pipeline.preflight import check_output_file
 
         return check_output_file(out)
-    if out.exists() and not out.is_dir():
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InvalidInput(f"{out} exists and is not a folder (audacity output is a folder of label tracks)")
     if not out.absolute().parent.is_dir():
         raise NotFound(f"the folder that would hold {out.name} does not exist: {out.absolute().parent}")
+    _earlier_tracks(out)
     return out
+
+
+def check_score_labels(labels) -> None:
+    """Refuse a class label that would be a per-class column named like a fixed one (``path``, ``score``...)."""
+    clash = [lbl for lbl in labels if lbl in ROW_FIELDS]
+    if clash:
+        raise InvalidInput(f"label(s) {', '.join(map(repr, clash))} would be named like output column(s); "
+                           f"a label cannot be any of {', '.join(ROW_FIELDS)}")
 
 
 def check_format(fmt: str) -> None:
@@ -130,10 +148,9 @@ def audio_facts(path: str) -> AudioFacts:
 
 @contextmanager
 def atomic(out: Path, mode: str = "w") -> Iterator:
-    """A file object whose content appears at ``out`` only when the block completes (durably)."""
-    if out.is_dir():
-        raise InvalidInput(f"{out} is a folder; give a file name")
-    with atomic_write(out, mode, newline="") as f:
+    """A file object whose content appears at ``out`` only when the block completes (durably); ``-``:
+    standard output (see :func:`proto_index.atomic.open_output`)."""
+    with open_output(out, mode, newline="" if mode == "w" else None) as f:
         yield f
 
 
@@ -142,9 +159,9 @@ def _csv(rows, out, labels, facts) -> Path:
     fields = [k for k in ROW_FIELDS if k not in ("start_s", "end_s") or any(r.start_s is not None for r in rows)]
     with atomic(out) as f:
         w = csv.writer(f)
-        w.writerow(fields + list(labels or []))
+        w.writerow([text_cell(h) for h in fields + list(labels or [])])
         for r in rows:
-            w.writerow([_time_cell(getattr(r, k)) if k in ("start_s", "end_s") else _cell(getattr(r, k)) for k in fields] + [_cell((r.scores or {}).get(lbl)) for lbl in labels or []])
+            w.writerow([_csv_cell(k, getattr(r, k)) for k in fields] + [_cell((r.scores or {}).get(lbl)) for lbl in labels or []])
     return out
 
 
@@ -218,33 +235,99 @@ def _raven(rows, out, labels, facts) -> Path:
         for i, (r, start, end, f) in enumerate(sorted(sel, key=lambda x: (x[0].path, x[1])), start=1):
             fh.write("\t".join(str(c) for c in [
                 i, "Spectrogram 1", 1, _t(offset[r.path] + start), _t(offset[r.path] + end), 0, _t(f.sample_rate / 2),
-                _tsv(Path(r.path).name), _t(start), _tsv(r.path), _tsv(r.label), _cell(r.score), _cell(r.margin),
-                _tsv(r.environment), _tsv(r.prototypes), _tsv(r.adaptation), _cell(r.tau),
+                _tsv_text(Path(r.path).name), _t(start), _tsv_text(r.path), _tsv_text(r.label), _cell(r.score),
+                _cell(r.margin), _tsv_text(r.environment), _tsv_text(r.prototypes), _tsv_text(r.adaptation), _cell(r.tau),
             ]) + "\n")
     return out
 
 
 def _audacity(rows, out, labels, facts) -> Path:
     """One label track per recording, named ``NNNN_<safe stem>.txt`` (never the input path), and
-    ``files.csv`` mapping each track to its recording, environment, prototype set and adaptation."""
-    if out.is_dir() and any(out.iterdir()) and not (out / AUDACITY_INDEX).is_file():
-        raise InvalidInput(f"{out} is not empty and holds no earlier label tracks ({AUDACITY_INDEX}); choose an empty folder")
-    out.mkdir(exist_ok=True)
+    ``files.csv`` mapping each track to its recording, environment, prototype set and adaptation.
+
+    The folder is written under a hidden name beside ``out`` and renamed into place, so it holds one
+    run's files: an earlier export there (its ``files.csv`` and the tracks it lists, nothing else)
+    is replaced; a folder holding anything else is refused."""
+    out = Path(os.path.abspath(out))  # a name to rename to, even for "."
+    earlier = _earlier_tracks(out)
     by_path: dict[str, list] = {}
     for r, start, end, f in _selections(rows, facts):
         by_path.setdefault(r.path, []).append((start, end, r))
-    with atomic(out / AUDACITY_INDEX) as index:
-        w = csv.writer(index)
-        w.writerow(["label_track", "path", "environment", "prototypes", "adaptation", "tau"])
-        for n, (path, spans) in enumerate(sorted(by_path.items()), start=1):
-            name = f"{n:04d}_{safe_stem(path)}.txt"
-            with atomic(out / name) as fh:
-                for start, end, r in sorted(spans, key=lambda s: s[0]):
-                    fh.write(f"{_t(start)}\t{_t(end)}\t{_tsv(r.label)}\n")
-            first = spans[0][2]
-            taus = sorted({_cell(r.tau) for _, _, r in spans})
-            w.writerow([name, path, first.environment, first.prototypes, first.adaptation, ";".join(taus)])
+    tmp = temp_name(out)
+    os.mkdir(tmp)
+    written = []
+    try:
+        with atomic(tmp / AUDACITY_INDEX) as index:
+            written.append(AUDACITY_INDEX)
+            w = csv.writer(index)
+            w.writerow(["label_track", "path", "environment", "prototypes", "adaptation", "tau"])
+            for n, (path, spans) in enumerate(sorted(by_path.items()), start=1):
+                name = f"{n:04d}_{safe_stem(path)}.txt"
+                written.append(name)
+                with atomic(tmp / name) as fh:
+                    for start, end, r in sorted(spans, key=lambda s: s[0]):
+                        fh.write(f"{_t(start)}\t{_t(end)}\t{_tsv(r.label)}\n")
+                first = spans[0][2]
+                taus = sorted({_cell(r.tau) for _, _, r in spans})
+                w.writerow([name, *map(text_cell, (path, first.environment, first.prototypes, first.adaptation)), ";".join(taus)])
+        _swap_in(tmp, out, earlier)
+    except BaseException:
+        _remove(tmp, written)
+        raise
     return out
+
+
+TRACK_NAME = re.compile(r"[0-9]{4,}_[A-Za-z0-9._-]*\.txt")
+
+
+def _earlier_tracks(out: Path) -> list[str] | None:
+    """The files of an earlier audacity export at ``out`` (None: no folder, or an empty one);
+    :class:`InvalidInput` if ``out`` holds anything an export did not write."""
+    if not out.is_dir():
+        return None
+    names = set(os.listdir(out))
+    if not names:
+        return None
+    if AUDACITY_INDEX not in names:
+        raise InvalidInput(f"{out} is not empty and holds no earlier label tracks ({AUDACITY_INDEX}); choose an empty folder")
+    try:
+        with open(out / AUDACITY_INDEX, newline="", encoding="utf-8") as f:
+            listed = {read_text_cell(r.get("label_track") or "") for r in csv.DictReader(f)}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InvalidInput(f"{out / AUDACITY_INDEX}: not an earlier export's index ({e})") from None
+    own = {AUDACITY_INDEX} | {n for n in listed if TRACK_NAME.fullmatch(n)}
+    foreign = sorted(n for n in names if n not in own or not stat.S_ISREG(os.lstat(out / n).st_mode))
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise InvalidInput(f"{out} holds files no earlier export wrote ({', '.join(foreign[:3])}{more}); choose an empty folder")
+    return sorted(names)
+
+
+def _swap_in(tmp: Path, out: Path, earlier: list[str] | None) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an earlier export there (its files ``earlier``) goes."""
+    old = None
+    if earlier is not None:
+        old = temp_name(out)
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)  # onto an empty folder, or none
+    except OSError as e:
+        if old is not None:
+            os.rename(old, out)
+        raise InvalidInput(f"{out}: cannot put the label tracks in place ({e.strerror or e}); choose an empty folder") from None
+    fsync_dir(out.absolute().parent)
+    if old is not None:
+        _remove(old, earlier)
+
+
+def _remove(folder: Path, names: list[str]) -> None:
+    """Delete the files ``names`` this or an earlier export wrote in ``folder``, then the folder if empty."""
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something else appeared in it meanwhile: left as it is
 
 
 def safe_stem(path: str, limit: int = 60) -> str:
@@ -256,6 +339,29 @@ def safe_stem(path: str, limit: int = 60) -> str:
 def _tsv(text) -> str:
     """A cell for a tab-separated table: tabs and line breaks become spaces."""
     return re.sub(r"[\t\r\n]", " ", str(text if text is not None else ""))
+
+
+def _tsv_text(text) -> str:
+    """A text cell of a tab-separated table meant for spreadsheets too (Raven's)."""
+    return text_cell(_tsv(text))
+
+
+def text_cell(text) -> str:
+    """A text cell for a table a spreadsheet may open: ``'`` before a leading ``= + - @``, tab, CR or
+    ``'`` so it is never read as a formula; :func:`read_text_cell` undoes it exactly."""
+    text = "" if text is None else str(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def read_text_cell(cell: str) -> str:
+    """The text that :func:`text_cell` wrote as ``cell``."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def _csv_cell(field: str, value) -> str:
+    if field in ("start_s", "end_s"):
+        return _time_cell(value)
+    return text_cell(value) if field in TEXT_FIELDS else _cell(value)
 
 
 def _t(x: float) -> str:
@@ -292,7 +398,12 @@ def read_classification(path: Path) -> tuple[list[ExportRow], list[str]]:
             raise InvalidInput(f"{path}: not a regular file")
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
+            header = [read_text_cell(h) for h in reader.fieldnames or []]
+            repeated = sorted({h for h in header if header.count(h) > 1})
+            if repeated:
+                raise InvalidInput(f"{path}: column(s) {', '.join(map(repr, repeated))} appear more than once; "
+                                   "not a classification CSV")
+            reader.fieldnames = header
             missing = [c for c in ("path", "environment", "label") if c not in header]
             if missing:
                 raise InvalidInput(f"{path}: not a classification CSV (missing column(s) {', '.join(missing)})")
@@ -304,9 +415,10 @@ def read_classification(path: Path) -> tuple[list[ExportRow], list[str]]:
                     scores = {lbl: _parse(r.get(lbl)) for lbl in labels} if labels and r.get("label") else None
                 except ValueError as e:
                     raise InvalidInput(f"{path} line {reader.line_num}: {e}") from None
-                rows.append(ExportRow(r["path"] or "", num["start_s"], num["end_s"], r["environment"] or "", r.get("prototypes") or "",
-                                      r.get("adaptation") or "", num["tau"], r["label"] or None, num["score"], num["margin"],
-                                      r.get("error") or None, scores))
+                text = {k: read_text_cell(r.get(k) or "") for k in TEXT_FIELDS}
+                rows.append(ExportRow(text["path"], num["start_s"], num["end_s"], text["environment"], text["prototypes"],
+                                      text["adaptation"], num["tau"], text["label"] or None, num["score"], num["margin"],
+                                      text["error"] or None, scores))
     except OSError as e:
         raise InvalidInput(f"{path}: {e.strerror or e}") from None
     except (UnicodeDecodeError, csv.Error) as e:

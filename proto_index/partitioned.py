@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
+from proto_index.atomic import refuse_stdout
 from proto_index.errors import InvalidInput, NotFound, StoreLocked
 from proto_index.exports import ExportRow, atomic, parquet_table
 
@@ -64,6 +65,7 @@ class PartitionedWriter:
         if rows_per_file < 1:
             raise InvalidInput("rows per file must be positive")
         out = Path(out)
+        refuse_stdout(out, "a parquet dataset (a folder)")
         if out.is_symlink() or (out.exists() and not out.is_dir()):
             raise InvalidInput(f"{out} exists and is not a folder (a parquet dataset is a folder)")
         if not out.absolute().parent.is_dir():

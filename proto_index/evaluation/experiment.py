@@ -70,6 +70,9 @@ class RunOptions:
     folds: int | None = None  # None: SYNTHETIC_FOLDS or AUDIO_FOLDS (audio: unless the CSV names folds)
     plots: bool = True
 
+    def __post_init__(self):
+        outputs.check_out_dir(self.out)  # before the work, not after it
+
 
 @dataclass(frozen=True)
 class SyntheticOptions:

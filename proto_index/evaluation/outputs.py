@@ -5,7 +5,7 @@ import csv
 import json
 from pathlib import Path
 
-from proto_index.atomic import atomic_write
+from proto_index.atomic import open_output, refuse_stdout
 from proto_index.evaluation import plots, report
 from proto_index.evaluation.protocol import Evaluation
 
@@ -14,16 +14,22 @@ SNR_PLOT, TAU_PLOT = "accuracy_vs_snr.png", "accuracy_vs_tau.png"
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    with atomic_write(path) as f:
+    with open_output(path) as f:
         f.write(text)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The results folder is a folder, never standard output."""
+    refuse_stdout(out_dir, "evaluation results (a folder)")
 
 
 def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plots: bool = True) -> list[Path]:
     """Write every output into ``out_dir`` (created if needed); returns the paths written."""
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with atomic_write(out_dir / CSV_NAME, newline="") as f:
+    with open_output(out_dir / CSV_NAME, newline="") as f:
         w = csv.DictWriter(f, fieldnames=report.LONG_COLUMNS)
         w.writeheader()
         for row in report.long_rows(evaluation):

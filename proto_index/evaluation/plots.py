@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proto_index.atomic import atomic_path
+from proto_index.atomic import output_path
 from proto_index.evaluation.protocol import ADAPTATIONS, METHODS, Evaluation
 
 _ADAPT_STYLE = {
@@ -104,7 +104,7 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
 def _save(fig, plt, path: Path, right: float = 1.0) -> Path:
     path = Path(path)
     fig.tight_layout(rect=(0, 0, right, 1))
-    with atomic_path(path) as tmp:
+    with output_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path

@@ -43,15 +43,16 @@ def check_environment_free(storage: Storage, name: str, replace: bool) -> None:
 
 
 def check_output_file(out: str | os.PathLike) -> Path:
-    """``out`` can be written as a file: its folder exists, and it is not itself a folder."""
-    out = Path(out)
-    if out.is_dir():
-        raise InvalidInput(f"output {out} is a folder; name a file in it")
-    parent = out.absolute().parent
+    """``out`` can be written as a file: standard output (``-``), a pipe or character device, or a
+    regular file (through a link) whose folder exists and can be written."""
+    from proto_index.atomic import output_target
+
+    target = output_target(out)
+    if target.kind != "file":
+        return Path(out)
+    parent = target.path.absolute().parent
     if not parent.is_dir():
         raise NotFound(f"the folder of the output file does not exist: {parent}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidInput(f"cannot write in the output folder {parent}")
-    if out.exists() and not out.is_file():
-        raise InvalidInput(f"output {out} is not a regular file")
-    return out
+    return Path(out)

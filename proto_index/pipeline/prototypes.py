@@ -18,6 +18,7 @@ from proto_index.core.prototypes import (
 )
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput
+from proto_index.exports import check_score_labels
 from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
@@ -37,7 +38,8 @@ def add_class_set(
     storage: Storage, name: str, labels: list[str], template: str = DEFAULT_TEMPLATE, replace: bool = False,
     drop_prototypes: bool = False,
 ) -> ClassSetView:
-    """Store a named list of labels; duplicates, blank labels and control characters are refused.
+    """Store a named list of labels; duplicates, blank labels, control characters and the names of
+    output columns (see :func:`~proto_index.exports.check_score_labels`) are refused.
 
     Replacing a class set that prototype sets were built on is refused, naming them, unless
     ``drop_prototypes`` (they are then deleted with it: see :func:`prototype_sets_on`; the view
@@ -50,6 +52,7 @@ def add_class_set(
     dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
     if dupes:
         raise InvalidInput(f"duplicate labels: {', '.join(dupes)}")
+    check_score_labels(labels)
     try:
         render_prompts(labels, template)
     except ValueError as e:

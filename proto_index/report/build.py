@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from proto_index.atomic import fsync_dir
+from proto_index.atomic import fsync_dir, refuse_stdout
 from proto_index.embed.encoder import WINDOW_SECONDS
 from proto_index.errors import InvalidInput, ProtoIndexError
 from proto_index.report import data as rdata
@@ -55,12 +55,14 @@ def _read_csv(path: Path) -> str:
     if not stat.S_ISREG(st.st_mode):
         raise InvalidInput(f"{path} is not a regular file")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as f:  # newline="": a CR inside a quoted cell stays
+            return f.read()
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not UTF-8 text: expected a classification CSV") from None
 
 
 def check_out(out: Path) -> None:
+    refuse_stdout(out, "a report (a folder)")
     if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
         raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new report folder (nothing was written)")
 

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from proto_index.errors import Hint, InvalidInput
+from proto_index.exports import TEXT_FIELDS, read_text_cell
 
 REQUIRED_COLUMNS = ("path", "environment", "adaptation", "tau", "label", "score", "margin", "error")
 WINDOW_COLUMNS = ("start_s", "end_s")
@@ -87,7 +88,7 @@ def _parse(reader, name: str) -> Table:
     header = next(reader, None)
     if not header:
         raise InvalidInput(f"{name} is empty: expected a classification CSV with columns {','.join(REQUIRED_COLUMNS)}")
-    header = [h.strip() for h in header]
+    header = [read_text_cell(h.strip()) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InvalidInput(
@@ -107,7 +108,7 @@ def _parse(reader, name: str) -> Table:
             continue
         if len(cells) < len(header):
             cells = cells + [""] * (len(header) - len(cells))
-        get = lambda c: cells[pos[c]]  # noqa: E731
+        get = lambda c: read_text_cell(cells[pos[c]]) if c in TEXT_FIELDS else cells[pos[c]]  # noqa: E731
         top: tuple = ()
         if score_cols:
             values = [(score_labels[j], _number(cells[k], score_labels[j], line)) for j, k in enumerate(score_cols)]
