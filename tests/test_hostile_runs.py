@@ -130,3 +130,68 @@ def test_a_rerun_that_adds_inputs_removes_success_first(tmp_path, store, items):
     assert (report.resumed, report.inputs) == (4, 2) and (out / DONE_FILE).exists()
     store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out))  # nothing to add: stays complete
     assert (out / DONE_FILE).exists() and _rows(out) == 6
+
+
+# --- 2. a tau is finite wherever it enters --------------------------------------------------------
+
+def _cli_store(tmp_path, corpus_dir):
+    st = tmp_path / "cli-store"
+    cli("init", "--store", st, "--model", "fake-bands")
+    cli("ingest", corpus_dir, "--store", st, "--quiet")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    cli("classes", "add", "urban", "--labels-file", labels, "--store", st)
+    cli("prototypes", "build", "urban", "--store", st)
+    return st
+
+
+@pytest.mark.parametrize("flag, value", [("--tau-text", "inf"), ("--tau-audio", "nan"), ("--tau-text", "-inf")])
+def test_env_add_refuses_a_non_finite_tau(tmp_path, corpus_dir, background_dir, flag, value):
+    st = _cli_store(tmp_path, corpus_dir)
+    result = cli("env", "add", "e2", "--text", "park", "--audio", background_dir / "park", flag, value,
+                 "--store", st, code=2)
+    assert result.stderr.strip().splitlines() == [f"error: {flag} must be a finite number, not {float(value)!r}"]
+    assert "e2" not in cli("env", "list", "--store", st).stdout
+
+
+def test_the_python_api_refuses_non_finite_taus(store):
+    from proto_index import ScoringOptions
+
+    with pytest.raises(InvalidInput, match=r"^the tau for text backgrounds must be a finite number, not inf$"):
+        store.add_environment("e2", text="park", tau_text=float("inf"))
+    with pytest.raises(InvalidInput, match=r"^the tau for audio backgrounds must be a finite number, not nan$"):
+        store.set_environment_tau("airport", audio=float("nan"))
+    with pytest.raises(InvalidInput, match=r"^tau must be a finite number, not nan$"):
+        ScoringOptions(tau=float("nan"))
+    assert [e.name for e in store.environments()] == ["airport", "park"]
+    assert store.environment("airport").tau_audio is None
+
+
+def test_calibration_refuses_a_non_finite_grid_before_embedding(store, tmp_path, monkeypatch):
+    manifest = tmp_path / "cal.csv"
+    manifest.write_text("path,environment,label\n")
+    monkeypatch.setattr(store, "embed_audio", lambda paths: pytest.fail("embedded before the grid was checked"))
+    for call in (lambda: store.calibrate(manifest, "urban-zero-shot", grid=[0.1, float("inf")]),
+                 lambda: store.calibrate_from_annotations("urban-zero-shot", grid=[float("nan")])):
+        with pytest.raises(InvalidInput, match=r"^tau grid: a tau grid needs at least one value, and only finite ones$"):
+            call()
+
+
+def test_a_non_finite_tau_already_in_the_catalog_is_refused_at_classify(tmp_path, corpus_dir):
+    import sqlite3
+
+    st = _cli_store(tmp_path, corpus_dir)
+    cli("env", "add", "e2", "--text", "park", "--store", st)
+    with sqlite3.connect(st / "catalog.sqlite") as db:  # as a store written before taus were checked holds it
+        db.execute("UPDATE environments SET tau_text = ? WHERE name = 'e2'", (float("inf"),))
+    clip = sorted(corpus_dir.iterdir())[0]
+    out = tmp_path / "labels.csv"
+    result = cli("classify", "-p", "urban-zero-shot", "--env", "e2", clip, "--store", st, "--out", out, "-q", code=1)
+    assert result.stderr.strip().splitlines() == [
+        "error: environment 'e2': its stored tau for text backgrounds must be a finite number, not inf; redefine "
+        "the environment with a finite one with `proto-index env add`, or give the run a tau (use --replace)"]
+    assert "RuntimeWarning" not in result.output
+    assert not out.exists()
+    cli("classify", "-p", "urban-zero-shot", "--env", "e2", clip, "--tau", "0.2", "--store", st, "--out", out, "-q")
+    row = next(csv.DictReader(open(out, encoding="utf-8")))
+    assert row["tau"] == "0.200000" and float(row["score"]) > -1 and row["margin"] != ""

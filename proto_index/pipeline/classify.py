@@ -13,7 +13,7 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.tau import auto_tau, parse_tau
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import Hint, InvalidInput, NotFound
+from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import (
     EnvironmentView,
     PrototypeSetView,
@@ -221,7 +221,11 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
             adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}", hint=_ADD_BACKGROUND.get(adapt)) from None
-        fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        try:
+            fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        except ValueError as e:
+            raise InvalidInput(f"environment {name!r}: {e}; redefine the environment with a finite one with "
+                               "`proto-index env add`, or give the run a tau", hint=REPLACE) from None
         plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
         sources[name] = {"audio": env.audio_vectors, "text": env.text_vectors}.get(adaptation, np.zeros((0, 0), np.float32))
     return protos, plans, auto_rule, sources
