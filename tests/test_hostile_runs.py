@@ -249,3 +249,20 @@ def test_a_faiss_refusal_is_one_line_and_a_stored_untrainable_choice_gives_way(t
         store.reindex("IVF0,PQ4")
     with pytest.raises(InvalidInput, match=r"^the index memory budget must be a whole number of bytes of at least 1, got -5$"):
         store.reindex(memory_budget=-5)
+
+
+# --- 4. rough edges: one line, the documented exit status, nothing lost ----------------------------
+
+def test_classify_of_a_stored_clip_with_a_truncated_vector_file_says_verify_repair(tmp_path, corpus_dir):
+    st = _cli_store(tmp_path, corpus_dir)
+    cli("env", "add", "park", "--store", st)
+    vectors = st / "vectors.f32"
+    with open(vectors, "r+b") as f:
+        f.truncate(vectors.stat().st_size // 2)  # rows 12..23 lost
+    clip = sorted(corpus_dir.iterdir())[-1]  # siren_5.wav: ingested last, its row is gone
+    result = cli("classify", "-p", "urban-zero-shot", "--env", "park", clip, "--store", st,
+                 "--out", tmp_path / "o.csv", "-q", code=1)
+    assert result.stderr.strip().splitlines() == [
+        "error: the vector file vectors.f32 holds 12 rows but row 23 is needed: vectors were lost (the file was "
+        "truncated) (run `proto-index verify --repair` to drop the recordings they belong to, then ingest them again)"]
+    assert not (tmp_path / "o.csv").exists()
