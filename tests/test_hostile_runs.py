@@ -7,6 +7,7 @@ persisted, and tracebacks where one line was due. Run in CI with the rest of the
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -266,3 +267,53 @@ def test_classify_of_a_stored_clip_with_a_truncated_vector_file_says_verify_repa
         "error: the vector file vectors.f32 holds 12 rows but row 23 is needed: vectors were lost (the file was "
         "truncated) (run `proto-index verify --repair` to drop the recordings they belong to, then ingest them again)"]
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.fixture
+def classified(tmp_path, corpus_dir):
+    """A store and the CSV classify wrote for three of its clips."""
+    st = _cli_store(tmp_path, corpus_dir)
+    cli("env", "add", "park", "--store", st)
+    labels = tmp_path / "labels.csv"
+    cli("classify", "-p", "urban-zero-shot", "--env", "park", *sorted(corpus_dir.iterdir())[:3], "--store", st,
+        "--out", labels, "-q")
+    return st, labels
+
+
+def test_report_into_the_current_empty_folder(tmp_path, classified, monkeypatch):
+    _, labels = classified
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert "report of 3 rows" in cli("report", labels, "--out", ".").stdout
+    names = sorted(p.name for p in here.iterdir())
+    assert "index.html" in names and "audio" in names and not [n for n in names if n.startswith(".")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cli-store", "corpus", "here", "labels.csv", "labels.txt"])
+
+
+def test_report_and_classify_report_into_an_unwritable_folder_are_one_line_before_any_work(tmp_path, classified,
+                                                                                             monkeypatch, corpus_dir):
+    st, labels = classified
+    # Tests run as root, whom chmod does not stop: a path under a file (ENOTDIR) is one unwritable
+    # place, and os.access answering no for one folder (as a read-only mount would) the other.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = cli("report", labels, "--out", blocker / "rep", code=1)
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write the report folder {blocker / 'rep'}: {blocker} is not a folder (nothing was written)"]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != locked and real_access(p, mode, **kw))
+    result = cli("report", labels, "--out", locked / "rep", code=1)
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write the report folder {locked / 'rep'}: {locked} is not writable (nothing was written)"]
+    from proto_index.pipeline import classify as classify_module
+
+    monkeypatch.setattr(classify_module, "file_windows", lambda *a, **k: pytest.fail("embedded before the check"))
+    out = tmp_path / "again.csv"
+    result = cli("classify", "-p", "urban-zero-shot", "--env", "park", sorted(corpus_dir.iterdir())[0], "--store", st,
+                 "--out", out, "--report", locked / "rep", "-q", code=1)
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write the report folder {locked / 'rep'}: {locked} is not writable (nothing was written)"]
+    assert not out.exists() and list(locked.iterdir()) == []
