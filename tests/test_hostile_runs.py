@@ -317,3 +317,20 @@ def test_report_and_classify_report_into_an_unwritable_folder_are_one_line_befor
     assert result.stderr.strip().splitlines() == [
         f"error: cannot write the report folder {locked / 'rep'}: {locked} is not writable (nothing was written)"]
     assert not out.exists() and list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "under-a-file"])
+def test_init_on_a_file_or_fifo_is_one_line(tmp_path, kind):
+    target = tmp_path / "thing"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.write_text("the user's file")
+    store = target / "store" if kind == "under-a-file" else target
+    result = cli("init", "--store", store, "--model", "fake-bands", code=1)
+    where = f"is inside {target}, which is" if kind == "under-a-file" else "is"
+    assert result.stderr.strip().splitlines() == [
+        f"error: {store} {where} not a folder; choose a new store folder (nothing was written)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thing"]
+    if kind != "fifo":
+        assert target.read_text() == "the user's file"
