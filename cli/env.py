@@ -9,8 +9,9 @@ import typer
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
 from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
-from proto_index.cli.output import say
+from proto_index.cli.output import BadUsage, say
 from proto_index.cli.records import environment_record
+from proto_index.core.tau import finite_tau
 from proto_index.pipeline.catalog_views import EnvironmentView
 
 app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
@@ -45,6 +46,12 @@ def add(
       proto-index env add park --text "park"
       proto-index env add metro --text "metro station" --audio backgrounds/metro/ --tau-audio 0.6
     """
+    for flag, tau in (("--tau-audio", tau_audio), ("--tau-text", tau_text)):
+        if tau is not None:
+            try:
+                finite_tau(tau, flag)
+            except ValueError as err:
+                raise BadUsage(str(err)) from None
     e = open_store(store, device).add_environment(name, text, audio or [], tau_audio, tau_text, replace)
     say(describe(e))
 

@@ -1,11 +1,14 @@
 """`proto-index verify | remove | reindex`: keeping a store healthy."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
+from proto_index.cli.output import BadUsage
+from proto_index.core.index_plan import GiB
 from proto_index.cli.common import DEFAULT_STORE_PATH, StoreOption, WaitOption, open_store
 from proto_index.cli.output import say
 
@@ -72,6 +75,8 @@ def reindex(
       proto-index reindex --index IVF4096,PQ64
       proto-index reindex --compact
     """
-    budget = None if memory_budget_gb is None else int(memory_budget_gb * (1 << 30))
+    if memory_budget_gb is not None and not (math.isfinite(memory_budget_gb) and memory_budget_gb * GiB >= 1):
+        raise BadUsage(f"--memory-budget-gb must be a positive number of gigabytes, not {memory_budget_gb!r}")
+    budget = None if memory_budget_gb is None else int(memory_budget_gb * GiB)
     built = open_store(store).reindex(index, budget, compact, wait)
     typer.echo(f"index: {built.description}, {built.ntotal} vectors")

@@ -9,7 +9,7 @@ from fakes import BandEncoder
 from sqlalchemy import func, select
 
 from proto_index import EmbedOptions, IngestOptions, Store
-from proto_index.errors import StoreExists, StoreNotFound
+from proto_index.errors import StoreCorrupt, StoreExists, StoreNotFound
 from proto_index.pipeline import ingest as ingest_mod
 from proto_index.pipeline.maintenance import verify
 from proto_index.store import catalog
@@ -71,7 +71,7 @@ def test_vector_file_round_trip_and_torn_tail(tmp_path):
         f.write(b"\x00" * 5)  # a torn partial row
     assert vf.count == 4
     assert vf.append(a[:1]) == 4 and vf.path.stat().st_size == 5 * 12
-    with pytest.raises(IndexError):
+    with pytest.raises(StoreCorrupt, match=r"holds 5 rows but row 5 is needed: vectors were lost"):
         vf.read([5])
 
 

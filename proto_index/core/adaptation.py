@@ -1,6 +1,8 @@
 """Choosing the domain adaptation (background subtraction) and its tau for an environment. Pure."""
 from __future__ import annotations
 
+from proto_index.core.tau import finite_tau
+
 ADAPTATIONS = ("auto", "audio", "text", "none")
 
 DEFAULT_TAU = {"audio": 0.7, "text": 0.2, "none": 0.0}
@@ -40,11 +42,13 @@ def resolve_adaptation(requested: str, has_audio: bool, has_text: bool) -> str:
 
 
 def resolve_tau(adaptation: str, run_tau: float | None, env_tau: dict[str, float | None]) -> float:
-    """The tau to use: 0 without adaptation, else the run's, else the environment's, else the default."""
+    """The tau to use: 0 without adaptation, else the run's, else the environment's, else the default.
+
+    A stored tau that is not finite raises ValueError."""
     if adaptation == "none":
         return 0.0
     if run_tau is not None:
         return float(run_tau)
-    if env_tau.get(adaptation) is not None:
-        return float(env_tau[adaptation])
+    if env_tau.get(adaptation) is not None:  # a store written before taus were checked may hold inf or nan
+        return finite_tau(env_tau[adaptation], f"its stored tau for {adaptation} backgrounds")
     return DEFAULT_TAU[adaptation]

@@ -69,7 +69,27 @@ def plan_index(n_vectors: int, dim: int, memory_budget: int = DEFAULT_MEMORY_BUD
     flat = flat_plan(dim)
     if flat.memory_bytes(n_vectors) <= memory_budget:
         return flat
-    return ivfpq_plan(n_vectors, dim, memory_budget)
+    ivfpq = ivfpq_plan(n_vectors, dim, memory_budget)
+    return ivfpq if n_vectors >= min_train_vectors(ivfpq) else flat  # too few to train: small anyway
+
+
+def choose_plan(factory: str | None, memory_budget: int | None, n_vectors: int, dim: int) -> IndexPlan:
+    """The plan for a store's choice: its ``factory`` (else :func:`plan_index` with ``memory_budget``).
+
+    A chosen factory that ``n_vectors`` cannot train (vectors removed since it was chosen) gives
+    way to the automatic plan until the corpus grows: a rebuild never fails for want of vectors.
+    """
+    if factory:
+        plan = plan_from_factory(factory, n_vectors, dim)
+        if n_vectors >= min_train_vectors(plan):
+            return plan
+    return plan_index(n_vectors, dim, DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
+
+
+def min_train_vectors(plan: IndexPlan) -> int:
+    """Vectors FAISS needs to train ``plan``: as many as the k-means clusters (IVF lists, 256 PQ centroids)."""
+    match = _FACTORY.match(plan.factory)
+    return 0 if plan.exact or match is None else max(int(match.group(2)), PQ_CENTROIDS)
 
 
 _FACTORY = re.compile(r"^(Flat|IVF(\d+),PQ(\d+)(x8)?)$")
@@ -83,6 +103,8 @@ def plan_from_factory(factory: str, n_vectors: int, dim: int) -> IndexPlan:
     if match.group(1) == "Flat":
         return flat_plan(dim)
     nlist, m = int(match.group(2)), int(match.group(3))
+    if nlist < 1 or m < 1:
+        raise ValueError(f"unsupported index {factory!r}: IVF<nlist>,PQ<m> needs nlist and m of at least 1")
     if dim % m:
         raise ValueError(f"PQ{m} needs a dimension divisible by {m}; the model's is {dim}")
     return IndexPlan(f"IVF{nlist},PQ{m}", m + ID_BYTES, _train_size(n_vectors, nlist), nprobe_for(nlist), 8)

@@ -26,7 +26,7 @@ def as_grid(values) -> np.ndarray:
     """A validated tau grid: non-empty, finite, ascending, no repeats."""
     grid = np.asarray(values, dtype=np.float64).ravel()
     if grid.size == 0 or not np.isfinite(grid).all():
-        raise ValueError("a tau grid needs at least one finite value")
+        raise ValueError("a tau grid needs at least one value, and only finite ones")
     if np.any(np.diff(grid) <= 0):
         raise ValueError("tau grid values must be strictly ascending")
     return grid
@@ -178,20 +178,34 @@ TAU_KEYWORDS = {"auto": "projection-batch", "auto-clip": "projection"}
 per batch (in ``classify``: all the run's clips of one environment), ``auto-clip`` per clip."""
 
 
-def parse_tau(value: str | float | None) -> float | str | None:
-    """A number, None, or a keyword of :data:`TAU_KEYWORDS` (returned as its rule name)."""
-    if value is None or isinstance(value, (int, float)):
-        return None if value is None else float(value)
-    text = str(value).strip().lower()
-    if text in TAU_KEYWORDS:
-        return TAU_KEYWORDS[text]
+def finite_tau(value, what: str = "tau") -> float:
+    """``value`` as a float, or ValueError unless it is a finite real number: the one check every
+    tau passes where it enters (a run's, an environment's given or stored, a calibration's).
+
+    inf or nan would turn every refined profile into -inf or nan, and argmax into the first class.
+    """
     try:
-        tau = float(text)
-    except ValueError:
-        raise ValueError(f"tau must be a number or one of {', '.join(TAU_KEYWORDS)}, not {value!r}") from None
-    if not np.isfinite(tau):
-        raise ValueError("tau must be finite")
+        tau = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
+    if isinstance(value, bool) or not np.isfinite(tau):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
     return tau
+
+
+def parse_tau(value: str | float | None) -> float | str | None:
+    """A finite number, None, or a keyword of :data:`TAU_KEYWORDS` (returned as its rule name)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TAU_KEYWORDS:
+            return TAU_KEYWORDS[text]
+        try:
+            float(text)
+        except ValueError:
+            raise ValueError(f"tau must be a number or one of {', '.join(TAU_KEYWORDS)}, not {value!r}") from None
+    return finite_tau(value)
 
 
 def auto_tau(profiles: np.ndarray, background: np.ndarray, rule: str = DEFAULT_AUTO_RULE) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proto_index.core.tau import DEFAULT_GRID
+from proto_index.core.tau import DEFAULT_GRID, as_grid
 from proto_index.errors import InvalidInput
 from proto_index.evaluation.calibrate import Calibration
 
@@ -47,6 +47,7 @@ def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, proto
     from proto_index.evaluation.calibrate import calibrate
     from proto_index.pipeline.manifest import read_manifest
 
+    grid = _grid(grid)  # before the clips are embedded
     rows = read_manifest(manifest)
     if any(not r.extra.get("label") for r in rows):
         raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
@@ -55,7 +56,7 @@ def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, proto
     vectors = store.embed_audio([r.path for r in rows])
     return calibrate(
         protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
-        DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+        grid, folds, seed, prototype_norm,
     )
 
 
@@ -65,6 +66,7 @@ def calibrate_annotations(store: "Store", storage: "Storage", prototypes: str, g
     from proto_index.evaluation.calibrate import calibrate
     from proto_index.pipeline.annotations import confirmed
 
+    grid = _grid(grid)
     conf = confirmed(storage)
     keep = [i for i, env in enumerate(conf.environments) if env]
     if not keep:
@@ -73,8 +75,16 @@ def calibrate_annotations(store: "Store", storage: "Storage", prototypes: str, g
     envs = {name: store.environment(name) for name in sorted({conf.environments[i] for i in keep})}
     return calibrate(
         protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
-        DEFAULT_GRID if grid is None else grid, folds, seed, prototype_norm,
+        grid, folds, seed, prototype_norm,
     )
+
+
+def _grid(grid) -> tuple[float, ...]:
+    """The tau grid (default :data:`DEFAULT_GRID`), finite and ascending, else :class:`InvalidInput`."""
+    try:
+        return DEFAULT_GRID if grid is None else tuple(float(t) for t in as_grid(grid))
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"tau grid: {e}") from None
 
 
 def _prototypes(storage: "Storage", name: str):

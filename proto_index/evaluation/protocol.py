@@ -30,7 +30,7 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
 from proto_index.core.prototypes import DEFAULT_TGAP_N, tgap_reference
 from proto_index.errors import Hint, InvalidInput
-from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, pick_tau
+from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, finite_tau, pick_tau
 
 METHODS = ("zero-shot", "tgap", "supervised")
 ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
@@ -86,6 +86,8 @@ class Settings:
             raise ValueError("TGAP N must be at least 1")
         if self.auto_rule not in AUTO_RULES:
             raise ValueError(f"unknown label-free tau rule {self.auto_rule!r}; choose one of {', '.join(AUTO_RULES)}")
+        for adaptation, tau in self.fixed_tau.items():
+            finite_tau(tau, f"the fixed tau for {adaptation}")
         missing = [a for a in self.adaptations if a != "none" and a not in self.fixed_tau]
         if missing:
             raise ValueError(f"no fixed tau for adaptation(s) {', '.join(missing)}")

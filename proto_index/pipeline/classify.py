@@ -14,7 +14,7 @@ from proto_index.core.profiles import background_profile, refine, similarity_pro
 from proto_index.core.tau import auto_tau, parse_tau
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import Hint, InvalidInput, NotFound
+from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import (
     EnvironmentView,
     PrototypeSetView,
@@ -172,7 +172,7 @@ def classify(
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    protos, plans, auto_rule = prepare(storage, prototypes, [env for _, env in items], scoring)
+    protos, plans, auto_rule, _ = prepare(storage, prototypes, [env for _, env in items], scoring)
     check_inputs([p for p, _ in items])
 
     unique = list(dict.fromkeys(p for p, _ in items))
@@ -228,21 +228,28 @@ def _transduce(items, row_vectors, refined: dict[int, np.ndarray]) -> dict[int, 
 
 def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOptions):
     """The prototype set, each environment's (adaptation, tau or None under a label-free rule,
-    background profile), and the label-free rule (or None); raises for anything unknown or unavailable."""
+    background profile), the label-free rule (or None), and each environment's stored background
+    vectors of its adaptation (the exact bytes the profile came from; empty for none); raises for
+    anything unknown or unavailable."""
     adapt, tau, prototype_norm = scoring.adapt, parse_tau(scoring.tau), scoring.prototype_norm  # checked already
     auto_rule = tau if isinstance(tau, str) else None
     with storage.session() as s:
         protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
         envs = _environments(s, sorted(set(environments)), storage.identity.dim)
-    plans = {}
+    plans, sources = {}, {}
     for name, env in envs.items():
         try:
             adaptation = resolve_adaptation(adapt, len(env.audio_vectors) > 0, len(env.text_vectors) > 0)
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}", hint=_ADD_BACKGROUND.get(adapt)) from None
-        fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        try:
+            fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+        except ValueError as e:
+            raise InvalidInput(f"environment {name!r}: {e}; redefine the environment with a finite one with "
+                               "`proto-index env add`, or give the run a tau", hint=REPLACE) from None
         plans[name] = (adaptation, fixed_tau, _background(env, adaptation, protos, prototype_norm))
-    return protos, plans, auto_rule
+        sources[name] = {"audio": env.audio_vectors, "text": env.text_vectors}.get(adaptation, np.zeros((0, 0), np.float32))
+    return protos, plans, auto_rule, sources
 
 
 def check_inputs(paths: Sequence[Path]) -> None:

@@ -9,9 +9,13 @@ folder resumes: inputs that already have rows are skipped.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from proto_index.core.tau import TAU_KEYWORDS, parse_tau
 from proto_index.errors import InvalidInput
@@ -72,18 +76,22 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     if scoring.transductive:
         raise InvalidInput("transductive adaptation works over all of an environment's clips in the run, which a "
                            "dataset written as results arrive never holds: write one file (csv, jsonl, parquet)")
-    protos, _, _ = prepare(storage, prototypes, [env for _, env in items], scoring)  # all before any work
+    protos, plans, _, sources = prepare(storage, prototypes, [env for _, env in items], scoring)  # all before any work
     check_inputs([p for p, _ in items])
     for env in {env for _, env in items}:
         partition_folder(env)  # a name too long for a folder: refused now, not after hours of work
-    settings = {"prototypes": prototypes, "labels": protos.labels, "model": storage.identity.to_json(),
+    settings = {"prototypes": prototypes, "labels": protos.labels, "prototype_vectors": _digest(protos.matrix),
+                "model": storage.identity.to_json(),
                 "all_scores": target.all_scores, **{k: getattr(scoring, k) for k in RESULT_OPTIONS},
                 "hop_s": options.hop_s}  # the hop changes the windows
     report = DatasetReport(Path(target.out), 0, 0, 0, 0, 0)
+    environments = {env: _digest(sources[env], adaptation, fixed_tau) for env, (adaptation, fixed_tau, _) in plans.items()}
     with PartitionedWriter.open(target.out, settings, protos.labels if target.all_scores else None,
-                                target.rows_per_file) as writer:
+                                target.rows_per_file, environments) as writer:
         todo = [(p, env) for p, env in items if (as_text(p), env) not in writer.done]  # as rows_of writes it
         report.resumed = len(items) - len(todo)
+        if todo:
+            writer.start()
         chunks = _OneBar(progress, len(dict.fromkeys(p for p, _ in todo)))
         for start in range(0, len(todo), target.files_per_chunk):
             result = classify_chunk(todo[start:start + target.files_per_chunk], chunks)
@@ -95,6 +103,15 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
         report.parts = writer.parts_written
         writer.finish()
     return report
+
+
+def _digest(vectors: np.ndarray, *facts) -> str:
+    """SHA-256 of stored vectors (their exact float32 bytes and shape) and JSON-able facts."""
+    h = hashlib.sha256()
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    h.update(json.dumps([list(v.shape), *facts]).encode())
+    h.update(v.tobytes())
+    return h.hexdigest()
 
 
 class _OneBar:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.core.adaptation import background_prompts
+from proto_index.core.tau import finite_tau
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.pipeline.catalog_views import EnvironmentView, environment_view, get_environment
@@ -34,6 +35,7 @@ def add_environment(
     read as spaces) describes the environment, as the paper's text backgrounds use scene names.
     """
     name = check_text(name, "environment name")
+    tau_audio, tau_text = _tau(tau_audio, "audio"), _tau(tau_text, "text")
     audio = list(audio)
     if text is None and not audio:
         text = name.replace("_", " ")
@@ -83,15 +85,22 @@ def list_environments(storage: Storage) -> list[EnvironmentView]:
         return [environment_view(e, storage.identity.dim) for e in s.scalars(select(Environment).order_by(Environment.name))]
 
 
-
-
 def set_tau(storage: Storage, name: str, audio: float | None = None, text: float | None = None) -> EnvironmentView:
     """Store an environment's tau for audio and/or text backgrounds (None leaves one as it is)."""
+    audio, text = _tau(audio, "audio"), _tau(text, "text")
     with storage.session() as s:
         env = get_environment(s, name)
         if audio is not None:
-            env.tau_audio = float(audio)
+            env.tau_audio = audio
         if text is not None:
-            env.tau_text = float(text)
+            env.tau_text = text
         s.flush()
         return environment_view(env, storage.identity.dim)
+
+
+def _tau(value: float | None, kind: str) -> float | None:
+    """None, or a finite tau for ``kind`` backgrounds (:class:`InvalidInput` otherwise)."""
+    try:
+        return None if value is None else finite_tau(value, f"the tau for {kind} backgrounds")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None

@@ -1,6 +1,7 @@
 """Keeping a store healthy: verify (and repair), remove recordings, rebuild or compact the index."""
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 from sqlalchemy import delete, or_, select
 
 from proto_index.audio.discover import file_sha256
-from proto_index.core.index_plan import plan_from_factory
+from proto_index.core.index_plan import choose_plan, min_train_vectors, plan_from_factory
 from proto_index.errors import InvalidInput
 from proto_index.store.index import VectorIndex
 from proto_index.store.integrity import BLOCK_ROWS
@@ -189,23 +190,43 @@ def reindex(
     compact: bool = False,
     wait_s: float = 0.0,
 ) -> VectorIndex:
-    """Rebuild the index from the exact vectors (``factory``: 'auto', 'Flat' or 'IVF<n>,PQ<m>', remembered).
+    """Rebuild the index from the exact vectors (``factory``: 'auto', 'Flat' or 'IVF<n>,PQ<m>';
+    ``memory_budget``: bytes, for 'auto'). Both are checked first and remembered only once the index
+    has been built: a refused or failed choice leaves the store's as it was.
 
     ``compact`` first rewrites the vector file without the rows of removed recordings.
     """
+    dim = storage.identity.dim
+    if factory is not None and factory != "auto":
+        try:
+            plan_from_factory(factory, 0, dim)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+    if memory_budget is not None and (not isinstance(memory_budget, numbers.Integral) or isinstance(memory_budget, bool)
+                                      or memory_budget < 1):
+        raise InvalidInput(f"the index memory budget must be a whole number of bytes of at least 1, got {memory_budget!r}")
     with storage.writer(wait_s):
-        if factory is not None:
-            if factory != "auto":
-                try:
-                    plan_from_factory(factory, 0, storage.identity.dim)
-                except ValueError as e:
-                    raise InvalidInput(str(e)) from None
-            storage.set_meta("index_factory", None if factory == "auto" else factory)
-        if memory_budget is not None:
-            storage.set_meta("index_memory_budget", str(int(memory_budget)))
+        chosen = storage.meta("index_factory") if factory is None else None if factory == "auto" else factory
+        stored_budget = storage.meta("index_memory_budget")
+        budget = int(memory_budget) if memory_budget is not None else int(stored_budget) if stored_budget else None
+        if factory not in (None, "auto"):
+            n = storage.count_live_rows()
+            need = min_train_vectors(plan_from_factory(factory, n, dim))
+            if n < need:
+                raise InvalidInput(f"index {factory} needs at least {need} vectors to train and the store holds {n}; "
+                                   "choose Flat or auto until the corpus grows (nothing was changed)")
         if compact:
             storage.compact_vectors()
         live = storage.live_rows()
-        index = VectorIndex.build(storage.identity.dim, live, storage.vectors.read, storage.index_plan(len(live)))
+        plan = choose_plan(chosen, budget, len(live), dim)
+        try:
+            index = VectorIndex.build(dim, live, storage.vectors.read, plan)
+        except RuntimeError as e:  # FAISS refusing a plan; its message ends with the reason
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise InvalidInput(f"FAISS could not build index {plan.factory}: {reason} (the store's index is unchanged)") from None
+        if factory is not None:
+            storage.set_meta("index_factory", chosen)
+        if memory_budget is not None:
+            storage.set_meta("index_memory_budget", str(int(memory_budget)))
         storage.publish_index(index)
         return index

@@ -61,10 +61,21 @@ def _read_csv(path: Path) -> str:
         raise InvalidInput(f"{path} is not UTF-8 text: expected a classification CSV") from None
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, own: Path | None = None) -> Path:
+    """``out`` (absolute) can become the report folder: new, or an empty folder (but for ``own``, the
+    run's temporary folder in it), in a folder this process can write; never standard output."""
     refuse_stdout(out, "a report (a folder)")
-    if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+    out = Path(out).absolute()
+    if out.is_symlink() or (out.exists() and (not out.is_dir() or any(p != own for p in out.iterdir()))):
         raise InvalidInput(f"{out} already exists and is not an empty folder; choose a new report folder (nothing was written)")
+    holder = out
+    while not holder.exists() and holder != holder.parent:  # the folder the report's folders are made in
+        holder = holder.parent
+    if not holder.is_dir():
+        raise InvalidInput(f"cannot write the report folder {out}: {holder} is not a folder (nothing was written)")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write the report folder {out}: {holder} is not writable (nothing was written)")
+    return out
 
 
 def build_report(options: ReportOptions, on_problem: Callable[[str, str], None] | None = None) -> ReportResult:
@@ -73,16 +84,26 @@ def build_report(options: ReportOptions, on_problem: Callable[[str, str], None] 
     ``on_problem(path, why)`` is called once per source that cannot be shown (vanished, unreadable); its
     rows are listed in the report and the rest is shown.
     """
-    out = Path(options.out)
     table = rdata.parse_table(_read_csv(Path(options.csv)), str(options.csv))
-    check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    out = check_out(options.out)
+    existing = out.is_dir()  # an empty folder (such as `.`): built inside it, then moved up
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".report.tmp-" if existing else f".{out.name}.tmp-",
+                                    dir=out if existing else out.parent))
+    except OSError as e:
+        raise InvalidInput(f"cannot write the report folder {out}: {e.strerror} (nothing was written)") from None
     try:
         result = _build(options, table, tmp, on_problem or (lambda p, w: None))
-        check_out(out)
-        os.rename(tmp, out)  # atomic; replaces an empty folder (checked just above)
-        fsync_dir(out.parent)
+        check_out(out, own=tmp)
+        if existing:  # index.html last: once it is there, everything it links to is
+            for p in sorted(tmp.iterdir(), key=lambda p: p.name == "index.html"):
+                os.rename(p, out / p.name)
+            tmp.rmdir()
+            fsync_dir(out)
+        else:
+            os.rename(tmp, out)  # atomic
+            fsync_dir(out.parent)
         result.out = out
         return result
     finally:

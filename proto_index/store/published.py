@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 
-from proto_index.core.index_plan import DEFAULT_MEMORY_BUDGET, IndexPlan, plan_from_factory, plan_index
+from proto_index.core.index_plan import IndexPlan, choose_plan
 from proto_index.errors import Hint, StoreCorrupt, StoreError
 from proto_index.store import integrity
 from proto_index.store.checksums import recorded
@@ -83,11 +83,8 @@ def load_current(storage: Storage) -> VectorIndex:
 def plan(storage: Storage, n_vectors: int | None = None) -> IndexPlan:
     """The index this store's corpus calls for: a user-chosen factory, else sized by count and budget."""
     n = storage.count_live_rows() if n_vectors is None else n_vectors
-    factory = storage.meta("index_factory")
-    if factory:
-        return plan_from_factory(factory, n, storage.identity.dim)
     budget = storage.meta("index_memory_budget")
-    return plan_index(n, storage.identity.dim, int(budget) if budget else DEFAULT_MEMORY_BUDGET)
+    return choose_plan(storage.meta("index_factory"), int(budget) if budget else None, n, storage.identity.dim)
 
 
 def publish(storage: Storage, index: VectorIndex) -> None:

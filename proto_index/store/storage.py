@@ -102,7 +102,10 @@ class Storage:
         root = Path(root)
         for old in cls.check_new(root, discard_old_files):
             old.unlink()
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreReadOnly(f"cannot create the store folder {root}: {e.strerror}") from None
         engine = catalog.create_catalog_engine(root / CATALOG)
         catalog.upgrade(engine)
         with Session(engine) as s, s.begin():
@@ -120,6 +123,12 @@ class Storage:
         """Refuse to make a store where one exists, or where an earlier store's files lie without
         its catalog (unless ``discard_old_files``); returns those files."""
         root = Path(root)
+        holder = root.absolute()
+        while not (holder.exists() or holder.is_symlink()) and holder != holder.parent:
+            holder = holder.parent
+        if not holder.is_dir():  # a file, FIFO or device where the store (or a folder above it) would go
+            where = "is" if holder == root.absolute() else f"is inside {holder}, which is"
+            raise InvalidInput(f"{root} {where} not a folder; choose a new store folder (nothing was written)")
         if (root / CATALOG).exists():
             raise StoreExists(f"a store already exists at {root}")
         left = sorted(p for p in root.iterdir() if integrity.owned_file(p.name)) if root.is_dir() else []

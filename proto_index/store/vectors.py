@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from proto_index.errors import Hint, StoreCorrupt
+
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 """float16 halves the disk and page cache a corpus needs; its rounding (~5e-4 relative) is far
 below the differences that decide a nearest neighbour or a class."""
@@ -68,8 +70,14 @@ class VectorFile:
         if rows.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         mm = self.memmap()
-        if rows.min() < 0 or rows.max() >= mm.shape[0]:
-            raise IndexError(f"vector row out of range (file has {mm.shape[0]} rows)")
+        if rows.min() < 0:
+            raise IndexError(f"vector row {int(rows.min())} out of range")
+        if rows.max() >= mm.shape[0]:  # rows the catalog committed: the file lost them
+            raise StoreCorrupt(
+                f"the vector file {self.path.name} holds {mm.shape[0]} rows but row {int(rows.max())} is needed: "
+                "vectors were lost (the file was truncated)",
+                hint=Hint("verify_repair", "run {option} to drop the recordings they belong to, then ingest them again"),
+            )
         return np.array(mm[rows], dtype=np.float32)
 
     def memmap(self) -> np.ndarray:
