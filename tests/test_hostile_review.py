@@ -69,7 +69,7 @@ def test_annotate_refuses_rows_naming_unknown_environments_or_labels_one_line_ea
         "or leave the cell empty)",
         "d.csv line 4: label 'sirene' is in no class set of this store (see `classes list`)",
         "d.csv line 5: corrected_label 'car\\nhorn' is in no class set of this store (see `classes list`)",
-        "d.csv line 6: environment '__proto__' is not one of this store's environments (add it with `env add`, "
+        "d.csv line 7: environment '__proto__' is not one of this store's environments (add it with `env add`, "
         "or leave the cell empty)",
     ]
     assert (report.stored, report.not_stored) == (2, 4)
@@ -145,7 +145,7 @@ def test_a_crash_loses_only_the_batch_in_flight_and_a_rerun_stores_no_duplicates
                              batch_rows=10)
     assert len(stored(store)) == 20  # the two batches committed before the crash
     report = annotations.annotate(store._storage, d, batch_rows=10)
-    assert (report.stored, report.replaced) == (30, 30)  # 24 windows already annotated, then rows 25-30 again
+    assert (report.stored, report.replaced) == (30, 26)  # rows 1-20 were stored, rows 25-30 repeat rows 1-6
     rows = stored(store)
     assert len(rows) == 24 and len(set(rows)) == 24
     again = annotations.annotate(store._storage, d, batch_rows=7)
