@@ -88,6 +88,7 @@ class _Known:
 def _store_batch(s, batch, decisions: Path, source: str, known: _Known, report: AnnotateReport, progress) -> None:
     """Check and store one batch in session ``s``: earlier verdicts on its windows are replaced."""
     lookup = _Lookup(s, decisions.parent)
+    lookup.prefetch([row.get("path", "") for _, row in batch])
     pending: dict[tuple[int, int | None], dict] = {}
     for line, row in batch:
         try:
@@ -223,6 +224,31 @@ class _Lookup:
         self.windows: dict[int, list[tuple[float, float, int]]] = {}
         self.hashes: dict[Path, str | None] = {}
 
+    def prefetch(self, cells: list[str]) -> None:
+        """Look up the recordings the batch names by path, and their windows, a few queries in all."""
+        wanted: dict[str, list[str]] = {}  # stored path -> the cells that may name it
+        for cell in set(cells):
+            if cell and "\x00" not in cell:
+                for name in (cell, _absolute(cell, self.base)):
+                    wanted.setdefault(name, []).append(cell)
+        found: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(list(wanted), _IN_CHUNK):
+            for rec_id, path in self.s.execute(select(Recording.id, Recording.path).where(Recording.path.in_(chunk))):
+                found[path] = (rec_id, path)
+        for path, rec in found.items():
+            for cell in wanted[path]:
+                if cell not in self.recordings or cell == path:  # the cell as written wins over its absolute form
+                    self.recordings[cell] = rec
+        ids = sorted({rec_id for rec_id, _ in found.values()})
+        for chunk in _chunks(ids, _IN_CHUNK):
+            for rec_id in chunk:
+                self.windows[rec_id] = []
+            for w in self.s.execute(select(Window.recording_id, Window.start_s, Window.end_s, Window.id)
+                                    .where(Window.recording_id.in_(chunk))):
+                self.windows[w[0]].append((w[1], w[2], w[3]))
+        for spans in self.windows.values():
+            spans.sort()
+
     def recording(self, cell: str) -> tuple[int, str]:
         if cell not in self.recordings:
             rec = _recording(self.s, cell, self.base, self.hashes)
@@ -242,14 +268,17 @@ class _Lookup:
         return None
 
 
+def _absolute(cell: str, base: Path) -> str:
+    """A CSV path cell as an absolute path (relative ones are relative to the CSV's folder)."""
+    path = Path(cell)
+    return os.path.abspath(path if path.is_absolute() else base / path)
+
+
 def _recording(s, cell: str, base: Path, hashes: dict) -> Recording:
     """The stored recording a CSV path names: by path, else by the content hash of a regular file there."""
     if not cell or "\x00" in cell:
         raise InvalidInput("empty or invalid path")
-    path = Path(cell)
-    if not path.is_absolute():
-        path = base / path
-    path = Path(os.path.abspath(path))
+    path = Path(_absolute(cell, base))
     rec = s.scalar(select(Recording).where(Recording.path.in_([cell, str(path)])).limit(1))
     if rec is not None:
         return rec
