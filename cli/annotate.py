@@ -24,7 +24,8 @@ def annotate(
     window by its start_s/end_s (both empty: the whole recording). A window annotated again keeps
     only the latest verdict. Rows that cannot be stored (unknown recording, window, environment, or
     a label in no class set) are reported one per line as they are met (exit status 3); the others
-    are stored, 5,000 rows per transaction (a rerun of the same file is harmless). Then `prototypes build CLASSES --method supervised` uses them.
+    are stored, 5,000 rows per transaction (a rerun of the same file is harmless). Then
+    `prototypes build CLASSES --method supervised` uses them.
 
     \b
     Example:
