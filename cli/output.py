@@ -99,14 +99,14 @@ class _Throughput(ProgressColumn):
 
 
 class BarProgress:
-    """Shows files done of all, windows embedded, throughput, elapsed time and ETA on stderr.
+    """Shows files (or another ``unit``) done of all, windows embedded, throughput, elapsed time and ETA on stderr.
 
     Notes print as lines above the bar. The ETA is by files (the total is known up front, the
     number of windows is not).
     """
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, unit: str = "files"):
+        self.quiet, self.unit = quiet, unit
         self._bar: Progress | None = None
         self._task = None
         self._windows = 0
@@ -119,14 +119,14 @@ class BarProgress:
             self._bar.stop()
 
     def start(self, total: int, description: str) -> None:
-        if self.quiet or total == 0:
-            return
+        if self.quiet or total == 0 or not err_console.is_terminal:
+            return  # rich draws nothing live off a terminal, and its stop would leave a blank line there
         if self._bar is None:
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                TextColumn("{task.completed}/{task.total} files"),
-                _Throughput(),
+                TextColumn("{task.completed}/{task.total} " + self.unit),
+                *([_Throughput()] if self.unit == "files" else []),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),

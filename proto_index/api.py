@@ -225,12 +225,13 @@ class Store:
                               replace)  # before the model loads
         return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed)
 
-    def annotate(self, decisions: str | Path, source: str | None = None):
+    def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
-        corrected_label``); see ``proto_index.pipeline.annotations``. Bad rows come back as problems."""
+        corrected_label``); see ``proto_index.pipeline.annotations``. Bad rows come back as problems
+        (and each goes to ``progress.note`` as it is met)."""
         from proto_index.pipeline.annotations import annotate
 
-        return annotate(self._storage, Path(decisions), source)
+        return annotate(self._storage, Path(decisions), source, progress)
 
     def prototype_set(self, name: str) -> PrototypeSetView:
         """A prototype set's labels, matrix (one row per label), text anchors and TGAP neighbours."""

@@ -27,6 +27,15 @@ from proto_index.filenames import for_library
 
 BLOCK_FRAMES = 1 << 18
 """Source frames read per block when streaming (about 5.5 s at 48 kHz)."""
+MAX_SAMPLE_RATE = 768_000
+"""The highest source rate read (ultrasonic recorders go to 384-768 kHz); a header claiming more is
+refused, as its reads and resampling would be sized by it."""
+
+
+def check_rate(sample_rate: int) -> None:
+    """:class:`AudioDecodeError` unless ``sample_rate`` is a rate this tool reads (1 Hz to ``MAX_SAMPLE_RATE``)."""
+    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(f"sample rate {sample_rate} Hz is not one this tool reads (at most {MAX_SAMPLE_RATE} Hz)")
 
 
 def check_readable(path: str | os.PathLike) -> None:
@@ -57,6 +66,11 @@ def open_audio(source: str | os.PathLike | BinaryIO) -> sf.SoundFile:
     if snd.frames == 0:
         snd.close()
         raise AudioDecodeError("empty audio (0 samples)")
+    try:
+        check_rate(snd.samplerate)
+    except AudioDecodeError:
+        snd.close()
+        raise
     return snd
 
 

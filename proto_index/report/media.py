@@ -10,12 +10,18 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from proto_index.audio.decode import check_rate
+from proto_index.errors import AudioDecodeError
 from proto_index.filenames import for_library, from_text
 
 EXCERPT_RATE = 16_000
 """Excerpts are mono 16-bit PCM at this rate (320 kB per 10 s): small enough for hundreds of rows."""
 MAX_EXCERPT_S = 30.0
 """A per-file row plays at most this much of its file (its first seconds); a window plays whole."""
+BLOCK_SAMPLES = 1 << 20
+"""Source samples (frames x channels) read at a time: 4 MB of float32, whatever the header claims."""
+MAX_SOURCE_SAMPLES = 1 << 27
+"""Source samples read for one excerpt at most (30 s of 8 channels at 384 kHz fit); beyond, it is cut."""
 
 
 class MediaProblem(Exception):
@@ -44,29 +50,51 @@ def check_source(path: Path) -> None:
 
 def read_excerpt(path: Path, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, bool]:
     """Mono float32 samples of [start_s, end_s) at ``EXCERPT_RATE`` (a whole file up to ``MAX_EXCERPT_S``),
-    and whether the excerpt was cut short of what was asked."""
+    and whether the excerpt was cut short of what was asked.
+
+    Memory is bounded whatever the header says: the source is read ``BLOCK_SAMPLES`` at a time, at
+    most ``MAX_SOURCE_SAMPLES`` in all, and resampled as it is read; rates above
+    :data:`~proto_index.audio.decode.MAX_SAMPLE_RATE` are refused."""
     check_source(path)
     try:
         with sf.SoundFile(for_library(path)) as snd:
-            sr = snd.samplerate
+            sr, channels = snd.samplerate, snd.channels
+            check_rate(sr)
             first = 0 if start_s is None else max(0, int(round(start_s * sr)))
             want_end = snd.frames if end_s is None else int(round(end_s * sr))
-            last = min(snd.frames, want_end, first + int(MAX_EXCERPT_S * sr))
+            last = min(snd.frames, want_end, first + int(MAX_EXCERPT_S * sr), first + MAX_SOURCE_SAMPLES // channels)
             cut = last < min(snd.frames, want_end)
             if last <= first:
                 raise MediaProblem(f"window {start_s}-{end_s} s lies outside the file ({snd.frames / sr:.2f} s)")
             snd.seek(first)
-            data = snd.read(last - first, dtype="float32", always_2d=True)
+            mono = _read_mono(snd, last - first, max(1, BLOCK_SAMPLES // channels))
+    except AudioDecodeError as e:
+        raise MediaProblem(str(e)) from None
     except OSError as e:
         raise MediaProblem(f"cannot read: {e.strerror or e}") from None
     except (sf.SoundFileError, RuntimeError, ValueError) as e:
         raise MediaProblem(f"cannot decode audio: {e}") from None
-    mono = data.mean(axis=1)
-    if sr != EXCERPT_RATE:
-        mono = soxr.resample(mono, sr, EXCERPT_RATE, quality="HQ")
-    if not np.all(np.isfinite(mono)):
-        raise MediaProblem("audio has non-finite samples")
-    return mono.astype(np.float32), cut
+    return mono, cut
+
+
+def _read_mono(snd: sf.SoundFile, frames: int, block: int) -> np.ndarray:
+    """``frames`` frames from the current position, mixed to mono and resampled to ``EXCERPT_RATE`` block by block."""
+    sr = snd.samplerate
+    stream = None if sr == EXCERPT_RATE else soxr.ResampleStream(sr, EXCERPT_RATE, 1, dtype="float32", quality="HQ")
+    parts = []
+    left = frames
+    while left > 0:
+        data = snd.read(min(block, left), dtype="float32", always_2d=True)
+        if len(data) == 0:
+            break
+        left -= len(data)
+        mono = np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+        if not np.all(np.isfinite(mono)):
+            raise MediaProblem("audio has non-finite samples")
+        parts.append(mono if stream is None else stream.resample_chunk(mono, last=False))
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
 
 
 def write_wav(samples: np.ndarray, out: Path) -> None:

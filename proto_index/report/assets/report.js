@@ -5,7 +5,9 @@
   var PAGE = 50;
   var meta = JSON.parse(document.getElementById("report-meta").textContent);
   var rows = JSON.parse(document.getElementById("report-rows").textContent);
-  var decisions = {};  // row index -> {verdict, corrected}
+  // Keys that come from input (environments, labels, paths) never index a plain object: "__proto__",
+  // "constructor" or "toString" would hit Object.prototype. Sets and Maps only.
+  var decisions = new Map();  // row index -> {verdict, corrected}
   var page = 0;
   var byId = function (id) { return document.getElementById(id); };
   var el = function (tag, text, cls) {
@@ -20,15 +22,15 @@
     values.forEach(function (v) { var o = el("option", v); o.value = v; select.appendChild(o); });
   }
   var unique = function (key) {
-    var seen = {};
-    rows.forEach(function (r) { seen[r[key]] = true; });
-    return Object.keys(seen).sort();
+    var seen = new Set();
+    rows.forEach(function (r) { seen.add(r[key]); });
+    return Array.from(seen).sort();
   };
   fillSelect(byId("f-env"), unique("env"));
   fillSelect(byId("f-label"), unique("label"));
 
   var num = function (x, missing) { return x === null || x === undefined ? missing : x; };
-  var sorters = {
+  var sorters = new Map(Object.entries({
     "group": function (a, b) {
       return a.env < b.env ? -1 : a.env > b.env ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 :
         num(a.margin, Infinity) - num(b.margin, Infinity) || a.i - b.i;
@@ -40,7 +42,7 @@
     "path": function (a, b) {
       return a.path < b.path ? -1 : a.path > b.path ? 1 : (parseFloat(a.start) || 0) - (parseFloat(b.start) || 0) || a.i - b.i;
     }
-  };
+  }));
 
   function visible() {
     var env = byId("f-env").value, label = byId("f-label").value;
@@ -49,11 +51,11 @@
       if (env && r.env !== env) return false;
       if (label && r.label !== label) return false;
       if (text && r.path.toLowerCase().indexOf(text) < 0) return false;
-      if (state === "none" && decisions[r.i]) return false;
-      if (state === "any" && !decisions[r.i]) return false;
+      if (state === "none" && decisions.has(r.i)) return false;
+      if (state === "any" && !decisions.has(r.i)) return false;
       return true;
     });
-    return out.sort(sorters[byId("sort").value] || sorters.group);
+    return out.sort(sorters.get(byId("sort").value) || sorters.get("group"));
   }
 
   function reviewCell(r) {
@@ -66,25 +68,26 @@
       var lab = el("label", null, "verdict");
       var input = document.createElement("input");
       input.type = "radio"; input.name = name; input.value = v;
-      input.checked = !!(decisions[r.i] && decisions[r.i].verdict === v);
+      input.checked = !!(decisions.has(r.i) && decisions.get(r.i).verdict === v);
       input.addEventListener("change", function () {
-        decisions[r.i] = {verdict: v, corrected: v === "relabel" ? corrected.value : ""};
+        decisions.set(r.i, {verdict: v, corrected: v === "relabel" ? corrected.value : ""});
         corrected.disabled = v !== "relabel";
         count();
       });
       lab.appendChild(input); lab.appendChild(document.createTextNode(" " + v));
       td.appendChild(lab);
     });
-    var d = decisions[r.i];
+    var d = decisions.get(r.i);
     if (d && d.corrected) corrected.value = d.corrected;
     corrected.disabled = !(d && d.verdict === "relabel");
     corrected.addEventListener("change", function () {
-      if (decisions[r.i] && decisions[r.i].verdict === "relabel") decisions[r.i].corrected = corrected.value;
+      var d = decisions.get(r.i);
+      if (d && d.verdict === "relabel") d.corrected = corrected.value;
     });
     td.appendChild(corrected);
     var clear = el("button", "clear", "clear");
     clear.type = "button";
-    clear.addEventListener("click", function () { delete decisions[r.i]; render(); count(); });
+    clear.addEventListener("click", function () { decisions.delete(r.i); render(); count(); });
     td.appendChild(clear);
     return td;
   }
@@ -139,7 +142,7 @@
   }
 
   function count() {
-    var n = Object.keys(decisions).length;
+    var n = decisions.size;
     byId("decided").textContent = n + (n === 1 ? " decision" : " decisions");
   }
 
@@ -150,8 +153,8 @@
 
   function decisionsCsv() {
     var lines = [meta.columns.join(",")];
-    rows.filter(function (r) { return decisions[r.i]; }).sort(function (a, b) { return a.i - b.i; }).forEach(function (r) {
-      var d = decisions[r.i];
+    rows.filter(function (r) { return decisions.has(r.i); }).sort(function (a, b) { return a.i - b.i; }).forEach(function (r) {
+      var d = decisions.get(r.i);
       lines.push([r.path, r.start, r.end, r.env, r.label, d.verdict, d.verdict === "relabel" ? d.corrected : ""].map(csvCell).join(","));
     });
     return lines.join("\r\n") + "\r\n";
