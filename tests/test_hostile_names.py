@@ -192,3 +192,30 @@ def test_search_info_and_failure_lines_escape_control_characters(tmp_path, hosti
     # --json stays lossless: the control characters as JSON escapes, the Latin-1 name as its URI
     hits = json.loads(cli("search", "bird song", "-k", "8", "--store", store, "--json").stdout)
     assert {names[NEWLINE], names[ESCAPE], as_text(names[LATIN1])} <= {h["path"] for h in hits}
+
+
+def test_report_shows_names_that_are_not_text(tmp_path, hostile):
+    """The review report of a run whose rows and TGAP neighbours have such names is written."""
+    folder, names = hostile
+    store = _classified_store(tmp_path, folder)
+    cli("prototypes", "build", "urban", "--method", "tgap", "--n", "3", "--store", store)
+    out = tmp_path / "labels.csv"
+    cli("classify", *sorted(names.values()), "-p", "urban-tgap3", "--env", "park", "--out", out, "--store", store, "-q")
+    cli("report", out, "--out", tmp_path / "rep", "--store", store, "-p", "urban-tgap3")
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    assert "\x1b" not in page and as_text(names[LATIN1]) in page
+
+
+def test_annotate_reads_the_uri_of_a_name_that_is_not_utf8(tmp_path, hostile):
+    """A decisions CSV names such a file as the report's page and the exports write it (its URI)."""
+    folder, names = hostile
+    store = _classified_store(tmp_path, folder)
+    decisions = tmp_path / "decisions.csv"
+    with open(decisions, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"])
+        w.writerow([as_text(names[LATIN1]), "", "", "park", "dog bark", "right", ""])
+    cli("annotate", decisions, "--store", store, "-q")
+    with sqlite3.connect(store / "catalog.sqlite") as db:
+        [(path,)] = db.execute("SELECT r.path FROM annotations a JOIN recordings r ON r.id = a.recording_id").fetchall()
+    assert path == os.fsencode(names[LATIN1])

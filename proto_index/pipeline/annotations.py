@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 
 from proto_index.audio.discover import file_sha256
 from proto_index.errors import InvalidInput, NotFound
+from proto_index.filenames import from_text
 from proto_index.progress import Progress
 from proto_index.store.schema import Annotation, ClassLabel, Environment, Recording, Window, utcnow
 from proto_index.store.storage import Storage
@@ -229,7 +230,8 @@ class _Lookup:
         wanted: dict[str, list[str]] = {}  # stored path -> the cells that may name it
         for cell in set(cells):
             if cell and "\x00" not in cell:
-                for name in (cell, _absolute(cell, self.base)):
+                path = from_text(cell)  # a file: URI stands for a name that is not UTF-8
+                for name in (path, _absolute(path, self.base)):
                     wanted.setdefault(name, []).append(cell)
         found: dict[str, tuple[int, str]] = {}
         for chunk in _chunks(list(wanted), _IN_CHUNK):
@@ -251,7 +253,7 @@ class _Lookup:
 
     def recording(self, cell: str) -> tuple[int, str]:
         if cell not in self.recordings:
-            rec = _recording(self.s, cell, self.base, self.hashes)
+            rec = _recording(self.s, from_text(cell), self.base, self.hashes)
             self.recordings[cell] = (rec.id, rec.path)
         return self.recordings[cell]
 

@@ -12,6 +12,8 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
+from proto_index.filenames import as_text
+
 from proto_index.report.data import REVIEW_COLUMNS, VERDICTS, Row, Summary
 
 MAX_LISTED = 500
@@ -81,7 +83,7 @@ def _write(path: Path, text: str) -> None:
 
 def _row_json(r: Row, src: Path, media) -> dict:
     return {
-        "i": r.index, "path": str(src), "href": src.as_uri() + (f"#t={_seconds(r.start_s)}" if r.start_s else ""),
+        "i": r.index, "path": as_text(src), "href": src.as_uri() + (f"#t={_seconds(r.start_s)}" if r.start_s else ""),
         "start": _seconds(r.start_s), "end": _seconds(r.end_s), "env": r.environment, "label": r.label,
         "adaptation": r.adaptation, "tau": r.tau, "score": r.score, "margin": r.margin,
         "top": [[lab, v] for lab, v in r.top], "audio": media.audio, "spec": media.spectrogram,
@@ -147,12 +149,12 @@ def _unavailable_html(p: IndexPage) -> str:
     if p.skipped:
         parts.append(f"<h3>Audio unavailable ({len(p.skipped)} rows, {len(p.problems)} files)</h3><ul class=\"problems\">")
         for path, why in list(p.problems.items())[:MAX_LISTED]:
-            parts.append(f"<li><code>{escape(path)}</code>: {escape(why)}</li>")
+            parts.append(f"<li><code>{escape(as_text(path))}</code>: {escape(why)}</li>")
         parts.append("</ul>")
     if p.failed:
         parts.append(f"<h3>Failed in classification ({len(p.failed)} rows)</h3><ul class=\"problems\">")
         for r in p.failed[:MAX_LISTED]:
-            parts.append(f"<li><code>{escape(r.path)}</code>: {escape(r.error)}</li>")
+            parts.append(f"<li><code>{escape(as_text(r.path))}</code>: {escape(r.error)}</li>")
         parts.append("</ul>")
     return "".join(parts) + "</section>"
 
@@ -210,7 +212,7 @@ def write_prototypes(path: Path, p: PrototypePage) -> None:
                              "(removed from the corpus)</td></tr>")
                 continue
             src = Path(nb.path)
-            where = f"{escape(nb.path)} @ {float(nb.start_s or 0):g} s"
+            where = f"{escape(as_text(nb.path))} @ {float(nb.start_s or 0):g} s"
             if media is None:
                 parts.append(f"<tr><td>{rank}</td><td>{nb.score:.4f}</td><td colspan=\"2\">audio unavailable</td>"
                              f"<td>{where}</td></tr>")
