@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from proto_index.cells import FORMULA_START, read_text_cell, text_cell  # noqa: F401  (re-exported)
 from proto_index.atomic import fsync_dir, open_output, refuse_stdout, temp_name
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
 from proto_index.filenames import as_text, from_text
@@ -38,9 +39,6 @@ RAVEN_COLUMNS = (
 )
 AUDACITY_INDEX = "files.csv"
 TEXT_FIELDS = ("path", "environment", "prototypes", "adaptation", "label", "error")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
-"""A text cell starting with one of these gets a ``'`` in front (OWASP's CSV-injection rule; ``'`` itself
-too, so that reading strips exactly one and gets the text back)."""
 
 
 @dataclass(frozen=True)
@@ -344,18 +342,6 @@ def _tsv(text) -> str:
 def _tsv_text(text) -> str:
     """A text cell of a tab-separated table meant for spreadsheets too (Raven's)."""
     return text_cell(_tsv(text))
-
-
-def text_cell(text) -> str:
-    """A text cell for a table a spreadsheet may open: ``'`` before a leading ``= + - @``, tab, CR or
-    ``'`` so it is never read as a formula; :func:`read_text_cell` undoes it exactly."""
-    text = "" if text is None else str(text)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def read_text_cell(cell: str) -> str:
-    """The text that :func:`text_cell` wrote as ``cell``."""
-    return cell[1:] if cell.startswith("'") else cell
 
 
 def _csv_cell(field: str, value) -> str:

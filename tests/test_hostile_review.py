@@ -268,3 +268,26 @@ def test_report_filters_environments_and_labels_named_like_object_prototype_keys
         label_select.select_by_value(label)
         assert shown() == [(env, label)]
     assert [e for e in chromium.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+
+
+def test_report_decisions_csv_neutralises_formulas_reversibly(tmp_path, chromium):
+    """The page's decisions CSV is a table a spreadsheet opens too: text cells starting like a
+    formula get a leading ', which annotate (read_text_cell) strips exactly once."""
+    from selenium.webdriver.common.by import By
+
+    clip = write(tmp_path / "=1+1.wav", [(440.0, 0.5)], seconds=1.0)
+    table = tmp_path / "c.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(REPORT_COLUMNS)
+        w.writerow([str(clip), "@park", "none", "0", "-siren", "0.5", "0.1", ""])
+    cli("report", table, "--out", tmp_path / "r")
+    chromium.get((tmp_path / "r" / "index.html").as_uri())
+    chromium.find_element(By.CSS_SELECTOR, "#rows tbody tr input[value='right']").click()
+    text = chromium.execute_script("return window.protoIndexReport.decisionsCsv();")
+    header, row = text.strip().split("\r\n")
+    assert row == f"{clip},,,'@park,'-siren,right,"
+    row_cells = next(csv.reader([row]))
+    from proto_index.cells import read_text_cell
+
+    assert [read_text_cell(c) for c in row_cells[3:5]] == ["@park", "-siren"]

@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 
 from proto_index.audio.discover import file_sha256
+from proto_index.cells import read_text_cell
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.filenames import from_text
 from proto_index.progress import Progress
@@ -175,7 +176,8 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             reader.fieldnames = header
             first = reader.line_num + 1  # a row's first line (a quoted cell can span several)
             for r in reader:
-                yield first, {k: (v or "").strip() for k, v in r.items() if isinstance(k, str)}
+                # text cells as the report's page writes them: a leading ' stops a spreadsheet formula
+                yield first, {k: read_text_cell((v or "").strip()) for k, v in r.items() if isinstance(k, str)}
                 first = reader.line_num + 1
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not a UTF-8 text CSV") from None

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from proto_index.errors import Hint, InvalidInput
-from proto_index.exports import TEXT_FIELDS, read_text_cell
+from proto_index.cells import read_text_cell
+from proto_index.exports import TEXT_FIELDS
 
 REQUIRED_COLUMNS = ("path", "environment", "adaptation", "tau", "label", "score", "margin", "error")
 WINDOW_COLUMNS = ("start_s", "end_s")

@@ -146,6 +146,11 @@
     byId("decided").textContent = n + (n === 1 ? " decision" : " decisions");
   }
 
+  // A text cell that a spreadsheet would run as a formula gets a leading ' (annotate strips exactly one).
+  var textCell = function (v) {
+    var s = v === null || v === undefined ? "" : String(v);
+    return /^[=+\-@\t\r']/.test(s) ? "'" + s : s;
+  };
   function csvCell(v) {
     var s = v === null || v === undefined ? "" : String(v);
     return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
@@ -155,7 +160,8 @@
     var lines = [meta.columns.join(",")];
     rows.filter(function (r) { return decisions.has(r.i); }).sort(function (a, b) { return a.i - b.i; }).forEach(function (r) {
       var d = decisions.get(r.i);
-      lines.push([r.path, r.start, r.end, r.env, r.label, d.verdict, d.verdict === "relabel" ? d.corrected : ""].map(csvCell).join(","));
+      lines.push([textCell(r.path), r.start, r.end, textCell(r.env), textCell(r.label), d.verdict,
+                  d.verdict === "relabel" ? textCell(d.corrected) : ""].map(csvCell).join(","));
     });
     return lines.join("\r\n") + "\r\n";
   }
