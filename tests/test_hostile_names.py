@@ -219,3 +219,12 @@ def test_annotate_reads_the_uri_of_a_name_that_is_not_utf8(tmp_path, hostile):
     with sqlite3.connect(store / "catalog.sqlite") as db:
         [(path,)] = db.execute("SELECT r.path FROM annotations a JOIN recordings r ON r.id = a.recording_id").fetchall()
     assert path == os.fsencode(names[LATIN1])
+
+
+def test_remove_of_a_folder_takes_its_names_that_are_not_utf8_too(tmp_path, hostile):
+    folder, names = hostile
+    store = _classified_store(tmp_path, folder)
+    cli("remove", folder, "--store", store)
+    with sqlite3.connect(store / "catalog.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM recordings").fetchone() == (0,)
+    assert cli("verify", "--store", store).stdout.strip().endswith("ok")

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import delete, or_, select
+from sqlalchemy import LargeBinary, and_, delete, func, literal, or_, select
 
 from proto_index.audio.discover import file_sha256
 from proto_index.core.index_plan import choose_plan, min_train_vectors, plan_from_factory
 from proto_index.errors import InvalidInput
+from proto_index.filenames import to_bytes
 from proto_index.store.index import VectorIndex
 from proto_index.store.integrity import BLOCK_ROWS
 from proto_index.store.schema import Recording, Window
@@ -155,6 +156,14 @@ def _non_finite_rows(vectors: VectorFile, rows: np.ndarray, chunk: int = 100_000
     return bad
 
 
+def _blob_under(folder: str):
+    """Names kept as bytes (not UTF-8, :class:`~proto_index.store.schema.PathText`) under ``folder``:
+    SQLite's LIKE never matches such a BLOB, so compare its leading bytes."""
+    prefix = to_bytes(folder)
+    return and_(func.typeof(Recording.path) == "blob",
+                func.substr(Recording.path, 1, len(prefix)) == literal(prefix, LargeBinary))
+
+
 def remove(storage: Storage, paths: Iterable[Path], wait_s: float = 0.0) -> int:
     """Remove recordings from catalog and index: by path (files, or everything under a folder) and,
     for files that still exist, by content. Returns how many recordings were removed."""
@@ -165,7 +174,9 @@ def remove(storage: Storage, paths: Iterable[Path], wait_s: float = 0.0) -> int:
         with storage.session() as s:
             ids: set[int] = set()
             for p in paths:
-                match = [Recording.path == str(p), Recording.path.startswith(str(p).rstrip(os.sep) + os.sep, autoescape=True)]
+                folder = str(p).rstrip(os.sep) + os.sep
+                match = [Recording.path == str(p), Recording.path.startswith(folder, autoescape=True),
+                         _blob_under(folder)]
                 if p.is_file():
                     match.append(Recording.sha256 == file_sha256(p))
                 ids.update(s.scalars(select(Recording.id).where(or_(*match))))
