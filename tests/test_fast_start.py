@@ -140,10 +140,10 @@ def _assert_same_model(a, b):
 @pytest.mark.slow
 def test_a_seeded_model_from_the_cache_is_the_one_drawn(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path))
-    drawn, _ = build.create_clap_model("transformer", fusion=False, seed=3)
-    first = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # draws, saves
+    drawn, _ = build.create_clap_model("transformer", fusion=False, seed=0)
+    first = seeded.seeded_clap_model("transformer", fusion=False, seed=0)  # draws, saves
     (path,) = (tmp_path / "seeded").glob("*.safetensors")
-    cached = seeded.seeded_clap_model("transformer", fusion=False, seed=3)  # loads
+    cached = seeded.seeded_clap_model("transformer", fusion=False, seed=0)  # loads
     _assert_same_model(drawn, first.model)
     _assert_same_model(drawn, cached.model)  # parameters and every buffer, persistent or not
     assert first.state_hash == cached.state_hash == build.state_sha256(drawn)
@@ -156,7 +156,7 @@ def test_a_seeded_model_from_the_cache_is_the_one_drawn(tmp_path, monkeypatch):
         return real_create(*args, **kwargs)
 
     monkeypatch.setattr(build, "create_clap_model", recording)
-    seeded.seeded_clap_model("transformer", fusion=False, seed=3)
+    seeded.seeded_clap_model("transformer", fusion=False, seed=0)
     assert calls == [False]  # from the cache: built without drawing
 
     # a file whose tensors were altered (format intact) is not used: drawn again and rewritten
@@ -170,14 +170,14 @@ def test_a_seeded_model_from_the_cache_is_the_one_drawn(tmp_path, monkeypatch):
     state[name] = state[name] + 1
     save_file(state, str(path), metadata=metadata)
     calls.clear()
-    redrawn = seeded.seeded_clap_model("transformer", fusion=False, seed=3).model
+    redrawn = seeded.seeded_clap_model("transformer", fusion=False, seed=0).model
     assert calls == [False, True]
     _assert_same_model(drawn, redrawn)
     path.write_bytes(b"truncated")
     calls.clear()
-    _assert_same_model(drawn, seeded.seeded_clap_model("transformer", fusion=False, seed=3)[0])
+    _assert_same_model(drawn, seeded.seeded_clap_model("transformer", fusion=False, seed=0)[0])
     assert calls == [True]
-    other_seed = seeded.seeded_clap_model("transformer", fusion=False, seed=4).model
+    other_seed = seeded.seeded_clap_model("transformer", fusion=False, seed=1).model
     assert not torch.equal(_tensors(other_seed)["audio_projection.0.weight"], _tensors(drawn)["audio_projection.0.weight"])
 
 

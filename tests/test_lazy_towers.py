@@ -1,13 +1,12 @@
 """Only the tower a command needs is built: audio-only work never builds a text tower, text work
 builds it on first use, and a remembered identity is checked when it is."""
-import json
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from proto_index import Store
-from proto_index.embed import build, identity_cache
+from proto_index.embed import build
 from proto_index.embed.checkpoint import load_weights
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
@@ -45,7 +44,7 @@ def test_classify_with_stored_prototypes_never_builds_the_text_tower(tmp_path, m
         texts_then = store.embed_text(["siren", "a dog barking"])
         audio_then = store.embed_audio([_clip(tmp_path / "a.wav")])
         assert store.encoder.text_built
-    assert builds == [False, True]  # first load: the identity is not remembered yet, so the whole model
+    assert builds == [False, True]  # the audio tower, then the text tower on the first text embedding
 
     builds.clear()
     with Store.open(tmp_path / "store", device="cpu") as store:
@@ -63,19 +62,18 @@ def test_classify_with_stored_prototypes_never_builds_the_text_tower(tmp_path, m
 
 
 @pytest.mark.slow
-def test_a_wrong_remembered_identity_is_caught_when_the_text_tower_is_built(tmp_path, monkeypatch):
+def test_a_wrong_shipped_identity_is_caught_when_the_text_tower_is_built(tmp_path, monkeypatch):
+    from proto_index.embed import known_states
+
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
     true = load_encoder("clap-tiny-demo", device="cpu").identity.weights
-    path = tmp_path / "cache" / identity_cache.FILE_NAME
-    (entry,) = json.loads(path.read_text())
-    path.write_text(json.dumps({entry: "sha256:" + "0" * 64}))
+    table = {k: ("sha256:" + "0" * 64 if v == true else v) for k, v in known_states._table().items()}
+    monkeypatch.setattr(known_states, "_table", lambda: table)
 
     lying = load_encoder("clap-tiny-demo", device="cpu")
     assert lying.identity.weights == "sha256:" + "0" * 64 and not lying.text_built
-    with pytest.raises(ModelError, match="stale entry .* now removed"):
+    with pytest.raises(ModelError, match="not to the identity sha256:000000000000 shipped for it in known-states.json"):
         lying.embed_texts(["siren"])
-    assert json.loads(path.read_text()) == {}
-    assert load_encoder("clap-tiny-demo", device="cpu").identity.weights == true
 
 
 @pytest.mark.slow

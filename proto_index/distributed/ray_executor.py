@@ -129,19 +129,25 @@ def embed_batch(batch: dict, *, spec: ModelSpec, options: EmbedOptions, known_re
 
 
 def connect(options: ExecutorOptions) -> None:
-    """Join the cluster at ``options.ray_address()`` (or start Ray here), unless this process already has.
+    """Join the cluster at ``options.ray_address()``, else start a private Ray on this machine, unless
+    this process already has.
 
-    Model plugins named in $PROTO_INDEX_PLUGINS are passed on, so workers can load the same models.
+    Without an address, Ray is asked for ``"local"``: a new instance, never one found through its temp
+    folder (``/tmp/ray``, writable by others) or Ray's own $RAY_ADDRESS, which would hand the run to
+    whatever cluster they name. Model plugins named in $PROTO_INDEX_PLUGINS are passed on, so workers
+    can load the same models.
     """
     ray = _ray()
     if ray.is_initialized():
         return
     env = {PLUGINS_ENV: os.environ[PLUGINS_ENV]} if os.environ.get(PLUGINS_ENV) else {}
+    address = options.ray_address()
     try:
-        ray.init(address=options.ray_address(), runtime_env={"env_vars": env} if env else None,
+        ray.init(address=address or "local", runtime_env={"env_vars": env} if env else None,
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     except ConnectionError as e:
-        raise InvalidInput(f"cannot reach the Ray cluster at {options.ray_address()}: {e}") from None
+        where = f"reach the Ray cluster at {address}" if address else "start Ray on this machine"
+        raise InvalidInput(f"cannot {where}: {e}") from None
 
 
 class RayEmbedder:

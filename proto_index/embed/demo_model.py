@@ -67,22 +67,29 @@ def load_heads(model: torch.nn.Module, path: str | os.PathLike = WEIGHTS) -> Non
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
 
+def identity_entry(name: str, weights: str | os.PathLike, drawn: str) -> str:
+    """The identity-cache key of model ``name`` with the heads at ``weights`` on towers hashing to ``drawn``."""
+    from proto_index.embed import identity_cache
+    from proto_index.embed.checkpoint import checkpoint_sha256
+
+    return identity_cache.key(model=name, seed=TOWER_SEED, heads=checkpoint_sha256(weights), drawn=drawn)
+
+
 def demo_encoder(name: str = "clap-tiny-demo", *, weights: str | os.PathLike = WEIGHTS,
                  device: str | None = None, batch_size: int = 16, precision: str = "fp32") -> ClapEncoder:
     """The demo model as an Encoder; its identity hashes the whole state, trained heads included.
 
-    Only the audio tower and the heads are built; the whole state's hash is remembered
-    (:mod:`~proto_index.embed.identity_cache`) under the hash of what is drawn (checked at every
-    start), the heads file and the library versions. The text tower is built on first use and
-    checked against that hash.
+    Only the audio tower and the heads are built when the package ships the whole state's hash
+    (:mod:`~proto_index.embed.identity_cache`) for the hash of what is drawn, the heads file and the
+    library versions; the text tower is then built on first use and checked against that hash.
+    Otherwise the whole model is built now and hashed.
     """
     from proto_index.embed import identity_cache
-    from proto_index.embed.checkpoint import checkpoint_sha256
     from proto_index.embed.clap import ClapEncoder, model_architecture, state_sha256
 
     model, model_cfg, drawn = build_base_model(text=False)
     load_heads(model, weights)
-    entry = identity_cache.key(model=name, seed=TOWER_SEED, heads=checkpoint_sha256(weights), drawn=drawn)
+    entry = identity_entry(name, weights, drawn)
 
     def whole() -> torch.nn.Module:
         full = build_base_model().model
@@ -93,7 +100,6 @@ def demo_encoder(name: str = "clap-tiny-demo", *, weights: str | os.PathLike = W
     if known is None:
         model = whole()
         known = state_sha256(model)
-        identity_cache.remember(entry, known)
         build_text = None
     else:
         def build_text(_partial):

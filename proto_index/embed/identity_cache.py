@@ -1,10 +1,12 @@
-"""Remembered full-state hashes of models built from a seed, so a command that needs only a model's
-audio tower need not build its text tower to know the model's identity.
+"""Full-state hashes of models built from a seed, known without building their text tower, and the
+cache keys of everything derived from a model.
 
 An entry is keyed by everything the hashed state follows from: the hash of the parts that *are*
 built (hashed again at every start), the seed, the files loaded into the model, and the versions of
-the libraries whose code draws the random weights. A text tower built later is hashed and checked
-against the remembered value (:func:`check`), so a wrong entry cannot go unnoticed once text is used.
+the libraries whose code draws the random weights. Its value comes from the package
+(:mod:`~proto_index.embed.known_states`), never from the user cache, which anyone who can write to it
+could make bind a store to another identity. A text tower built later is hashed and checked against
+it (:func:`check`).
 """
 from __future__ import annotations
 
@@ -13,11 +15,8 @@ import hashlib
 import json
 from importlib import metadata
 
-from proto_index.embed import json_cache
-from proto_index.embed.download import cache_dir
+from proto_index.embed import known_states
 from proto_index.errors import ModelError
-
-FILE_NAME = "model-identity.json"
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,24 +39,13 @@ def key(**parts: object) -> str:
 
 
 def recall(entry: str) -> str | None:
-    """The full-state hash remembered for ``entry``, or None."""
-    value = json_cache.read(FILE_NAME).get(entry)
-    return value if isinstance(value, str) and value.startswith("sha256:") else None
-
-
-def remember(entry: str, weights: str | None) -> None:
-    """Remember ``weights`` for ``entry`` (None forgets it); an unwritable cache is ignored."""
-    known = json_cache.read(FILE_NAME)
-    if weights is None:
-        known.pop(entry, None)
-    else:
-        known[entry] = weights
-    json_cache.write(FILE_NAME, known)
+    """The full-state hash the package ships for ``entry``, or None."""
+    return known_states.shipped(entry)
 
 
 def check(entry: str, expected: str, actual: str, what: str) -> None:
-    """:class:`ModelError` (and the entry forgotten) unless the whole model built later hashes to ``expected``."""
+    """:class:`ModelError` unless the whole model built later hashes to ``expected``."""
     if actual != expected:
-        remember(entry, None)
-        raise ModelError(f"{what}: the whole model hashes to {actual[:19]}, not to the remembered identity "
-                         f"{expected[:19]} (a stale entry in {cache_dir() / FILE_NAME}, now removed; run again)")
+        raise ModelError(f"{what}: the whole model hashes to {actual[:19]}, not to the identity "
+                         f"{expected[:19]} shipped for it in {known_states.FILE.name} (this installation "
+                         "draws other weights than the package was recorded with)")

@@ -1,7 +1,7 @@
 """Small JSON files in the user cache (``cache_dir()``): read as a dict, written whole and atomically.
 
-A cache entry that is lost or unreadable only means computing it again, so reads of a missing or
-damaged file give an empty dict and a write that fails is ignored.
+A cache entry that is lost or unreadable only means computing it again, so reads of a missing,
+damaged or non-regular file give an empty dict and a write that fails is ignored.
 """
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from proto_index.embed.download import cache_dir
 
 
 def read(name: str) -> dict:
-    """The object stored in ``cache_dir()/name``, or ``{}``."""
+    """The object stored in ``cache_dir()/name``, or ``{}`` (also for a FIFO or device planted there: never waited on)."""
+    from proto_index.audio.discover import open_regular
+
     try:
-        known = json.loads((cache_dir() / name).read_text())
+        with open_regular(cache_dir() / name) as f:
+            known = json.loads(f.read())
     except (OSError, ValueError):
         return {}
     return known if isinstance(known, dict) else {}
