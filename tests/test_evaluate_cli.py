@@ -25,7 +25,7 @@ def test_evaluate_synthetic_writes_every_output(tmp_path):
                  "--backgrounds-per-env", "8", "--tgap-n", "5")  # fmt: skip
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["environment", "SNR", "dB", "method", "adaptation", "fixed", "calibrated", "auto", "optimistic*"]
-    assert sum(1 for ln in lines if ln.startswith(("park ", "airport "))) == 2 * 2 * 3 * 4
+    assert sum(1 for ln in lines if ln.startswith(("park ", "airport "))) == 2 * 2 * 5 * 4  # env x SNR x method x adaptation
     assert "wrote results.csv, results.md, results.json, accuracy_vs_snr.png, accuracy_vs_tau.png" in result.stdout
     for name in ("accuracy_vs_snr.png", "accuracy_vs_tau.png"):
         data = (out / name).read_bytes()
@@ -39,7 +39,7 @@ def test_evaluate_synthetic_writes_every_output(tmp_path):
         assert (row["environment"], row["method"], row["adaptation"], row["tau_rule"]) == (
             score["environment"], score["method"], score["adaptation"], score["tau_rule"])  # fmt: skip
         assert float(row["accuracy_pct"]) == pytest.approx(100 * np.mean(score["fold_accuracies"]), abs=1e-4)
-    assert (out / "results.md").read_text().count("\n| park |") == 2 * 3 * 4
+    assert (out / "results.md").read_text().count("\n| park |") == 2 * 5 * 4
 
     # What the synthetic truth gives (tests/test_evaluate_synthetic.py): the CLI reports the library's
     # numbers for the same space and seed, and audio adaptation lifts zero-shot far above none at 6 dB.
@@ -201,7 +201,8 @@ def test_evaluate_runs_the_real_clap_architecture(tmp_path):
     store = Store.init(tmp_path / "store", model="clap-tiny-random")  # one model load, not two as via the CLI
     evaluation, description = store.evaluate_audio(fg / "fg.csv", tmp_path / "bg", tmp_path / "work", (6.0,), Settings(tgap_n=2))
     assert description["clips"] == 9 and description["background_recordings"] == {"park": 2}
-    assert {s.method for s in evaluation.scores} == {"zero-shot", "tgap", "supervised"}
+    assert {s.method for s in evaluation.scores} == {"zero-shot", "tgap", "supervised", "zero-shot-transductive",
+                                                     "tgap-transductive"}
     assert {s.adaptation for s in evaluation.scores} == {"none", "text", "audio", "audio-oracle"}
     for s in evaluation.scores:  # random weights: accuracies mean nothing, but each is 3 folds of 3 clips
         assert len(s.fold_accuracies) == 3 and s.accuracy == pytest.approx(np.mean(s.fold_accuracies))

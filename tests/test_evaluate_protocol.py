@@ -75,6 +75,32 @@ def test_calibrated_tau_never_looks_at_the_test_fold(small):
     assert changed_accuracy  # the scrambled labels do reach the scores
 
 
+def test_transductive_methods_are_transduce_on_each_test_fold_with_the_base_prototypes(small):
+    from proto_index.core.prototypes import tgap_reference
+    from proto_index.core.transductive import TransductiveOptions, knn_graph, prior_from_profiles, transduce
+
+    settings = Settings(methods=("tgap", "tgap-transductive"), adaptations=("none", "audio"), tgap_n=5)
+    ev = evaluate(small, settings)
+    cond = small.conditions[0]
+    options = TransductiveOptions()
+    per_fold = []
+    for f in sorted(set(cond.folds.tolist())):
+        test = cond.folds == f
+        protos, _ = tgap_reference(small.anchors, cond.vectors[~test], 5)
+        pb = np.mean([[naive_cos(b, p) for p in protos] for b in small.audio_backgrounds[cond.environment]], axis=0)
+        pf = np.array([[naive_cos(v, p) for p in protos] for v in cond.vectors[test]]) - 0.7 * pb
+        z = transduce(cond.vectors[test], prior_from_profiles(pf, options.temperature),
+                      knn_graph(cond.vectors[test], options.neighbours), options).assignments
+        per_fold.append(float(np.mean(z.argmax(axis=1) == cond.labels[test])))
+    got = ev.score(cond.environment, cond.snr_db, "tgap-transductive", "audio", "fixed")
+    np.testing.assert_allclose(got.fold_accuracies, per_fold, atol=1e-12)
+    rules = {s.rule for s in ev.scores if s.method == "tgap-transductive"}
+    assert rules == {"none", "fixed", "calibrated", "auto"}  # no optimistic sweep
+    base = ev.score(cond.environment, cond.snr_db, "tgap", "audio", "calibrated")
+    assert got.fold_taus == (0.7,) * len(per_fold) and base.fold_taus == ev.score(
+        cond.environment, cond.snr_db, "tgap-transductive", "audio", "calibrated").fold_taus
+
+
 def test_class_centroids():
     v = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 5.0]])
     np.testing.assert_allclose(class_centroids(v, np.array([0, 0, 1]), 2), [[2.0, 1.0], [0.0, 5.0]])

@@ -14,7 +14,8 @@ _ADAPT_STYLE = {
     "audio": dict(color="tab:blue", linestyle="-", marker="^"),
     "audio-oracle": dict(color="tab:blue", linestyle="--", marker="v", alpha=0.7),
 }
-_METHOD_COLOR = {"zero-shot": "tab:red", "tgap": "tab:green", "supervised": "tab:purple"}
+_METHOD_COLOR = {"zero-shot": "tab:red", "tgap": "tab:green", "supervised": "tab:purple",
+                 "zero-shot-transductive": "tab:orange", "tgap-transductive": "tab:olive"}
 _SNR_STYLES = ("-", "--", ":", "-.")
 
 
