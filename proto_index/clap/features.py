@@ -76,32 +76,34 @@ def mel_filter_bank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax
 
 
 def repeat_pad(waveforms: Sequence[torch.Tensor] | torch.Tensor, length: int,
-               lengths: torch.Tensor | None = None) -> torch.Tensor:
+               lengths: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
     """``(n, length)``: each clip repeated whole as often as it fits in ``length``, then zeros.
 
     ``waveforms``: a list of 1-d tensors (1 to ``length`` samples each) or an ``(n, m)`` tensor with
-    ``lengths`` giving each row's valid samples. One gather on the clips' device, no per-clip loop
-    over samples.
+    ``lengths`` giving each row's valid samples. The result is made on the clips' device: one
+    allocation and one repeat-copy per clip shorter than ``length`` (on a GPU, a kernel per clip,
+    no host work per sample); full-length clips are returned as they are.
     """
     if not isinstance(waveforms, torch.Tensor):
         clips = list(waveforms)
         if not clips:
             raise ValueError("no waveforms")
-        lengths = torch.tensor([len(c) for c in clips], device=clips[0].device)
+        lengths = [len(c) for c in clips]
         waveforms = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
-    elif lengths is None:
-        lengths = torch.full((waveforms.shape[0],), waveforms.shape[1], device=waveforms.device)
     if waveforms.ndim != 2:
         raise ValueError(f"expected (n, samples) waveforms, got shape {tuple(waveforms.shape)}")
-    lengths = lengths.to(waveforms.device).long()
-    if bool(((lengths < 1) | (lengths > length)).any()):
+    if lengths is None:
+        lengths = [waveforms.shape[1]] * waveforms.shape[0]
+    lengths = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
+    if any(not 0 < n <= min(length, waveforms.shape[1]) for n in lengths) or len(lengths) != waveforms.shape[0]:
         raise ValueError(f"every clip must have 1 to {length} samples")
-    position = torch.arange(length, device=waveforms.device)[None, :]
-    covered = (length // lengths * lengths)[:, None]  # samples the whole repeats fill
-    if waveforms.shape[1] < length:
-        waveforms = torch.nn.functional.pad(waveforms, (0, length - waveforms.shape[1]))
-    source = torch.remainder(position, lengths[:, None])
-    return torch.where(position < covered, torch.gather(waveforms, 1, source), waveforms.new_zeros(()))
+    if waveforms.shape[1] == length and all(n == length for n in lengths):
+        return waveforms  # full clips: nothing to repeat (the common case: archives windowed into 10 s)
+    out = waveforms.new_zeros((waveforms.shape[0], length))
+    for i, n in enumerate(lengths):
+        whole = length // n * n
+        out[i, :whole].view(-1, n).copy_(waveforms[i, :n].expand(length // n, n))
+    return out
 
 
 class Features:
@@ -141,7 +143,7 @@ class Features:
         return 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
 
     def __call__(self, waveforms: Sequence[torch.Tensor] | torch.Tensor,
-                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+                 lengths: Sequence[int] | None = None) -> torch.Tensor:
         """The model's input for clips of at most 10 s: ``(n, 1, frames, mel_bins)`` (non-fusion) or
         ``(n, 4, frames, mel_bins)`` (fusion; four views of one tensor, nothing copied)."""
         mel = self.log_mel(repeat_pad(waveforms, self.cfg.clip_samples, lengths))[:, None]

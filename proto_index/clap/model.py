@@ -95,11 +95,11 @@ class ClapModel(nn.Module):
                                  "(window longer audio first)")
         if not clips:
             raise ValueError("no waveforms")
-        lengths = torch.tensor([c.shape[0] for c in clips])
+        lengths = [c.shape[0] for c in clips]
         batch = torch.nn.utils.rnn.pad_sequence([c.cpu() for c in clips], batch_first=True)
         device = self.device
         if device.type != "cpu":
-            batch, lengths = batch.pin_memory().to(device, non_blocking=True), lengths.to(device)
+            batch = batch.pin_memory().to(device, non_blocking=True)
         return self.features(batch, lengths)
 
     def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
