@@ -5,6 +5,7 @@ laion_clap appears only here: the slow tests build its models from seeds (as the
 embedding vectors (random-weight embeddings are nearly collinear, so no retrieval is judged).
 """
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -191,6 +192,21 @@ def test_released_fusion_roberta_checkpoint_matches_laion_clap(tmp_path):
     text_diff = max_diff(ours.embed_text(ids, mask), laion_text(reference, ids, mask))
     print(f"\nfusion+roberta from file: audio {audio_diff:.3g}, text {text_diff:.3g}")
     assert audio_diff <= TOLERANCE and text_diff <= TOLERANCE
+
+    # the same weights in Hugging Face's layout (laion/clap-htsat-fused: config.json + model.safetensors)
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "clap-htsat-fused"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in ours.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "clap", "projection_dim": 512,
+        "audio_config": {"enable_fusion": True, "patch_embeds_hidden_size": 96, "fusion_type": None},
+        "text_config": {"layer_norm_eps": 1e-5, "vocab_size": 50265, "max_position_embeddings": 514}}))
+    again = load(folder)
+    assert again.cfg == ours.cfg
+    assert torch.equal(again.embed_audio(waves), ours.embed_audio(waves))
+    assert torch.equal(again.embed_text(ids, mask), ours.embed_text(ids, mask))
 
 
 @pytest.mark.slow
