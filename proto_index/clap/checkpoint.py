@@ -183,9 +183,31 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> ClapConfig:
     return ClapConfig(audio=AudioConfig(size=sizes[width], fusion=fusion), text=text)
 
 
+def relative_position_index(window: int) -> torch.Tensor:
+    """Swin's ``(window², window²)`` table: for each pair of positions in a window, the row of the
+    relative-position bias table for their offset (both axes shifted to start at 0)."""
+    rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    coords = torch.stack([rows.flatten(), cols.flatten()])  # (2, window²)
+    offset = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
+    return offset[0] * (2 * window - 1) + offset[1]
+
+
+def derived_value(name: str, shape: torch.Size) -> torch.Tensor:
+    """The value of a :data:`DERIVED` buffer, computed here."""
+    if name.endswith("relative_position_index"):
+        return relative_position_index(round(shape[0] ** 0.5))
+    if name.endswith("position_ids"):
+        return torch.arange(shape[-1]).expand(shape).clone()
+    return torch.zeros(shape, dtype=torch.long)
+
+
 def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Load ``state`` (this package's names) into ``model`` strictly: every weight present, none
-    unknown, shapes equal; derived buffers may be absent but must agree where present."""
+    unknown, shapes equal; derived buffers may be absent but must agree where present.
+
+    ``model`` may hold uninitialised memory (``to_empty`` after a build on the ``meta`` device):
+    everything in it is overwritten, the derived buffers with values computed here.
+    """
     own = model.state_dict()
     derived = {k for k in own if DERIVED.search(k)}
     missing = sorted(set(own) - set(state) - derived)
@@ -199,15 +221,18 @@ def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         else:
             hint = f"{len(missing)} weights missing, {len(unexpected)} unknown, e.g. {(missing + unexpected)[0]}"
         raise ModelError(f"checkpoint does not fit {model.cfg.architecture}: {hint}")
-    for name in derived & set(state):
-        if state[name].shape != own[name].shape or not torch.equal(state[name].to(own[name].dtype), own[name]):
+    full = dict(state)
+    for name in derived:
+        value = derived_value(name, own[name].shape)
+        if name in state and (state[name].shape != value.shape or not torch.equal(state[name].to(value.dtype), value)):
             raise ModelError(f"checkpoint does not fit {model.cfg.architecture}: {name} differs from the "
                              "value the model computes")
-    for name, tensor in state.items():
-        if name not in derived and tensor.shape != own[name].shape:
+        full[name] = value
+    for name, tensor in full.items():
+        if tensor.shape != own[name].shape:
             raise ModelError(f"checkpoint does not fit {model.cfg.architecture}: {name} has shape "
                              f"{tuple(tensor.shape)}, the model {tuple(own[name].shape)}")
-    model.load_state_dict({k: v for k, v in state.items() if k not in derived}, strict=False)
+    model.load_state_dict(full, strict=True)
 
 
 def _hf_config(folder: Path) -> ClapConfig:
@@ -261,9 +286,11 @@ def load(path: str | os.PathLike, cfg: ClapConfig | None = None, *, sha256: str 
     if released is not None and released.audio != inferred.audio:
         raise ModelError(f"{weights.name} should hold {released.architecture}, but holds {inferred.architecture}")
     cfg = cfg or inferred
-    model = ClapModel(cfg)
+    with torch.device("meta"):  # no random initialisation of weights about to be overwritten (~2 s)
+        model = ClapModel(cfg)
+    model.to_empty(device=device)
     fit(model, state)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def to_laion(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
