@@ -96,11 +96,13 @@ class ClapModel(nn.Module):
         if not clips:
             raise ValueError("no waveforms")
         lengths = [c.shape[0] for c in clips]
-        batch = torch.nn.utils.rnn.pad_sequence([c.cpu() for c in clips], batch_first=True)
         device = self.device
-        if device.type != "cpu":
-            batch = batch.pin_memory().to(device, non_blocking=True)
-        return self.features(batch, lengths)
+        if all(c.device == device for c in clips):  # already where the model runs (or both on the CPU)
+            return self.features(torch.nn.utils.rnn.pad_sequence(clips, batch_first=True), lengths)
+        batch = torch.nn.utils.rnn.pad_sequence([c.cpu() for c in clips], batch_first=True)
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        return self.features(batch.to(device, non_blocking=True), lengths)
 
     def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
         """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`)."""
