@@ -107,7 +107,10 @@ class ClapModel(nn.Module):
     def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
         """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`)."""
         kwargs = {}
-        if self.cfg.audio.fusion:  # clips of at most 10 s: no fusion of local crops
+        if self.cfg.audio.fusion:
+            # Clips of at most 10 s: no clip is "longer", so HTSAT fuses no local crops and reads only
+            # the first (global) channel; batch norm and resizing of the other three would be wasted.
+            features = features[:, :1]
             kwargs["is_longer"] = torch.zeros(features.shape[0], 1, dtype=torch.bool, device=features.device)
         pooled = self.audio_model(input_features=features, **kwargs).pooler_output
         return self.audio_projection(pooled)
