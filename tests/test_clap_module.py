@@ -125,6 +125,14 @@ def ours_from(laion):
     return model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _own_cache(tmp_path_factory):
+    """The project's laion_clap build remembers filter banks in the user cache: here, in a temporary one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROTO_INDEX_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def tiny_plain():
     return laion_model("transformer", fusion=False)
