@@ -1,0 +1,141 @@
+"""The CLAP model: HTSAT and RoBERTa from transformers, the ``transformer`` text tower and the
+features from this package, one state-dict layout (Hugging Face's ``ClapModel`` names).
+
+Why transformers for HTSAT and RoBERTa: with the same weights its ``ClapAudioModel`` gives laion_clap's
+audio embeddings to within 1e-7 (float32; bench/clap_towers.py), and it is a kept library; its
+feature extractor is not used (numpy on the CPU, clip by clip, and in fusion mode it marks a random
+clip of a batch as "longer", which changes that clip's embedding).
+
+Thread safety: a loaded :class:`ClapModel` holds no per-call state; :meth:`ClapModel.embed_audio` and
+:meth:`ClapModel.embed_text` may run in several threads at once. Nothing here patches another
+package, the environment, warning filters or any global.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from proto_index.clap.config import ClapConfig
+from proto_index.clap.features import Features
+from proto_index.clap.text_transformer import TextTransformer
+
+
+def hf_audio_config(cfg: ClapConfig):
+    from transformers import ClapAudioConfig
+
+    a = cfg.audio
+    return ClapAudioConfig(
+        window_size=a.window, num_mel_bins=a.mel_bins, spec_size=a.spec_size, patch_size=4, patch_stride=(4, 4),
+        num_classes=a.classes, hidden_size=a.out_dim, projection_dim=cfg.joint_dim, depths=list(a.depths),
+        num_attention_heads=list(a.heads), enable_fusion=a.fusion, fusion_type="aff_2d" if a.fusion else None,
+        patch_embeds_hidden_size=a.width, mlp_ratio=a.mlp_ratio, drop_path_rate=0.0, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, projection_hidden_act="relu", layer_norm_eps=1e-5, hidden_act="gelu")
+
+
+def hf_text_config(cfg: ClapConfig):
+    from transformers import ClapTextConfig
+
+    t = cfg.text
+    return ClapTextConfig(
+        vocab_size=t.vocab_size, hidden_size=t.width, num_hidden_layers=t.layers, num_attention_heads=t.heads,
+        intermediate_size=4 * t.width, max_position_embeddings=t.max_positions, type_vocab_size=1,
+        layer_norm_eps=t.layer_norm_eps, projection_dim=cfg.joint_dim, pad_token_id=t.pad_id,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, projection_hidden_act="relu", hidden_act="gelu")
+
+
+class Projection(nn.Module):
+    """Two linear layers with a ReLU between (parameter names as transformers' ClapProjectionLayer)."""
+
+    def __init__(self, width: int, joint: int):
+        super().__init__()
+        self.linear1 = nn.Linear(width, joint)
+        self.linear2 = nn.Linear(joint, joint)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(F.relu(self.linear1(x)))
+
+
+class ClapModel(nn.Module):
+    """A CLAP model for inference. Build it with :func:`proto_index.clap.checkpoint.load` (weights
+    from a file) or directly (random weights, for a caller that loads a state dict next)."""
+
+    def __init__(self, cfg: ClapConfig):
+        super().__init__()
+        from transformers import ClapAudioModel, ClapTextModel
+
+        self.cfg = cfg
+        self.audio_model = ClapAudioModel(hf_audio_config(cfg))
+        self.audio_projection = Projection(cfg.audio.out_dim, cfg.joint_dim)
+        if cfg.text.kind == "roberta":
+            self.text_model = ClapTextModel(hf_text_config(cfg))
+        else:
+            self.text_model = TextTransformer(cfg.text)
+        self.text_projection = Projection(cfg.text.width, cfg.joint_dim)
+        self.logit_scale_a = nn.Parameter(torch.zeros(()))
+        self.logit_scale_t = nn.Parameter(torch.zeros(()))
+        self.features = Features(cfg.audio)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale_a.device
+
+    def audio_input(self, waveforms: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """The HTSAT input for mono clips of 1 to ``clip_samples`` samples, computed on the model's
+        device: one host-to-device copy of the batch, then repeat-padding, STFT and mel there."""
+        limit = self.cfg.audio.clip_samples
+        clips = [torch.as_tensor(w, dtype=torch.float32) for w in waveforms]
+        for i, clip in enumerate(clips):
+            if clip.ndim != 1 or not 0 < clip.shape[0] <= limit:
+                raise ValueError(f"waveform {i} has shape {tuple(clip.shape)}; expected 1 to {limit} mono samples "
+                                 "(window longer audio first)")
+        if not clips:
+            raise ValueError("no waveforms")
+        lengths = [c.shape[0] for c in clips]
+        device = self.device
+        if all(c.device == device for c in clips):  # already where the model runs (or both on the CPU)
+            return self.features(torch.nn.utils.rnn.pad_sequence(clips, batch_first=True), lengths)
+        batch = torch.nn.utils.rnn.pad_sequence([c.cpu() for c in clips], batch_first=True)
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        return self.features(batch.to(device, non_blocking=True), lengths)
+
+    def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
+        """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`)."""
+        kwargs = {}
+        if self.cfg.audio.fusion:
+            # Clips of at most 10 s: no clip is "longer", so HTSAT fuses no local crops and reads only
+            # the first (global) channel; batch norm and resizing of the other three would be wasted.
+            features = features[:, :1]
+            kwargs["is_longer"] = torch.zeros(features.shape[0], 1, dtype=torch.bool, device=features.device)
+        pooled = self.audio_model(input_features=features, **kwargs).pooler_output
+        return self.audio_projection(pooled)
+
+    def embed_audio(self, waveforms: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """``(n, 512)`` unit-length embeddings of 48 kHz mono clips of at most 10 s, on the model's device."""
+        if len(waveforms) == 0:
+            return torch.zeros(0, self.cfg.joint_dim, device=self.device)
+        with torch.inference_mode():
+            return F.normalize(self.audio_embeddings(self.audio_input(waveforms)), dim=-1)
+
+    def embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, 512)`` unit-length embeddings of token ids ``(n, length)``.
+
+        RoBERTa: ids from roberta-base's tokenizer, ``attention_mask`` marking the real tokens (the
+        released models were trained on rows padded to 77). ``transformer``: CLIP BPE ids padded with
+        zeros to the context length (no mask: the tower is causal and reads the end-of-text token).
+        """
+        with torch.inference_mode():
+            ids = torch.as_tensor(input_ids).to(self.device)
+            if ids.shape[0] == 0:
+                return torch.zeros(0, self.cfg.joint_dim, device=self.device)
+            if self.cfg.text.kind == "roberta":
+                mask = torch.ones_like(ids) if attention_mask is None else torch.as_tensor(attention_mask).to(self.device)
+                pooled = self.text_model(input_ids=ids, attention_mask=mask).pooler_output
+            else:
+                pooled = self.text_model(ids)
+            return F.normalize(self.text_projection(pooled), dim=-1)
