@@ -105,7 +105,8 @@ class ClapConfig:
     @property
     def architecture(self) -> str:
         """``HTSAT-tiny+roberta`` and the like (``-fusion`` appended for fusion models)."""
-        return f"HTSAT-{self.audio.size}+{self.text.kind}" + ("-fusion" if self.audio.fusion else "")
+        fusion = "fusion" if self.audio.fusion else ""
+        return "-".join(filter(None, (f"HTSAT-{self.audio.size}+{self.text.kind}", fusion)))
 
 
 def config(audio_size: str = "tiny", *, fusion: bool = False, text: str = "roberta") -> ClapConfig:

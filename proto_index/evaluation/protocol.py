@@ -36,8 +36,9 @@ from proto_index.core.transductive import TransductiveOptions, knn_graph, prior_
 from proto_index.errors import Hint, InvalidInput
 from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, finite_tau, pick_tau
 
-TRANSDUCTIVE = "-transductive"
-METHODS = ("zero-shot", "tgap", "supervised", "zero-shot" + TRANSDUCTIVE, "tgap" + TRANSDUCTIVE)
+TRANSDUCTIVE = {"zero-shot-transductive": "zero-shot", "tgap-transductive": "tgap"}
+"""The transductive methods and the method whose prototypes each decides from."""
+METHODS = ("zero-shot", "tgap", "supervised", *TRANSDUCTIVE)
 ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
 TAU_RULES = ("fixed", "calibrated", "auto", "optimistic")
 
@@ -169,7 +170,7 @@ def class_centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarr
 
 
 def _build(method: str, data: ExperimentData, cond: Condition, train: np.ndarray, n: int) -> np.ndarray:
-    method = method.removesuffix(TRANSDUCTIVE)  # same prototypes, another decision
+    method = TRANSDUCTIVE.get(method, method)  # same prototypes, another decision
     if method == "zero-shot":
         return np.asarray(data.anchors, dtype=np.float64)
     if method == "tgap":
@@ -232,7 +233,7 @@ def _evaluate_method(data: ExperimentData, cond: Condition, method: str, setting
             cache[excluded] = _build(method, data, cond, ~np.isin(cond.folds, list(excluded)), settings.tgap_n)
         return cache[excluded]
 
-    transductive = method.endswith(TRANSDUCTIVE)
+    transductive = method in TRANSDUCTIVE
     per_rule: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     test_curves: dict[str, list[np.ndarray]] = {}
 
