@@ -247,3 +247,19 @@ def test_the_report_page_says_what_a_classifier_or_examples_prototype_is(tmp_pat
     write_prototypes(tmp_path / "e.html", PrototypePage("birds-examples", "examples", None, "birds",
                                                         [("blackbird", "examples: 2 file(s)", [], 0)], None, "x"))
     assert "the centroid of its class's examples: no corpus windows to show" in (tmp_path / "e.html").read_text(encoding="utf-8")
+
+
+def test_a_model_whose_label_scores_are_malformed_is_named_and_nothing_stored(scorer_store, tmp_path, monkeypatch):
+    from proto_index.errors import ModelError
+
+    monkeypatch.setattr(scorer_store.encoder, "label_scores", lambda v: np.full((len(v), 5), np.nan))
+    refused(scorer_store, ModelError, "model 'fake-scorer' gave label scores shaped (24, 5) (or not finite) for 24 "
+            "vectors; expected (24, 6) finite scores", method="classifier", n=6, inputs=PrototypeInputs(mapping=table(tmp_path, MAPPING)))
+
+
+def test_prototype_inputs_are_checked_when_made():
+    with pytest.raises(InvalidInput, match=r"^the mapping file must be a path, got 3$"):
+        PrototypeInputs(mapping=3)
+    with pytest.raises(InvalidInput, match=r"^embed must be EmbedOptions, got dict$"):
+        PrototypeInputs(embed={})
+    assert PrototypeInputs(examples="ex.csv").examples == Path("ex.csv")
