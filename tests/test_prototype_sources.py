@@ -193,6 +193,8 @@ def test_bad_examples_are_refused_in_one_line_and_nothing_is_stored(scorer_store
     refused(scorer_store, InvalidInput, f"{t}, line 5: window '3.5' is not a window id (a whole number)",
             **examples("class,path,window\n" + full + "siren,,3.5\n"))
     refused(scorer_store, InvalidInput, f"{t}: missing column path or window (found: class, file)", **examples("class,file\nsiren,x\n"))
+    refused(scorer_store, InvalidInput, f"{t}, line 5: window '{2**63}' is not a window id (a whole number)",
+            **examples("class,path,window\n" + full + f"siren,,{2**63}\n"))
     refused(scorer_store, NotFound, f"1 input file(s) not found: {tmp_path / 'corpus' / 'nowhere.wav'}",
             **examples("class,path\n" + full.replace(",\n", "\n") + "siren,corpus/nowhere.wav\n"))
     refused(scorer_store, NotFound, "2 example window id(s) not in the corpus: 9999, 12345",

@@ -111,7 +111,7 @@ def build_prototypes(
     replace: bool = False,
     min_confirmed: int = DEFAULT_MIN_CONFIRMED,
     inputs: PrototypeInputs = PrototypeInputs(),
-    sources: "Sources | None" = None,
+    sources: Sources | None = None,
 ) -> PrototypeSetView:
     """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows.
 
@@ -308,7 +308,7 @@ def _read_examples(table: Path, cs: ClassSetView) -> list[Example]:
             raise InvalidInput(f"{table}, line {line}: empty class")
         if bool(path) == bool(window):
             raise InvalidInput(f"{table}, line {line}: give a path or a window id (one of them)")
-        if window and not (window.isascii() and window.isdigit()):
+        if window and not (window.isascii() and window.isdigit() and int(window) < 2**63):  # SQLite's integers
             raise InvalidInput(f"{table}, line {line}: window {window!r} is not a window id (a whole number)")
         if label in cs.labels:
             out.append(Example(label, resolve(table, path) if path else None, int(window) if window else None))
