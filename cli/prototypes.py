@@ -1,6 +1,7 @@
 """`proto-index prototypes`: build and inspect class prototypes."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,19 +12,22 @@ from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
 from proto_index.core.prototypes import DEFAULT_TGAP_N
+from proto_index.options import PrototypeInputs
 from proto_index.pipeline.catalog_views import PrototypeSetView
-from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED
+from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED, TEXT_METHODS
 
-app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot) or TGAP.")
+app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot, TGAP), reviews, examples or the model's own classifier.")
 
 
 @app.command("build")
 def build(
     classes: Annotated[str, typer.Argument(help="Class set name.")],
-    method: Annotated[str, typer.Option(help="zero-shot (text anchors), tgap (centroid of the N corpus clips nearest each anchor), supervised (centroid of the windows confirmed with `annotate`), or blend (supervised, topped up with TGAP neighbours to --min-confirmed members).")] = "zero-shot",
-    n: Annotated[int, typer.Option("--n", min=1, help="TGAP: neighbours per class.")] = DEFAULT_TGAP_N,
+    method: Annotated[str, typer.Option(help="zero-shot (text anchors), tgap (centroid of the N corpus clips nearest each anchor), supervised (centroid of the windows confirmed with `annotate`), blend (supervised, topped up with TGAP neighbours to --min-confirmed members); for any model, with or without a text tower: examples (centroid of each class's examples, --examples) or classifier (centroid of the N corpus windows the model's own classifier scores highest for the labels --mapping maps to the class).")] = "zero-shot",
+    n: Annotated[int, typer.Option("--n", min=1, help="tgap and classifier: corpus windows per class.")] = DEFAULT_TGAP_N,
     min_confirmed: Annotated[int, typer.Option(min=1, help="blend: members per class; a class with fewer confirmations borrows the unannotated corpus windows nearest its text anchor.")] = DEFAULT_MIN_CONFIRMED,
-    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot, CLASSES-tgapN, CLASSES-supervised, CLASSES-blendK).")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="classifier: UTF-8 CSV with columns class,model_label (one row per model label mapped to a class; several per class allowed; the class score of a window is the highest of its labels' scores).", show_default=False)] = None,
+    examples: Annotated[Optional[Path], typer.Option(help="examples: UTF-8 CSV with a class column and a path (audio file, relative to the CSV) or window (stored window id) column.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot, CLASSES-tgapN, CLASSES-supervised, CLASSES-blendK, CLASSES-examples, CLASSES-classifierN).")] = None,
     replace: Annotated[bool, typer.Option(help="Rebuild a set of the same name.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
     device: DeviceOption = None,
@@ -36,8 +40,11 @@ def build(
       proto-index prototypes build urban --method tgap --n 35
       proto-index prototypes build urban --method supervised        # after `proto-index annotate`
       proto-index prototypes build urban --method blend --min-confirmed 5
+      proto-index prototypes build birds --method classifier --mapping birds-to-birdnet.csv --n 35
+      proto-index prototypes build birds --method examples --examples examples.csv
     """
-    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace, min_confirmed)
+    inputs = PrototypeInputs(mapping=mapping, examples=examples)
+    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace, min_confirmed, inputs=inputs)
     typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
 
 
@@ -53,11 +60,13 @@ add_list_command(app, "prototypes", "List prototype sets: name, method, N, class
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Prototype set name.")],
-    top: Annotated[int, typer.Option(help="TGAP: neighbours to show per class (0 = all).")] = 5,
+    top: Annotated[int, typer.Option(help="TGAP, classifier, blend: corpus windows to show per class (0 = all).")] = 5,
     store: StoreOption = DEFAULT_STORE_PATH,
     as_json: JsonOption = False,
 ):
-    """Show a prototype set; for TGAP, each class's nearest corpus clips with their cosine to the text anchor.
+    """Show a prototype set; for TGAP, each class's nearest corpus clips with their cosine to the text
+    anchor; for classifier, the corpus windows with the best class scores (the model's own); for
+    blend, the windows borrowed.
 
     \b
     Example:
@@ -68,7 +77,7 @@ def show(
         return echo_json(prototype_set_detail(ps, top))
     say(f"{ps.name}: {ps.method} prototypes of class set {ps.class_set}")
     for label, prompt, neighbours in zip(ps.labels, ps.prompts, ps.neighbours):
-        say(f"{label}\t\"{prompt}\"")
+        say(f"{label}\t\"{prompt}\"" if ps.method in TEXT_METHODS else f"{label}\t{prompt}")
         shown = neighbours if top == 0 else neighbours[:top]
         for rank, nb in enumerate(shown, start=1):
             where = f"{nb.path} @ {nb.start_s:g}s" if nb.path else f"window {nb.window_id} (removed)"

@@ -31,11 +31,12 @@ from proto_index.pipeline.catalog_views import (
     PrototypeSetView,
     class_set_view,
     environment_view,
+    get_class_set,
     get_environment,
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions, IngestOptions, ScoringOptions
+from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
 from proto_index.pipeline.manifest import read_manifest
 from proto_index.progress import Progress
@@ -217,13 +218,22 @@ class Store:
         name: str | None = None,
         replace: bool = False,
         min_confirmed: int = prototypes.DEFAULT_MIN_CONFIRMED,
+        inputs: PrototypeInputs = PrototypeInputs(),
     ) -> PrototypeSetView:
         """``method``: zero-shot, tgap (``n`` neighbours), supervised (centroids of the windows
-        confirmed with :meth:`annotate`), or blend (supervised, topped up with TGAP neighbours to
-        ``min_confirmed`` members per class)."""
+        confirmed with :meth:`annotate`), blend (supervised, topped up with TGAP neighbours to
+        ``min_confirmed`` members per class), and for a model with or without a text tower: examples
+        (each class's centroid of the examples ``inputs.examples`` lists) or classifier (the centroid
+        of the ``n`` corpus windows the model's own classifier scores highest for the model labels
+        ``inputs.mapping`` maps to the class; the model must offer
+        :class:`~proto_index.embed.encoder.LabelScorer`)."""
+        prototypes.check_method(method)
         preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n, min_confirmed),
                               replace)  # before the model loads
-        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed)
+        with self._storage.session() as s:
+            sources = prototypes.read_sources(method, class_set_view(get_class_set(s, class_set)), inputs)
+        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed,
+                                           inputs=inputs, sources=sources)
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,

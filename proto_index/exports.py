@@ -11,6 +11,17 @@ sorted path order (Raven's order for a multi-file sound opened from one folder):
 is the recording's start on that timeline plus the window's offset, ``Begin File``/``File
 Offset (s)`` (and ``Begin Path``) locate it in its own file, so tools that read those columns
 never depend on the order. One table keeps a run in one file to filter, merge and share.
+
+Kaleidoscope (Wildlife Acoustics): ONE CSV for the run with the columns Kaleidoscope reads from an
+``id.csv``/``cluster.csv``: ``INDIR`` (the folder every recording of the run is under), ``FOLDER``
+(the recording's folder below it, empty at the top), ``IN FILE`` (its name), ``CHANNEL`` (0: the
+audio is classified as one mono channel), ``OFFSET`` and ``DURATION`` (the window in seconds; a
+file-level row spans the file), ``TOP1MATCH`` (the label) and ``TOP1DIST`` (its score: as
+BirdNET-Analyzer writes it, a score where higher is better, not a distance), ``MANUAL ID`` (empty,
+for the reviewer), ``MARGIN``; then proto-index's own ``ENVIRONMENT``, ``PROTOTYPES``,
+``ADAPTATION``, ``TAU``, ``PATH`` (the recording, losslessly: see :mod:`proto_index.filenames`) and
+one ``score:<label>`` column per class when asked (Kaleidoscope shows only the columns it knows).
+A folder or file name that is not UTF-8 is written percent-encoded in INDIR/FOLDER/IN FILE.
 """
 from __future__ import annotations
 
@@ -24,18 +35,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote_from_bytes
 
 from proto_index.cells import FORMULA_START, read_text_cell, text_cell  # noqa: F401  (re-exported)
 from proto_index.atomic import fsync_dir, open_output, refuse_stdout, temp_name
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
-from proto_index.filenames import as_text, from_text
+from proto_index.filenames import as_text, from_text, is_text, to_bytes
 
-FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity")
+FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity", "kaleidoscope")
 ROW_FIELDS = ("path", "start_s", "end_s", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
 RAVEN_COLUMNS = (
     "Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
     "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",
     "Adaptation", "Tau",
+)
+KALEIDOSCOPE_COLUMNS = (
+    "INDIR", "FOLDER", "IN FILE", "CHANNEL", "OFFSET", "DURATION", "TOP1MATCH", "TOP1DIST", "MANUAL ID", "MARGIN",
+    "ENVIRONMENT", "PROTOTYPES", "ADAPTATION", "TAU", "PATH",
 )
 AUDACITY_INDEX = "files.csv"
 TEXT_FIELDS = ("path", "environment", "prototypes", "adaptation", "label", "error")
@@ -79,20 +95,21 @@ def rows_of(result, prototypes: str) -> list[ExportRow]:
 def write_result(result, out: str | Path, fmt: str = "csv", all_scores: bool = False) -> Path:
     """Write a :class:`~proto_index.pipeline.classify.Classification` to ``out`` in ``fmt``: one row
     per input (per window, with start_s and end_s, for a per-window result); ``all_scores`` adds a
-    column per class (its refined score; csv and parquet). Written to a temporary file and renamed,
+    column per class (its refined score; csv, parquet and kaleidoscope). Written to a temporary file and renamed,
     so an interrupted run never leaves half a file."""
     return export(rows_of(result, result.prototypes), Path(out), fmt, result.labels if all_scores else None)
 
 
 def export(rows: list[ExportRow], out: Path, fmt: str, labels: list[str] | None = None, facts=None) -> Path:
     """Write ``rows`` to ``out`` in ``fmt`` (audacity: ``out`` is a folder). ``labels``: the class
-    order for per-class score columns (csv/parquet; None leaves them out). ``facts(path)`` gives a
-    recording's :class:`AudioFacts` (default: read from the file's header)."""
+    order for per-class score columns (csv/parquet/kaleidoscope; None leaves them out).
+    ``facts(path)`` gives a recording's :class:`AudioFacts` (default: read from the file's header)."""
     check_format(fmt)
     check_output(out, fmt)
     check_score_labels(labels or ())
     facts = facts or audio_facts
-    writer = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet, "raven": _raven, "audacity": _audacity}[fmt]
+    writer = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet, "raven": _raven, "audacity": _audacity,
+              "kaleidoscope": _kaleidoscope}[fmt]
     return writer(rows, Path(out), labels, facts)
 
 
@@ -237,6 +254,31 @@ def _raven(rows, out, labels, facts) -> Path:
                 _cell(r.margin), _tsv_text(r.environment), _tsv_text(r.prototypes), _tsv_text(r.adaptation), _cell(r.tau),
             ]) + "\n")
     return out
+
+
+def _kaleidoscope(rows, out, labels, facts) -> Path:
+    """One CSV of labelled windows, sorted by recording and offset (columns: the module docstring)."""
+    sel = _selections(rows, facts)
+    where = {r.path: os.path.split(os.path.abspath(from_text(r.path))) for r, *_ in sel}
+    indir = os.path.commonpath([folder for folder, _ in where.values()]) if where else ""
+    with atomic(out) as fh:
+        w = csv.writer(fh)
+        w.writerow([*KALEIDOSCOPE_COLUMNS, *(text_cell(f"score:{lbl}") for lbl in labels or [])])
+        for r, start, end, _ in sorted(sel, key=lambda x: (x[0].path, x[1])):
+            folder, name = where[r.path]
+            below = os.path.relpath(folder, indir)
+            w.writerow([
+                *(text_cell(_name_cell(x)) for x in (indir, "" if below == "." else below, name)), 0, _t(start),
+                _t(end - start), text_cell(r.label), _cell(r.score), "", _cell(r.margin),
+                *map(text_cell, (r.environment, r.prototypes, r.adaptation)), _cell(r.tau), text_cell(r.path),
+                *(_cell((r.scores or {}).get(lbl)) for lbl in labels or []),
+            ])
+    return out
+
+
+def _name_cell(name: str) -> str:
+    """A folder or file name as UTF-8 text: as it is, or percent-encoded when it is not UTF-8."""
+    return name if is_text(name) else quote_from_bytes(to_bytes(name), safe="/")
 
 
 def _audacity(rows, out, labels, facts) -> Path:

@@ -10,12 +10,16 @@ and precision are chosen when the store opens (they decide which model is loaded
 ``Store.classify`` / ``classify_dataset`` to :func:`proto_index.pipeline.classify.classify`.
 :class:`IngestOptions` (the writer-lock wait, rehashing, commit and publication sizes) travels from
 ``Store.ingest`` to :func:`proto_index.pipeline.ingest.ingest`; it stays in the process that commits.
+:class:`PrototypeInputs` (the mapping and examples files) travels from ``Store.build_prototypes``
+to :func:`proto_index.pipeline.prototypes.build_prototypes`.
 """
 from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from proto_index.core.adaptation import ADAPTATIONS
 from proto_index.core.profiles import PROTOTYPE_NORMS
@@ -156,3 +160,29 @@ class IngestOptions:
 
 def _whole(value, least: int) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+@dataclass(frozen=True)
+class PrototypeInputs:
+    """What the prototype methods without a text anchor read, carried from ``Store.build_prototypes``
+    (or the CLI) to :mod:`proto_index.pipeline.prototypes`.
+
+    ``mapping`` (``classifier``): a UTF-8 CSV ``class,model_label``, one row per label of the model
+    mapped to a class (several per class allowed). ``examples`` (``examples``): a UTF-8 CSV with a
+    ``class`` column and a ``path`` (an audio file, relative to the CSV's folder) or ``window`` (a
+    stored window id) per row. ``embed``: how example files not already in the corpus are embedded.
+    """
+
+    mapping: Path | None = None
+    examples: Path | None = None
+    embed: EmbedOptions = EmbedOptions()
+
+    def __post_init__(self):
+        for name in ("mapping", "examples"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise InvalidInput(f"the {name} file must be a path, got {value!r}")
+            if value is not None:
+                object.__setattr__(self, name, Path(value))
+        if not isinstance(self.embed, EmbedOptions):
+            raise InvalidInput(f"embed must be EmbedOptions, got {type(self.embed).__name__}")

@@ -103,11 +103,39 @@ class RecordingEncoder(BandEncoder):
         return super().embed_waveforms(waveforms)
 
 
+MODEL_LABELS = {  # a classifier head's labels (BirdNET-like names) and the band each one listens to
+    "Siren_Emergency siren": 700.0,
+    "Canis familiaris_Dog": 1500.0,
+    "Power tool_Drill": 3200.0,
+    "Turdus merula_Eurasian Blackbird": 6500.0,
+    "Erithacus rubecula_European Robin": 6500.0,
+    "Engine_Aircraft": 300.0,
+}
+
+
+class ScoringEncoder(BandEncoder):
+    """A BandEncoder (model name ``fake-scorer``) with a classifier head of its own
+    (:class:`~proto_index.embed.encoder.LabelScorer`): a label's score is the stored vector's
+    energy share in its band, ``v[band] ** 2`` (in [0, 1] for a unit audio vector)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.identity = dataclasses.replace(self.identity, name="fake-scorer")
+        self.labels = list(MODEL_LABELS)
+        self.scored = []  # the number of vectors of each label_scores call
+
+    def label_scores(self, vectors: np.ndarray) -> np.ndarray:
+        v = np.asarray(vectors, dtype=np.float64)
+        self.scored.append(len(v))
+        return np.clip(v[:, [band_of(f) for f in MODEL_LABELS.values()]] ** 2, 0.0, 1.0)
+
+
 def _register() -> None:
     from proto_index.embed.registry import register_model
 
     register_model("fake-bands", lambda **kw: BandEncoder(), "test encoder with known semantics")
     register_model("fake-recording", lambda **kw: RecordingEncoder(), "test encoder that records its batches")
+    register_model("fake-scorer", lambda **kw: ScoringEncoder(), "test encoder with a classifier head of its own")
 
 
 _register()  # importing this module (e.g. via $PROTO_INDEX_PLUGINS=fakes) makes 'fake-bands' loadable

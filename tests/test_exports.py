@@ -1,6 +1,7 @@
 """classify/export formats, read back with parsers written here (not the exporter's own code)."""
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -199,3 +200,69 @@ def test_classify_checks_the_output_of_each_format_first(tmp_path, run):
                                                           "--report", tmp_path / "r", code=2).stderr
     cli(*args, "--format", "xls", "--out", tmp_path / "t.xls", code=2)
     assert not (tmp_path / "t.txt").exists() and not (tmp_path / "r").exists()
+
+
+KALEIDOSCOPE_HEADER = ["INDIR", "FOLDER", "IN FILE", "CHANNEL", "OFFSET", "DURATION", "TOP1MATCH", "TOP1DIST", "MANUAL ID",
+                       "MARGIN", "ENVIRONMENT", "PROTOTYPES", "ADAPTATION", "TAU", "PATH"]
+
+
+def read_kaleidoscope(path):
+    """The rows of a Kaleidoscope CSV, by the csv module alone; the header checked."""
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    return table[0], [dict(zip(table[0], t)) for t in table[1:]]
+
+
+def test_kaleidoscope_reads_back_per_window_and_per_file(tmp_path, run):
+    store, files = run
+    files = [*files, write(tmp_path / "archive" / "deeper" / "c.wav", [(CLASS_FREQS["drilling"], 0.5)], seconds=4.0)]
+    args = ["-p", "urban-zero-shot", "--env", "park", "--store", store, "-q"]
+    base = tmp_path / "windows.csv"
+    cli("classify", *files, *args, "--per-window", "--out", base)
+    kal = tmp_path / "windows.kaleidoscope.csv"
+    cli("classify", *files, *args, "--per-window", "--format", "kaleidoscope", "--out", kal)
+    header, got = read_kaleidoscope(kal)
+    assert header == KALEIDOSCOPE_HEADER
+    want = read_csv(base)
+    assert len(got) == len(want) == 6
+    archive = str(tmp_path / "archive")
+    assert {g["INDIR"] for g in got} == {archive}
+    assert sorted({(g["FOLDER"], g["IN FILE"]) for g in got}) == [
+        ("", "b.wav"), ("", "long.wav"), ("", "weird\tname ü;rm -rf.wav"), ("deeper", "c.wav")]
+    # per window: the recording, offset, duration, label and score of each row of the CSV, in path then time order
+    assert [(os.path.join(g["INDIR"], g["FOLDER"], g["IN FILE"]), float(g["OFFSET"]), float(g["DURATION"]), g["TOP1MATCH"],
+             g["TOP1DIST"], g["MARGIN"], g["PATH"]) for g in got] == sorted(
+        (w["path"], float(w["start_s"]), float(w["end_s"]) - float(w["start_s"]), w["label"], w["score"], w["margin"], w["path"])
+        for w in want)
+    assert [(g["OFFSET"], g["DURATION"]) for g in got if g["IN FILE"] == "long.wav"] == [("0", "10"), ("10", "10"), ("20", "5")]
+    assert {(g["CHANNEL"], g["MANUAL ID"], g["ENVIRONMENT"], g["PROTOTYPES"], g["ADAPTATION"], g["TAU"]) for g in got} == {
+        ("0", "", "park", "urban-zero-shot", "text", "0.250000")}
+
+    # per file, through `export`, with a score column per class: one row over each whole file
+    per_file = tmp_path / "files.csv"
+    cli("classify", *files, *args, "--all-scores", "--out", per_file)
+    cli("export", per_file, "--format", "kaleidoscope", "--out", tmp_path / "files.kaleidoscope.csv")
+    header, got = read_kaleidoscope(tmp_path / "files.kaleidoscope.csv")
+    assert header == KALEIDOSCOPE_HEADER + [f"score:{lbl}" for lbl in CLASS_FREQS]
+    rows = {r["path"]: r for r in read_csv(per_file)}
+    assert len(got) == len(rows) == 4
+    for g in got:
+        r = rows[os.path.join(g["INDIR"], g["FOLDER"], g["IN FILE"])]
+        assert (g["OFFSET"], float(g["DURATION"])) == ("0", pytest.approx(duration(r["path"]), abs=1e-6))
+        assert (g["TOP1MATCH"], g["TOP1DIST"]) == (r["label"], r["score"])
+        assert [g[f"score:{lbl}"] for lbl in CLASS_FREQS] == [r[lbl] for lbl in CLASS_FREQS]
+
+
+def test_kaleidoscope_cells_are_safe_for_spreadsheets_and_names_that_are_not_utf8(tmp_path):
+    facts = lambda p: AudioFacts(30.0, 48_000)  # noqa: E731
+    # the folder and file names hold the bytes 0xFF and 0xFE: not UTF-8
+    rows = [ExportRow("file:///data/m%FF/x%FE.wav", 3.0, 6.0, "park", "=set", "text", 0.2, "@SUM(1)", 0.5, 0.1, None),
+            ExportRow("/data/=calc/a.wav", None, None, "park", "=set", "text", 0.2, "siren", 0.25, 0.05, None)]
+    out = export(rows, tmp_path / "k.csv", "kaleidoscope", facts=facts)
+    header, got = read_kaleidoscope(out)
+    assert header == KALEIDOSCOPE_HEADER
+    assert [(g["INDIR"], g["FOLDER"], g["IN FILE"], g["OFFSET"], g["DURATION"], g["TOP1MATCH"], g["PROTOTYPES"], g["PATH"])
+            for g in got] == [
+        ("/data", "'=calc", "a.wav", "0", "30", "siren", "'=set", "/data/=calc/a.wav"),
+        ("/data", "m%FF", "x%FE.wav", "3", "3", "'@SUM(1)", "'=set", "file:///data/m%FF/x%FE.wav"),
+    ]

@@ -120,7 +120,7 @@ def test_filenames_text_round_trip():
     assert as_text(os.fsdecode(b"/data/m\xff.wav")) == "file:///data/m%FF.wav"
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "parquet-dataset", "raven", "audacity"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "parquet-dataset", "raven", "audacity", "kaleidoscope"])
 def test_every_export_format_writes_a_name_that_is_not_utf8(tmp_path, hostile, fmt):
     folder, names = hostile
     store = _classified_store(tmp_path, folder)
@@ -131,6 +131,11 @@ def test_every_export_format_writes_a_name_that_is_not_utf8(tmp_path, hostile, f
     if fmt == "csv":
         with open(out, newline="", encoding="utf-8") as f:
             paths = [r["path"] for r in csv.DictReader(f)]
+    elif fmt == "kaleidoscope":
+        with open(out, newline="", encoding="utf-8") as f:
+            table = list(csv.DictReader(f))
+        paths = [r["PATH"] for r in table]
+        assert {(r["INDIR"], r["IN FILE"]) for r in table if r["PATH"].startswith("file:")} == {(str(folder), "m%FF.wav")}
     elif fmt == "jsonl":
         paths = [json.loads(line)["path"] for line in out.read_text(encoding="utf-8").splitlines()]
     elif fmt in ("parquet", "parquet-dataset"):

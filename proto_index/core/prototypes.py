@@ -1,4 +1,5 @@
-"""Class prototypes: zero-shot text anchors and TGAP (text-guided audio prototypes).
+"""Class prototypes: zero-shot text anchors, TGAP (text-guided audio prototypes), and the pure
+parts of the methods without a text anchor (the top windows by a model's own class scores).
 
 TGAP (Acevedo et al., 2025): for each class, the centroid of the ``n`` unlabelled corpus audio
 embeddings nearest to the class's text anchor. It moves the prototype from the text side of the
@@ -89,3 +90,45 @@ def blend_prototype(confirmed: np.ndarray, neighbours: np.ndarray) -> np.ndarray
     if not parts:
         raise ValueError("a blended prototype needs at least one vector")
     return centroid(np.concatenate(parts))
+
+
+def class_scores(label_scores: np.ndarray, columns: list[list[int]]) -> np.ndarray:
+    """Per-class scores ``(n, k)`` from a model's ``(n, L)`` label scores: for class ``j``, the
+    maximum over the label columns ``columns[j]`` mapped to it (a window that scores high for any
+    of a class's labels is a window of that class)."""
+    s = np.atleast_2d(np.asarray(label_scores, dtype=np.float64))
+    if any(not cols for cols in columns):
+        raise ValueError("every class needs at least one label column")
+    return np.stack([s[:, cols].max(axis=1) for cols in columns], axis=1) if columns else np.zeros((s.shape[0], 0))
+
+
+def merge_top_n(best: Neighbours, scores: np.ndarray, rows: np.ndarray, n: int) -> Neighbours:
+    """The ``n`` highest-scoring rows per class among ``best`` (``(k, m)``, best first) and a new
+    chunk (``scores`` ``(c, k)`` for the corpus rows ``rows`` ``(c,)``); ties go to the lower row.
+
+    Folding the corpus through this chunk by chunk keeps ``k * (n + c)`` numbers in memory and
+    gives exactly :func:`top_n_by_score` of the whole.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    r = np.asarray(rows, dtype=np.int64)
+    k = s.shape[1]
+    cand_s = np.concatenate([np.asarray(best.scores, np.float64).reshape(k, -1), s.T], axis=1)
+    cand_r = np.concatenate([np.asarray(best.indices, np.int64).reshape(k, -1), np.broadcast_to(r, (k, len(r)))], axis=1)
+    order = np.lexsort((cand_r, -cand_s), axis=-1)[:, :n]
+    return Neighbours(np.take_along_axis(cand_r, order, axis=1), np.take_along_axis(cand_s, order, axis=1))
+
+
+def no_neighbours(k: int) -> Neighbours:
+    """The empty start of a :func:`merge_top_n` fold over ``k`` classes."""
+    return Neighbours(np.zeros((k, 0), np.int64), np.zeros((k, 0), np.float64))
+
+
+def top_n_by_score(scores: np.ndarray, n: int) -> Neighbours:
+    """Brute force: for each class (a column of ``(rows, k)`` ``scores``), its ``n`` best rows, best
+    first, ties to the lower row. The reference the chunked fold is checked against."""
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if n > s.shape[0]:
+        raise ValueError(f"n={n} exceeds the corpus size {s.shape[0]}")
+    return merge_top_n(no_neighbours(s.shape[1]), s, np.arange(s.shape[0]), n)

@@ -57,3 +57,14 @@ class Encoder(Protocol):
     def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray: ...
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class LabelScorer(Protocol):
+    """A model with a classifier head of its own (BirdNET): ``labels`` in output order, and
+    ``label_scores`` turning ``(n, dim)`` STORED embeddings into ``(n, len(labels))`` scores in
+    [0, 1], without the audio. Needed by the ``classifier`` prototype method only."""
+
+    labels: list[str]
+
+    def label_scores(self, vectors: np.ndarray) -> np.ndarray: ...

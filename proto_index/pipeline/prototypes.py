@@ -1,8 +1,12 @@
 """Class sets and prototype building: zero-shot text anchors, TGAP from the corpus, or supervised
-centroids of reviewed windows (``annotate``), optionally blended with TGAP neighbours."""
+centroids of reviewed windows (``annotate``), optionally blended with TGAP neighbours; and, for a
+model without a text tower, the centroid of each class's examples (``examples``) or of the corpus
+windows the model's own classifier scores highest for the labels mapped to it (``classifier``)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -12,13 +16,18 @@ from proto_index.core.prototypes import (
     DEFAULT_TEMPLATE,
     DEFAULT_TGAP_N,
     blend_prototype,
+    class_scores,
+    merge_top_n,
+    no_neighbours,
     render_prompts,
     supervised_prototypes,
     tgap_prototypes,
 )
-from proto_index.embed.encoder import Encoder
-from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput
+from proto_index.embed.encoder import Encoder, LabelScorer
+from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput, ModelError, NotFound
 from proto_index.exports import check_score_labels
+from proto_index.options import PrototypeInputs
+from proto_index.pipeline.manifest import read_table, resolve
 from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
@@ -27,11 +36,16 @@ from proto_index.pipeline.catalog_views import (
     get_class_set,
     prototype_set_view,
 )
-from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour
+from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour, Window
 from proto_index.store.storage import Storage, to_blob
 
-METHODS = ("zero-shot", "tgap", "supervised", "blend")
+METHODS = ("zero-shot", "tgap", "supervised", "blend", "examples", "classifier")
+TEXT_METHODS = ("zero-shot", "tgap", "supervised", "blend")
+"""The methods that embed the class prompts (a text anchor per class); the others need no text tower."""
 DEFAULT_MIN_CONFIRMED = 5
+SCORE_CHUNK_BYTES = 64 * 2**20
+"""The classifier method reads the corpus vectors and their label scores this many bytes at a time
+(~2,200 windows of a 1,024-d model with 6,522 labels), whatever the corpus size."""
 
 
 def add_class_set(
@@ -80,8 +94,10 @@ def prototype_sets_on(s, class_set: str) -> list[str]:
 
 
 def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAULT_MIN_CONFIRMED) -> str:
-    """``CLASSES-tgapN``, ``CLASSES-supervised``, ``CLASSES-blendK`` or ``CLASSES-zero-shot``."""
-    names = {"tgap": f"{class_set}-tgap{n}", "supervised": f"{class_set}-supervised", "blend": f"{class_set}-blend{min_confirmed}"}
+    """``CLASSES-tgapN``, ``CLASSES-supervised``, ``CLASSES-blendK``, ``CLASSES-examples``,
+    ``CLASSES-classifierN`` or ``CLASSES-zero-shot``."""
+    names = {"tgap": f"{class_set}-tgap{n}", "supervised": f"{class_set}-supervised", "blend": f"{class_set}-blend{min_confirmed}",
+             "examples": f"{class_set}-examples", "classifier": f"{class_set}-classifier{n}"}
     return names.get(method, f"{class_set}-zero-shot")
 
 
@@ -94,24 +110,63 @@ def build_prototypes(
     name: str | None = None,
     replace: bool = False,
     min_confirmed: int = DEFAULT_MIN_CONFIRMED,
+    inputs: PrototypeInputs = PrototypeInputs(),
+    sources: Sources | None = None,
 ) -> PrototypeSetView:
     """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows.
 
     ``supervised``: each class's centroid of its confirmed windows (:func:`proto_index.pipeline.annotations.confirmed`).
     ``blend``: as supervised, but a class with fewer than ``min_confirmed`` confirmations borrows the
     corpus windows nearest its text anchor (not annotated at all) until it has ``min_confirmed`` members.
+    ``examples`` and ``classifier`` embed no text (see :func:`read_sources`; ``inputs`` names their
+    files, ``sources`` is what :func:`read_sources` read of them, if already read): each class's
+    "anchor" is then its prototype itself, and its prompt says where the prototype came from.
+    Nothing is stored unless every check passes.
     """
-    if method not in METHODS:
-        raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     storage.check_identity(encoder.identity)
     name = check_text(name or default_name(class_set, method, n, min_confirmed), "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
             raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
+    sources = sources or read_sources(method, cs, inputs)
 
-    prompts = render_prompts(cs.labels, cs.template)
-    anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
+    neighbour_ids = neighbour_scores = None
+    if method == "classifier":
+        vectors, prompts, neighbour_ids, neighbour_scores = _classifier(storage, encoder, cs, sources.mapping, n)
+        anchors = vectors
+    elif method == "examples":
+        vectors, prompts = _examples(storage, encoder, cs, sources.examples, inputs)
+        anchors = vectors
+    else:
+        prompts = render_prompts(cs.labels, cs.template)
+        anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
+        vectors, neighbour_ids, neighbour_scores = _text_method(storage, cs, anchors, method, n, min_confirmed)
+
+    with claim_name(storage, PrototypeSet, name, "prototype set", replace) as s:
+        ps = PrototypeSet(
+            name=name,
+            class_set=get_class_set(s, class_set),
+            method=method,
+            n_neighbours={"tgap": n, "blend": min_confirmed, "classifier": n}.get(method),
+        )
+        for k, (label, prompt) in enumerate(zip(cs.labels, prompts)):
+            proto = Prototype(position=k, label=label, prompt=prompt, anchor=to_blob(anchors[k]), vector=to_blob(vectors[k]))
+            if neighbour_ids is not None:
+                proto.neighbours = [
+                    TgapNeighbour(rank=r, window_id=int(wid), score=float(sc))
+                    for r, (wid, sc) in enumerate(zip(neighbour_ids[k], neighbour_scores[k]))
+                ]
+            ps.prototypes.append(proto)
+        s.add(ps)
+        s.flush()
+        return prototype_set_view(s, ps)
+
+
+
+def _text_method(storage: Storage, cs: ClassSetView, anchors: np.ndarray, method: str, n: int, min_confirmed: int):
+    """The prototype vectors of a method that starts from the text anchors, with its neighbours (or None)."""
     neighbour_ids = neighbour_scores = None
     if method == "zero-shot":
         vectors = anchors
@@ -130,26 +185,7 @@ def build_prototypes(
         vectors = tgap_prototypes(storage.vectors.read(rows.ravel()).reshape(len(cs.labels), n, -1)).astype(np.float32)
         window_of = storage.windows_at_rows(rows.ravel())
         neighbour_ids = np.vectorize(lambda r: window_of[int(r)].window_id)(rows)
-
-    with claim_name(storage, PrototypeSet, name, "prototype set", replace) as s:
-        ps = PrototypeSet(
-            name=name,
-            class_set=get_class_set(s, class_set),
-            method=method,
-            n_neighbours={"tgap": n, "blend": min_confirmed}.get(method),
-        )
-        for k, (label, prompt) in enumerate(zip(cs.labels, prompts)):
-            proto = Prototype(position=k, label=label, prompt=prompt, anchor=to_blob(anchors[k]), vector=to_blob(vectors[k]))
-            if neighbour_ids is not None:
-                proto.neighbours = [
-                    TgapNeighbour(rank=r, window_id=int(wid), score=float(sc))
-                    for r, (wid, sc) in enumerate(zip(neighbour_ids[k], neighbour_scores[k]))
-                ]
-            ps.prototypes.append(proto)
-        s.add(ps)
-        s.flush()
-        return prototype_set_view(s, ps)
-
+    return vectors, neighbour_ids, neighbour_scores
 
 
 def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method: str, min_confirmed: int):
@@ -193,3 +229,173 @@ def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method
         ids.append([w for _, w, _ in picked])
         scores.append([c for _, _, c in picked])
     return out, ids, scores
+
+
+# -- methods without a text anchor ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Example:
+    """One example of ``label``: an audio file (``path``) or a stored window (``window_id``)."""
+
+    label: str
+    path: Path | None = None
+    window_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What :func:`read_sources` read: ``mapping`` (class -> model labels, file order) or ``examples``."""
+
+    table: Path | None = None
+    mapping: dict[str, list[str]] | None = None
+    examples: list[Example] | None = None
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def read_sources(method: str, cs: ClassSetView, inputs: PrototypeInputs) -> Sources:
+    """Read and check the file ``method`` needs (only the catalog and the file system: before the
+    model loads). :class:`InvalidInput` for a file given to a method that does not read it, a
+    missing one, a class of the set with no row, and each way a row can be wrong."""
+    check_method(method)
+    needs = {"classifier": "mapping", "examples": "examples"}.get(method)
+    for field in ("mapping", "examples"):
+        if getattr(inputs, field) is not None and field != needs:
+            raise InvalidInput(f"a {field} file is read by the {_METHOD_OF[field]} method only, not {method}")
+    if needs is None:
+        return Sources()
+    table = getattr(inputs, needs)
+    if table is None:
+        hint = Hint("mapping", "give it with {option}") if needs == "mapping" else Hint("examples", "give it with {option}")
+        raise InvalidInput(f"the {method} method needs a {needs} file ({_FORMS[needs]})", hint=hint)
+    if needs == "mapping":
+        return Sources(table, mapping=_read_mapping(table, cs))
+    return Sources(table, examples=_read_examples(table, cs))
+
+
+_METHOD_OF = {"mapping": "classifier", "examples": "examples"}
+_FORMS = {"mapping": "a CSV with columns class,model_label", "examples": "a CSV with columns class and path or window"}
+
+
+def _read_mapping(table: Path, cs: ClassSetView) -> dict[str, list[str]]:
+    """``class -> [model labels]`` of a ``class,model_label`` CSV; classes not in the set are ignored
+    (one mapping can serve several class sets), a class of the set without a row is refused."""
+    _, rows = read_table(table, ("class", "model_label"))
+    mapping: dict[str, list[str]] = {}
+    for line, r in rows:
+        if not r["class"] or not r["model_label"]:
+            raise InvalidInput(f"{table}, line {line}: empty class or model_label")
+        labels = mapping.setdefault(r["class"], [])
+        if r["model_label"] not in labels:
+            labels.append(r["model_label"])
+    _check_every_class(table, cs, mapping, "no model label")
+    return mapping
+
+
+def _read_examples(table: Path, cs: ClassSetView) -> list[Example]:
+    """The rows of an examples CSV: ``class`` and either ``path`` (relative to the CSV's folder) or
+    ``window`` (a stored window id) each; classes not in the set are left out."""
+    header, rows = read_table(table, ("class",))
+    if "path" not in header and "window" not in header:
+        raise InvalidInput(f"{table}: missing column path or window (found: {', '.join(header)})")
+    out = []
+    for line, r in rows:
+        label, path, window = r["class"], r.get("path", ""), r.get("window", "")
+        if not label:
+            raise InvalidInput(f"{table}, line {line}: empty class")
+        if bool(path) == bool(window):
+            raise InvalidInput(f"{table}, line {line}: give a path or a window id (one of them)")
+        if window and not (window.isascii() and window.isdigit() and int(window) < 2**63):  # SQLite's integers
+            raise InvalidInput(f"{table}, line {line}: window {window!r} is not a window id (a whole number)")
+        if label in cs.labels:
+            out.append(Example(label, resolve(table, path) if path else None, int(window) if window else None))
+    _check_every_class(table, cs, {e.label for e in out}, "no example")
+    from proto_index.pipeline.classify import check_inputs
+
+    check_inputs([e.path for e in out if e.path is not None])
+    return out
+
+
+def _check_every_class(table: Path, cs: ClassSetView, found, what: str) -> None:
+    missing = [c for c in cs.labels if c not in found]
+    if missing:
+        raise InvalidInput(f"{table}: {len(missing)} class(es) of class set {cs.name!r} with {what}: {_first(missing)}")
+
+
+def _first(items: list, shown: int = 5) -> str:
+    """The first few of ``items``, quoted, and how many more."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(map(repr, items[:shown])) + more
+
+
+def _classifier(storage: Storage, encoder: Encoder, cs: ClassSetView, mapping: dict[str, list[str]], n: int):
+    """Each class's N corpus windows that the model's own classifier scores highest (the maximum
+    over the model labels mapped to the class), and their centroid: TGAP with a classifier anchor.
+    The corpus is read :data:`SCORE_CHUNK_BYTES` at a time."""
+    if not isinstance(encoder, LabelScorer):
+        raise InvalidInput(f"model {encoder.identity.name!r} has no classifier of its own (label scores), which the "
+                           "classifier method needs; use the examples method instead", hint=Hint("method_examples"))
+    model_labels = list(encoder.labels)
+    column = {lbl: i for i, lbl in enumerate(model_labels)}
+    unknown = list(dict.fromkeys(lbl for c in cs.labels for lbl in mapping[c] if lbl not in column))
+    if unknown:
+        raise InvalidInput(f"{len(unknown)} model label(s) mapped to a class that model {encoder.identity.name!r} "
+                           f"does not have (it has {len(model_labels)}): {_first(unknown, 3)}")
+    columns = [[column[lbl] for lbl in mapping[c]] for c in cs.labels]
+    if n < 1:
+        raise InvalidInput("N must be at least 1", hint=Hint("n"))
+    rows = storage.live_rows()
+    if len(rows) < n:
+        raise InvalidInput(f"classifier prototypes with N={n} need at least {n} corpus windows; the corpus has {len(rows)}",
+                           hint=Hint("n", "ingest more audio or lower {option}"))
+    step = max(1, SCORE_CHUNK_BYTES // (4 * (storage.identity.dim + len(model_labels))))
+    best = no_neighbours(len(cs.labels))
+    for a in range(0, len(rows), step):
+        chunk = rows[a : a + step]
+        scores = np.asarray(encoder.label_scores(storage.vectors.read(chunk)))
+        if scores.shape != (len(chunk), len(model_labels)) or not np.all(np.isfinite(scores)):
+            raise ModelError(f"model {encoder.identity.name!r} gave label scores shaped {scores.shape} (or not finite) "
+                             f"for {len(chunk)} vectors; expected ({len(chunk)}, {len(model_labels)}) finite scores")
+        best = merge_top_n(best, class_scores(scores, columns), chunk, n)
+    vectors = tgap_prototypes(storage.vectors.read(best.indices.ravel()).reshape(len(cs.labels), n, -1)).astype(np.float32)
+    window_of = storage.windows_at_rows(best.indices.ravel())
+    ids = [[window_of[int(r)].window_id for r in rs] for rs in best.indices]
+    prompts = [f"model labels: {'; '.join(mapping[c])}" for c in cs.labels]
+    return vectors, prompts, ids, best.scores
+
+
+def _examples(storage: Storage, encoder: Encoder, cs: ClassSetView, examples: list[Example], inputs: PrototypeInputs):
+    """Each class's centroid of its examples' window vectors (every window weighs the same): a file
+    already in the corpus (same content) gives its stored windows, another is embedded as
+    ``inputs.embed`` says; a stored window gives its vector."""
+    from proto_index.pipeline.classify import file_windows
+
+    paths = list(dict.fromkeys(e.path for e in examples if e.path is not None))
+    window_ids = list(dict.fromkeys(e.window_id for e in examples if e.window_id is not None))
+    row_of: dict[int, int] = {}
+    with storage.session() as s:
+        for a in range(0, len(window_ids), 500):
+            chunk = window_ids[a : a + 500]
+            row_of.update((w, r) for w, r in s.execute(select(Window.id, Window.vector_row).where(Window.id.in_(chunk))))
+    missing = [w for w in window_ids if w not in row_of]
+    if missing:
+        raise NotFound(f"{len(missing)} example window id(s) not in the corpus: {_first(missing)}")
+    windows = file_windows(storage, encoder, paths, options=inputs.embed) if paths else {}
+    failed = [f"{p}: {w}" for p, w in windows.items() if isinstance(w, str)]
+    if failed:
+        raise InvalidInput(f"{len(failed)} example file(s) cannot be embedded: {'; '.join(failed[:3])}"
+                           + (f"; and {len(failed) - 3} more" if len(failed) > 3 else ""))
+    stored = dict(zip(window_ids, storage.vectors.read([row_of[w] for w in window_ids])))
+    vectors, labels, counts = [], [], {c: [0, 0, 0] for c in cs.labels}  # files, windows given, vectors
+    for e in examples:
+        got = windows[e.path].vectors if e.path is not None else stored[e.window_id][None]
+        vectors.append(got)
+        labels += [e.label] * len(got)
+        counts[e.label][0 if e.path is not None else 1] += 1
+        counts[e.label][2] += len(got)
+    centroids = supervised_prototypes(np.concatenate(vectors), labels, cs.labels).astype(np.float32)
+    prompts = [f"examples: {f} file(s), {w} stored window(s); {v} window vectors" for f, w, v in (counts[c] for c in cs.labels)]
+    return centroids, prompts

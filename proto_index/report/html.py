@@ -197,15 +197,20 @@ def write_prototypes(path: Path, p: PrototypePage) -> None:
     parts = [f"<header><h1>Prototype set {escape(p.name)}</h1><nav><a href=\"index.html\">back to the review</a>"
              f"</nav></header><main><p>{escape(p.method)} prototypes of class set {escape(p.class_set)}{n}.</p>"]
     parts.append(_gap_html(p))
-    if p.method != "tgap":
+    classifier = p.method == "classifier"
+    if p.method == "examples":
+        parts.append("<p>Each prototype is the centroid of its class's examples: no corpus windows to show.</p>")
+    elif p.method not in ("tgap", "classifier"):
         parts.append("<p>Zero-shot prototypes are the text anchors themselves: no corpus neighbours to show.</p>")
     for label, prompt, shown, total in p.classes:
         if not shown:
             continue
-        parts.append(f"<section class=\"proto\"><h3>{escape(label)}</h3><p>anchor: <q>{escape(prompt)}</q>; "
-                     f"the {len(shown)} nearest of its {total} neighbours, cosine to the anchor:</p>"
-                     "<table class=\"plain\"><thead><tr><th>#</th><th>cosine</th><th>listen</th><th>spectrogram</th>"
-                     "<th>source</th></tr></thead><tbody>")
+        caption = (f"<q>{escape(prompt)}</q>; the {len(shown)} best of its {total} corpus windows by the model's own "
+                   "score for those labels:" if classifier else
+                   f"anchor: <q>{escape(prompt)}</q>; the {len(shown)} nearest of its {total} neighbours, cosine to the anchor:")
+        parts.append(f"<section class=\"proto\"><h3>{escape(label)}</h3><p>{caption}</p>"
+                     f"<table class=\"plain\"><thead><tr><th>#</th><th>{'score' if classifier else 'cosine'}</th><th>listen</th>"
+                     "<th>spectrogram</th><th>source</th></tr></thead><tbody>")
         for rank, (nb, media) in enumerate(shown, start=1):
             if nb.path is None:
                 parts.append(f"<tr><td>{rank}</td><td>{nb.score:.4f}</td><td colspan=\"3\">window {nb.window_id} "
