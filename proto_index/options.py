@@ -73,7 +73,7 @@ class EmbedOptions:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, int(getattr(self, name)))
 
-    def cutting(self, identity: ModelIdentity) -> Cutting:
+    def cutting(self, identity: ModelIdentity | None) -> Cutting:
         """How the model of ``identity`` gets its windows, every :attr:`hop_s` seconds."""
         return Cutting.for_model(identity, self.hop_s)
 

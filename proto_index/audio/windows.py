@@ -34,8 +34,11 @@ class Cutting:
     min_clip: int = 0
 
     @classmethod
-    def for_model(cls, identity: ModelIdentity, hop_s: float | None = None) -> "Cutting":
-        """``identity``'s windows, every ``hop_s`` seconds (None: the model's window, no overlap)."""
+    def for_model(cls, identity: ModelIdentity | None, hop_s: float | None = None) -> "Cutting":
+        """``identity``'s windows, every ``hop_s`` seconds (None: the model's window, no overlap); a
+        model with no identity (a bare test double) gets CLAP's."""
+        if identity is None:
+            identity = ModelIdentity("", "", False, "", 0)
         window = identity.samples(identity.window_s)
         hop = window if hop_s is None else max(1, identity.samples(hop_s))
         return cls(identity.sample_rate, window, hop, identity.samples(identity.min_tail_s),

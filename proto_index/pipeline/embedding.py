@@ -131,7 +131,7 @@ def embed_files(
     number of windows it embedded.
     """
     batch_windows = fit_encoder_batch(encoder, options.batch_windows)
-    cut = options.cutting(encoder.identity)
+    cut = options.cutting(getattr(encoder, "identity", None))
     dedupe = known_hashes is not None
     stored = known_hashes if known_hashes is None or hasattr(known_hashes, "__contains__") else set(known_hashes)
     claimed: set[str] = set()  # hashes taken by earlier files of this call, in input order
