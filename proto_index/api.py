@@ -176,6 +176,7 @@ class Store:
         return ray_embedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
+        preflight.check_text_tower(self._storage, "text search embeds the query with one")  # before the model loads
         return search.search(self._storage, self.encoder, text, k)
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
@@ -222,7 +223,7 @@ class Store:
         confirmed with :meth:`annotate`), or blend (supervised, topped up with TGAP neighbours to
         ``min_confirmed`` members per class)."""
         preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n, min_confirmed),
-                              replace)  # before the model loads
+                              replace, method)  # before the model loads
         return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed)
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
@@ -254,6 +255,7 @@ class Store:
         replace: bool = False,
     ) -> EnvironmentView:
         preflight.check_environment_free(self._storage, name, replace)  # before the model loads
+        preflight.check_environment_background(self._storage, text, list(audio))
         return environments.add_environment(
             self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
         )

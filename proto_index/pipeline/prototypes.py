@@ -20,6 +20,7 @@ from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput
 from proto_index.exports import check_score_labels
 from proto_index.pipeline.naming import check_text, claim_name
+from proto_index.pipeline.preflight import check_build
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
     PrototypeSetView,
@@ -104,6 +105,7 @@ def build_prototypes(
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     storage.check_identity(encoder.identity)
+    check_build(storage, class_set, None, True, method)  # a method the model cannot build
     name = check_text(name or default_name(class_set, method, n, min_confirmed), "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
@@ -111,9 +113,11 @@ def build_prototypes(
             raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
 
     prompts = render_prompts(cs.labels, cs.template)
-    anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
     neighbour_ids = neighbour_scores = None
-    if method == "zero-shot":
+    anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32) if storage.identity.text else None
+    if anchors is None:  # supervised (check_build refused the rest): each prototype is its own anchor
+        anchors = vectors = _supervised(storage, cs.labels, None, method, min_confirmed)[0]
+    elif method == "zero-shot":
         vectors = anchors
     elif method in ("supervised", "blend"):
         vectors, neighbour_ids, neighbour_scores = _supervised(storage, cs.labels, anchors, method, min_confirmed)
@@ -152,7 +156,7 @@ def build_prototypes(
 
 
 
-def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method: str, min_confirmed: int):
+def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray | None, method: str, min_confirmed: int):
     """Supervised (or blended) prototype vectors, and for blend each class's borrowed neighbours."""
     from proto_index.pipeline.annotations import annotated_window_ids, confirmed
 
