@@ -431,9 +431,10 @@ def model_kind(name: str) -> str:
 
 
 def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
-    from proto_index.embed.registry import load_encoder
+    from proto_index.embed.registry import default_device, load_encoder
     from proto_index.pipeline.embedding import default_batch_size
 
+    device = device or default_device(options["model"])  # a CPU-only model never imports torch to probe CUDA
     # Built at its device's default batch (4 CPU, 32 CUDA); ingest/classify set a --batch-size on it.
     return load_encoder(
         options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,

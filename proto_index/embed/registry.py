@@ -125,6 +125,15 @@ def available_models() -> list[ModelInfo]:
     return [*_BUILTIN.values(), *_registered.values()]
 
 
+CPU_ONLY = ("birdnet",)
+"""Built-in models that run on the CPU whatever the machine has (TFLite): no CUDA probe picks their device."""
+
+
+def default_device(name: str) -> str | None:
+    """``cpu`` for a model in :data:`CPU_ONLY`, else None (CUDA when torch sees one)."""
+    return "cpu" if name in CPU_ONLY else None
+
+
 def model_kind(name: str) -> str:
     """``checkpoint``, ``demo``, ``random`` or ``custom`` (any model not built in)."""
     info = _BUILTIN.get(name)
