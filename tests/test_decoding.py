@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from audio_factory import corrupt_header, write_wav
 
+from proto_index.audio.windows import Cutting
 from proto_index.pipeline import decoding, embedding, reading
 from proto_index.errors import InvalidInput
 from proto_index.options import EmbedOptions
@@ -85,11 +86,11 @@ def test_processes_give_the_threads_results_in_input_order(mixed):
     assert errors["tiny.wav"] == "too short to embed (8 samples at 8000 Hz)"
 
 
-def crashing_read(path, hop, hashing, known):
+def crashing_read(path, cut, hashing, known):
     """A reader whose process dies on files named crash*; the real reader otherwise."""
     if path.name.startswith("crash"):
         os._exit(3)
-    return reading.read_file(path, hop, hashing, known)
+    return reading.read_file(path, cut, hashing, known)
 
 
 def test_a_process_that_dies_fails_only_its_file(mixed, tmp_path, monkeypatch):
@@ -345,7 +346,7 @@ def test_a_file_dropped_midway_is_stopped_in_its_process_which_serves_the_next(m
     """Closing a read mid-file sends STOP; the process answers STOPPED and stays for the next file,
     whose messages (and known-hash question) come back whole."""
     paths, known = mixed
-    decoders = decoding.ProcessDecoders(reading.read_file, 480_000, True, known.__contains__, reading.Failed)
+    decoders = decoding.ProcessDecoders(reading.read_file, Cutting(), True, known.__contains__, reading.Failed)
     try:
         first = decoders.read(paths[0])  # the streamed 40 s file
         assert isinstance(next(first), reading.Opened) and isinstance(next(first), reading.Windows)

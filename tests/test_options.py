@@ -1,6 +1,7 @@
 """EmbedOptions, ScoringOptions and IngestOptions: checked when made, the same defaults as before, and
 carried unchanged to the code that uses them."""
 import dataclasses
+from dataclasses import replace
 import inspect
 import pickle
 import threading
@@ -13,6 +14,7 @@ from test_cli import read_csv, run
 
 from proto_index import EmbedOptions, IngestOptions, ScoringOptions, Store
 from proto_index.cli import hints
+from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.pipeline import embedding
 from proto_index.pipeline import ingest as ingest_mod
@@ -48,8 +50,10 @@ def windows_of(batches) -> list[np.ndarray]:
 
 def test_defaults_are_the_ones_the_loose_arguments_had():
     # workers None: 1 on a CPU as before (test below), more on CUDA
-    assert EmbedOptions() == EmbedOptions(hop_s=10.0, batch_windows=None, workers=None, prefetch=8)
-    assert EmbedOptions().hop_samples == 480_000
+    assert EmbedOptions() == EmbedOptions(hop_s=None, batch_windows=None, workers=None, prefetch=8)
+    clap = ModelIdentity("m", "a", False, "w", 4)
+    assert EmbedOptions().cutting(clap).hop == 480_000  # the hop follows the model's window
+    assert EmbedOptions().cutting(replace(clap, window_s=3.0)).hop == 144_000
     assert inspect.signature(Store.ingest).parameters["options"].default == EmbedOptions()
     assert inspect.signature(Store.classify).parameters["options"].default == EmbedOptions()
 
@@ -80,7 +84,7 @@ def test_values_become_plain_numbers_and_stay_fixed():
     options = EmbedOptions(hop_s=np.float32(2.5), batch_windows=np.int64(3), workers=np.int8(0))
     assert (options.hop_s, options.batch_windows, options.workers) == (2.5, 3, 0)
     assert type(options.hop_s) is float and type(options.batch_windows) is int and type(options.workers) is int
-    assert options.hop_samples == 120_000
+    assert options.cutting(ModelIdentity("m", "a", False, "w", 4)).hop == 120_000
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.hop_s = 1.0
     assert pickle.loads(pickle.dumps(options)) == options  # it travels to Ray workers

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 from audio_factory import text_as_wav, write_wav
 
+from proto_index.audio.windows import Cutting
 from proto_index.pipeline.reading import STREAM_MESSAGE_WINDOWS, Done, Failed, Known, Opened, Windows, read_file
 
 HOP = 48_000 * 10
@@ -17,7 +18,7 @@ def kinds(messages):
 
 def test_a_short_file_is_opened_windowed_in_one_message_and_done(tmp_path):
     path = write_wav(tmp_path / "a.wav", 25.0, 16000, channels=2)
-    messages = list(read_file(path, HOP, True, None))
+    messages = list(read_file(path, Cutting(hop=HOP), True, None))
     assert kinds(messages) == [Opened, Windows, Done]
     opened, windows, done = messages
     st = os.stat(path)
@@ -29,7 +30,7 @@ def test_a_short_file_is_opened_windowed_in_one_message_and_done(tmp_path):
 
 def test_a_long_file_streams_its_windows_a_few_at_a_time(tmp_path):
     path = write_wav(tmp_path / "long.wav", 65.0, 16000)
-    messages = list(read_file(path, HOP, False, None))
+    messages = list(read_file(path, Cutting(hop=HOP), False, None))
     assert kinds(messages) == [Opened, Windows, Windows, Windows, Windows, Done]
     assert messages[0].sha256 is None
     sizes = [len(m.windows) for m in messages[1:-1]]
@@ -43,20 +44,20 @@ def test_a_known_hash_is_not_decoded_and_an_unreadable_file_fails(tmp_path):
     path = write_wav(tmp_path / "a.wav", 3.0, 16000)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     asked = []
-    messages = list(read_file(path, HOP, True, lambda s: asked.append(s) or True))
+    messages = list(read_file(path, Cutting(hop=HOP), True, lambda s: asked.append(s) or True))
     st = os.stat(path)
     assert messages == [Known(sha, st.st_size, st.st_mtime_ns)] and asked == [sha]
 
-    [failed] = read_file(text_as_wav(tmp_path / "t.wav"), HOP, True, None)
+    [failed] = read_file(text_as_wav(tmp_path / "t.wav"), Cutting(hop=HOP), True, None)
     assert isinstance(failed, Failed) and failed.reason
-    [missing] = read_file(tmp_path / "gone.wav", HOP, True, None)
+    [missing] = read_file(tmp_path / "gone.wav", Cutting(hop=HOP), True, None)
     assert isinstance(missing, Failed) and missing.reason.startswith("cannot read file")
 
 
 def test_messages_pickle_round_trip(tmp_path):
     """A reader in another process hands the same messages over a pipe."""
     path = write_wav(tmp_path / "a.wav", 12.0, 16000)
-    messages = list(read_file(path, HOP, True, None))
+    messages = list(read_file(path, Cutting(hop=HOP), True, None))
     back = pickle.loads(pickle.dumps(messages))
     assert kinds(back) == kinds(messages) and back[0] == messages[0] and back[-1] == messages[-1]
     for a, b in zip(back[1].windows, messages[1].windows):

@@ -80,9 +80,9 @@ def _not_audio(e: Exception) -> AudioDecodeError:
     return AudioDecodeError(f"not an audio file soundfile can read: {reason}")
 
 
-def output_length(frames: int, sample_rate: int) -> int:
-    """Samples at 48 kHz for ``frames`` source frames at ``sample_rate``."""
-    return frames if sample_rate == SAMPLE_RATE else round(frames * SAMPLE_RATE / sample_rate)
+def output_length(frames: int, sample_rate: int, rate: int = SAMPLE_RATE) -> int:
+    """Samples at ``rate`` (the model's; 48 kHz) for ``frames`` source frames at ``sample_rate``."""
+    return frames if sample_rate == rate else round(frames * rate / sample_rate)
 
 
 def _mono(data: np.ndarray) -> np.ndarray:
@@ -109,17 +109,17 @@ def _mono(data: np.ndarray) -> np.ndarray:
     return mono
 
 
-def load_audio(source: str | os.PathLike | BinaryIO) -> np.ndarray:
-    """Decode ``source`` (a path or a binary file object) to a mono float32 waveform at 48 kHz.
+def load_audio(source: str | os.PathLike | BinaryIO, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``source`` (a path or a binary file object) to a mono float32 waveform at ``rate`` (48 kHz).
 
     Channels are averaged; other rates are resampled with soxr 'HQ' (librosa's default).
     Raises :class:`AudioDecodeError` for unreadable files, empty audio and NaN/Inf samples.
     """
     with open_audio(source) as snd:
-        return read_whole(snd)
+        return read_whole(snd, rate)
 
 
-def read_whole(snd: sf.SoundFile) -> np.ndarray:
+def read_whole(snd: sf.SoundFile, rate: int = SAMPLE_RATE) -> np.ndarray:
     """:func:`load_audio` for a file already open: all of it (from the current position) at once."""
     try:
         data = snd.read(dtype="float32", always_2d=True)
@@ -129,10 +129,10 @@ def read_whole(snd: sf.SoundFile) -> np.ndarray:
     if data.shape[0] == 0:
         raise AudioDecodeError("empty audio (0 samples)")
     mono = _mono(data)
-    if sr == SAMPLE_RATE:
+    if sr == rate:
         return np.ascontiguousarray(mono, dtype=np.float32)
-    n_out = output_length(data.shape[0], sr)
-    resampled = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ")
+    n_out = output_length(data.shape[0], sr, rate)
+    resampled = soxr.resample(mono, sr, rate, quality="HQ")
     out = np.zeros(n_out, dtype=np.float32)
     n = min(n_out, len(resampled))
     out[:n] = resampled[:n]
@@ -154,12 +154,12 @@ def quantize_int16(wave: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare(source: str | os.PathLike | BinaryIO) -> np.ndarray:
+def prepare(source: str | os.PathLike | BinaryIO, rate: int = SAMPLE_RATE) -> np.ndarray:
     """What the model gets for a file: :func:`load_audio` then :func:`quantize_int16`."""
-    return quantize_int16(load_audio(source))
+    return quantize_int16(load_audio(source, rate))
 
 
-def stream_prepared(snd: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+def stream_prepared(snd: sf.SoundFile, block_frames: int = BLOCK_FRAMES, rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Yield :func:`prepare`'s samples for an open file as consecutive float32 chunks.
 
     Memory stays at about one block whatever the file's length. Reads from the current position
@@ -168,8 +168,8 @@ def stream_prepared(snd: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iter
     NaN/Inf samples or a file with no frames, when it meets them (after earlier chunks were yielded).
     """
     sr = snd.samplerate
-    stream = None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    cap = output_length(snd.frames, sr)  # the header's count; files never decode more than it
+    stream = None if sr == rate else soxr.ResampleStream(sr, rate, 1, dtype="float32", quality="HQ")
+    cap = output_length(snd.frames, sr, rate)  # the header's count; files never decode more than it
     frames_in = 0
     produced = 0
     try:
@@ -188,7 +188,7 @@ def stream_prepared(snd: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iter
         raise _not_audio(e) from e
     if frames_in == 0:
         raise AudioDecodeError("empty audio (0 samples)")
-    n_out = output_length(frames_in, sr)
+    n_out = output_length(frames_in, sr, rate)
     tail = np.zeros(0, np.float32) if stream is None else stream.resample_chunk(np.zeros(0, np.float32), last=True)
     # The resampler lags its input, so before the flush it has produced fewer than n_out samples;
     # the flush supplies the rest (trimmed, or zero-padded if short, as load_audio does).

@@ -1,22 +1,52 @@
 """Cut long recordings into deterministic fixed-length windows.
 
-Pure, no I/O. The defaults are the encoder's window (``WINDOW_SECONDS`` at ``SAMPLE_RATE``). Bounds are
-half-open sample ranges ``[start, end)``; windows start at ``0, hop, 2*hop, ...``.
+Pure, no I/O. The defaults are CLAP's window (``WINDOW_SECONDS`` at ``SAMPLE_RATE``); a model that
+declares another (:class:`~proto_index.embed.encoder.ModelIdentity`) is cut by :class:`Cutting`.
+Bounds are half-open sample ranges ``[start, end)``; windows start at ``0, hop, 2*hop, ...``.
 """
 from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
-from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS
+from proto_index.embed.encoder import MIN_TAIL_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
 
 WINDOW = round(WINDOW_SECONDS * SAMPLE_RATE)
-"""Samples in one model window (480,000: 10 s at 48 kHz)."""
+"""Samples in one CLAP window (480,000: 10 s at 48 kHz)."""
 HOP = WINDOW
-MIN_TAIL = SAMPLE_RATE
-"""A final partial window shorter than this (1 s) is dropped."""
+MIN_TAIL = round(MIN_TAIL_SECONDS * SAMPLE_RATE)
+"""A final partial CLAP window shorter than this (1 s) is dropped."""
+
+
+@dataclass(frozen=True)
+class Cutting:
+    """How a model's audio is cut, in samples at ``sample_rate``: windows of ``window`` every
+    ``hop``, a final partial window shorter than ``min_tail`` dropped, a recording shorter than
+    ``min_clip`` refused. The defaults are CLAP's; :meth:`for_model` reads a model's own."""
+
+    sample_rate: int = SAMPLE_RATE
+    window: int = WINDOW
+    hop: int = HOP
+    min_tail: int = MIN_TAIL
+    min_clip: int = 0
+
+    @classmethod
+    def for_model(cls, identity: ModelIdentity | None, hop_s: float | None = None) -> "Cutting":
+        """``identity``'s windows, every ``hop_s`` seconds (None: the model's window, no overlap); a
+        model with no identity (a bare test double) gets CLAP's."""
+        if identity is None:
+            identity = ModelIdentity("", "", False, "", 0)
+        window = identity.samples(identity.window_s)
+        hop = window if hop_s is None else max(1, identity.samples(hop_s))
+        return cls(identity.sample_rate, window, hop, identity.samples(identity.min_tail_s),
+                   identity.samples(identity.min_clip_s))
+
+    def bounds(self, n_samples: int) -> list[tuple[int, int]]:
+        """:func:`window_bounds` of a recording of ``n_samples`` samples."""
+        return window_bounds(n_samples, self.window, self.hop, self.min_tail)
 
 
 def window_bounds(

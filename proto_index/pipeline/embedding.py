@@ -1,7 +1,7 @@
 """Audio files to window embeddings: files are read and decoded ahead in worker threads, embedded in the caller's.
 
 Each file is read once by a reader (:func:`proto_index.pipeline.reading.read_file`: hashed and
-decoded from the same read, resampled to 48 kHz mono, cut into windows of 10 s every ``hop``
+decoded from the same read, resampled to 48 kHz mono, cut into the model's windows every ``hop``
 seconds), run ahead of the model by :mod:`proto_index.pipeline.readahead`. The caller's thread only
 runs the model, on batches of exactly ``batch_windows`` windows taken across file boundaries, while
 the workers prepare the next files. Where the model leaves a core free (a GPU, or more cores than
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from proto_index.embed.encoder import SAMPLE_RATE, Encoder
+from proto_index.audio.windows import Cutting
+from proto_index.embed.encoder import Encoder
 from proto_index.options import DEFAULT_HOP_S, DEFAULT_WORKERS, EmbedOptions, default_workers  # noqa: F401  (the first two kept importable from here)
 from proto_index.pipeline.decoding import ProcessDecoders
 from proto_index.pipeline.readahead import Inline, Readers
@@ -130,7 +131,7 @@ def embed_files(
     number of windows it embedded.
     """
     batch_windows = fit_encoder_batch(encoder, options.batch_windows)
-    hop = options.hop_samples
+    cut = options.cutting(getattr(encoder, "identity", None))
     dedupe = known_hashes is not None
     stored = known_hashes if known_hashes is None or hasattr(known_hashes, "__contains__") else set(known_hashes)
     claimed: set[str] = set()  # hashes taken by earlier files of this call, in input order
@@ -139,21 +140,21 @@ def embed_files(
         return dedupe and (sha in claimed or sha in stored)
 
     def read(path: Path) -> Iterator[Message]:
-        return read_file(path, hop, hash_files or dedupe, known)
+        return read_file(path, cut, hash_files or dedupe, known)
 
     workers = options.workers
     if workers is None:
         workers = default_workers(str(getattr(encoder, "device", "cpu")), os.cpu_count())
     decoders = None
     if workers > 0 and options.decoder == "processes":
-        decoders = ProcessDecoders(read_file, hop, hash_files or dedupe, known if dedupe else None, failed=Failed)
+        decoders = ProcessDecoders(read_file, cut, hash_files or dedupe, known if dedupe else None, failed=Failed)
         read = decoders.read
     readers = Readers(paths, read, workers, options.prefetch) if workers > 0 else Inline(paths, read)
     batch = _Batch(encoder, batch_windows, on_windows)
     order: deque[_FileState] = deque()
     try:
         for job in readers:
-            state = _FileState(job.path)
+            state = _FileState(job.path, cut)
             order.append(state)
             for message in job.messages():
                 match message:
@@ -192,6 +193,7 @@ def embed_files(
 @dataclass
 class _FileState:
     path: Path
+    cut: Cutting
     opened: Opened | None = None
     bounds: list[tuple[int, int]] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
@@ -203,13 +205,14 @@ class _FileState:
             return True
         if self.n_samples is None or len(self.vectors) < len(self.bounds):
             return False
+        rate = self.cut.sample_rate
         self.result = EmbeddedFile(
             path=self.path,
-            duration_s=self.n_samples / SAMPLE_RATE,
+            duration_s=self.n_samples / rate,
             sample_rate=self.opened.sample_rate,
             channels=self.opened.channels,
-            starts_s=[a / SAMPLE_RATE for a, _ in self.bounds],
-            ends_s=[b / SAMPLE_RATE for _, b in self.bounds],
+            starts_s=[a / rate for a, _ in self.bounds],
+            ends_s=[b / rate for _, b in self.bounds],
             vectors=np.asarray(np.stack(self.vectors), dtype=np.float32),
             sha256=self.opened.sha256,
             size_bytes=self.opened.size_bytes,

@@ -14,6 +14,7 @@ from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, Invalid
 from proto_index.pipeline.catalog_views import EnvironmentView, environment_view, get_environment
 from proto_index.pipeline.embedding import FailedFile, embed_files
 from proto_index.pipeline.naming import check_text, claim_name
+from proto_index.pipeline.preflight import check_environment_background
 from proto_index.store.schema import BackgroundVector, Environment
 from proto_index.store.storage import Storage, to_blob
 
@@ -37,6 +38,7 @@ def add_environment(
     name = check_text(name, "environment name")
     tau_audio, tau_text = _tau(tau_audio, "audio"), _tau(tau_text, "text")
     audio = list(audio)
+    check_environment_background(storage, text, audio)
     if text is None and not audio:
         text = name.replace("_", " ")
     storage.check_identity(encoder.identity)

@@ -14,6 +14,17 @@ from proto_index.store.schema import Environment, PrototypeSet
 from proto_index.store.storage import Storage
 
 
+TEXT_METHODS = ("zero-shot", "tgap", "blend")
+"""Prototype methods that start from the text tower's anchors."""
+
+
+def check_text_tower(storage: Storage, needs: str) -> None:
+    """:class:`InvalidInput` when the store's model has no text tower; ``needs`` says what needed it."""
+    identity = storage.identity
+    if not identity.text:
+        raise InvalidInput(f"{identity.name} has no text tower: {needs}")
+
+
 def check_classify(storage: Storage, prototypes: str, environments: Iterable[str]) -> None:
     """The prototype set and every environment exist (:class:`NotFound` naming what does not)."""
     names = sorted(set(environments))
@@ -27,12 +38,22 @@ def check_classify(storage: Storage, prototypes: str, environments: Iterable[str
                        "add them with `proto-index env add`")
 
 
-def check_build(storage: Storage, class_set: str, name: str | None, replace: bool) -> None:
-    """The class set exists and, unless ``replace``, the prototype set name is free."""
+def check_build(storage: Storage, class_set: str, name: str | None, replace: bool, method: str | None = None) -> None:
+    """The class set exists, the model can build ``method``'s prototypes and, unless ``replace``, the
+    prototype set name is free."""
+    if method in TEXT_METHODS:
+        check_text_tower(storage, f"{method} prototypes start from text anchors; build supervised prototypes "
+                                  "from annotated windows instead")
     with storage.session() as s:
         get_class_set(s, class_set)
         if name and not replace and s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None:
             raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
+
+
+def check_environment_background(storage: Storage, text: str | None, audio: list) -> None:
+    """A model without a text tower takes an environment's background from recordings only."""
+    if text is not None or not audio:
+        check_text_tower(storage, "an environment's background must be recordings (audio), not a text description")
 
 
 def check_environment_free(storage: Storage, name: str, replace: bool) -> None:

@@ -29,6 +29,7 @@ from proto_index.exports import check_score_labels
 from proto_index.options import PrototypeInputs
 from proto_index.pipeline.manifest import read_table, resolve
 from proto_index.pipeline.naming import check_text, claim_name
+from proto_index.pipeline.preflight import check_build
 from proto_index.pipeline.catalog_views import (
     ClassSetView,
     PrototypeSetView,
@@ -125,6 +126,7 @@ def build_prototypes(
     """
     check_method(method)
     storage.check_identity(encoder.identity)
+    check_build(storage, class_set, None, True, method)  # a method the model cannot build
     name = check_text(name or default_name(class_set, method, n, min_confirmed), "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
@@ -141,8 +143,9 @@ def build_prototypes(
         anchors = vectors
     else:
         prompts = render_prompts(cs.labels, cs.template)
-        anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32)
+        anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32) if storage.identity.text else None
         vectors, neighbour_ids, neighbour_scores = _text_method(storage, cs, anchors, method, n, min_confirmed)
+        anchors = vectors if anchors is None else anchors  # no text tower: each prototype is its own anchor
 
     with claim_name(storage, PrototypeSet, name, "prototype set", replace) as s:
         ps = PrototypeSet(
@@ -164,11 +167,13 @@ def build_prototypes(
         return prototype_set_view(s, ps)
 
 
-
-def _text_method(storage: Storage, cs: ClassSetView, anchors: np.ndarray, method: str, n: int, min_confirmed: int):
-    """The prototype vectors of a method that starts from the text anchors, with its neighbours (or None)."""
+def _text_method(storage: Storage, cs: ClassSetView, anchors: np.ndarray | None, method: str, n: int, min_confirmed: int):
+    """The prototype vectors of a method that starts from the text anchors (None for a model without a
+    text tower, which builds only supervised ones: check_build refused the rest), with its neighbours (or None)."""
     neighbour_ids = neighbour_scores = None
-    if method == "zero-shot":
+    if anchors is None:
+        vectors = _supervised(storage, cs.labels, None, method, min_confirmed)[0]
+    elif method == "zero-shot":
         vectors = anchors
     elif method in ("supervised", "blend"):
         vectors, neighbour_ids, neighbour_scores = _supervised(storage, cs.labels, anchors, method, min_confirmed)
@@ -188,7 +193,7 @@ def _text_method(storage: Storage, cs: ClassSetView, anchors: np.ndarray, method
     return vectors, neighbour_ids, neighbour_scores
 
 
-def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray, method: str, min_confirmed: int):
+def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray | None, method: str, min_confirmed: int):
     """Supervised (or blended) prototype vectors, and for blend each class's borrowed neighbours."""
     from proto_index.pipeline.annotations import annotated_window_ids, confirmed
 

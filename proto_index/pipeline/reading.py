@@ -26,7 +26,7 @@ import numpy as np
 from proto_index.audio.decode import open_audio, output_length, quantize_int16, read_whole, stream_prepared
 from proto_index.audio.discover import file_sha256, open_regular
 from proto_index.audio.windows import WINDOW as WINDOW_SAMPLES
-from proto_index.audio.windows import stream_windows, window_bounds
+from proto_index.audio.windows import Cutting, stream_windows
 from proto_index.errors import AudioDecodeError
 
 ONE_READ_BYTES = 32 << 20
@@ -34,7 +34,7 @@ ONE_READ_BYTES = 32 << 20
 ones are hashed in one pass and decoded in a second, streaming one."""
 
 ONE_SHOT_SAMPLES = 3 * WINDOW_SAMPLES
-"""Files that decode to at most this many 48 kHz samples (30 s) are decoded whole; longer ones streamed."""
+"""Files that decode to at most this many samples (30 s at 48 kHz) are decoded whole; longer ones streamed."""
 
 ONE_SHOT_VALUES = 8 << 20
 """...and whose source holds at most this many values (frames x channels, 32 MiB as float32)."""
@@ -109,8 +109,8 @@ Reader = Callable[[Path], Iterator[Message]]
 # -- reading one file ----------------------------------------------------------------------------
 
 
-def read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool] | None) -> Iterator[Message]:
-    """The messages of one file (see the module's docstring), windows every ``hop`` samples.
+def read_file(path: Path, cut: Cutting, hashing: bool, known: Callable[[str], bool] | None) -> Iterator[Message]:
+    """The messages of one file (see the module's docstring), at the model's rate, cut as ``cut`` says.
 
     With ``hashing`` the file's SHA-256 is taken from the same read. ``known(sha)`` True gives
     :class:`Known` instead of decoding; it may be asked before an earlier copy is claimed, so the
@@ -141,28 +141,36 @@ def read_file(path: Path, hop: int, hashing: bool, known: Callable[[str], bool] 
         yield Failed(str(e))
         return
     with snd:
-        if output_length(snd.frames, snd.samplerate) < MIN_SAMPLES:
-            plural = "" if snd.frames == 1 else "s"
-            yield Failed(f"too short to embed ({snd.frames} sample{plural} at {snd.samplerate} Hz)")
+        length = output_length(snd.frames, snd.samplerate, cut.sample_rate)
+        if length < max(MIN_SAMPLES, cut.min_clip):
+            yield Failed(_too_short(snd, cut))
             return
         yield Opened(sha, int(snd.samplerate), int(snd.channels), size, mtime_ns)
         try:
-            if output_length(snd.frames, snd.samplerate) <= ONE_SHOT_SAMPLES and snd.frames * snd.channels <= ONE_SHOT_VALUES:
-                yield from _one_shot(snd, hop)
+            if length <= ONE_SHOT_SAMPLES and snd.frames * snd.channels <= ONE_SHOT_VALUES:
+                yield from _one_shot(snd, cut)
             else:
-                yield from _streamed(snd, hop)
+                yield from _streamed(snd, cut)
         except AudioDecodeError as e:
             yield Failed(str(e))
 
 
-def _one_shot(snd, hop: int) -> Iterator[Message]:
-    wave = quantize_int16(read_whole(snd))
-    bounds = window_bounds(len(wave), window=WINDOW_SAMPLES, hop=hop)
+def _too_short(snd, cut: Cutting) -> str:
+    if cut.min_clip > MIN_SAMPLES:
+        return (f"shorter than the model's {cut.min_clip / cut.sample_rate:g} s window "
+                f"({snd.frames / snd.samplerate:.3g} s); nothing was stored")
+    plural = "" if snd.frames == 1 else "s"
+    return f"too short to embed ({snd.frames} sample{plural} at {snd.samplerate} Hz)"
+
+
+def _one_shot(snd, cut: Cutting) -> Iterator[Message]:
+    wave = quantize_int16(read_whole(snd, cut.sample_rate))
+    bounds = cut.bounds(len(wave))
     yield Windows(tuple(Window(a, b, wave[a:b]) for a, b in bounds))
     yield Done(len(wave))
 
 
-def _streamed(snd, hop: int) -> Iterator[Message]:
+def _streamed(snd, cut: Cutting) -> Iterator[Message]:
     total = 0
 
     def counted(chunks):
@@ -172,7 +180,8 @@ def _streamed(snd, hop: int) -> Iterator[Message]:
             yield chunk
 
     pending: list[Window] = []
-    for start, end, samples in stream_windows(counted(stream_prepared(snd)), window=WINDOW_SAMPLES, hop=hop):
+    chunks = counted(stream_prepared(snd, rate=cut.sample_rate))
+    for start, end, samples in stream_windows(chunks, window=cut.window, hop=cut.hop, min_tail=cut.min_tail):
         pending.append(Window(start, end, samples))
         if len(pending) >= STREAM_MESSAGE_WINDOWS:
             yield Windows(tuple(pending))

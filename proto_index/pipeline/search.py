@@ -8,6 +8,7 @@ import numpy as np
 from proto_index.core.profiles import l2_normalize
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import Hint, InvalidInput
+from proto_index.pipeline.preflight import check_text_tower
 from proto_index.store.storage import Storage
 
 
@@ -27,6 +28,7 @@ def search(storage: Storage, encoder: Encoder, text: str, k: int = 10) -> list[S
     if k < 1:
         raise InvalidInput("k must be at least 1", hint=Hint("k"))
     storage.check_identity(encoder.identity)
+    check_text_tower(storage, "text search embeds the query with one")
     query = l2_normalize(np.asarray(encoder.embed_texts([text]), dtype=np.float32))
     scores, rows = storage.index().search(query, k)
     located = storage.windows_at_rows(rows[0][rows[0] >= 0])

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 from proto_index.atomic import fsync_dir, refuse_stdout
-from proto_index.embed.encoder import WINDOW_SECONDS
 from proto_index.errors import InvalidInput, ProtoIndexError
 from proto_index.report import data as rdata
 from proto_index.report import html as rhtml
@@ -191,7 +190,7 @@ def _prototype_page(options: ReportOptions, folder: Path, problem) -> rhtml.Prot
             if nb.path is not None:
                 start = float(nb.start_s or 0.0)
                 try:
-                    media = write_media(Path(nb.path), start, start + WINDOW_SECONDS, folder, f"p{n:05d}")
+                    media = write_media(Path(nb.path), start, start + store.identity.window_s, folder, f"p{n:05d}")
                     n += 1
                 except MediaProblem as e:
                     problem(nb.path, str(e))
