@@ -18,7 +18,7 @@ from conftest import write
 from fakes import BandEncoder
 from test_cli import run
 
-from proto_index import ScoringOptions, Store
+from proto_index import PrototypeInputs, ScoringOptions, Store
 from proto_index.audio.decode import prepare
 from proto_index.audio.windows import Cutting
 from proto_index.core.profiles import cosine_profiles
@@ -259,3 +259,32 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
         accuracy = right / len(clips)
         print(f"ESC-10 5-fold accuracy with BirdNET supervised prototypes: {accuracy:.3f} ({len(clips)} clips)")
         assert accuracy > 0.5  # chance is 0.1
+        # few-shot: the examples method, 1 and 5 clips per class of the other folds; more examples help
+        few = {}
+        for k in (1, 5):
+            right = 0
+            for fold in "12345":
+                train = [p for p in clips if not p.name.startswith(fold)]
+                shots = [q for c in sorted(set(labels.values())) for q in [p for p in train if labels[p] == c][:k]]
+                examples = tmp_path / f"examples{fold}-{k}.csv"
+                with open(examples, "w", newline="") as f:
+                    csv.writer(f).writerows([["class", "path"]] + [[labels[p], p] for p in shots])
+                store.build_prototypes("esc10", method="examples", name=f"k{k}", replace=True,
+                                       inputs=PrototypeInputs(examples=examples))
+                test = [p for p in clips if p.name.startswith(fold)]
+                result = store.classify([(p, "quiet") for p in test], f"k{k}")
+                right += sum(r.label == labels[Path(r.path)] for r in result.files)
+            few[k] = right / len(clips)
+        print(f"ESC-10 few-shot accuracy with BirdNET examples prototypes: {few}")
+        assert few[1] > 0.3 and few[5] > few[1]
+        # classifier prototypes (label-free, BirdNET's own labels as anchors) for classes it has a label for
+        mapping = tmp_path / "mapping.csv"
+        mapping.write_text("class,model_label\nDog bark,Dog_Dog\nChainsaw,Power tools_Power tools\n"
+                           "Rooster,Gallus gallus_Red Junglefowl\n")
+        store.add_classes("mapped", ["Chainsaw", "Dog bark", "Rooster"])
+        store.build_prototypes("mapped", method="classifier", n=10, inputs=PrototypeInputs(mapping=mapping))
+        mapped = [p for p in clips if labels[p] in ("Chainsaw", "Dog bark", "Rooster")]
+        result = store.classify([(p, "quiet") for p in mapped], "mapped-classifier10")
+        mapped_accuracy = np.mean([r.label == labels[Path(r.path)] for r in result.files])
+        print(f"ESC-10 classifier prototypes, 3 mapped classes: {mapped_accuracy:.3f}")
+        assert mapped_accuracy > 0.6  # chance is 1/3
