@@ -7,12 +7,14 @@ feature extractor is not used (numpy on the CPU, clip by clip, and in fusion mod
 clip of a batch as "longer", which changes that clip's embedding).
 
 Thread safety: a loaded :class:`ClapModel` holds no per-call state; :meth:`ClapModel.embed_audio` and
-:meth:`ClapModel.embed_text` may run in several threads at once. Nothing here patches another
-package, the environment, warning filters or any global.
+:meth:`ClapModel.embed_text` may run in several threads at once (a text tower left for later is built
+once, under a lock). Nothing here patches another package, the environment, warning filters or any
+global.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import threading
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +65,9 @@ class ClapModel(nn.Module):
     """A CLAP model for inference. Build it with :func:`proto_index.clap.checkpoint.load` (weights
     from a file) or directly (random weights, for a caller that loads a state dict next)."""
 
+    TEXT_PARTS = ("text_model", "text_projection")
+    """The submodules of the text side, which a model loaded with ``text=False`` builds on first use."""
+
     def __init__(self, cfg: ClapConfig):
         super().__init__()
         from transformers import ClapAudioModel, ClapTextModel
@@ -78,7 +83,30 @@ class ClapModel(nn.Module):
         self.logit_scale_a = nn.Parameter(torch.zeros(()))
         self.logit_scale_t = nn.Parameter(torch.zeros(()))
         self.features = Features(cfg.audio)
+        self._text_state: Mapping[str, torch.Tensor] | None = None
+        self._text_lock = threading.Lock()
         self.eval()
+
+    def text_later(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Keep the weights of the text side, left on the ``meta`` device, for :meth:`build_text`
+        (``state``: its entries by state-dict name, as :func:`~proto_index.clap.checkpoint.fit` returns
+        them; empty when the text side is loaded already)."""
+        self._text_state = dict(state) or None
+
+    @property
+    def text_built(self) -> bool:
+        """Whether the text tower holds its weights (False while left for later)."""
+        return self._text_state is None
+
+    def build_text(self) -> None:
+        """Move the text side off the ``meta`` device and load its kept weights (once; thread-safe)."""
+        with self._text_lock:
+            if self._text_state is None:
+                return
+            for name in self.TEXT_PARTS:
+                getattr(self, name).to_empty(device=self.device)
+            self.load_state_dict(self._text_state, strict=False)  # names and shapes checked at load
+            self._text_state = None
 
     @property
     def device(self) -> torch.device:
@@ -129,6 +157,7 @@ class ClapModel(nn.Module):
         released models were trained on rows padded to 77). ``transformer``: CLIP BPE ids padded with
         zeros to the context length (no mask: the tower is causal and reads the end-of-text token).
         """
+        self.build_text()
         with torch.inference_mode():
             ids = torch.as_tensor(input_ids).to(self.device)
             if ids.shape[0] == 0:

@@ -1,5 +1,4 @@
-"""laion_clap and transformers without the network: the Hub in offline mode, laion_clap's import,
-and roberta-base's tokenizer from local files.
+"""laion_clap without the network (the seeded models' path): the Hub in offline mode and laion_clap's import.
 
 proto-index fetches its own files (download.py) and never wants the Hub. laion_clap (and torch,
 transformers) are imported lazily, on first use, by :func:`laion`.
@@ -9,12 +8,8 @@ from __future__ import annotations
 import os
 import sys
 import types
-from pathlib import Path
 
 from proto_index.embed.quiet import quiet
-from proto_index.errors import ModelError
-
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 def hub_offline() -> None:
@@ -51,24 +46,3 @@ def laion() -> tuple[types.ModuleType, types.ModuleType]:
         from laion_clap.training import data
 
     return clap_module, data
-
-
-def check_tokenizer_dir(tokenizer_dir: str | os.PathLike) -> Path:
-    """``tokenizer_dir`` as a Path; :class:`ModelError` unless it holds roberta-base's tokenizer files."""
-    folder = Path(tokenizer_dir).expanduser()
-    missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]
-    if missing:
-        raise ModelError(f"tokenizer folder {folder} lacks {' and '.join(missing)} (roberta-base's files)")
-    return folder
-
-
-def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
-    """roberta-base's BPE tokenizer from a folder holding its ``vocab.json`` and ``merges.txt``."""
-    folder = check_tokenizer_dir(tokenizer_dir)
-    hub_offline()
-    from transformers import RobertaTokenizer
-
-    try:
-        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as e:  # transformers raises assorted errors for malformed files
-        raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {e}") from e
