@@ -74,6 +74,7 @@ def cache(tmp_path, monkeypatch):
 def test_released_checkpoint_matches_laion_clap_with_the_same_identity(tmp_path, cache):
     """A RoBERTa checkpoint laion_clap built and saved, loaded through load_encoder('clap'): laion_clap's
     vectors from laion_clap's own CLAP_Module, the identity stores made before hold."""
+    from proto_index.audio.decode import quantize_int16
     from proto_index.embed import build
     from proto_index.embed.offline import laion
     from proto_index.embed.registry import load_encoder
@@ -95,7 +96,7 @@ def test_released_checkpoint_matches_laion_clap_with_the_same_identity(tmp_path,
     torch.nn.Module.__init__(module)
     module.model, module.model_cfg, module.enable_fusion = reference, model_cfg, False
     module.tokenize = RobertaTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
-    waves = clips()
+    waves = [quantize_int16(w) for w in clips()]  # as the pipeline hands them over; laion_clap quantises again
     assert not encoder.text_built
     ours = encoder.embed_waveforms(waves)
     assert not encoder.text_built  # audio never builds RoBERTa
@@ -263,7 +264,8 @@ def test_the_pipelines_batch_reaches_the_forward_per_call(files, cache, tmp_path
     path, tokenizer_dir = files
     encoder = load_encoder("clap", checkpoint=path, tokenizer_dir=tokenizer_dir, device="cpu", batch_size=2)
     forwards, real = [], encoder.model.audio_embeddings
-    monkeypatch.setattr(encoder.model, "audio_embeddings", lambda features: forwards.append(len(features)) or real(features))
+    monkeypatch.setattr(encoder.model, "audio_embeddings",
+                        lambda features, towers=None: forwards.append(len(features)) or real(features, towers))
     paths = []
     for i, wave in enumerate(clips((48_000,) * 7)):
         paths.append(tmp_path / f"c{i}.wav")

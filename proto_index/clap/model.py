@@ -132,16 +132,20 @@ class ClapModel(nn.Module):
             batch = batch.pin_memory()
         return self.features(batch.to(device, non_blocking=True), lengths)
 
-    def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
-        """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`)."""
+    def audio_embeddings(self, features: torch.Tensor, towers: tuple[nn.Module, nn.Module] | None = None) -> torch.Tensor:
+        """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`); ``towers``: an
+        (audio model, projection) pair to run instead of this model's own, e.g. a bfloat16 copy (the
+        features are cast to its dtype)."""
+        audio_model, projection = towers or (self.audio_model, self.audio_projection)
+        features = features.to(next(audio_model.parameters()).dtype)
         kwargs = {}
         if self.cfg.audio.fusion:
             # Clips of at most 10 s: no clip is "longer", so HTSAT fuses no local crops and reads only
             # the first (global) channel; batch norm and resizing of the other three would be wasted.
             features = features[:, :1]
             kwargs["is_longer"] = torch.zeros(features.shape[0], 1, dtype=torch.bool, device=features.device)
-        pooled = self.audio_model(input_features=features, **kwargs).pooler_output
-        return self.audio_projection(pooled)
+        pooled = audio_model(input_features=features, **kwargs).pooler_output
+        return projection(pooled)
 
     def embed_audio(self, waveforms: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """``(n, 512)`` unit-length embeddings of 48 kHz mono clips of at most 10 s, on the model's device."""

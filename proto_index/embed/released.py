@@ -62,8 +62,10 @@ class CheckpointEncoder:
     :class:`~proto_index.embed.encoder.Encoder` interface. Build one with :meth:`from_checkpoint`.
 
     ``batch_size``: clips or texts per forward unless a call gives its own. ``precision``: ``fp32``,
-    or ``bf16`` (both towers under ``torch.autocast`` in bfloat16; features, and the final
-    normalisation, stay float32; the weights and so the identity are unchanged).
+    or ``bf16``: both towers under ``torch.autocast`` in bfloat16, except that on the CPU the audio
+    tower is a bfloat16 copy (made once; measured 25 clips/s against autocast's 18 on 2 cores, as
+    oneDNN's bfloat16 kernels then need no per-call casts of the weights). Features and the final
+    normalisation stay float32; the model's own weights, and so the identity, are unchanged.
     """
 
     def __init__(self, model: ClapModel, identity: ModelIdentity, tokenizer_dir: str | os.PathLike, *,
@@ -80,6 +82,8 @@ class CheckpointEncoder:
         self._tokenizer_dir = check_tokenizer_dir(tokenizer_dir)
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
+        self._bf16_audio: tuple[torch.nn.Module, torch.nn.Module] | None = None
+        self._bf16_lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, name: str, checkpoint: str | os.PathLike, tokenizer_dir: str | os.PathLike, *,
@@ -117,6 +121,20 @@ class CheckpointEncoder:
             return contextlib.nullcontext()
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
 
+    def _audio_towers(self) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+        """The bfloat16 copy of the audio tower and projection that bf16 runs on the CPU (None otherwise)."""
+        import copy
+
+        import torch
+
+        if self.precision != "bf16" or torch.device(self.device).type != "cpu":
+            return None
+        with self._bf16_lock:
+            if self._bf16_audio is None:
+                self._bf16_audio = tuple(copy.deepcopy(m).to(torch.bfloat16).eval()
+                                         for m in (self.model.audio_model, self.model.audio_projection))
+            return self._bf16_audio
+
     def _batches(self, items: Sequence, batch_size: int | None):
         size = self.batch_size if batch_size is None else int(batch_size)
         if size < 1:
@@ -138,12 +156,13 @@ class CheckpointEncoder:
         import torch
 
         clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        towers = self._audio_towers()
         out = []
         with torch.inference_mode():
             for batch in self._batches(clips, batch_size):
                 features = self.model.audio_input(batch)  # float32 whatever the precision
-                with self._autocast():
-                    out.append(self._unit(self.model.audio_embeddings(features)))
+                with self._autocast() if towers is None else contextlib.nullcontext():
+                    out.append(self._unit(self.model.audio_embeddings(features, towers)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def tokenizer(self):
