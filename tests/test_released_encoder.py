@@ -272,3 +272,17 @@ def test_the_pipelines_batch_reaches_the_forward_per_call(files, cache, tmp_path
         sf.write(paths[-1], wave, 48_000, subtype="FLOAT")
     list(embed_files(paths, encoder, options=EmbedOptions(batch_windows=5)))
     assert forwards == [5, 2] and encoder.batch_size == 2
+
+
+@pytest.mark.slow
+def test_the_seeded_path_writes_no_environment_variable_per_call(cache, monkeypatch):
+    """laion_clap is imported with the Hub offline once; later calls (one per embedding batch) return
+    the imported modules without touching os.environ or the warnings filters."""
+    from proto_index.embed import offline
+
+    first = offline.laion()
+    writes = []
+    monkeypatch.setattr(offline, "hub_offline", lambda: writes.append(1))
+    env, filters = dict(os.environ), list(warnings.filters)
+    assert offline.laion() == first
+    assert writes == [] and dict(os.environ) == env and list(warnings.filters) == filters

@@ -28,15 +28,23 @@ def hub_offline() -> None:
         transformers_hub._is_offline_mode = True
 
 
-@quiet
 def laion() -> tuple[types.ModuleType, types.ModuleType]:
     """Import laion_clap without network access; return its ``clap_module`` and ``training.data``.
 
     laion_clap's training/data.py builds three Hugging Face tokenizers at import time; offline that
     retries for about 11 minutes unless the Hub is in offline mode, and proto-index never uses them.
     What laion_clap imports for training and for towers not built is deferred to its first use
-    (:mod:`~proto_index.embed.deferred`): about half of a command's start-up.
+    (:mod:`~proto_index.embed.deferred`): about half of a command's start-up. Once imported, the
+    modules are returned as they are: no environment write or warnings filter per call.
     """
+    clap_module, data = sys.modules.get("clap_module"), sys.modules.get("laion_clap.training.data")
+    if clap_module is not None and data is not None:
+        return clap_module, data
+    return _import_laion()
+
+
+@quiet
+def _import_laion() -> tuple[types.ModuleType, types.ModuleType]:
     from proto_index.embed.deferred import deferring
 
     hub_offline()
