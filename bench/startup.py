@@ -14,6 +14,12 @@ after/before; on a shared machine the CPU time is the steadier figure.
 
     .venv/bin/python bench/startup.py                           # clap-tiny-demo, 5 runs each
     .venv/bin/python bench/startup.py --model clap --checkpoint 630k-audioset-best.pt --tokenizer-dir roberta-base/
+    .venv/bin/python bench/startup.py --model clap --fake-checkpoint /tmp/fake-clap --base d10f9cd
+
+--fake-checkpoint DIR writes (once) a checkpoint of the released file's size class and layout there:
+laion_clap's HTSAT-tiny + RoBERTa with seeded random weights, saved as 630k-audioset-best.pt is
+(``module.`` prefixes, the stale position ids), and a tiny roberta-base-format tokenizer; for
+machines without the real files. Start-up does not depend on the weights' values.
 """
 from __future__ import annotations
 
@@ -93,14 +99,44 @@ def make_store(code: Path, work: Path, model_args: list[str]) -> Path:
     return store
 
 
+def fake_checkpoint(folder: Path) -> tuple[Path, Path]:
+    """A released-layout HTSAT-tiny + RoBERTa checkpoint and a tokenizer folder under ``folder`` (kept)."""
+    import json
+
+    checkpoint, tokenizer = folder / "630k-audioset-best.pt", folder / "roberta-base"
+    if not checkpoint.is_file():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        sys.path.insert(0, str(ROOT))
+        import torch
+
+        from proto_index.embed import build
+
+        model, _ = build.create_clap_model("roberta", fusion=False, seed=0)
+        state = {f"module.{k}": v for k, v in model.state_dict().items()}
+        state["module.text_branch.embeddings.position_ids"] = torch.arange(514)[None]
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"epoch": 45, "state_dict": state}, folder / "partial.pt")
+        os.replace(folder / "partial.pt", checkpoint)
+    if not (tokenizer / "merges.txt").is_file():
+        tokens = ["<s>", "<pad>", "</s>", "<unk>", *(chr(c) for c in range(ord("!"), ord("~") + 1)), "Ġ", "<mask>"]
+        tokenizer.mkdir(parents=True, exist_ok=True)
+        (tokenizer / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+        (tokenizer / "merges.txt").write_text("#version: 0.2\n")
+    return checkpoint, tokenizer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="60bffd4", help="the commit measured as 'before'")
     parser.add_argument("--model", default="clap-tiny-demo")
     parser.add_argument("--checkpoint")
     parser.add_argument("--tokenizer-dir")
+    parser.add_argument("--fake-checkpoint", type=Path, metavar="DIR",
+                        help="write (once) and use a random released-layout checkpoint and tokenizer in DIR")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.fake_checkpoint:
+        args.checkpoint, args.tokenizer_dir = fake_checkpoint(args.fake_checkpoint)
     model_args = ["--model", args.model, "--device", "cpu"]
     if args.checkpoint:
         model_args += ["--checkpoint", str(Path(args.checkpoint).resolve())]

@@ -8,7 +8,7 @@ from proto_index import Store
 from proto_index.cli.app import app
 from proto_index.embed.clap import ClapEncoder
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import default_batch_size, fit_encoder_batch
+from proto_index.pipeline.embedding import batch_windows_for, default_batch_size
 
 runner = CliRunner()
 
@@ -55,7 +55,7 @@ def test_a_batch_above_the_encoders_own_is_not_resplit(ten_clips, forwards):
     from proto_index.pipeline.embedding import embed_files
 
     list(embed_files(sorted(ten_clips.iterdir()), encoder, options=EmbedOptions(batch_windows=8)))
-    assert forwards == [8, 2] and encoder.batch_size == 8
+    assert forwards == [8, 2] and encoder.batch_size == 2  # given per call: the encoder is not changed
 
 
 def test_default_batch_size_by_device():
@@ -82,7 +82,8 @@ def test_store_loads_the_model_with_its_devices_default(tmp_path, monkeypatch):
 
 
 class CudaLike(BandEncoder):
-    """A recording encoder that says it runs on CUDA and splits batches at its own batch_size, like ClapEncoder."""
+    """A recording encoder that says it runs on CUDA and splits batches at its own batch_size unless a
+    call gives one, like the CLAP encoders."""
 
     device = "cuda"
 
@@ -91,11 +92,12 @@ class CudaLike(BandEncoder):
         self.batch_size = 16
         self.forwards: list[int] = []
 
-    def embed_waveforms(self, waveforms):
+    def embed_waveforms(self, waveforms, *, batch_size=None):
+        size = batch_size or self.batch_size
         out = []
-        for i in range(0, len(waveforms), self.batch_size):
-            self.forwards.append(len(waveforms[i:i + self.batch_size]))
-            out.append(super().embed_waveforms(waveforms[i:i + self.batch_size]))
+        for i in range(0, len(waveforms), size):
+            self.forwards.append(len(waveforms[i:i + size]))
+            out.append(super().embed_waveforms(waveforms[i:i + size]))
         import numpy as np
 
         return np.concatenate(out)
@@ -107,12 +109,28 @@ def test_cuda_default_of_32_reaches_the_forward(tmp_path):
     encoder = CudaLike()
     with Store.init(tmp_path / "s", model="fake-bands", encoder=encoder) as s:
         s.ingest([tmp_path / "in"])
-    assert encoder.forwards == [32, 8]  # before: [16, 16, 8]
+    assert encoder.forwards == [32, 8] and encoder.batch_size == 16  # before: [16, 16, 8]
 
 
-def test_fit_encoder_batch_rejects_nonpositive():
+class OwnBatches(CudaLike):
+    """An encoder whose embed_waveforms takes no batch size: it is called as the protocol says, unchanged."""
+
+    def embed_waveforms(self, waveforms):
+        return super().embed_waveforms(waveforms)
+
+
+def test_an_encoder_without_a_batch_size_argument_keeps_its_own(tmp_path):
+    for i in range(40):
+        write(tmp_path / "in" / f"c{i:02}.wav", [(500.0, 0.5)], seconds=0.5, seed=i)
+    encoder = OwnBatches()
+    with Store.init(tmp_path / "s", model="fake-bands", encoder=encoder) as s:
+        s.ingest([tmp_path / "in"])
+    assert encoder.forwards == [16, 16, 8] and encoder.batch_size == 16
+
+
+def test_batch_windows_for_rejects_nonpositive():
     with pytest.raises(ValueError, match="batch_windows must be positive"):
-        fit_encoder_batch(BandEncoder(), 0)
+        batch_windows_for(BandEncoder(), 0)
 
 
 def _cuda() -> bool:

@@ -10,18 +10,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from proto_index.audio.decode import prepare, quantize_int16
-from proto_index.embed import build, checkpoint
-from proto_index.embed.clap import ClapEncoder, checkpoint_sha256, laion, load_weights, read_checkpoint
-from proto_index.embed.offline import roberta_tokenizer
-from proto_index.embed.registry import load_encoder
-from proto_index.errors import ModelError
+from proto_index.embed import checkpoint
+from proto_index.embed.checkpoint import checkpoint_sha256
+from proto_index.embed.clap import ClapEncoder, laion
 
 torch = pytest.importorskip("torch")
 
@@ -150,68 +147,6 @@ def test_waveform_checks(plain):
     assert plain.embed_texts([]).shape == (0, 512)
 
 
-@pytest.mark.slow
-def test_fusion_and_plain_checkpoints_are_told_apart(plain, fused):
-    with pytest.raises(ModelError, match="non-fusion .* it is a fusion checkpoint"):
-        load_weights(plain.model, fused.model.state_dict())
-    with pytest.raises(ModelError, match="the fusion .* it is a non-fusion checkpoint"):
-        load_weights(fused.model, plain.model.state_dict())
-
-
-def _write_tokenizer(folder: Path) -> Path:
-    """A tiny byte-level BPE vocabulary in roberta-base's format (same special-token ids)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    byte_chars = [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
-    merges = [("Ġ", "d"), ("o", "g"), ("Ġd", "og"), ("Ġ", "r"), ("a", "i"), ("ai", "n")]
-    tokens = ["<s>", "<pad>", "</s>", "<unk>", *byte_chars, *("".join(m) for m in merges), "<mask>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    return folder
-
-
-@pytest.mark.slow
-def test_released_checkpoint_layout_loads(tmp_path, monkeypatch, clips):
-    """A roberta checkpoint in the released layout loads through load_encoder('clap') unchanged."""
-    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
-    model, model_cfg = build.create_clap_model("roberta", fusion=False, seed=7)
-    state = {f"module.{k}": v for k, v in model.state_dict().items()}
-    state["module.text_branch.embeddings.position_ids"] = torch.arange(514)[None]  # as old transformers saved
-    checkpoint = tmp_path / "630k-audioset-best.pt"
-    torch.save({"epoch": 45, "name": "test", "state_dict": state}, checkpoint)
-    del state
-    tokenizer_dir = _write_tokenizer(tmp_path / "tok")
-
-    encoder = load_encoder("clap", checkpoint=checkpoint, tokenizer_dir=tokenizer_dir, batch_size=3)
-
-    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert encoder.identity.to_json() == json.dumps({"architecture": "HTSAT-tiny+roberta", "dim": 512,
-                                                     "fusion": False, "name": "clap",
-                                                     "weights": f"sha256:{sha}"}, sort_keys=True)
-    assert not encoder.text_built and encoder.tokenizer is None  # RoBERTa waits for the first text
-    original = ClapEncoder(model, model_cfg, encoder.identity, tokenizer=roberta_tokenizer(tokenizer_dir))
-    reference = laion_reference(original)
-    waves = [prepare(p) for p in clips[:3]]
-    audio_diff = _max_diff(encoder.embed_waveforms(waves), reference.get_audio_embedding_from_data(waves))
-    assert not encoder.text_built
-
-    from transformers import RobertaTokenizer
-
-    reference.tokenize = RobertaTokenizer.from_pretrained(str(tokenizer_dir))
-    with torch.no_grad():
-        theirs = reference.get_text_embedding(TEXTS)
-    ours = encoder.embed_texts(TEXTS)
-    assert encoder.text_built
-    text_diff = _max_diff(ours, theirs)
-    print(f"\nroberta checkpoint: max abs difference audio {audio_diff:.3g}, text {text_diff:.3g}")
-    assert audio_diff <= TOLERANCE and text_diff <= TOLERANCE
-    assert _max_diff(ours[0], ours[1]) > 1e-4
-
-    with pytest.raises(ModelError, match="it is a non-fusion checkpoint"):
-        load_encoder("clap-fusion", checkpoint=checkpoint, tokenizer_dir=tokenizer_dir)
-
-
 def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "weights.bin"
@@ -231,14 +166,6 @@ def test_checkpoint_hash_is_cached(tmp_path, monkeypatch):
     path.write_bytes(b"abd" * 1000)
     os.utime(path, ns=(1, 1))
     assert checkpoint_sha256(path) == "sha256:" + hashlib.sha256(b"abd" * 1000).hexdigest()
-
-
-def test_read_checkpoint_strips_the_module_prefix(tmp_path):
-    torch.save({"state_dict": {"module.a": torch.ones(2), "module.b.c": torch.zeros(1)}, "epoch": 1},
-               tmp_path / "released.pt")
-    torch.save({"a": torch.ones(2)}, tmp_path / "bare.pt")
-    assert sorted(read_checkpoint(tmp_path / "released.pt")) == ["a", "b.c"]
-    assert sorted(read_checkpoint(tmp_path / "bare.pt")) == ["a"]
 
 
 NO_NETWORK = """

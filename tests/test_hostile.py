@@ -214,13 +214,13 @@ class _RunsCode:
 def test_a_checkpoint_that_pickles_a_callable_is_refused(tmp_path):
     import torch
 
-    from proto_index.embed.clap import read_checkpoint
+    from proto_index.clap.checkpoint import read_state
 
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": {"module.w": torch.ones(2)}, "payload": _RunsCode(marker)}, path)
-    with pytest.raises(ModelError, match=r"refused checkpoint .*could run code \((posix|os)\.system\)"):
-        read_checkpoint(path)
+    with pytest.raises(ModelError, match=r"refused checkpoint .*pickles a Python object \((posix|os)\.system\)"):
+        read_state(path)
     assert not marker.exists()
 
 
@@ -228,7 +228,7 @@ def test_a_released_style_checkpoint_with_numpy_learning_rates_loads(tmp_path):
     """laion_clap's snapshots hold optimizer state whose learning rates are numpy floats."""
     import torch
 
-    from proto_index.embed.clap import read_checkpoint
+    from proto_index.clap.checkpoint import read_state
 
     path = tmp_path / "ok.pt"
     torch.save({"epoch": 45, "name": "run", "state_dict": {"module.w": torch.arange(3.0)},
@@ -236,7 +236,7 @@ def test_a_released_style_checkpoint_with_numpy_learning_rates_loads(tmp_path):
                               "param_groups": [{"lr": np.float64(1e-4), "betas": (0.9, 0.99), "params": [0],
                                                 "initial_lr": np.float64(1e-4), "step": np.int64(3)}]}},
                path)
-    state = read_checkpoint(path)
+    state = read_state(path)
     assert list(state) == ["w"] and torch.equal(state["w"], torch.arange(3.0))
 
 

@@ -7,7 +7,6 @@ import soundfile as sf
 
 from proto_index import Store
 from proto_index.embed import build
-from proto_index.embed.checkpoint import load_weights
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
 
@@ -87,30 +86,3 @@ def test_the_audio_tower_is_the_same_built_alone(monkeypatch, tmp_path):
     assert build.state_sha256(alone, ("audio_branch.",)) == build.state_sha256(whole, ("audio_branch.",))
     with pytest.raises(ModelError, match="text tower has not been built"):
         alone.text_branch(torch.zeros(1, 77, dtype=torch.long))
-
-
-class _Tiny(torch.nn.Module):
-    """A model-shaped module: an audio part present, a text part whose shapes only are known."""
-
-    enable_fusion = False
-    text_branch_type = "roberta"
-
-    def __init__(self):
-        super().__init__()
-        self.audio_projection = torch.nn.Linear(2, 3)
-
-
-def test_load_weights_checks_the_pending_text_tower_and_hands_its_weights_back():
-    model = _Tiny()
-    pending = {"text_branch.w": (4, 2)}
-    state = {"audio_projection.weight": torch.ones(3, 2), "audio_projection.bias": torch.zeros(3),
-             "text_branch.w": torch.full((4, 2), 7.0),
-             "text_branch.embeddings.position_ids": torch.arange(5)[None]}  # stale: dropped
-    later = load_weights(model, state, pending=pending)
-    assert list(later) == ["text_branch.w"] and torch.equal(later["text_branch.w"], torch.full((4, 2), 7.0))
-    assert torch.equal(model.audio_projection.weight, torch.ones(3, 2))
-
-    with pytest.raises(ModelError, match=r"size mismatch for text_branch.w: .*\(4, 3\).* \(4, 2\)"):
-        load_weights(model, {**state, "text_branch.w": torch.zeros(4, 3)}, pending=pending)
-    with pytest.raises(ModelError, match="1 weights missing, 0 unexpected, e.g. text_branch.w"):
-        load_weights(model, {k: v for k, v in state.items() if k != "text_branch.w"}, pending=pending)

@@ -201,12 +201,14 @@ def derived_value(name: str, shape: torch.Size) -> torch.Tensor:
     return torch.zeros(shape, dtype=torch.long)
 
 
-def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Load ``state`` (this package's names) into ``model`` strictly: every weight present, none
     unknown, shapes equal; derived buffers may be absent but must agree where present.
 
     ``model`` may hold uninitialised memory (``to_empty`` after a build on the ``meta`` device):
-    everything in it is overwritten, the derived buffers with values computed here.
+    everything in it is overwritten, the derived buffers with values computed here. Parts of
+    ``model`` still on the ``meta`` device (a text tower left for later) are checked, not loaded:
+    their entries (derived buffers included) are returned, for :meth:`ClapModel.build_text`.
     """
     own = model.state_dict()
     derived = {k for k in own if DERIVED.search(k)}
@@ -232,7 +234,9 @@ def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         if tensor.shape != own[name].shape:
             raise ModelError(f"checkpoint does not fit {model.cfg.architecture}: {name} has shape "
                              f"{tuple(tensor.shape)}, the model {tuple(own[name].shape)}")
-    model.load_state_dict(full, strict=True)
+    later = {name: tensor for name, tensor in full.items() if own[name].is_meta}
+    model.load_state_dict({k: v for k, v in full.items() if k not in later}, strict=False)  # names checked above
+    return later
 
 
 def _hf_config(folder: Path) -> ClapConfig:
@@ -250,14 +254,17 @@ def _hf_config(folder: Path) -> ClapConfig:
 
 
 def load(path: str | os.PathLike, cfg: ClapConfig | None = None, *, sha256: str | None = PUBLISHED,
-         device: str | torch.device = "cpu"):
+         device: str | torch.device = "cpu", text: bool = True):
     """A :class:`~proto_index.clap.model.ClapModel` with the weights at ``path``, in eval mode on ``device``.
 
     ``path``: a laion_clap checkpoint (``.pt``), a ``.safetensors`` file in either layout, or a Hugging
     Face folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``). ``cfg``: the
     architecture, inferred from the weights when omitted (and checked against the released file
     name's). ``sha256``: the file's expected hex digest; :data:`PUBLISHED` (default) checks released
-    files whose digest is published; None checks nothing.
+    files whose digest is published; None checks nothing. ``text=False``: the text tower's weights
+    are checked now but it stays on the ``meta`` device (no memory) until the first text embedding
+    or :meth:`~proto_index.clap.model.ClapModel.build_text` (the file is memory-mapped: its text
+    weights are not read before).
     """
     from proto_index.clap.model import ClapModel
 
@@ -288,8 +295,14 @@ def load(path: str | os.PathLike, cfg: ClapConfig | None = None, *, sha256: str 
     cfg = cfg or inferred
     with torch.device("meta"):  # no random initialisation of weights about to be overwritten (~2 s)
         model = ClapModel(cfg)
-    model.to_empty(device=device)
-    fit(model, state)
+    if text:
+        model.to_empty(device=device)
+    else:
+        model.to_empty(device=device, recurse=False)
+        for name, child in model.named_children():
+            if name not in model.TEXT_PARTS:
+                child.to_empty(device=device)
+    model.text_later(fit(model, state))
     return model.eval()
 
 

@@ -7,12 +7,14 @@ feature extractor is not used (numpy on the CPU, clip by clip, and in fusion mod
 clip of a batch as "longer", which changes that clip's embedding).
 
 Thread safety: a loaded :class:`ClapModel` holds no per-call state; :meth:`ClapModel.embed_audio` and
-:meth:`ClapModel.embed_text` may run in several threads at once. Nothing here patches another
-package, the environment, warning filters or any global.
+:meth:`ClapModel.embed_text` may run in several threads at once (a text tower left for later is built
+once, under a lock). Nothing here patches another package, the environment, warning filters or any
+global.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import threading
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +65,9 @@ class ClapModel(nn.Module):
     """A CLAP model for inference. Build it with :func:`proto_index.clap.checkpoint.load` (weights
     from a file) or directly (random weights, for a caller that loads a state dict next)."""
 
+    TEXT_PARTS = ("text_model", "text_projection")
+    """The submodules of the text side, which a model loaded with ``text=False`` builds on first use."""
+
     def __init__(self, cfg: ClapConfig):
         super().__init__()
         from transformers import ClapAudioModel, ClapTextModel
@@ -78,7 +83,30 @@ class ClapModel(nn.Module):
         self.logit_scale_a = nn.Parameter(torch.zeros(()))
         self.logit_scale_t = nn.Parameter(torch.zeros(()))
         self.features = Features(cfg.audio)
+        self._text_state: Mapping[str, torch.Tensor] | None = None
+        self._text_lock = threading.Lock()
         self.eval()
+
+    def text_later(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Keep the weights of the text side, left on the ``meta`` device, for :meth:`build_text`
+        (``state``: its entries by state-dict name, as :func:`~proto_index.clap.checkpoint.fit` returns
+        them; empty when the text side is loaded already)."""
+        self._text_state = dict(state) or None
+
+    @property
+    def text_built(self) -> bool:
+        """Whether the text tower holds its weights (False while left for later)."""
+        return self._text_state is None
+
+    def build_text(self) -> None:
+        """Move the text side off the ``meta`` device and load its kept weights (once; thread-safe)."""
+        with self._text_lock:
+            if self._text_state is None:
+                return
+            for name in self.TEXT_PARTS:
+                getattr(self, name).to_empty(device=self.device)
+            self.load_state_dict(self._text_state, strict=False)  # names and shapes checked at load
+            self._text_state = None
 
     @property
     def device(self) -> torch.device:
@@ -104,16 +132,20 @@ class ClapModel(nn.Module):
             batch = batch.pin_memory()
         return self.features(batch.to(device, non_blocking=True), lengths)
 
-    def audio_embeddings(self, features: torch.Tensor) -> torch.Tensor:
-        """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`)."""
+    def audio_embeddings(self, features: torch.Tensor, towers: tuple[nn.Module, nn.Module] | None = None) -> torch.Tensor:
+        """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`); ``towers``: an
+        (audio model, projection) pair to run instead of this model's own, e.g. a bfloat16 copy (the
+        features are cast to its dtype)."""
+        audio_model, projection = towers or (self.audio_model, self.audio_projection)
+        features = features.to(next(audio_model.parameters()).dtype)
         kwargs = {}
         if self.cfg.audio.fusion:
             # Clips of at most 10 s: no clip is "longer", so HTSAT fuses no local crops and reads only
             # the first (global) channel; batch norm and resizing of the other three would be wasted.
             features = features[:, :1]
             kwargs["is_longer"] = torch.zeros(features.shape[0], 1, dtype=torch.bool, device=features.device)
-        pooled = self.audio_model(input_features=features, **kwargs).pooler_output
-        return self.audio_projection(pooled)
+        pooled = audio_model(input_features=features, **kwargs).pooler_output
+        return projection(pooled)
 
     def embed_audio(self, waveforms: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """``(n, 512)`` unit-length embeddings of 48 kHz mono clips of at most 10 s, on the model's device."""
@@ -129,6 +161,7 @@ class ClapModel(nn.Module):
         released models were trained on rows padded to 77). ``transformer``: CLIP BPE ids padded with
         zeros to the context length (no mask: the tower is causal and reads the end-of-text token).
         """
+        self.build_text()
         with torch.inference_mode():
             ids = torch.as_tensor(input_ids).to(self.device)
             if ids.shape[0] == 0:

@@ -32,47 +32,23 @@ def _pending_class():
     class PendingTextTower(torch.nn.Module):
         """Stands in for a text tower not built yet: no parameters, no memory, no random draws.
 
-        ``shapes`` holds the tower's state-dict shapes (names prefixed ``text_branch.``). ``meta``,
-        when given, is a copy built on the ``meta`` device that answers the attributes CLAP's
-        constructor reads (the transformer's width and layers); without it, attributes are answered
-        from ``shapes`` (RoBERTa's ``embeddings.word_embeddings.weight.shape``).
+        ``shapes`` holds the tower's state-dict shapes (names prefixed ``text_branch.``); ``meta`` is
+        a copy built on the ``meta`` device that answers the attributes CLAP's constructor reads
+        (the transformer's width and layers).
         """
 
-        def __init__(self, shapes: dict[str, tuple[int, ...]], meta: torch.nn.Module | None = None):
+        def __init__(self, shapes: dict[str, tuple[int, ...]], meta: torch.nn.Module):
             super().__init__()
             object.__setattr__(self, "_meta", meta)  # not a submodule: .to() and state_dict() skip it
             self.shapes = dict(shapes)
 
         def __getattr__(self, name: str):
-            meta = object.__getattribute__(self, "_meta")
-            if meta is not None:
-                return getattr(meta, name)
-            return _ShapePath(self.__dict__["shapes"], f"text_branch.{name}")
+            return getattr(object.__getattribute__(self, "_meta"), name)
 
         def forward(self, *args, **kwargs):
             raise ModelError("the text tower has not been built")
 
     return PendingTextTower
-
-
-class _ShapePath:
-    """An attribute path into a pending tower, answered from its state-dict shapes."""
-
-    def __init__(self, shapes: dict[str, tuple[int, ...]], path: str):
-        if path not in shapes and not any(name.startswith(path + ".") for name in shapes):
-            raise AttributeError(f"the pending text tower has no {path}")
-        self._shapes, self._path = shapes, path
-
-    @property
-    def shape(self):
-        import torch
-
-        return torch.Size(self._shapes[self._path])
-
-    def __getattr__(self, name: str) -> _ShapePath:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _ShapePath(self._shapes, f"{self._path}.{name}")
 
 
 def _meta_shapes(module: Any) -> dict[str, tuple[int, ...]]:
@@ -88,9 +64,9 @@ def is_pending(module: Any) -> bool:
 def _text_towers(*, real: bool):
     """While laion_clap builds a model, swap the names of its text tower classes in its model module.
 
-    RoBERTa (``real``) comes from roberta-base's config, not the Hub: ``CLAP.__init__`` calls
-    ``RobertaModel.from_pretrained('roberta-base')``, which downloads 500 MB of weights that the
-    CLAP checkpoint then overwrites entirely. Not ``real``: either tower is a
+    RoBERTa comes from roberta-base's config, not the Hub: ``CLAP.__init__`` calls
+    ``RobertaModel.from_pretrained('roberta-base')``, which downloads 500 MB of weights (the tests'
+    laion_clap references are built this way). Not ``real``: the ``transformer`` tower is a
     :class:`PendingTextTower`. Only names in laion_clap's model module are swapped, for the duration
     of construction; transformers itself is not touched. The caller holds ``_build_lock``.
     """
@@ -99,35 +75,19 @@ def _text_towers(*, real: bool):
     model_module = sys.modules["clap_module.model"]
     originals = {name: getattr(model_module, name) for name in TEXT_TOWER_CLASSES.values()}
 
-    def roberta_config():
+    def roberta(name: str, *args: Any, **kwargs: Any):
         from transformers import RobertaConfig  # here: a model without RoBERTa need not import transformers
 
-        return RobertaConfig(**ROBERTA_BASE)
-
-    def roberta(name: str, *args: Any, **kwargs: Any):
         if name != "roberta-base":
             raise ModelError(f"laion_clap asked for text tower {name!r}; only roberta-base is supported")
-        return originals["RobertaModel"](roberta_config())
-
-    def on_meta(build, *args: Any, **kwargs: Any):
-        with torch.device("meta"), _initialisation_skipped():
-            return build(*args, **kwargs)
+        return originals["RobertaModel"](RobertaConfig(**ROBERTA_BASE))
 
     def pending_transformer(*args: Any, **kwargs: Any):
-        meta = on_meta(originals["Transformer"], *args, **kwargs)
+        with torch.device("meta"), _initialisation_skipped():
+            meta = originals["Transformer"](*args, **kwargs)
         return _pending_class()(_meta_shapes(meta), meta)
 
-    def pending_roberta(name: str, *args: Any, **kwargs: Any):
-        from proto_index.embed import tower_shapes
-
-        entry = tower_shapes.key(name, ROBERTA_BASE)
-        shapes = tower_shapes.recall(entry)
-        if shapes is None:
-            shapes = _meta_shapes(on_meta(roberta, name))
-            tower_shapes.remember(entry, shapes)
-        return _pending_class()(shapes)
-
-    swaps = {"RobertaModel": types.SimpleNamespace(from_pretrained=roberta if real else pending_roberta)}
+    swaps = {"RobertaModel": types.SimpleNamespace(from_pretrained=roberta)}
     if not real:
         swaps["Transformer"] = pending_transformer
     for name, value in swaps.items():
@@ -184,7 +144,7 @@ def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0, text: bool = 
 
     Randomly initialised from ``seed``, deterministically, without disturbing the caller's RNG
     state. Returns ``(model, model_cfg)`` as laion_clap's ``create_model`` does. ``text=False``
-    leaves the text tower (``model.text_branch``) a :class:`PendingTextTower`; the audio tower,
+    leaves the ``transformer`` text tower (``model.text_branch``) a :class:`PendingTextTower`; the audio tower,
     built first, is then the same as in the whole model, but parameters drawn after the text tower
     (the projection heads, ``token_embedding``) are not. ``initialise=False`` skips the random
     initialisation: the weights hold whatever their memory held, for a caller that loads them all
@@ -202,16 +162,6 @@ def create_clap_model(tmodel: str, *, fusion: bool, seed: int = 0, text: bool = 
             model, model_cfg = clap_module.create_model(AUDIO_MODEL, tmodel, precision="fp32", device="cpu",
                                                         enable_fusion=fusion, **fusion_args)
     return model.eval(), model_cfg
-
-
-def real_roberta() -> torch.nn.Module:
-    """An untrained roberta-base text tower built from its config (the checkpoint fills it)."""
-    from proto_index.embed.offline import hub_offline
-
-    hub_offline()
-    from transformers import RobertaConfig, RobertaModel
-
-    return RobertaModel(RobertaConfig(**ROBERTA_BASE)).eval()
 
 
 def model_architecture(model: torch.nn.Module) -> str:

@@ -1,14 +1,15 @@
-"""ClapEncoder: the Encoder over laion_clap's own model factory, feature preparation and tokenizers.
+"""ClapEncoder: the seeded models (clap-tiny-random, clap-tiny-demo) over laion_clap's own model
+factory, feature preparation and tokenizer (the released checkpoints run on :mod:`proto_index.clap`,
+see :mod:`.released`).
 
 Nothing here reimplements laion_clap; it builds the model with ``create_model`` (:mod:`.build`) and
 prepares audio with ``get_audio_features`` exactly as ``laion_clap.CLAP_Module`` does. laion_clap
 (and torch) are imported lazily, on first use. A command that embeds only audio builds only the
-audio tower: the text tower of a checkpoint or demo model is built on first use of the text side.
+audio tower: the text tower of the demo model is built on first use of the text side.
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -17,25 +18,23 @@ import numpy as np
 from proto_index.embed import build
 from proto_index.embed.bf16_stft import cpu_bf16_audio_model
 from proto_index.embed.build import model_architecture, state_sha256
-from proto_index.embed.checkpoint import checkpoint_sha256, load_weights, read_checkpoint
 from proto_index.embed.encoder import SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
-from proto_index.embed.offline import TOKENIZER_FILES, check_tokenizer_dir, laion, roberta_tokenizer
+from proto_index.embed.offline import laion
 from proto_index.embed.quiet import quiet
 from proto_index.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ClapEncoder", "PRECISIONS", "TOKENIZER_FILES", "check_precision", "check_tokenizer_dir",
-           "checkpoint_sha256", "laion", "load_weights", "model_architecture", "read_checkpoint", "state_sha256"]
+__all__ = ["ClapEncoder", "PRECISIONS", "check_precision", "laion", "model_architecture", "state_sha256"]
 
 MAX_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)
 TEXT_LENGTH = 77
 PRECISIONS = ("fp32", "bf16")
 """Compute precisions: float32, or bfloat16 autocast (CPU or CUDA); fp16 is refused (see check_precision)."""
 
-TextBuilder = Callable[[Any], tuple[Any, Any]]
-"""Builds a model's text tower on first use: ``(model) -> (whole model, tokenizer or None)``."""
+TextBuilder = Callable[[Any], Any]
+"""Builds a model's text tower on first use: ``(model) -> whole model``."""
 
 
 def check_precision(precision: str, device: str) -> str:
@@ -51,8 +50,8 @@ def check_precision(precision: str, device: str) -> str:
 class ClapEncoder:
     """A laion_clap CLAP model behind the :class:`~proto_index.embed.encoder.Encoder` interface.
 
-    Build one with :meth:`random` or :meth:`from_checkpoint`. ``model`` and ``model_cfg`` are
-    laion_clap's own objects; ``tokenizer`` is needed for the ``roberta`` text tower only. A model
+    Build one with :meth:`random`. ``model`` and ``model_cfg`` are laion_clap's own objects, with
+    its ``transformer`` text tower (laion_clap's bundled BPE tokenizer). A model
     whose text tower is a :func:`~proto_index.embed.build.create_clap_model` ``text=False``
     placeholder comes with ``build_text``, run (once) on the first text embedding or access to
     :attr:`model`; audio embeddings never build it.
@@ -66,14 +65,14 @@ class ClapEncoder:
     """
 
     def __init__(self, model: torch.nn.Module, model_cfg: dict, identity: ModelIdentity, *,
-                 tokenizer: Any = None, device: str | None = None, batch_size: int = 16,
+                 device: str | None = None, batch_size: int = 16,
                  precision: str = "fp32", build_text: TextBuilder | None = None):
         import torch
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if model.text_branch_type == "roberta" and tokenizer is None and build_text is None:
-            raise ModelError("the roberta text tower needs its tokenizer")
+        if model.text_branch_type != "transformer":
+            raise ModelError(f"ClapEncoder runs laion_clap's transformer text tower, not {model.text_branch_type}")
         if build.is_pending(model.text_branch) and build_text is None:
             raise ModelError("a model whose text tower is left for later needs a build_text")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -84,7 +83,6 @@ class ClapEncoder:
         self._text_lock = threading.Lock()
         self.model_cfg = model_cfg
         self.identity = identity
-        self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.fusion = bool(model_cfg["enable_fusion"])
 
@@ -101,33 +99,6 @@ class ClapEncoder:
         identity = ModelIdentity(name, model_architecture(model), fusion, state_hash, model.joint_embed_shape)
         return cls(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision)
 
-    @classmethod
-    def from_checkpoint(cls, name: str, checkpoint: str | os.PathLike, tokenizer_dir: str | os.PathLike, *,
-                        fusion: bool, device: str | None = None, batch_size: int = 16,
-                        precision: str = "fp32") -> ClapEncoder:
-        """HTSAT-tiny + RoBERTa with weights from a released laion_clap checkpoint file.
-
-        Every weight's name and shape is checked now; the RoBERTa tower and its tokenizer are built
-        and filled from the (memory-mapped) checkpoint on the first text embedding.
-        """
-        state = read_checkpoint(checkpoint)
-        model, model_cfg = build.create_clap_model("roberta", fusion=fusion, text=False, initialise=False)
-        text_state = load_weights(model, state, pending=model.text_branch.shapes)
-        del state
-        prefix = "text_branch."
-
-        def build_text(model: torch.nn.Module) -> tuple[torch.nn.Module, Any]:
-            tokenizer = roberta_tokenizer(tokenizer_dir)
-            tower = build.real_roberta()
-            tower.load_state_dict({k[len(prefix):]: v for k, v in text_state.items()}, strict=True)
-            model.text_branch = tower
-            return model, tokenizer
-
-        identity = ModelIdentity(name, model_architecture(model), fusion, checkpoint_sha256(checkpoint),
-                                 model.joint_embed_shape)
-        return cls(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision,
-                   build_text=build_text)
-
     @property
     def text_built(self) -> bool:
         """Whether the text tower exists yet (see :meth:`text_model`)."""
@@ -142,9 +113,7 @@ class ClapEncoder:
         """The model with its text tower, built (once, by ``build_text``) on first use."""
         with self._text_lock:
             if self._build_text is not None:
-                model, tokenizer = self._build_text(self._model)
-                self._model = model.to(self.device).eval()
-                self.tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+                self._model = self._build_text(self._model).to(self.device).eval()
                 self._build_text = None
         return self._model
 
@@ -172,8 +141,9 @@ class ClapEncoder:
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
 
     @quiet
-    def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed quantised 48 kHz mono clips of at most 10 s; ``(n, dim)`` float32, L2-normalised."""
+    def embed_waveforms(self, waveforms: Sequence[np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
+        """Embed quantised 48 kHz mono clips of at most 10 s, ``batch_size`` per forward (None: the
+        encoder's); ``(n, dim)`` float32, L2-normalised."""
         import torch
 
         _, data = laion()
@@ -183,40 +153,43 @@ class ClapEncoder:
                 raise ValueError(f"waveform {i} has shape {clip.shape}; expected 1 to {MAX_SAMPLES} "
                                  "mono samples (window longer audio first)")
         truncating = "fusion" if self.fusion else "rand_trunc"
+        size = self._batch_size(batch_size)
         model = self.audio_model()
         out = []
         with torch.inference_mode(), self.autocast():
-            for start in range(0, len(clips), self.batch_size):
+            for start in range(0, len(clips), size):
                 features = [data.get_audio_features({}, torch.from_numpy(clip), MAX_SAMPLES,
                                                     data_truncating=truncating, data_filling="repeatpad",
                                                     audio_cfg=self.model_cfg["audio_cfg"])
-                            for clip in clips[start:start + self.batch_size]]
+                            for clip in clips[start:start + size]]
                 out.append(self._unit(model.get_audio_embedding(features)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     @quiet
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts with the model's own tokenizer; ``(n, dim)`` float32, L2-normalised."""
+    def embed_texts(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Embed texts with laion_clap's tokenizer, ``batch_size`` per forward (None: the
+        encoder's); ``(n, dim)`` float32, L2-normalised."""
         import torch
         import torch.nn.functional as F
 
         clap_module, _ = laion()
         texts = list(texts)
+        size = self._batch_size(batch_size)
         model = self.text_model()
         out = []
         with torch.inference_mode(), self.autocast():
-            for start in range(0, len(texts), self.batch_size):
-                batch = texts[start:start + self.batch_size]
-                if model.text_branch_type == "transformer":
-                    # CLAP.get_text_embedding expects a dict of tensors and fails for this tower.
-                    tokens = clap_module.tokenize(batch, context_length=TEXT_LENGTH).to(self.device)
-                    emb = F.normalize(model.encode_text(tokens, device=self.device), dim=-1)
-                else:
-                    tokens = self.tokenizer(batch, padding="max_length", truncation=True,
-                                            max_length=TEXT_LENGTH, return_tensors="pt")
-                    emb = model.get_text_embedding(dict(tokens))
-                out.append(self._unit(emb))
+            for start in range(0, len(texts), size):
+                batch = texts[start:start + size]
+                # CLAP.get_text_embedding expects a dict of tensors and fails for this tower.
+                tokens = clap_module.tokenize(batch, context_length=TEXT_LENGTH).to(self.device)
+                out.append(self._unit(F.normalize(model.encode_text(tokens, device=self.device), dim=-1)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        size = self.batch_size if batch_size is None else int(batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be positive, got {size}")
+        return size
 
     def _unit(self, embeddings: torch.Tensor) -> np.ndarray:
         """float32 numpy; below float32, normalised again in float32 (the model's own normalisation

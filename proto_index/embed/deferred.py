@@ -12,7 +12,8 @@ fusion path's torchaudio and torchvision transforms, or ``BertModel``, work when
 Only packages not yet imported are deferred, and only while :func:`deferring` runs; afterwards an
 import of them is an ordinary import. Limits: a deferred class cannot be subclassed or used in
 ``isinstance`` inside the deferring block (laion_clap does neither at import), and another thread
-importing one of these packages during the block gets a stand-in too (it still works, lazily).
+importing one of these packages during the block gets a stand-in too (its first use waits for the
+block to end, then forwards to the real package).
 """
 from __future__ import annotations
 
@@ -103,16 +104,26 @@ class Deferred:
         return f"<deferred {self._label}>"
 
 
+def _real_module(name: str) -> types.ModuleType:
+    """The real module ``name``, imported if need be. Under the lock :func:`deferring` holds: a thread
+    not deferring that reached a stand-in while another thread's block runs (``sys.modules`` is
+    shared, so its ``import`` got the stand-in) waits for the block to end and its stand-ins to leave
+    ``sys.modules``, instead of importing the stand-in as itself (endless recursion)."""
+    with _lock:
+        return importlib.import_module(name)
+
+
 class StandIn(types.ModuleType):
-    """Takes the place of a deferred module during :func:`deferring`; forwards to the real one after."""
+    """Takes the place of a deferred module during :func:`deferring`; forwards every attribute, dunders
+    such as ``__version__`` included, to the real module outside it."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
         if _deferring_now():
+            if name.startswith("__"):  # the import system's probes: the stand-in has none of its own
+                raise AttributeError(name)
             module = self.__name__
-            return Deferred(lambda: _attribute(importlib.import_module(module), name), f"{module}.{name}")
-        return _attribute(importlib.import_module(self.__name__), name)
+            return Deferred(lambda: _attribute(_real_module(module), name), f"{module}.{name}")
+        return _attribute(_real_module(self.__name__), name)
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

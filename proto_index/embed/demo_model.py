@@ -105,7 +105,7 @@ def demo_encoder(name: str = "clap-tiny-demo", *, weights: str | os.PathLike = W
         def build_text(_partial):
             full = whole()
             identity_cache.check(entry, known, state_sha256(full), name)
-            return full, None
+            return full
 
     identity = ModelIdentity(name, model_architecture(model), False, known, model.joint_embed_shape)
     return ClapEncoder(model, model_cfg, identity, device=device, batch_size=batch_size, precision=precision,

@@ -1,5 +1,4 @@
-"""laion_clap and transformers without the network: the Hub in offline mode, laion_clap's import,
-and roberta-base's tokenizer from local files.
+"""laion_clap without the network (the seeded models' path): the Hub in offline mode and laion_clap's import.
 
 proto-index fetches its own files (download.py) and never wants the Hub. laion_clap (and torch,
 transformers) are imported lazily, on first use, by :func:`laion`.
@@ -9,12 +8,8 @@ from __future__ import annotations
 import os
 import sys
 import types
-from pathlib import Path
 
 from proto_index.embed.quiet import quiet
-from proto_index.errors import ModelError
-
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 def hub_offline() -> None:
@@ -33,15 +28,23 @@ def hub_offline() -> None:
         transformers_hub._is_offline_mode = True
 
 
-@quiet
 def laion() -> tuple[types.ModuleType, types.ModuleType]:
     """Import laion_clap without network access; return its ``clap_module`` and ``training.data``.
 
     laion_clap's training/data.py builds three Hugging Face tokenizers at import time; offline that
     retries for about 11 minutes unless the Hub is in offline mode, and proto-index never uses them.
     What laion_clap imports for training and for towers not built is deferred to its first use
-    (:mod:`~proto_index.embed.deferred`): about half of a command's start-up.
+    (:mod:`~proto_index.embed.deferred`): about half of a command's start-up. Once imported, the
+    modules are returned as they are: no environment write or warnings filter per call.
     """
+    clap_module, data = sys.modules.get("clap_module"), sys.modules.get("laion_clap.training.data")
+    if clap_module is not None and data is not None:
+        return clap_module, data
+    return _import_laion()
+
+
+@quiet
+def _import_laion() -> tuple[types.ModuleType, types.ModuleType]:
     from proto_index.embed.deferred import deferring
 
     hub_offline()
@@ -51,24 +54,3 @@ def laion() -> tuple[types.ModuleType, types.ModuleType]:
         from laion_clap.training import data
 
     return clap_module, data
-
-
-def check_tokenizer_dir(tokenizer_dir: str | os.PathLike) -> Path:
-    """``tokenizer_dir`` as a Path; :class:`ModelError` unless it holds roberta-base's tokenizer files."""
-    folder = Path(tokenizer_dir).expanduser()
-    missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]
-    if missing:
-        raise ModelError(f"tokenizer folder {folder} lacks {' and '.join(missing)} (roberta-base's files)")
-    return folder
-
-
-def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
-    """roberta-base's BPE tokenizer from a folder holding its ``vocab.json`` and ``merges.txt``."""
-    folder = check_tokenizer_dir(tokenizer_dir)
-    hub_offline()
-    from transformers import RobertaTokenizer
-
-    try:
-        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as e:  # transformers raises assorted errors for malformed files
-        raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {e}") from e

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from proto_index.embed.clap import PRECISIONS, TOKENIZER_FILES, ClapEncoder, check_tokenizer_dir
+from proto_index.embed.clap import PRECISIONS, ClapEncoder
 from proto_index.embed.download import base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder
+from proto_index.embed.released import TOKENIZER_FILES, CheckpointEncoder, check_tokenizer_dir
 from proto_index.errors import Hint, ModelError
 
 CHECKPOINT_REPO = "lukewys/laion_clap"
@@ -75,8 +76,8 @@ def _released_factory(name: str, fusion: bool, filename: str) -> Callable[..., E
     def build(*, checkpoint=None, tokenizer_dir=None, device=None, batch_size=16,
               download_base=None, precision="fp32") -> Encoder:
         checkpoint_path, tokenizer_path = locate_files(filename, checkpoint, tokenizer_dir, base=download_base)
-        return ClapEncoder.from_checkpoint(name, checkpoint_path, tokenizer_path, fusion=fusion,
-                                           device=device, batch_size=batch_size, precision=precision)
+        return CheckpointEncoder.from_checkpoint(name, checkpoint_path, tokenizer_path, fusion=fusion,
+                                                 device=device, batch_size=batch_size, precision=precision)
 
     return build
 
@@ -201,7 +202,7 @@ def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
     For ``clap`` and ``clap-fusion``, ``checkpoint`` and ``tokenizer_dir`` stand in for the cached
     or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
     available. ``precision``: fp32 or bf16; the same weights and identity at each
-    (see :class:`~proto_index.embed.clap.ClapEncoder`).
+    (see :class:`~proto_index.embed.released.CheckpointEncoder`).
     """
     load_plugins()
     if name not in _BUILTIN and name not in _registered:

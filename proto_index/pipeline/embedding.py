@@ -13,6 +13,7 @@ most a few windows (a long file's worker waits for the model), plus one batch.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -88,19 +89,22 @@ def default_batch_size(device: str | None) -> int:
     return 4 if str(device).startswith("cpu") else 32
 
 
-def fit_encoder_batch(encoder: Encoder, batch_windows: int | None) -> int:
-    """The batch size to use with ``encoder`` (None: its device's default), made the model's own.
-
-    An encoder that splits its input into batches of its own (``encoder.batch_size``, as
-    :class:`~proto_index.embed.clap.ClapEncoder` does) is set to split at this size, so the windows
-    the pipeline batches together reach the model's forward as one batch.
-    """
+def batch_windows_for(encoder: Encoder, batch_windows: int | None) -> int:
+    """The windows per model batch to use with ``encoder`` (None: its device's default)."""
     size = default_batch_windows(encoder) if batch_windows is None else int(batch_windows)
     if size < 1:
         raise ValueError(f"batch_windows must be positive, got {size}")
-    if isinstance(getattr(encoder, "batch_size", None), int):
-        encoder.batch_size = size
     return size
+
+
+def takes_batch_size(encoder: Encoder) -> bool:
+    """Whether ``encoder.embed_waveforms`` takes a ``batch_size`` keyword: an encoder that splits its
+    input into forwards of its own size (as the CLAP encoders do) is then told the pipeline's size per
+    call, so the windows batched together reach the model as one forward, and the encoder is not changed."""
+    try:
+        return "batch_size" in inspect.signature(encoder.embed_waveforms).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        return False
 
 
 def embed_files(
@@ -115,8 +119,8 @@ def embed_files(
     """Yield each file's embeddings (or why it failed) in input order, as ``options`` say.
 
     Windows of consecutive files share model batches of ``options.batch_windows`` windows (None:
-    :func:`default_batch_windows`), so short clips do not run the model one at a time; the encoder
-    is set to run its forward on batches of that size (:func:`fit_encoder_batch`).
+    :func:`default_batch_windows`), so short clips do not run the model one at a time; an encoder
+    that takes a batch size per call is given that one (:func:`takes_batch_size`).
     ``options.workers`` threads read and decode up to ``options.prefetch`` files ahead of the model
     (0 workers: everything in the caller's thread, one file at a time; None: 1 on a CPU, more on
     CUDA, :func:`~proto_index.options.default_workers`); windows start every
@@ -130,7 +134,7 @@ def embed_files(
     and neither decoded nor embedded. ``on_windows(n)`` is called after each model batch with the
     number of windows it embedded.
     """
-    batch_windows = fit_encoder_batch(encoder, options.batch_windows)
+    batch_windows = batch_windows_for(encoder, options.batch_windows)
     cut = options.cutting(getattr(encoder, "identity", None))
     dedupe = known_hashes is not None
     stored = known_hashes if known_hashes is None or hasattr(known_hashes, "__contains__") else set(known_hashes)
@@ -230,6 +234,7 @@ def _completed(order: deque[_FileState]) -> Iterator[EmbeddedFile | FailedFile |
 class _Batch:
     def __init__(self, encoder: Encoder, size: int, on_windows: Callable[[int], None] | None):
         self.encoder, self.size, self.on_windows = encoder, size, on_windows
+        self.per_call = {"batch_size": size} if takes_batch_size(encoder) else {}
         self.owners: list[_FileState] = []
         self.samples: list[np.ndarray] = []
 
@@ -242,7 +247,7 @@ class _Batch:
     def run(self) -> None:
         if not self.samples:
             return
-        vectors = np.asarray(self.encoder.embed_waveforms(self.samples), dtype=np.float32)
+        vectors = np.asarray(self.encoder.embed_waveforms(self.samples, **self.per_call), dtype=np.float32)
         for owner, vector in zip(self.owners, vectors):
             owner.vectors.append(vector)  # a file that failed later keeps them unused
         if self.on_windows is not None:
