@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from proto_index.core.profiles import l2_normalize
 from proto_index.core.transductive import Graph
 
 EXACT_UP_TO = 20_000
@@ -18,8 +19,7 @@ def neighbour_graph(vectors: np.ndarray, m: int, seed: int = 0) -> Graph:
     :func:`proto_index.core.transductive.knn_graph`, the brute-force reference)."""
     import faiss
 
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    v = np.ascontiguousarray(l2_normalize(vectors), dtype=np.float32)
     n, d = v.shape
     m = min(m, n - 1)
     if m <= 0:
