@@ -90,12 +90,13 @@ def main() -> None:
     store.build_prototypes("mapped", method="classifier", n=35, replace=True, inputs=PrototypeInputs(mapping=mapping))
     mapped = [p for p in clips if labels[p] in MAPPING]
     rows["classifier prototypes, 6 mapped classes"] = [accuracy(store, mapped, labels, "mapped-classifier35")]
-    scores = store.encoder.label_scores(np.asarray(store.embed_audio(mapped)))
+    vectors = dict(zip(clips, np.asarray(store.embed_audio(clips))))  # stored windows, embedded once
+    scores = store.encoder.label_scores(np.stack([vectors[p] for p in mapped]))
     column = {label: i for i, label in enumerate(store.encoder.labels)}
     names = sorted(MAPPING)
     own = np.stack([scores[:, [column[label] for label in MAPPING[c]]].max(axis=1) for c in names], axis=1)
     rows["BirdNET's own labels, 6 mapped classes"] = [float(np.mean([names[i] == labels[p] for i, p in zip(own.argmax(1), mapped)]))]
-    unit = l2_normalize(np.asarray(store.embed_audio(clips)))
+    unit = l2_normalize(np.stack([vectors[p] for p in clips]))
     sims = unit @ unit.T
     np.fill_diagonal(sims, -np.inf)
     top = np.argsort(-sims, axis=1)[:, :10]
