@@ -24,14 +24,14 @@ def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -
 
 @pytest.fixture(autouse=True)
 def _real_towers_only_in_slow_tests(request, monkeypatch):
-    """`pytest -m "not slow"` builds no laion_clap tower: an unmarked test that tries fails, saying why."""
+    """`pytest -m "not slow"` builds no CLAP tower: an unmarked test that tries fails, saying why."""
     if request.node.get_closest_marker("slow") is None:
-        from proto_index.embed import build
+        from proto_index.clap import seeded
 
         def refuse(*args, **kwargs):
-            pytest.fail("this test builds a real laion_clap tower: mark it @pytest.mark.slow", pytrace=False)
+            pytest.fail("this test builds a real CLAP tower: mark it @pytest.mark.slow", pytrace=False)
 
-        monkeypatch.setattr(build, "create_clap_model", refuse)
+        monkeypatch.setattr(seeded, "seeded_model", refuse)
 
 
 @pytest.fixture

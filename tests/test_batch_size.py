@@ -6,29 +6,31 @@ from typer.testing import CliRunner
 
 from proto_index import Store
 from proto_index.cli.app import app
-from proto_index.embed.clap import ClapEncoder
+from proto_index.clap.model import ClapModel
+from proto_index.embed.seeded import random_encoder
 from proto_index.options import EmbedOptions
 from proto_index.pipeline.embedding import batch_windows_for, default_batch_size
 
 runner = CliRunner()
 
 
-class RecordingModel:
-    """Stands in for the audio model: remembers the batch size of every forward, then runs the real one."""
+def record_forwards(monkeypatch, calls, devices=None):
+    """Every audio forward's batch size (and the device its features are on) goes to ``calls`` (``devices``)."""
+    real = ClapModel.audio_embeddings
 
-    def __init__(self, inner, calls):
-        self.inner, self.calls = inner, calls
+    def recording(self, features, towers=None):
+        calls.append(len(features))
+        if devices is not None:
+            devices.append(features.device.type)
+        return real(self, features, towers)
 
-    def get_audio_embedding(self, features):
-        self.calls.append(len(features))
-        return self.inner.get_audio_embedding(features)
+    monkeypatch.setattr(ClapModel, "audio_embeddings", recording)
 
 
 @pytest.fixture
 def forwards(monkeypatch):
     calls: list[int] = []
-    real = ClapEncoder.audio_model
-    monkeypatch.setattr(ClapEncoder, "audio_model", lambda self: RecordingModel(real(self), calls))
+    record_forwards(monkeypatch, calls)
     return calls
 
 
@@ -46,12 +48,12 @@ def test_cli_batch_size_reaches_the_model_forward(tmp_path, ten_clips, forwards,
     assert runner.invoke(app, ["init", "--store", str(store), "--model", "clap-tiny-random", "--device", "cpu"]).exit_code == 0
     result = runner.invoke(app, ["ingest", str(ten_clips), "--store", str(store), "--device", "cpu", "-q", *option])
     assert result.exit_code == 0, result.output
-    assert forwards == expected  # ClapEncoder's own default of 16 no longer re-splits (or merges) batches
+    assert forwards == expected  # the encoder's own default of 16 does not re-split (or merges) batches
 
 
 @pytest.mark.slow
 def test_a_batch_above_the_encoders_own_is_not_resplit(ten_clips, forwards):
-    encoder = ClapEncoder.random("clap-tiny-random", fusion=False, device="cpu", batch_size=2)
+    encoder = random_encoder("clap-tiny-random", fusion=False, device="cpu", batch_size=2)
     from proto_index.pipeline.embedding import embed_files
 
     list(embed_files(sorted(ten_clips.iterdir()), encoder, options=EmbedOptions(batch_windows=8)))
@@ -146,14 +148,7 @@ def _cuda() -> bool:
 def test_cli_batch_size_reaches_the_cuda_forward(tmp_path, ten_clips, monkeypatch, option, expected):
     """The same on a real CUDA model: --batch-size, or the CUDA default of 32, is the forward's batch."""
     calls, devices = [], []
-    real = ClapEncoder.audio_model
-
-    def recording(self):
-        model = real(self)
-        devices.append(next(model.parameters()).device.type)
-        return RecordingModel(model, calls)
-
-    monkeypatch.setattr(ClapEncoder, "audio_model", recording)
+    record_forwards(monkeypatch, calls, devices)
     store = tmp_path / "store"
     assert runner.invoke(app, ["init", "--store", str(store), "--model", "clap-tiny-random", "--device", "cpu"]).exit_code == 0
     result = runner.invoke(app, ["ingest", str(ten_clips), "--store", str(store), "--device", "cuda", "-q", *option])

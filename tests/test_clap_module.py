@@ -21,11 +21,10 @@ from proto_index.clap import config  # noqa: E402
 from proto_index.clap.checkpoint import from_laion, infer_config, load, read_state, to_laion  # noqa: E402
 from proto_index.clap.features import Features, mel_filter_bank, repeat_pad  # noqa: E402
 from proto_index.errors import ModelError  # noqa: E402
+from laion_reference import laion, laion_audio, laion_model, laion_text, laion_tokens  # noqa: E402
 
 TOLERANCE = 1e-5
 LENGTHS = (480_000, 300_000, 72_000, 4_801, 1_000)  # 10 s, 6.25 s, 1.5 s, 0.1 s, 21 ms at 48 kHz
-CFG_AUDIO = {"sample_rate": 48000, "window_size": 1024, "hop_size": 480, "fmin": 50, "fmax": 14000, "mel_bins": 64}
-"""What laion_clap's get_audio_features reads of a model's audio config."""
 TEXTS = ["a dog barking", "rain on a tin roof", "", "sirens " * 40]
 
 
@@ -45,48 +44,8 @@ def max_diff(a, b) -> float:
 # ---- laion_clap's side (slow: builds its towers) ------------------------------------------------------
 
 
-def laion_model(tmodel: str, *, fusion: bool, audio: str = "HTSAT-tiny", seed: int = 0):
-    from proto_index.embed import build
-
-    if audio == "HTSAT-tiny":
-        return build.create_clap_model(tmodel, fusion=fusion, seed=seed)[0]
-    # HTSAT-base: the project builds only HTSAT-tiny; laion_clap's factory builds base the same way
-    from proto_index.embed.offline import laion
-
-    clap_module, _ = laion()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model, _ = clap_module.create_model(audio, tmodel, precision="fp32", device="cpu", enable_fusion=fusion,
-                                            **({"fusion_type": "aff_2d"} if fusion else {}))
-    return model.eval()
-
-
-def laion_audio(model, waves):
-    from proto_index.embed.offline import laion
-
-    _, data = laion()
-    truncating = "fusion" if model.enable_fusion else "rand_trunc"
-    cfg = CFG_AUDIO
-    with torch.no_grad():
-        features = [data.get_audio_features({}, torch.from_numpy(w), 480_000, data_truncating=truncating,
-                                            data_filling="repeatpad", audio_cfg=cfg) for w in waves]
-        return model.get_audio_embedding(features)
-
-
-def laion_text(model, ids, mask=None):
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        if model.text_branch_type == "transformer":
-            return F.normalize(model.encode_text(ids, device="cpu"), dim=-1)
-        return model.get_text_embedding({"input_ids": ids, "attention_mask": mask})
-
-
 def transformer_tokens(texts=TEXTS):
-    from proto_index.embed.offline import laion
-
-    clap_module, _ = laion()
-    return clap_module.tokenize(texts, context_length=77)
+    return laion_tokens(texts)
 
 
 def roberta_tokens(n=4, length=77, seed=3):
@@ -123,14 +82,6 @@ def ours_from(laion):
     model = ClapModel(infer_config(state))
     fit(model, state)
     return model
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _own_cache(tmp_path_factory):
-    """The project's laion_clap build remembers filter banks in the user cache: here, in a temporary one."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PROTO_INDEX_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +174,6 @@ def test_released_fusion_roberta_checkpoint_matches_laion_clap(tmp_path):
 def test_features_match_laion_clap(tiny_plain):
     """Our log-mel against HTSAT's own front end (torchlibrosa, non-fusion) and laion_clap's fusion
     input (torchaudio), in dB; the embeddings' tolerance is what counts, this shows where they part."""
-    from proto_index.embed.offline import laion
-
     _, data = laion()
     waves = clips()
     padded = repeat_pad([torch.from_numpy(w) for w in waves], 480_000)

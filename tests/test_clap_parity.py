@@ -1,8 +1,8 @@
-"""ClapEncoder against laion_clap's own code paths, on the very same model objects.
+"""The seeded encoders against laion_clap's own code paths, with the very same weights.
 
 The reference is ``laion_clap.CLAP_Module`` (librosa decoding, its int16 round trip, its
-``get_audio_features`` call) wrapped around our model without running its ``__init__``, which would
-download roberta-base.
+``get_audio_features`` call) around laion_clap's own model holding our weights (skipped where
+laion_clap is not installed; tests/test_clap_reference.py holds its recorded vectors).
 """
 import hashlib
 import json
@@ -18,7 +18,8 @@ import soundfile as sf
 from proto_index.audio.decode import prepare, quantize_int16
 from proto_index.embed import checkpoint
 from proto_index.embed.checkpoint import checkpoint_sha256
-from proto_index.embed.clap import ClapEncoder, laion
+from proto_index.embed.seeded import random_encoder
+from laion_reference import laion, laion_clap_module
 
 torch = pytest.importorskip("torch")
 
@@ -36,27 +37,19 @@ CLIPS = [
 ]
 
 
-def laion_reference(encoder: ClapEncoder):
-    """laion_clap's CLAP_Module around ``encoder.model``, built without its __init__."""
-    laion()
-    from laion_clap.hook import CLAP_Module
-
-    module = object.__new__(CLAP_Module)
-    torch.nn.Module.__init__(module)
-    module.model = encoder.model
-    module.model_cfg = encoder.model_cfg
-    module.enable_fusion = encoder.fusion
-    return module
+def laion_reference(encoder):
+    """laion_clap's CLAP_Module holding ``encoder``'s weights."""
+    return laion_clap_module(encoder.model.state_dict(), fusion=encoder.identity.fusion)
 
 
 @pytest.fixture(scope="module")
 def plain():
-    return ClapEncoder.random("clap-tiny-random", fusion=False, batch_size=2)
+    return random_encoder("clap-tiny-random", fusion=False, batch_size=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def fused():
-    return ClapEncoder.random("clap-fusion-tiny-random", fusion=True, batch_size=2)
+    return random_encoder("clap-fusion-tiny-random", fusion=True, batch_size=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +91,13 @@ def test_audio_embeddings_equal_laion_clap(request, which, clips):
 
 @pytest.mark.slow
 def test_text_embeddings_equal_laion_clap(plain):
-    _, data = laion()
     import torch.nn.functional as F
 
     ours = plain.embed_texts(TEXTS)
 
-    tokens = torch.stack([data.tokenizer(t, tmodel="transformer") for t in TEXTS]).to(plain.device)
+    tokens, _ = plain.tokenize(TEXTS)  # the byte tokenizer's rows, through laion_clap's text code
     with torch.no_grad():
-        theirs = F.normalize(plain.model(None, tokens), dim=-1).cpu().numpy()
+        theirs = F.normalize(laion_reference(plain).model(None, tokens), dim=-1).cpu().numpy()
     diff = _max_diff(ours, theirs)
     print(f"\ntext: max abs difference to laion_clap {diff:.3g}")
     assert ours.shape == (len(TEXTS), 512) and diff <= TOLERANCE
@@ -121,7 +113,7 @@ def test_quantize_matches_laion_clap():
 @pytest.mark.slow
 def test_random_models_are_deterministic(plain, clips):
     state = torch.get_rng_state()
-    again = ClapEncoder.random("clap-tiny-random", fusion=False, batch_size=plain.batch_size)
+    again = random_encoder("clap-tiny-random", fusion=False, batch_size=plain.batch_size, device="cpu")
     assert torch.equal(state, torch.get_rng_state())  # the caller's RNG is left alone
 
     assert again.identity == plain.identity
@@ -131,7 +123,7 @@ def test_random_models_are_deterministic(plain, clips):
     np.testing.assert_array_equal(again.embed_waveforms(waves), plain.embed_waveforms(waves))
     np.testing.assert_array_equal(again.embed_texts(TEXTS), plain.embed_texts(TEXTS))
 
-    other = ClapEncoder.random("clap-tiny-random", fusion=False, seed=1)
+    other = random_encoder("clap-tiny-random", fusion=False, seed=1, device="cpu")
     assert other.identity.weights != plain.identity.weights
 
 

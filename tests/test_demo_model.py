@@ -127,11 +127,15 @@ def test_evaluate_on_generated_audio_end_to_end(demo):
 # --- the training script's pieces, on small stand-ins (no towers) -------------------------------
 
 class _Heads(torch.nn.Module):
-    def __init__(self, seed=0):
+    """The model's two projection heads alone (the real ones' widths: 768 and 512 in, 512 out)."""
+
+    def __init__(self, seed=0, audio_in=12, text_in=10, joint=8):
+        from proto_index.clap.model import Projection
+
         super().__init__()
         torch.manual_seed(seed)
-        self.audio_projection = torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
-        self.text_projection = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+        self.audio_projection = Projection(audio_in, joint)
+        self.text_projection = Projection(text_in, joint)
 
 
 def _tiny_outputs():
@@ -167,12 +171,13 @@ def test_head_training_is_deterministic_and_learns():
 
 
 def test_heads_round_trip_and_bad_files_are_refused(tmp_path):
-    heads = _Heads(seed=1)
+    real = {"audio_in": 768, "text_in": 512, "joint": 512}
+    heads = _Heads(1, **real)
     path = tmp_path / "heads.safetensors"
     demo_training.save_heads(heads, path)
     assert [p.name for p in tmp_path.iterdir()] == ["heads.safetensors"]  # no temp file left
-    other = _Heads(seed=2)
-    demo_model.load_heads(other, path)
+    other = _Heads(2, **real)
+    other.load_state_dict(demo_model.read_heads(path))
     assert all(torch.equal(a, b) for a, b in zip(heads.state_dict().values(), other.state_dict().values()))
     demo_training.save_heads(heads, tmp_path / "again.safetensors")
     assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256((tmp_path / "again.safetensors").read_bytes()).digest()
@@ -182,16 +187,16 @@ def test_heads_round_trip_and_bad_files_are_refused(tmp_path):
 
     save_file({"audio_projection.0.weight": torch.zeros(3, 3)}, str(wrong))
     with pytest.raises(ModelError, match="does not hold the clap-tiny-demo heads"):
-        demo_model.load_heads(other, wrong)
+        demo_model.read_heads(wrong)
     state = {k: v.clone() for k, v in demo_model.head_state(heads).items()}
-    state["text_projection.0.weight"] = torch.zeros(8, 11)
+    state["text_projection.linear1.weight"] = torch.zeros(8, 11)
     save_file(state, str(wrong))
-    with pytest.raises(ModelError, match=r"text_projection.0.weight has shape \(8, 11\)"):
-        demo_model.load_heads(other, wrong)
+    with pytest.raises(ModelError, match=r"text_projection.linear1.weight has shape \(8, 11\)"):
+        demo_model.read_heads(wrong)
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x80\x04not safetensors at all")
     with pytest.raises(ModelError, match="cannot read the clap-tiny-demo heads"):
-        demo_model.load_heads(other, garbage)
+        demo_model.read_heads(garbage)
 
 
 def test_demo_table_scores_each_classify_csv(tmp_path):

@@ -136,74 +136,6 @@ def cache(tmp_path, monkeypatch):
     return path
 
 
-@pytest.fixture
-def tiny_seeded(monkeypatch):
-    """build.create_clap_model as a seeded 4x3 linear layer (no laion_clap tower), with the package
-    shipping its true state hash for seed 0; returns the drawing calls made (``initialise`` flags)."""
-    import torch
-
-    from proto_index.embed import build, known_states, seeded
-
-    calls = []
-
-    def create(tmodel, *, fusion, seed=0, text=True, initialise=True):
-        calls.append(initialise)
-        torch.manual_seed(seed)
-        layer = torch.nn.Linear(4, 3)
-        if not initialise:
-            torch.nn.init.zeros_(layer.weight)
-        return layer, {"enable_fusion": fusion}
-
-    monkeypatch.setattr(build, "create_clap_model", create)
-    true = build.state_sha256(create("transformer", fusion=False, seed=0)[0])
-    calls.clear()
-    monkeypatch.setattr(known_states, "_table", lambda: {seeded._key("transformer", False, 0, True): true})
-    return calls, true
-
-
-def test_a_planted_seeded_state_with_its_own_hash_is_not_used(cache, tiny_seeded):
-    import torch
-    from safetensors.torch import save_file
-
-    from proto_index.embed import build, seeded
-
-    calls, true = tiny_seeded
-    forged = torch.nn.Linear(4, 3)
-    torch.nn.init.constant_(forged.weight, 0.5)
-    forged_hash = build.state_sha256(forged)
-    path = seeded._path(seeded._key("transformer", False, 0, True))
-    path.parent.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in forged.state_dict().items()}, str(path),
-              metadata={"state_sha256": forged_hash})  # the hash the cache recorded for itself
-    got = seeded.seeded_clap_model("transformer", fusion=False, seed=0)
-    assert (got.state_hash, calls) == (true, [False, True])  # tried the file, refused it, drew
-    assert build.state_sha256(got.model) == true
-    calls.clear()
-    again = seeded.seeded_clap_model("transformer", fusion=False, seed=0)  # the drawn state was saved over it
-    assert (again.state_hash, calls) == (true, [False])
-
-
-def test_a_seed_the_package_does_not_vouch_for_is_drawn_and_not_cached(cache, tiny_seeded):
-    from proto_index.embed import seeded
-
-    calls, _ = tiny_seeded
-    first = seeded.seeded_clap_model("transformer", fusion=False, seed=7)
-    second = seeded.seeded_clap_model("transformer", fusion=False, seed=7)
-    assert first.state_hash == second.state_hash and calls == [True, True]
-    assert not (cache / "seeded").exists()
-
-
-def test_a_fifo_as_the_seeded_state_is_ignored(cache, tiny_seeded):
-    from proto_index.embed import seeded
-
-    calls, true = tiny_seeded
-    path = seeded._path(seeded._key("transformer", False, 0, True))
-    path.parent.mkdir(parents=True)
-    os.mkfifo(path)
-    got = _without_hanging(lambda: seeded.seeded_clap_model("transformer", fusion=False, seed=0), [path])
-    assert got.state_hash == true and calls == [True]
-
-
 def test_a_fifo_as_a_json_cache_is_ignored(cache, tmp_path):
     import hashlib
 
@@ -217,74 +149,22 @@ def test_a_fifo_as_a_json_cache_is_ignored(cache, tmp_path):
     assert got == "sha256:" + hashlib.sha256(b"weights").hexdigest()
 
 
-def _mel_layer():
-    import torchlibrosa.stft as stft
-
-    from proto_index.embed import filterbanks
-
-    with filterbanks.remembered():
-        return stft.LogmelFilterBank(sr=48000, n_fft=1024, n_mels=64, fmin=50, fmax=14000, freeze_parameters=True)
-
-
-def test_a_planted_filter_bank_is_not_used(cache):
-    import librosa
-    import numpy as np
-
-    from proto_index.embed import filterbanks
-
-    true = librosa.filters.mel(sr=48000, n_fft=1024, n_mels=64, fmin=50, fmax=14000)
-    _mel_layer()
-    (path,) = (cache / "filterbanks").glob("*.npy")
-    np.save(path, np.zeros_like(true), allow_pickle=False)
-    np.testing.assert_array_equal(_mel_layer().melW.detach().numpy(), true.T)
-    np.testing.assert_array_equal(np.load(path), true)  # librosa's own, remembered again
-    path.unlink()
-    os.mkfifo(path)
-    layer = _without_hanging(_mel_layer, [path])
-    np.testing.assert_array_equal(layer.melW.detach().numpy(), true.T)
-
-
-@pytest.mark.parametrize("call", [
-    ("librosa.filters.get_window", ("hann", 1024), {"fftbins": True}),
-    ("librosa.filters.get_window", ("hann", 400), {"fftbins": False}),
-    ("librosa.util.pad_center", (np.hanning(400),), {"size": 1024}),
-    ("librosa.filters.mel", (), {"sr": 48000, "n_fft": 1024, "n_mels": 64, "fmin": 50, "fmax": 14000}),
-    ("librosa.filters.mel", (), {"sr": 32000, "n_fft": 1024, "n_mels": 64, "fmin": 50, "fmax": 14000}),
-    ("librosa.filters.mel", (), {"sr": 16000, "n_fft": 512, "n_mels": 128}),
-])
-def test_the_filter_bank_reference_is_librosa_bit_for_bit(call):
-    import importlib
-
-    from proto_index.embed import filterbanks
-
-    function, args, kwargs = call
-    module, name = function.rsplit(".", 1)
-    expected = getattr(importlib.import_module(module), name)(*args, **kwargs)
-    got = filterbanks.reference(function, args, kwargs)
-    assert got.dtype == expected.dtype and got.shape == expected.shape and np.array_equal(got, expected)
-
-
-def test_a_call_the_reference_does_not_know_is_never_remembered(cache):
-    from proto_index.embed import filterbanks
-
-    assert filterbanks.reference("librosa.filters.get_window", ("hamming", 1024), {"fftbins": True}) is None
-    assert filterbanks.reference("librosa.filters.mel", (), {"sr": 48000, "n_fft": 1024, "htk": True}) is None
-    windowed = filterbanks.remembering("librosa.filters.get_window", lambda *a, **k: np.ones(4))
-    assert windowed("hamming", 4, fftbins=True).tolist() == [1.0] * 4
-    assert not (cache / "filterbanks").exists()
-
-
 @pytest.mark.slow
-def test_a_planted_demo_identity_entry_does_not_bind_a_store(cache):
-    """clap-tiny-demo's whole-state identity comes from the package, whatever model-identity.json says."""
+def test_planted_cache_files_do_not_bind_a_store(cache):
+    """clap-tiny-demo's whole-state identity comes from the package, whatever the user cache holds:
+    the old identity and seeded-state caches are planted with forged entries, and nothing reads them."""
     import json
 
-    from proto_index.embed import demo_model, known_states
+    from proto_index.embed import demo_model, known_states, seeded
+    from proto_index.embed.checkpoint import checkpoint_sha256
     from proto_index.embed.registry import load_encoder
 
-    drawn = demo_model.build_base_model(text=False).state_hash
-    entry = demo_model.identity_entry("clap-tiny-demo", demo_model.WEIGHTS, drawn)
+    entry = seeded.entry_key(seed=seeded.TOWER_SEED, fusion=False, heads=checkpoint_sha256(demo_model.WEIGHTS))
     (cache / "model-identity.json").write_text(json.dumps({entry: "sha256:" + "0" * 64}))
+    (cache / "seeded").mkdir()
+    (cache / "seeded" / f"{entry}.safetensors").write_bytes(b"forged")
     encoder = load_encoder("clap-tiny-demo", device="cpu")
     assert encoder.identity.weights == known_states.shipped(entry) != "sha256:" + "0" * 64
-    assert not encoder.text_built  # the package vouched for it: the text tower is left for later
+    assert not encoder.text_built  # the package vouched for it: the text side is drawn on first use
+    encoder.embed_texts(["siren"])  # and checked against the shipped hash then
+    assert encoder.text_built

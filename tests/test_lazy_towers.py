@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from proto_index import Store
-from proto_index.embed import build
+from proto_index.clap import seeded
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
 
@@ -15,15 +15,16 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def builds(monkeypatch):
-    """Every create_clap_model call's ``text`` argument, in order."""
+    """Which parts were drawn, in order: ``False`` for a model without its text side, ``True`` for a
+    text side (drawn at build or on first use)."""
     calls = []
-    real = build.create_clap_model
+    real = seeded.drawn_state
 
-    def counting(*args, text=True, **kwargs):
-        calls.append(text)
-        return real(*args, text=text, **kwargs)
+    def counting(cfg, seed, names=None):
+        calls.append(names is None or any(n.startswith("text_model.") for n in names))
+        return real(cfg, seed, names)
 
-    monkeypatch.setattr(build, "create_clap_model", counting)
+    monkeypatch.setattr(seeded, "drawn_state", counting)
     return calls
 
 
@@ -76,13 +77,25 @@ def test_a_wrong_shipped_identity_is_caught_when_the_text_tower_is_built(tmp_pat
 
 
 @pytest.mark.slow
-def test_the_audio_tower_is_the_same_built_alone(monkeypatch, tmp_path):
-    """Built first, the audio tower draws the same weights whether the text tower follows or not."""
-    whole, _ = build.create_clap_model("transformer", fusion=False, seed=0)
-    alone, _ = build.create_clap_model("transformer", fusion=False, seed=0, text=False)
-    assert build.is_pending(alone.text_branch) and not build.is_pending(whole.text_branch)
-    assert not any(k.startswith("text_branch.") for k in alone.state_dict())
-    assert set(alone.text_branch.shapes) == {k for k in whole.state_dict() if k.startswith("text_branch.")}
-    assert build.state_sha256(alone, ("audio_branch.",)) == build.state_sha256(whole, ("audio_branch.",))
-    with pytest.raises(ModelError, match="text tower has not been built"):
-        alone.text_branch(torch.zeros(1, 77, dtype=torch.long))
+def test_each_weight_is_drawn_the_same_whatever_is_drawn_with_it():
+    """A weight comes from a generator of its own: the audio side drawn alone, the text side drawn
+    later, or a single weight asked for, are the very numbers of the whole draw."""
+    from proto_index.clap import config
+
+    cfg = config("tiny", fusion=False, text="transformer")
+    whole = seeded.seeded_model(cfg, 0).state_dict()
+    alone = seeded.seeded_model(cfg, 0, text=False)
+    assert not alone.text_built
+    for name, tensor in alone.state_dict().items():
+        if name.startswith(("text_model.", "text_projection.")):
+            assert tensor.is_meta
+        else:
+            assert torch.equal(tensor, whole[name]), name
+    alone.build_text()
+    assert all(torch.equal(tensor, whole[name]) for name, tensor in alone.state_dict().items())
+    name = "audio_model.audio_encoder.layers.2.blocks.3.attention.self.query.weight"
+    assert torch.equal(seeded.drawn_state(cfg, 0, [name])[name], whole[name])
+    assert not torch.equal(seeded.drawn_state(cfg, 1, [name])[name], whole[name])
+    rng = torch.random.get_rng_state()
+    seeded.drawn_state(cfg, 0, [name])
+    assert torch.equal(torch.random.get_rng_state(), rng)  # torch's global generator is never drawn from

@@ -14,7 +14,7 @@ global.
 from __future__ import annotations
 
 import threading
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -83,15 +83,15 @@ class ClapModel(nn.Module):
         self.logit_scale_a = nn.Parameter(torch.zeros(()))
         self.logit_scale_t = nn.Parameter(torch.zeros(()))
         self.features = Features(cfg.audio)
-        self._text_state: Mapping[str, torch.Tensor] | None = None
+        self._text_state: Union[Mapping[str, torch.Tensor], Callable[[], Mapping[str, torch.Tensor]], None] = None
         self._text_lock = threading.Lock()
         self.eval()
 
-    def text_later(self, state: Mapping[str, torch.Tensor]) -> None:
+    def text_later(self, state: Mapping[str, torch.Tensor] | Callable[[], Mapping[str, torch.Tensor]]) -> None:
         """Keep the weights of the text side, left on the ``meta`` device, for :meth:`build_text`
         (``state``: its entries by state-dict name, as :func:`~proto_index.clap.checkpoint.fit` returns
-        them; empty when the text side is loaded already)."""
-        self._text_state = dict(state) or None
+        them, empty when the text side is loaded already; or a function that makes them on first use)."""
+        self._text_state = state if callable(state) else (dict(state) or None)
 
     @property
     def text_built(self) -> bool:
@@ -103,9 +103,10 @@ class ClapModel(nn.Module):
         with self._text_lock:
             if self._text_state is None:
                 return
+            state = self._text_state() if callable(self._text_state) else self._text_state
             for name in self.TEXT_PARTS:
                 getattr(self, name).to_empty(device=self.device)
-            self.load_state_dict(self._text_state, strict=False)  # names and shapes checked at load
+            self.load_state_dict(state, strict=False)  # names and shapes checked at load
             self._text_state = None
 
     @property

@@ -112,12 +112,15 @@ def make_clips(config: TrainingConfig, stream: str, per_pair: int, backgrounds: 
 class TowerCache:
     """The frozen towers' outputs (the heads' inputs), captured by forward pre-hooks on the heads."""
 
-    def __init__(self, model, model_cfg):
+    def __init__(self, model):
+        from proto_index.clap import config
+        from proto_index.clap.tokens import ByteTokenizer
         from proto_index.embed.clap import ClapEncoder
         from proto_index.embed.encoder import ModelIdentity
 
-        identity = ModelIdentity("clap-tiny-demo-training", "", False, "", model.joint_embed_shape)
-        self.encoder = ClapEncoder(model, model_cfg, identity, device="cpu", batch_size=8)
+        identity = ModelIdentity("clap-tiny-demo-training", "", False, "", model.cfg.joint_dim)
+        text = config("tiny", fusion=False, text="transformer").text
+        self.encoder = ClapEncoder(model, identity, lambda: ByteTokenizer(text), batch_size=8)
         self.model = model
 
     def _capture(self, head, run):
@@ -201,14 +204,14 @@ class TowerOutputs:
     caption_concepts: list[tuple[str, str]]
 
 
-def run_towers(model, model_cfg, config: TrainingConfig, log=print) -> TowerOutputs:
+def run_towers(model, config: TrainingConfig, log=print) -> TowerOutputs:
     """Generate the clips and run the frozen towers once over them and over the captions."""
     t0 = time.perf_counter()
     train_clips = make_clips(config, "clap-tiny-demo:train", config.clips_per_pair, config.backgrounds_per_env)
     check_clips = make_clips(config, "clap-tiny-demo:check", config.check_per_pair, 2)
     log(f"generated {len(train_clips)} training and {len(check_clips)} check clips in {time.perf_counter() - t0:.1f} s")
     t1 = time.perf_counter()
-    cache = TowerCache(model, model_cfg)
+    cache = TowerCache(model)
     captions = [(("label", x), c) for x in demo_audio.FOREGROUND_LABELS for c in label_captions(x)]
     captions += [(("env", e), c) for e in demo_audio.BACKGROUND_ENVIRONMENTS for c in env_captions(e)]
     out = TowerOutputs(cache.audio([c.wave for c in train_clips]), [(c.kind, c.name) for c in train_clips],
@@ -220,8 +223,8 @@ def run_towers(model, model_cfg, config: TrainingConfig, log=print) -> TowerOutp
 
 
 def _train(config: TrainingConfig, log):
-    model, model_cfg, _ = demo_model.build_base_model()
-    train_heads(model, run_towers(model, model_cfg, config, log), config, log)
+    model = demo_model.base_model()
+    train_heads(model, run_towers(model, config, log), config, log)
     return model.eval()
 
 
@@ -230,7 +233,7 @@ def train_heads(model, data: TowerOutputs, config: TrainingConfig, log=print) ->
 
     The random towers' outputs share one large mean direction, so each head trains on standardised
     inputs ((x - mean) / std per feature, from the training data); the standardisation is then
-    folded into the head's first Linear layer, leaving laion_clap's head architecture unchanged.
+    folded into the head's first Linear layer, leaving CLAP's head architecture unchanged.
     """
     import torch
 
@@ -261,8 +264,8 @@ def train_heads(model, data: TowerOutputs, config: TrainingConfig, log=print) ->
     log(f"trained the heads in {time.perf_counter() - t0:.1f} s")
     for p in model.parameters():
         p.requires_grad_(False)
-    _fold(model.audio_projection[0], audio_stats)
-    _fold(model.text_projection[0], text_stats)
+    _fold(model.audio_projection.linear1, audio_stats)
+    _fold(model.text_projection.linear1, text_stats)
     log(f"after folding the standardisation: held-out zero-shot accuracy "
         f"{zero_shot_accuracy(model, data.check_audio, data.check_concepts, data.text, data.caption_concepts):.3f}")
 

@@ -1,9 +1,7 @@
-"""Full-state hashes of models built from a seed, known without building their text tower, and the
-cache keys of everything derived from a model.
+"""Full-state hashes of models built from a seed, known without building their text tower.
 
-An entry is keyed by everything the hashed state follows from: the hash of the parts that *are*
-built (hashed again at every start), the seed, the files loaded into the model, and the versions of
-the libraries whose code draws the random weights. Its value comes from the package
+An entry is keyed by everything the hashed state follows from: the drawing scheme, the seed, the
+files loaded into the model, and the versions of the libraries whose code draws the random weights. Its value comes from the package
 (:mod:`~proto_index.embed.known_states`), never from the user cache, which anyone who can write to it
 could make bind a store to another identity. A text tower built later is hashed and checked against
 it (:func:`check`).
@@ -31,9 +29,13 @@ def library_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
     return found
 
 
+DRAWING_LIBRARIES = ("torch",)
+"""Whose code draws the seeded weights (torch's generators): their versions key every entry."""
+
+
 def key(**parts: object) -> str:
-    """The entry for ``parts`` (e.g. the built parts' hash, the seed), with the libraries' versions."""
-    versions = library_versions(("torch", "laion_clap", "transformers", "numpy"))
+    """The entry for ``parts`` (e.g. the seed, the heads file's hash), with the drawing libraries' versions."""
+    versions = library_versions(DRAWING_LIBRARIES)
     text = json.dumps({"parts": parts, "versions": versions}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

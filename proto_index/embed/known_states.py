@@ -2,9 +2,9 @@
 
 The user cache may be shared or planted, so what it remembers of a seeded model (its drawn weights,
 clap-tiny-demo's whole-state identity) is used only when it agrees with :data:`FILE`, which ships
-with the code. Entries are keyed as the caches key them (the libraries' versions included), so a
-library upgrade finds no entry and the models are drawn at each start until the file is recorded
-again for it: ``python -m proto_index.embed.known_states`` (adds this environment's entries).
+with the code. Entries are keyed by what the drawn state follows from (the drawing scheme, seed, heads file and
+torch's version), so a torch upgrade finds no entry and the models are drawn and hashed whole at
+each start until the file is recorded again: ``python -m proto_index.embed.known_states``.
 """
 from __future__ import annotations
 
@@ -30,33 +30,31 @@ def shipped(entry: str) -> str | None:
 
 
 def compute() -> dict[str, str]:
-    """This environment's entries, drawn: clap-tiny-random (with and without fusion), clap-tiny-demo's
-    audio side and its whole-state identity (slow: builds the models)."""
-    from proto_index.embed import build, demo_model, seeded
+    """This environment's entries, drawn: clap-tiny-random (with and without fusion) and clap-tiny-demo
+    (slow: draws and hashes each whole model)."""
+    from proto_index.clap import config
+    from proto_index.clap.seeded import seeded_model, state_sha256
+    from proto_index.embed import demo_model, seeded
+    from proto_index.embed.checkpoint import checkpoint_sha256
 
     entries = {}
-    for fusion, text in ((False, False), (True, True), (False, True)):
-        model, _ = build.create_clap_model("transformer", fusion=fusion, seed=demo_model.TOWER_SEED, text=text)
-        entries[seeded._key("transformer", fusion, demo_model.TOWER_SEED, text)] = build.state_sha256(model)
-    drawn = entries[seeded._key("transformer", False, demo_model.TOWER_SEED, False)]
-    demo_model.load_heads(model)
-    entries[demo_model.identity_entry("clap-tiny-demo", demo_model.WEIGHTS, drawn)] = build.state_sha256(model)
+    for fusion in (False, True):
+        model = seeded_model(config("tiny", fusion=fusion, text="transformer"), seeded.TOWER_SEED)
+        entries[seeded.entry_key(seed=seeded.TOWER_SEED, fusion=fusion, heads=None)] = state_sha256(model.state_dict())
+    model = demo_model.base_model()
+    model.load_state_dict(demo_model.read_heads(), strict=False)
+    heads = checkpoint_sha256(demo_model.WEIGHTS)
+    entries[seeded.entry_key(seed=seeded.TOWER_SEED, fusion=False, heads=heads)] = state_sha256(model.state_dict())
     return entries
 
 
 def main() -> None:
-    from proto_index.embed.identity_cache import library_versions
+    from proto_index.embed.identity_cache import DRAWING_LIBRARIES, library_versions
 
-    try:
-        recorded = json.loads(FILE.read_text())
-    except (OSError, ValueError):
-        recorded = {}
-    states = {**recorded.get("states", {}), **compute()}
-    FILE.write_text(json.dumps({"about": __doc__.splitlines()[0], "states": states,
-                                "last_recorded_with": library_versions(("torch", "laion_clap", "transformers",
-                                                                        "numpy"))},
+    FILE.write_text(json.dumps({"about": __doc__.splitlines()[0], "states": compute(),
+                                "recorded_with": library_versions(DRAWING_LIBRARIES)},
                                indent=1, sort_keys=True) + "\n")
-    print(f"{FILE}: {len(states)} entries")
+    print(f"{FILE}: {len(_table.__wrapped__())} entries")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from proto_index.embed.clap import PRECISIONS, ClapEncoder
+from proto_index.embed.clap import PRECISIONS
 from proto_index.embed.download import base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder
-from proto_index.embed.released import TOKENIZER_FILES, CheckpointEncoder, check_tokenizer_dir
+from proto_index.embed.released import TOKENIZER_FILES, check_tokenizer_dir
 from proto_index.errors import Hint, ModelError
 
 CHECKPOINT_REPO = "lukewys/laion_clap"
@@ -50,7 +50,9 @@ def _random_factory(name: str, fusion: bool) -> Callable[..., Encoder]:
     def build(*, checkpoint=None, device=None, batch_size=16, precision="fp32", **_ignored) -> Encoder:
         if checkpoint is not None:
             raise ModelError(f"{name} has built-in random weights and takes no checkpoint")
-        return ClapEncoder.random(name, fusion=fusion, device=device, batch_size=batch_size, precision=precision)
+        from proto_index.embed.seeded import random_encoder
+
+        return random_encoder(name, fusion=fusion, device=device, batch_size=batch_size, precision=precision)
 
     return build
 
@@ -75,9 +77,11 @@ def _birdnet_factory(**kwargs) -> Encoder:
 def _released_factory(name: str, fusion: bool, filename: str) -> Callable[..., Encoder]:
     def build(*, checkpoint=None, tokenizer_dir=None, device=None, batch_size=16,
               download_base=None, precision="fp32") -> Encoder:
+        from proto_index.embed.released import checkpoint_encoder
+
         checkpoint_path, tokenizer_path = locate_files(filename, checkpoint, tokenizer_dir, base=download_base)
-        return CheckpointEncoder.from_checkpoint(name, checkpoint_path, tokenizer_path, fusion=fusion,
-                                                 device=device, batch_size=batch_size, precision=precision)
+        return checkpoint_encoder(name, checkpoint_path, tokenizer_path, fusion=fusion,
+                                  device=device, batch_size=batch_size, precision=precision)
 
     return build
 
@@ -94,7 +98,7 @@ _BUILTIN = {info.name: info for info in (
     ModelInfo("clap-tiny-demo", "clap-tiny-random's towers with projection heads trained on generated sounds "
               "(knows only proto_index.demo_audio's classes and environments: demos, tests)",
               "nothing", _demo_factory("clap-tiny-demo"), "demo"),
-    ModelInfo("clap-tiny-random", "HTSAT-tiny + bundled-BPE transformer with seeded random weights (tests, demos)",
+    ModelInfo("clap-tiny-random", "HTSAT-tiny + byte-tokenised transformer with seeded random weights (tests, demos)",
               "nothing", _random_factory("clap-tiny-random", False), "random"),
     ModelInfo("clap-fusion-tiny-random", "clap-tiny-random with feature fusion (tests, demos)",
               "nothing", _random_factory("clap-fusion-tiny-random", True), "random"),

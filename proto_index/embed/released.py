@@ -1,33 +1,23 @@
-"""The released LAION-CLAP checkpoints (models ``clap``, ``clap-fusion`` and ``--checkpoint`` files) as an
-Encoder over :mod:`proto_index.clap`: no laion_clap, no import stand-ins, no torchlibrosa.
+"""The released LAION-CLAP checkpoints (models ``clap``, ``clap-fusion`` and ``--checkpoint`` files) as a
+:class:`~proto_index.embed.clap.ClapEncoder` over :mod:`proto_index.clap`.
 
 The audio tower is loaded at once; RoBERTa and its tokenizer (transformers' ``RobertaTokenizer``
 read from roberta-base's ``vocab.json`` and ``merges.txt`` with ``local_files_only``) on the first text, so
 audio-only commands never build them. A store's identity is the file's SHA-256 and the architecture
 string that stores made with laion_clap's build hold, so those stores stay valid.
-
-Thread safety: one encoder may embed clips and texts from several threads at once. Nothing is
-changed per call outside the call: the batch size is an argument, warnings filters and the
-environment are left alone; the text side is built once under a lock and the tokenizer (whose fast
-backend keeps padding settings of its own) is called under one.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-
+from proto_index.embed.clap import ClapEncoder
 from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
-
-    from proto_index.clap.model import ClapModel
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 TEXT_LENGTH = 77
@@ -57,134 +47,35 @@ def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
         raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {type(e).__name__}: {e}") from None
 
 
-class CheckpointEncoder:
-    """A released CLAP checkpoint (HTSAT-tiny + RoBERTa) behind the
-    :class:`~proto_index.embed.encoder.Encoder` interface. Build one with :meth:`from_checkpoint`.
+def roberta_tokens(tokenizer_dir: str | os.PathLike):
+    """A :data:`~proto_index.embed.clap.Tokenizer` over roberta-base's tokenizer in ``tokenizer_dir``:
+    rows padded (or cut) to 77 as the released models were trained on."""
+    tokenizer = roberta_tokenizer(tokenizer_dir)
 
-    ``batch_size``: clips or texts per forward unless a call gives its own. ``precision``: ``fp32``,
-    or ``bf16``: both towers under ``torch.autocast`` in bfloat16, except that on the CPU the audio
-    tower is a bfloat16 copy (made once; measured 25 clips/s against autocast's 18 on 2 cores, as
-    oneDNN's bfloat16 kernels then need no per-call casts of the weights). Features and the final
-    normalisation stay float32; the model's own weights, and so the identity, are unchanged.
-    """
-
-    def __init__(self, model: ClapModel, identity: ModelIdentity, tokenizer_dir: str | os.PathLike, *,
-                 batch_size: int = 16, precision: str = "fp32"):
-        from proto_index.embed.clap import check_precision
-
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.model = model
-        self.identity = identity
-        self.device = str(model.device)
-        self.precision = check_precision(precision, self.device)
-        self.batch_size = batch_size
-        self._tokenizer_dir = check_tokenizer_dir(tokenizer_dir)
-        self._tokenizer = None
-        self._tokenizer_lock = threading.Lock()
-        self._bf16_audio: tuple[torch.nn.Module, torch.nn.Module] | None = None
-        self._bf16_lock = threading.Lock()
-
-    @classmethod
-    def from_checkpoint(cls, name: str, checkpoint: str | os.PathLike, tokenizer_dir: str | os.PathLike, *,
-                        fusion: bool, device: str | None = None, batch_size: int = 16,
-                        precision: str = "fp32") -> CheckpointEncoder:
-        """The model in ``checkpoint`` (laion_clap's released layout, or any layout
-        :func:`proto_index.clap.checkpoint.load` reads), which must be HTSAT-tiny + RoBERTa with or
-        without ``fusion``. Every weight's name and shape is checked now; the text tower is filled
-        from the (memory-mapped) file on the first text."""
-        import torch
-
-        from proto_index.clap import config
-        from proto_index.clap.checkpoint import load
-        from proto_index.embed.checkpoint import checkpoint_sha256
-
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # sha256=None: the file is hashed once for its identity below (remembered by its stat), not at every load
-        model = load(checkpoint, config("tiny", fusion=fusion, text="roberta"), sha256=None, device=device, text=False)
-        identity = ModelIdentity(name, ARCHITECTURE, fusion, checkpoint_sha256(checkpoint), model.cfg.joint_dim)
-        return cls(model, identity, tokenizer_dir, batch_size=batch_size, precision=precision)
-
-    @property
-    def dim(self) -> int:
-        return self.identity.dim
-
-    @property
-    def text_built(self) -> bool:
-        """Whether the text tower has been built (on the first text embedding)."""
-        return self.model.text_built
-
-    def _autocast(self):
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
-
-    def _audio_towers(self) -> tuple[torch.nn.Module, torch.nn.Module] | None:
-        """The bfloat16 copy of the audio tower and projection that bf16 runs on the CPU (None otherwise)."""
-        import copy
-
-        import torch
-
-        if self.precision != "bf16" or torch.device(self.device).type != "cpu":
-            return None
-        with self._bf16_lock:
-            if self._bf16_audio is None:
-                self._bf16_audio = tuple(copy.deepcopy(m).to(torch.bfloat16).eval()
-                                         for m in (self.model.audio_model, self.model.audio_projection))
-            return self._bf16_audio
-
-    def _batches(self, items: Sequence, batch_size: int | None):
-        size = self.batch_size if batch_size is None else int(batch_size)
-        if size < 1:
-            raise ValueError(f"batch_size must be positive, got {size}")
-        return (items[start:start + size] for start in range(0, len(items), size))
-
-    def _unit(self, embeddings: torch.Tensor, *, normalised: bool = False) -> np.ndarray:
-        """float32 numpy, normalised in float32 unless it was already (at float32)."""
-        import torch.nn.functional as F
-
-        embeddings = embeddings.float()
-        if not normalised or self.precision != "fp32":
-            embeddings = F.normalize(embeddings, dim=-1)
-        return embeddings.cpu().numpy()
-
-    def embed_waveforms(self, waveforms: Sequence[np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
-        """Embed quantised 48 kHz mono clips of at most 10 s, ``batch_size`` per forward (None: the
-        encoder's); ``(n, dim)`` float32, L2-normalised."""
-        import torch
-
-        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
-        towers = self._audio_towers()
-        out = []
-        with torch.inference_mode():
-            for batch in self._batches(clips, batch_size):
-                features = self.model.audio_input(batch)  # float32 whatever the precision
-                with self._autocast() if towers is None else contextlib.nullcontext():
-                    out.append(self._unit(self.model.audio_embeddings(features, towers)))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
-
-    def tokenizer(self):
-        """roberta-base's tokenizer, read from the tokenizer folder on first use."""
-        with self._tokenizer_lock:
-            if self._tokenizer is None:
-                self._tokenizer = roberta_tokenizer(self._tokenizer_dir)
-            return self._tokenizer
-
-    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and attention mask ``(n, 77)`` of ``texts``, as roberta-base's tokenizer pads them."""
-        tokenizer = self.tokenizer()
-        with self._tokenizer_lock:
-            tokens = tokenizer(list(texts), padding="max_length", truncation=True, max_length=TEXT_LENGTH,
-                               return_tensors="pt")
+    def tokenize(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = tokenizer(list(texts), padding="max_length", truncation=True, max_length=TEXT_LENGTH,
+                           return_tensors="pt")
         return tokens["input_ids"], tokens["attention_mask"]
 
-    def embed_texts(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Embed texts, ``batch_size`` per forward (None: the encoder's); ``(n, dim)`` float32, L2-normalised."""
-        out = []
-        for batch in self._batches(list(texts), batch_size):
-            ids, mask = self.tokenize(batch)
-            with self._autocast():
-                out.append(self._unit(self.model.embed_text(ids, mask), normalised=True))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+    return tokenize
+
+
+def checkpoint_encoder(name: str, checkpoint: str | os.PathLike, tokenizer_dir: str | os.PathLike, *,
+                       fusion: bool, device: str | None = None, batch_size: int = 16,
+                       precision: str = "fp32") -> ClapEncoder:
+    """The model in ``checkpoint`` (laion_clap's released layout, or any layout
+    :func:`proto_index.clap.checkpoint.load` reads), which must be HTSAT-tiny + RoBERTa with or
+    without ``fusion``. Every weight's name and shape is checked now; the text tower is filled
+    from the (memory-mapped) file on the first text, the tokenizer read then."""
+    import torch
+
+    from proto_index.clap import config
+    from proto_index.clap.checkpoint import load
+    from proto_index.embed.checkpoint import checkpoint_sha256
+
+    folder = check_tokenizer_dir(tokenizer_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # sha256=None: the file is hashed once for its identity below (remembered by its stat), not at every load
+    model = load(checkpoint, config("tiny", fusion=fusion, text="roberta"), sha256=None, device=device, text=False)
+    identity = ModelIdentity(name, ARCHITECTURE, fusion, checkpoint_sha256(checkpoint), model.cfg.joint_dim)
+    return ClapEncoder(model, identity, lambda: roberta_tokens(folder), batch_size=batch_size, precision=precision)

@@ -1,93 +1,74 @@
-"""Models drawn from a seed (clap-tiny-random, clap-tiny-demo's towers), their draws remembered.
+"""The seeded models (clap-tiny-random, clap-fusion-tiny-random, clap-tiny-demo) as encoders.
 
-Drawing HTSAT's random weights costs 1-2 s of every start-up, for the same numbers each time. A build
-from a seed saves the drawn state in the user cache (``cache_dir()/seeded/``, a safetensors file:
-tensors only, no code runs reading it) under a key made of what the draws follow from (text tower
-type, fusion, seed, whether the text tower is built, the libraries' versions). Later builds skip the
-initialisation and load that state, but only if it hashes to the hash shipped in the package for that
-key (:mod:`~proto_index.embed.known_states`): the cache can make a start faster, never change a
-weight. A key the package does not know (other library versions) is drawn at every start and not saved.
+HTSAT-tiny with the byte-tokenised ``transformer`` text tower, weights drawn from a seed by
+:mod:`proto_index.clap.seeded` (each weight from a generator of its own: no global random state, no
+cache). clap-tiny-demo replaces the two projection heads with trained ones (:mod:`.demo_model`).
+
+A store's identity is the hash of the whole state. Drawing and hashing the text tower costs about
+a second that an audio-only command never needs, so the package ships the whole-state hash of each
+model for the torch release that draws it (:mod:`.known_states`); a model whose entry is shipped
+builds only its audio side now, and draws its text side on the first text, where the whole state
+is hashed and checked against the shipped value. Without an entry everything is drawn and hashed
+at once.
 """
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from proto_index.atomic import atomic_path
-from proto_index.embed import build, identity_cache, known_states
-from proto_index.embed.download import cache_dir
+from proto_index.embed import identity_cache
+from proto_index.embed.clap import ClapEncoder
+from proto_index.embed.encoder import ModelIdentity
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import torch
 
-class Seeded(NamedTuple):
-    """A seeded model, laion_clap's config of it, and its state's ``sha256:`` hash (checked or computed)."""
-
-    model: torch.nn.Module
-    model_cfg: dict
-    state_hash: str
+ARCHITECTURE = "HTSAT-tiny+transformer"
+TOWER_SEED = 0
+"""The seed of every built-in seeded model's towers."""
 
 
-def _key(tmodel: str, fusion: bool, seed: int, text: bool) -> str:
-    return identity_cache.key(kind="seeded-state", tmodel=tmodel, fusion=fusion, seed=seed, text=text)
+def entry_key(*, seed: int, fusion: bool, heads: str | None) -> str:
+    """The :mod:`.known_states` entry of a seeded model (``heads``: the trained heads file's hash, if any)."""
+    from proto_index.clap.seeded import SCHEME
+
+    return identity_cache.key(scheme=SCHEME, architecture=ARCHITECTURE, seed=seed, fusion=fusion, heads=heads)
 
 
-def _path(key: str) -> Path:
-    return cache_dir() / "seeded" / f"{key}.safetensors"
+def seeded_encoder(name: str, *, fusion: bool, seed: int = TOWER_SEED,
+                   heads: dict[str, torch.Tensor] | None = None, heads_hash: str | None = None,
+                   device: str | None = None, batch_size: int = 16, precision: str = "fp32") -> ClapEncoder:
+    """The seeded model called ``name`` (``heads``: trained weights that replace drawn ones, by name;
+    ``heads_hash``: their file's hash, which keys the shipped identity)."""
+    import torch
+
+    from proto_index.clap import config
+    from proto_index.clap.seeded import seeded_model, state_sha256
+    from proto_index.clap.tokens import ByteTokenizer
+
+    cfg = config("tiny", fusion=fusion, text="transformer")
+    entry = entry_key(seed=seed, fusion=fusion, heads=heads_hash)
+    known = identity_cache.recall(entry)
+    built: list = []
+
+    def modify(state: dict[str, torch.Tensor]) -> None:
+        for key, value in (heads or {}).items():
+            if key in state:
+                state[key] = value.to(state[key].dtype).clone()
+        if built:  # the text side, drawn on first use: check the whole state against the shipped hash
+            whole = {k: v for k, v in built[0].state_dict().items() if not v.is_meta}
+            identity_cache.check(entry, known, state_sha256({**whole, **state}), name)
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = seeded_model(cfg, seed, text=known is None, device=device, modify=modify)
+    built.append(model)
+    if known is None:
+        known = state_sha256(model.state_dict())
+    identity = ModelIdentity(name, ARCHITECTURE, fusion, known, cfg.joint_dim)
+    return ClapEncoder(model, identity, lambda: ByteTokenizer(cfg.text), batch_size=batch_size, precision=precision)
 
 
-def _load(path: Path, expected: str, tmodel: str, fusion: bool, seed: int, text: bool) -> Seeded | None:
-    """The model built without initialisation and filled from ``path``; None unless ``path`` is a
-    regular file holding exactly this model's state, hashing to ``expected``."""
-    from safetensors import SafetensorError, safe_open
+def random_encoder(name: str, *, fusion: bool, **options) -> ClapEncoder:
+    """clap-tiny-random (or its fusion twin): the towers and heads all drawn."""
+    return seeded_encoder(name, fusion=fusion, **options)
 
-    from proto_index.audio.discover import open_regular
-
-    try:
-        with open_regular(path) as checked:  # never a FIFO; safetensors reopens this very file
-            source = f"/proc/self/fd/{checked.fileno()}" if os.path.isdir("/proc/self/fd") else str(path)
-            with safe_open(source, framework="pt", device="cpu") as f:
-                state = {name: f.get_tensor(name) for name in f.keys()}
-    except (OSError, SafetensorError, ValueError):
-        return None
-    model, model_cfg = build.create_clap_model(tmodel, fusion=fusion, seed=seed, text=text, initialise=False)
-    try:
-        # copied into the model's own (aligned) memory: the file's tensors, used in place, can sit at
-        # offsets that send the CPU kernels down other paths (embeddings then differ by ~1e-8)
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        return None
-    if build.state_sha256(model) != expected:
-        return None
-    return Seeded(model, model_cfg, expected)
-
-
-def _save(path: Path, model: torch.nn.Module) -> None:
-    from safetensors.torch import save_file
-
-    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, durable=False) as tmp:  # a cache: losing it only means drawing again
-            save_file(state, str(tmp))
-    except OSError:
-        pass  # an unwritable cache only means drawing again next time
-
-
-def seeded_clap_model(tmodel: str, *, fusion: bool, seed: int, text: bool = True) -> Seeded:
-    """:func:`~proto_index.embed.build.create_clap_model`'s model for ``seed``, from the cache when it
-    holds the state the package's hash vouches for, with its state's hash (which the check computes anyway)."""
-    key = _key(tmodel, fusion, seed, text)
-    expected = known_states.shipped(key)
-    path = _path(key)
-    if expected is not None:
-        loaded = _load(path, expected, tmodel, fusion, seed, text)
-        if loaded is not None:
-            return loaded
-    model, model_cfg = build.create_clap_model(tmodel, fusion=fusion, seed=seed, text=text)
-    drawn = Seeded(model, model_cfg, build.state_sha256(model))
-    if drawn.state_hash == expected:
-        _save(path, model)
-    return drawn
