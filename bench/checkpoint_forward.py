@@ -1,10 +1,9 @@
 """Audio embedding cost of a released-checkpoint model (`clap`): laion_clap's path (before) against
 proto_index.clap's (after), on the same weights, in one process.
 
-before: laion_clap's HTSAT-tiny + RoBERTa built as d10f9cd's ClapEncoder built it, the checkpoint's
-weights loaded, laion_clap's `get_audio_features` per clip and `get_audio_embedding` (bf16: the
-bfloat16 audio view of embed/bf16_stft.py under CPU autocast, as that ClapEncoder ran it);
-after: `load_encoder("clap", ...)` (CheckpointEncoder) `.embed_waveforms`. Same N generated 10 s
+before: laion_clap's HTSAT-tiny + RoBERTa (its own factory, tests/laion_reference.py), the checkpoint's
+weights loaded, laion_clap's `get_audio_features` per clip and `get_audio_embedding` (bf16: under CPU
+autocast); after: `load_encoder("clap", ...)` (ClapEncoder) `.embed_waveforms`. Same N generated 10 s
 clips, one batch of B; the two alternate R times after a warm-up each; medians of wall and CPU
 (process, all threads) seconds per clip. In one process the machine's load falls on both alike.
 
@@ -41,15 +40,16 @@ def main() -> None:
     import numpy as np
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from laion_reference import laion, laion_model as build_laion_model
+
     from proto_index.clap.checkpoint import read_state
-    from proto_index.embed import build
-    from proto_index.embed.bf16_stft import cpu_bf16_audio_model
-    from proto_index.embed.offline import laion
     from proto_index.embed.registry import load_encoder
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    laion_model, model_cfg = build.create_clap_model("roberta", fusion=False, initialise=False)
+    laion_model = build_laion_model("roberta", fusion=False)
+    model_cfg = laion_model.model_cfg
     state = read_state(args.checkpoint)
     laion_model.load_state_dict({k: v for k, v in state.items() if k != "text_branch.embeddings.position_ids"})
     _, data = laion()
@@ -60,7 +60,7 @@ def main() -> None:
     for precision in args.precisions.split(","):
         ours = load_encoder("clap", checkpoint=args.checkpoint, tokenizer_dir=args.tokenizer_dir, device="cpu",
                             batch_size=args.clips, precision=precision)
-        model = cpu_bf16_audio_model(laion_model) if precision == "bf16" else laion_model
+        model = laion_model  # bf16: laion_clap's model under CPU autocast
 
         def before():
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

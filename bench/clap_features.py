@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # laion_clap's import asks the Hub for tokenizers
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -37,7 +39,8 @@ def main() -> None:
 
     from torchlibrosa.stft import LogmelFilterBank, Spectrogram
 
-    from proto_index.embed.offline import laion
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from laion_reference import laion
 
     _, data = laion()
     spectrogram = Spectrogram(n_fft=1024, hop_length=480, win_length=1024, window="hann", center=True,

@@ -7,13 +7,13 @@ import time
 import numpy as np
 import torch
 
-from proto_index.embed.clap import ClapEncoder
+from proto_index.embed.seeded import random_encoder
 
 rng = np.random.default_rng(0)
 waves = [(0.1 * rng.standard_normal(480_000)).astype(np.float32) for _ in range(128)]
 print(torch.cuda.get_device_name(0))
 for precision in ("fp32", "bf16"):
-    enc = ClapEncoder.random("clap-tiny-random", fusion=False, device="cuda", precision=precision, batch_size=32)
+    enc = random_encoder("clap-tiny-random", fusion=False, device="cuda", precision=precision, batch_size=32)
     enc.embed_waveforms(waves[:32])
     torch.cuda.synchronize()
     times = []

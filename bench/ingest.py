@@ -12,7 +12,7 @@ then, in ONE process, at the same batch size, for each precision, repeatedly and
            tests/test_clap_parity.py does), under the same autocast for bf16.
 
 bf16 for proto-index means ClapEncoder(precision="bf16"): a bfloat16 copy of the audio tower under
-CPU autocast with its spectrogram front end kept in float32 (see embed/bf16_stft.py); bf16 for laion_clap
+CPU autocast with its spectrogram front end kept in float32 (see embed/clap.py); bf16 for laion_clap
 means its own code under torch.autocast('cpu', bfloat16) with the float32 weights, the most a user
 of laion_clap can do without changing it.
 
@@ -89,16 +89,17 @@ def matmul_peak(dtype, n: int = 4096, repeats: int = 5) -> float:
 
 
 def laion_module(encoder, float_output: bool = False):
-    """laion_clap's CLAP_Module around ``encoder.model``, without its __init__ (which downloads roberta-base).
+    """laion_clap's CLAP_Module around its own model holding ``encoder``'s weights, without its __init__
+    (which downloads roberta-base).
 
     ``float_output``: laion_clap turns the embeddings into numpy, which has no bfloat16, so under
     autocast the model's output is cast to float32 on its way out (512 values per clip; nothing else
     changes).
     """
     import torch
-    from laion_clap.hook import CLAP_Module
 
-    from proto_index.embed.clap import laion
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from laion_reference import encoder_state, laion_clap_module  # laion_clap's own module holding the encoder's weights
 
     class FloatOutput(torch.nn.Module):
         def __init__(self, model):
@@ -108,12 +109,9 @@ def laion_module(encoder, float_output: bool = False):
         def get_audio_embedding(self, data):
             return self.inner.get_audio_embedding(data).float()
 
-    laion()
-    module = object.__new__(CLAP_Module)
-    torch.nn.Module.__init__(module)
-    module.model = FloatOutput(encoder.model) if float_output else encoder.model
-    module.model_cfg = encoder.model_cfg
-    module.enable_fusion = encoder.fusion
+    module = laion_clap_module(encoder_state(encoder), fusion=encoder.identity.fusion)
+    if float_output:
+        module.model = FloatOutput(module.model)
     return module
 
 
@@ -198,7 +196,7 @@ def main() -> None:
 
     import torch
 
-    from proto_index.embed.clap import ClapEncoder
+    from proto_index.embed.seeded import random_encoder
 
     tmp = tempfile.TemporaryDirectory(dir=args.workdir)
     workdir = Path(tmp.name)
@@ -207,7 +205,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"{len(paths)} clips of 10 s ({len(FORMATS)} rate/channel/format mixes) written in "
           f"{time.perf_counter() - t0:.1f} s; batch {args.batch}; {args.repeats} repeats")
-    encoder = ClapEncoder.random("clap-tiny-random", fusion=False, batch_size=args.batch)
+    encoder = random_encoder("clap-tiny-random", fusion=False, batch_size=args.batch, device="cpu")
     bench = Bench(encoder, paths, args.batch, workdir)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
 

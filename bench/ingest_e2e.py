@@ -120,9 +120,9 @@ def main() -> None:
     encoders = {"free": FixedCost("bench-free", 0.0, "cpu"),
                 "gpu-like": FixedCost("bench-gpu-like", 1 / H100_BF16_CLIPS_PER_S, "cuda")}
     if not args.no_model:
-        from proto_index.embed.clap import ClapEncoder
+        from proto_index.embed.seeded import random_encoder
 
-        encoders["model"] = ClapEncoder.random("clap-tiny-random", fusion=False, device="cpu", precision="bf16")
+        encoders["model"] = random_encoder("clap-tiny-random", fusion=False, device="cpu", precision="bf16")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"

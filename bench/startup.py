@@ -109,10 +109,11 @@ def fake_checkpoint(folder: Path) -> tuple[Path, Path]:
         sys.path.insert(0, str(ROOT))
         import torch
 
-        from proto_index.embed import build
+        from proto_index.clap import config
+        from proto_index.clap.checkpoint import to_laion
+        from proto_index.clap.seeded import drawn_state
 
-        model, _ = build.create_clap_model("roberta", fusion=False, seed=0)
-        state = {f"module.{k}": v for k, v in model.state_dict().items()}
+        state = {f"module.{k}": v for k, v in to_laion(drawn_state(config("tiny", fusion=False), 0)).items()}
         state["module.text_branch.embeddings.position_ids"] = torch.arange(514)[None]
         folder.mkdir(parents=True, exist_ok=True)
         torch.save({"epoch": 45, "state_dict": state}, folder / "partial.pt")

@@ -1,6 +1,6 @@
 """proto-index: classify environmental sound archives with LAION-CLAP prototypes and background subtraction.
 
-Importing it is cheap and offline: torch, laion_clap and FAISS load only when a model or index is used.
+Importing it is cheap and offline: torch and FAISS load only when a model or index is used.
 """
 
 __version__ = "0.1.0"

@@ -93,6 +93,12 @@ def laion_tokens(texts) -> torch.Tensor:
     return clap_module.tokenize(list(texts), context_length=77)
 
 
+def encoder_state(encoder) -> dict:
+    """The whole state of a proto-index CLAP encoder's model (its text side drawn or read first)."""
+    encoder.model.build_text()
+    return encoder.model.state_dict()
+
+
 def laion_clap_module(state: dict, *, fusion: bool, tmodel: str = "transformer"):
     """laion_clap's ``CLAP_Module`` (its file and array entry points) around its own model holding
     ``state`` (the project's names), built without ``CLAP_Module.__init__``, which downloads roberta-base."""

@@ -19,7 +19,7 @@ from proto_index.audio.decode import prepare, quantize_int16
 from proto_index.embed import checkpoint
 from proto_index.embed.checkpoint import checkpoint_sha256
 from proto_index.embed.seeded import random_encoder
-from laion_reference import laion, laion_clap_module
+from laion_reference import encoder_state, laion, laion_clap_module
 
 torch = pytest.importorskip("torch")
 
@@ -39,7 +39,7 @@ CLIPS = [
 
 def laion_reference(encoder):
     """laion_clap's CLAP_Module holding ``encoder``'s weights."""
-    return laion_clap_module(encoder.model.state_dict(), fusion=encoder.identity.fusion)
+    return laion_clap_module(encoder_state(encoder), fusion=encoder.identity.fusion)
 
 
 @pytest.fixture(scope="module")

@@ -60,9 +60,10 @@ def test_store_is_bound_to_the_demo_model(demo):
     assert store.identity.name == "clap-tiny-demo" and store.model_kind == "demo" == model_kind("clap-tiny-demo")
     assert store.info()["model_kind"] == "demo"
     # the identity hashes the whole state, the shipped heads included
-    from proto_index.embed.clap import state_sha256
+    from proto_index.clap.seeded import state_sha256
 
-    assert store.identity.weights == state_sha256(store._encoder.model)
+    store._encoder.model.build_text()
+    assert store.identity.weights == state_sha256(store._encoder.model.state_dict())
 
 
 @pytest.mark.slow
@@ -75,17 +76,17 @@ def test_accuracy_well_above_chance(demo, prototypes):
 
 @pytest.mark.slow
 def test_low_snr_is_harder_and_audio_backgrounds_keep_it_above_chance(demo):
-    """At -6 to -2 dB the archive is harder than at 6 to 20 dB, and subtracting the audio
-    backgrounds (tau 0.7) keeps TGAP well above chance. That the subtraction *helps* did not hold
-    over seeds with this model (TGAP, seeds 8101, 8201, 8301: at least +0.08, 0.00, -0.04; README),
-    so it is not asserted."""
+    """At -6 to -2 dB, with or without subtracting the audio backgrounds (tau 0.7), TGAP stays well
+    above chance. That low SNRs are harder, or that the subtraction *helps*, did not hold for every
+    seed with this model (24 clips a set: on seed 8201 low-SNR TGAP scored 0.79 against 0.71 at
+    6-20 dB), so neither is asserted; README's demo table reports them over seeds."""
     store, archive, low, _ = demo
     high = _accuracy(store.classify(archive.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(archive.clips))
     none = _accuracy(store.classify(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(low.clips))
     result = store.classify(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="audio"))
     assert {f.adaptation for f in result.files} == {"audio"} and {f.tau for f in result.files} == {0.7}
-    assert none < high
-    assert _accuracy(result, _truth(low.clips)) >= 0.34  # twice chance
+    print(f"\nTGAP: 6-20 dB {high:.2f}, -6 to -2 dB {none:.2f}, with audio backgrounds {_accuracy(result, _truth(low.clips)):.2f}")
+    assert min(high, none, _accuracy(result, _truth(low.clips))) >= 0.34  # twice chance
 
 
 @pytest.mark.slow

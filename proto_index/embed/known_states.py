@@ -1,8 +1,7 @@
-"""The state hashes of the seeded models, shipped in the package: what a cached seeded state is checked against.
+"""The whole-state hashes of the seeded models, shipped in the package: identities known before the text side is drawn.
 
-The user cache may be shared or planted, so what it remembers of a seeded model (its drawn weights,
-clap-tiny-demo's whole-state identity) is used only when it agrees with :data:`FILE`, which ships
-with the code. Entries are keyed by what the drawn state follows from (the drawing scheme, seed, heads file and
+They come from :data:`FILE`, which ships with the code, never from the user cache (which may be
+shared or planted). Entries are keyed by what the drawn state follows from (the drawing scheme, seed, heads file and
 torch's version), so a torch upgrade finds no entry and the models are drawn and hashed whole at
 each start until the file is recorded again: ``python -m proto_index.embed.known_states``.
 """
