@@ -23,7 +23,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from proto_index.clap.checkpoint import relative_position_index
 from proto_index.clap.config import AudioConfig
 
 PATCH = 4
@@ -44,6 +43,15 @@ def holder(**children: nn.Module) -> nn.Module:
     for name, child in children.items():
         module.add_module(name, child)
     return module
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """Swin's ``(window², window²)`` table: for each pair of positions in a window, the row of the
+    relative-position bias table for their offset (both axes shifted to start at 0)."""
+    rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    coords = torch.stack([rows.flatten(), cols.flatten()])  # (2, window²)
+    offset = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
+    return offset[0] * (2 * window - 1) + offset[1]
 
 
 def windows(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -95,11 +103,15 @@ class WindowAttention(nn.Module):
         scores = getattr(self, "self")
 
         def heads(linear: nn.Linear) -> torch.Tensor:  # (n, windows * heads, window², c / heads)
-            return linear(x).view(n, count, size, self.heads, -1).transpose(2, 3).reshape(n, count * self.heads, size, -1)
+            per_head = linear(x).view(n, count, size, self.heads, -1).transpose(2, 3)
+            return per_head.reshape(n, count * self.heads, size, -1)
 
+        # windows and heads share one axis, so the (windows, heads) bias broadcasts over the batch
         bias = self.bias().unsqueeze(0)  # (1, heads, window², window²)
-        bias = (bias + mask if mask is not None else bias.expand(count, -1, -1, -1)).reshape(1, count * self.heads, size, size)
-        out = F.scaled_dot_product_attention(heads(scores.query), heads(scores.key), heads(scores.value), attn_mask=bias)
+        bias = bias + mask if mask is not None else bias.expand(count, -1, -1, -1)
+        bias = bias.reshape(1, count * self.heads, size, size)
+        out = F.scaled_dot_product_attention(heads(scores.query), heads(scores.key), heads(scores.value),
+                                             attn_mask=bias)
         out = out.view(n, count, self.heads, size, -1).transpose(2, 3).reshape(n, count, size, c)
         return self.output.dense(out)
 
@@ -148,8 +160,8 @@ class PatchMerging(nn.Module):
 class Stage(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, cfg: AudioConfig, side: int, last: bool):
         super().__init__()
-        window = min(cfg.window, side)
-        if side % window:
+        window = cfg.window
+        if side < window or side % window:
             raise ValueError(f"a {side}x{side} grid does not split into {window}x{window} windows")
         # a grid no larger than a window is one window: nothing to shift
         self.shift = cfg.window // 2 if side > cfg.window else 0
