@@ -30,6 +30,7 @@ import torch
 
 from proto_index.clap.config import RELEASED, AudioConfig, ClapConfig, TextConfig
 from proto_index.clap.features import mel_filter_bank
+from proto_index.clap.htsat import relative_position_index
 from proto_index.errors import ModelError
 
 PUBLISHED_SHA256 = {
@@ -181,15 +182,6 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> ClapConfig:
     else:
         raise ModelError("not a CLAP checkpoint: it holds no text tower of a known kind")
     return ClapConfig(audio=AudioConfig(size=sizes[width], fusion=fusion), text=text)
-
-
-def relative_position_index(window: int) -> torch.Tensor:
-    """Swin's ``(window², window²)`` table: for each pair of positions in a window, the row of the
-    relative-position bias table for their offset (both axes shifted to start at 0)."""
-    rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-    coords = torch.stack([rows.flatten(), cols.flatten()])  # (2, window²)
-    offset = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
-    return offset[0] * (2 * window - 1) + offset[1]
 
 
 def derived_value(name: str, shape: torch.Size) -> torch.Tensor:

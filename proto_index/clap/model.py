@@ -1,10 +1,10 @@
-"""The CLAP model: HTSAT and RoBERTa from transformers, the ``transformer`` text tower and the
-features from this package, one state-dict layout (Hugging Face's ``ClapModel`` names).
+"""The CLAP model: HTSAT (:mod:`proto_index.clap.htsat`), RoBERTa (:mod:`proto_index.clap.roberta`)
+or the ``transformer`` text tower, and the features from this package, one state-dict layout
+(Hugging Face's ``ClapModel`` names, so its checkpoints and laion_clap's mapped ones load alike).
 
-Why transformers for HTSAT and RoBERTa: with the same weights its ``ClapAudioModel`` gives laion_clap's
-audio embeddings to within 1e-7 (float32; bench/clap_towers.py), and it is a kept library; its
-feature extractor is not used (numpy on the CPU, clip by clip, and in fusion mode it marks a random
-clip of a batch as "longer", which changes that clip's embedding).
+The towers are this package's own, not transformers' (whose import costs seconds at every start):
+with the same weights they give transformers' ``ClapAudioModel``/``ClapTextModel`` pooled outputs to
+within 1.3e-6 and 0 (float32; tests/test_clap_towers.py), and so laion_clap's embeddings.
 
 Thread safety: a loaded :class:`ClapModel` holds no per-call state; :meth:`ClapModel.embed_audio` and
 :meth:`ClapModel.embed_text` may run in several threads at once (a text tower left for later is built
@@ -23,30 +23,9 @@ from torch.nn import functional as F
 
 from proto_index.clap.config import ClapConfig
 from proto_index.clap.features import Features
+from proto_index.clap.htsat import AudioModel
+from proto_index.clap.roberta import RobertaText
 from proto_index.clap.text_transformer import TextTransformer
-
-
-def hf_audio_config(cfg: ClapConfig):
-    from transformers import ClapAudioConfig
-
-    a = cfg.audio
-    return ClapAudioConfig(
-        window_size=a.window, num_mel_bins=a.mel_bins, spec_size=a.spec_size, patch_size=4, patch_stride=(4, 4),
-        num_classes=a.classes, hidden_size=a.out_dim, projection_dim=cfg.joint_dim, depths=list(a.depths),
-        num_attention_heads=list(a.heads), enable_fusion=a.fusion, fusion_type="aff_2d" if a.fusion else None,
-        patch_embeds_hidden_size=a.width, mlp_ratio=a.mlp_ratio, drop_path_rate=0.0, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, projection_hidden_act="relu", layer_norm_eps=1e-5, hidden_act="gelu")
-
-
-def hf_text_config(cfg: ClapConfig):
-    from transformers import ClapTextConfig
-
-    t = cfg.text
-    return ClapTextConfig(
-        vocab_size=t.vocab_size, hidden_size=t.width, num_hidden_layers=t.layers, num_attention_heads=t.heads,
-        intermediate_size=4 * t.width, max_position_embeddings=t.max_positions, type_vocab_size=1,
-        layer_norm_eps=t.layer_norm_eps, projection_dim=cfg.joint_dim, pad_token_id=t.pad_id,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, projection_hidden_act="relu", hidden_act="gelu")
 
 
 class Projection(nn.Module):
@@ -70,13 +49,11 @@ class ClapModel(nn.Module):
 
     def __init__(self, cfg: ClapConfig):
         super().__init__()
-        from transformers import ClapAudioModel, ClapTextModel
-
         self.cfg = cfg
-        self.audio_model = ClapAudioModel(hf_audio_config(cfg))
+        self.audio_model = AudioModel(cfg.audio)
         self.audio_projection = Projection(cfg.audio.out_dim, cfg.joint_dim)
         if cfg.text.kind == "roberta":
-            self.text_model = ClapTextModel(hf_text_config(cfg))
+            self.text_model = RobertaText(cfg.text)
         else:
             self.text_model = TextTransformer(cfg.text)
         self.text_projection = Projection(cfg.text.width, cfg.joint_dim)

@@ -1,9 +1,10 @@
 """The released LAION-CLAP checkpoints (models ``clap``, ``clap-fusion`` and ``--checkpoint`` files) as a
 :class:`~proto_index.embed.clap.ClapEncoder` over :mod:`proto_index.clap`.
 
-The audio tower is loaded at once; RoBERTa and its tokenizer (transformers' ``RobertaTokenizer``
-read from roberta-base's ``vocab.json`` and ``merges.txt`` with ``local_files_only``) on the first text, so
-audio-only commands never build them. A store's identity is the file's SHA-256 and the architecture
+The audio tower is loaded at once; RoBERTa and its tokenizer (roberta-base's byte-level BPE, read
+from its ``vocab.json`` and ``merges.txt`` by the ``tokenizers`` library: the ids and masks of
+transformers' ``RobertaTokenizer`` without importing transformers) on the first text, so audio-only
+commands never build them. A store's identity is the file's SHA-256 and the architecture
 string that stores made with laion_clap's build hold, so those stores stay valid.
 """
 from __future__ import annotations
@@ -36,15 +37,31 @@ def check_tokenizer_dir(tokenizer_dir: str | os.PathLike) -> Path:
 
 
 def roberta_tokenizer(tokenizer_dir: str | os.PathLike):
-    """roberta-base's byte-level BPE tokenizer from the two files in ``tokenizer_dir``
-    (``local_files_only``: the Hub is never asked, whatever the environment says)."""
+    """roberta-base's tokenizer from the two files in ``tokenizer_dir``, as a ``tokenizers.Tokenizer``
+    that writes ``<s> … </s>`` rows cut or padded (right, with ``<pad>``) to :data:`TEXT_LENGTH`: the
+    ids and attention masks of transformers' ``RobertaTokenizer`` called with
+    ``padding="max_length", truncation=True, max_length=77``."""
     folder = check_tokenizer_dir(tokenizer_dir)
-    from transformers import RobertaTokenizer
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     try:
-        return RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as e:  # transformers raises assorted errors for malformed files
+        vocab, merges = models.BPE.read_file(str(folder / "vocab.json"), str(folder / "merges.txt"))
+        tokenizer = Tokenizer(models.BPE(vocab, merges))
+    except Exception as e:  # tokenizers raises plain Exceptions for malformed files
         raise ModelError(f"cannot read the RoBERTa tokenizer files in {folder}: {type(e).__name__}: {e}") from None
+    specials = ("<s>", "</s>", "<unk>", "<pad>", "<mask>")
+    missing = [t for t in ("<s>", "</s>", "<pad>") if t not in vocab]
+    if missing:
+        raise ModelError(f"the RoBERTa vocabulary in {folder} lacks {', '.join(missing)}")
+    # special tokens written in a text are read as such, as transformers' tokenizer reads them
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials if t in vocab])
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]),
+                                                            trim_offsets=True, add_prefix_space=False)
+    tokenizer.enable_truncation(TEXT_LENGTH)
+    tokenizer.enable_padding(pad_id=vocab["<pad>"], pad_token="<pad>", length=TEXT_LENGTH)
+    return tokenizer
 
 
 def roberta_tokens(tokenizer_dir: str | os.PathLike):
@@ -53,9 +70,12 @@ def roberta_tokens(tokenizer_dir: str | os.PathLike):
     tokenizer = roberta_tokenizer(tokenizer_dir)
 
     def tokenize(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = tokenizer(list(texts), padding="max_length", truncation=True, max_length=TEXT_LENGTH,
-                           return_tensors="pt")
-        return tokens["input_ids"], tokens["attention_mask"]
+        import torch
+
+        rows = tokenizer.encode_batch(list(texts))
+        ids = torch.tensor([r.ids for r in rows], dtype=torch.long).reshape(len(rows), TEXT_LENGTH)
+        mask = torch.tensor([r.attention_mask for r in rows], dtype=torch.long).reshape(len(rows), TEXT_LENGTH)
+        return ids, mask
 
     return tokenize
 
