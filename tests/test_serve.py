@@ -233,3 +233,32 @@ def test_another_interface_needs_a_token(built):
 def test_cors_only_when_asked(server):
     r = server.get("/api/health", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.slow
+def test_a_clap_tiny_demo_store_serves_the_cli_answers(tmp_path):
+    """The real CLAP towers behind the batcher: concurrent text searches each get the CLI's hits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = small_store(tmp_path, model="clap-tiny-demo")
+    s = start_server(store, tmp_path / "demo.log")
+    try:
+        queries = ["a siren wailing", "a dog barking", "a drill", "birds singing"]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda q: s.post("/api/search/text", {"text": q, "k": 3}), queries * 2))
+        assert all(a.status == 200 for a in answers)
+        expected_of = {q: json.loads(cli("search", q, "-k", "3", "--json", "--store", store).stdout) for q in queries[:2]}
+        for q, a in zip(queries * 2, answers):
+            if q not in expected_of:  # each CLI search loads the model again: two are enough
+                continue
+            expected = expected_of[q]
+            assert [h["window_id"] for h in a.json()["hits"]] == [h["window_id"] for h in expected]
+            assert [h["score"] for h in a.json()["hits"]] == pytest.approx([h["score"] for h in expected], abs=1e-4)
+        batch = s.get("/api/info").json()["server"]["batch"]
+        assert batch["calls"] >= 8 and batch["items"] >= 8
+        clip = tmp_path / "corpus" / "clip_0001.wav"
+        r = s.post("/api/classify/audio?prototypes=urban-tgap4&environment=park", clip.read_bytes(),
+                   headers={"content-type": "audio/wav"})
+        assert r.status == 200 and r.json()["results"][0]["label"] in ("siren", "dog bark", "drilling", "bird song")
+    finally:
+        s.stop()

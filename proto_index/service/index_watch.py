@@ -7,6 +7,7 @@ is two small catalog queries. Checked at most every ``check_s`` seconds.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -20,7 +21,7 @@ class IndexWatch:
         self._check_s = check_s
         self._lock = threading.Lock()
         self._key: tuple | None = None
-        self._checked = float("-inf")
+        self._checked = -math.inf
         self.reloads = 0
 
     def key(self) -> tuple:
@@ -44,4 +45,4 @@ class IndexWatch:
     def changed(self) -> None:
         """This process wrote the store: check at the next request."""
         with self._lock:
-            self._checked = float("-inf")
+            self._checked = -math.inf
