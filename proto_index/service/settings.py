@@ -10,7 +10,7 @@ from proto_index.errors import InvalidInput
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a 10 min 48 kHz 16-bit mono WAV is ~58 MB; 50 MB keeps memory bounded
-DEFAULT_BATCH_WINDOW_S = 0.004
+DEFAULT_BATCH_WINDOW_S = 0.001  # the calls that queue while the model runs join the next batch anyway
 TOKEN_ENV_VAR = "PROTO_INDEX_TOKEN"
 
 
