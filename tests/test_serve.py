@@ -262,3 +262,65 @@ def test_a_clap_tiny_demo_store_serves_the_cli_answers(tmp_path):
         assert r.status == 200 and r.json()["results"][0]["label"] in ("siren", "dog bark", "drilling", "bird song")
     finally:
         s.stop()
+
+
+def test_two_reviewers_at_once_leave_one_verdict(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(i):
+        who, verdict = ("ann", "right") if i % 2 else ("ben", "wrong")
+        return server.post("/api/annotations", {"window_id": 6, "label": "drilling", "verdict": verdict, "reviewer": who})
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [r.status for r in pool.map(post, range(16))]
+    assert statuses == [201] * 16
+    (only,) = server.get("/api/annotations?window_id=6").json()["annotations"]
+    assert (only["reviewer"], only["verdict"]) in {("ann", "right"), ("ben", "wrong")}
+
+
+def test_kill_9_in_the_middle_of_writes_loses_nothing_committed(built, tmp_path):
+    import signal
+    import threading
+
+    from proto_index import Store
+    from proto_index.pipeline.verdicts import list_verdicts
+
+    store = tmp_path / "store"
+    shutil.copytree(built[1], store)  # its own copy: the verdicts written here stay out of the other tests
+    s = start_server(store, tmp_path / "kill.log")
+    windows = [x["id"] for r in s.get("/api/recordings").json()["recordings"]
+               for x in s.get(f"/api/recordings/{r['id']}").json()["windows"]]
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            try:
+                r = s.post("/api/annotations", {"window_id": windows[i % len(windows)], "label": "bird song",
+                                                "verdict": "right", "reviewer": f"k{i}", "source": "killtest"}, timeout=5)
+            except OSError:
+                return
+            if r.status == 201:
+                acknowledged.append(i)
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    for _ in range(400):
+        if len(acknowledged) >= 2 * len(windows):
+            break
+        threading.Event().wait(0.05)
+    s.process.send_signal(signal.SIGKILL)
+    s.process.wait(timeout=20)
+    stop.set()
+    t.join(20)
+    assert len(acknowledged) >= 2 * len(windows)
+    cli("verify", "--store", store)
+    with Store.open(store) as st:
+        stored = {v.window_id: v.reviewer for v in list_verdicts(st._storage, limit=100_000) if v.source == "killtest"}
+    in_flight = max(acknowledged) + 1  # sent as the server died: stored or not, never half
+    for w_index, w in enumerate(windows):
+        latest = max(i for i in acknowledged if i % len(windows) == w_index)
+        allowed = {f"k{latest}"} | ({f"k{in_flight}"} if in_flight % len(windows) == w_index else set())
+        assert stored[w] in allowed, (w, stored[w], allowed)
