@@ -324,3 +324,19 @@ def test_kill_9_in_the_middle_of_writes_loses_nothing_committed(built, tmp_path)
         latest = max(i for i in acknowledged if i % len(windows) == w_index)
         allowed = {f"k{latest}"} | ({f"k{in_flight}"} if in_flight % len(windows) == w_index else set())
         assert stored[w] in allowed, (w, stored[w], allowed)
+
+
+def test_review_next_puts_disagreements_between_sets_first(server):
+    if server.get("/api/prototypes/urban-zero-shot").status == 404:
+        assert server.post("/api/prototypes", {"class_set": "urban", "method": "zero-shot"}).status == 201
+    base = "/api/classify/windows?prototypes=urban-tgap4&environment=airport&limit=500"
+    r = server.get(base + "&compare=urban-zero-shot&order=teach")
+    assert r.status == 200
+    rows = r.json()["windows"]
+    agree = [w["other_label"] == w["label"] for w in rows]
+    assert agree == sorted(agree)  # every disagreement before every agreement
+    other = {w["window_id"]: w["label"] for w in server.get(base.replace("urban-tgap4", "urban-zero-shot")).json()["windows"]}
+    assert {w["window_id"]: w["other_label"] for w in rows} == other
+    for group in (False, True):
+        margins = [w["margin"] for w, a in zip(rows, agree) if a == group]
+        assert margins == sorted(margins)

@@ -21,13 +21,18 @@ ORDERS = ("uncertain", "confident", "id")
 @router.get("/windows")
 def stored_windows(
     prototypes: str, environment: str, label: str | None = None, recording_id: int | None = None,
-    order: str = Query("uncertain", pattern="^(uncertain|confident|id)$"), unreviewed: bool = False,
+    order: str = Query("uncertain", pattern="^(uncertain|confident|teach|id)$"), unreviewed: bool = False,
+    compare: str | None = None,
     limit: int = Query(50, ge=1, le=5000), offset: int = Query(0, ge=0), st: ServiceState = Depends(state),
 ) -> dict:
     """The corpus's windows classified in ``environment`` with ``prototypes`` (least certain first by
-    default), each with its stored verdict; ``counts``: windows per label."""
-    result = classify_windows(st.storage, prototypes, environment, ScoringOptions(),
-                              None if recording_id is None else [recording_id])
+    default), each with its stored verdict; ``counts``: windows per label. ``compare``: a second
+    prototype set, whose label each window also gets (``other_label``); ``order=teach`` puts the
+    windows the two sets disagree on first, then the least certain (what a verdict teaches most)."""
+    scope = None if recording_id is None else [recording_id]
+    result = classify_windows(st.storage, prototypes, environment, ScoringOptions(), scope)
+    other = {} if compare is None else {
+        w.window_id: w.label for w in classify_windows(st.storage, compare, environment, ScoringOptions(), scope).windows}
     rows = result.windows
     counts = {lab: 0 for lab in result.labels}
     for w in rows:
@@ -36,6 +41,8 @@ def stored_windows(
         rows = [w for w in rows if w.label == label]
     if order == "uncertain":
         rows = sorted(rows, key=lambda w: (_margin(w), w.window_id))
+    elif order == "teach":
+        rows = sorted(rows, key=lambda w: (other.get(w.window_id, w.label) == w.label, _margin(w), w.window_id))
     elif order == "confident":
         rows = sorted(rows, key=lambda w: (-_margin(w), w.window_id))
     verdicts = {v.window_id: v for v in list_verdicts(st.storage, [w.window_id for w in rows])} if rows else {}
@@ -47,7 +54,7 @@ def stored_windows(
         "prototypes": prototypes, "environment": environment, "adaptation": result.adaptation,
         "labels": result.labels, "counts": counts, "total": total,
         "windows": [{"window_id": w.window_id, "recording_id": w.recording_id, "path": path_text(w.path),
-                     "start_s": w.start_s, "end_s": w.end_s, "label": w.label, "score": num(w.score), "margin": num(w.margin),
+                     "start_s": w.start_s, "end_s": w.end_s, "label": w.label, "score": num(w.score), "margin": num(w.margin), "other_label": other.get(w.window_id),
                      "verdict": _verdict(verdicts.get(w.window_id))} for w in page],
     }
 

@@ -101,7 +101,7 @@
       el("span", { class: "score", text: "m " + fmt(w.margin, 3) }),
       el("span", { class: "path", text: w.path }),
       el("span", { class: "span", text: span(w) }),
-      el("span", { class: "label", text: w.label }),
+      el("span", { class: "label", text: w.label + (w.other_label && w.other_label !== w.label ? " (other set: " + w.other_label + ")" : "") }),
       el("span", {}, [player(w.window_id), buttons]),
       state_,
     ]);
@@ -140,6 +140,7 @@
       order: $("review-order").value, limit: "200" });
     if ($("review-label").value) q.set("label", $("review-label").value);
     if ($("review-unreviewed").checked) q.set("unreviewed", "true");
+    if ($("review-compare").value) q.set("compare", $("review-compare").value);
     setStatus("review-status", "classifying…");
     try {
       const data = await api("GET", "/api/classify/windows?" + q);
@@ -202,6 +203,10 @@
     $("token-box").hidden = !info.server.writes_need_token;
     options($("review-prototypes"), info.prototype_sets.map((p) => p.name));
     options($("review-env"), info.environments.map((e) => e.name));
+    const compared = $("review-compare").value;
+    $("review-compare").replaceChildren(el("option", { value: "", text: "none" }),
+      ...info.prototype_sets.map((p) => el("option", { value: p.name, text: p.name })));
+    $("review-compare").value = compared;
     options($("build-class-set"), info.class_sets.map((c) => c.name));
   }
 
