@@ -142,6 +142,9 @@
     if ($("review-unreviewed").checked) q.set("unreviewed", "true");
     if ($("review-compare").value) q.set("compare", $("review-compare").value);
     setStatus("review-status", "classifying…");
+    $("windows").replaceChildren();  // no stale rows (or verdicts) while the new ones load
+    state.rows = [];
+    state.selected = -1;
     try {
       const data = await api("GET", "/api/classify/windows?" + q);
       state.rows = data.windows;
