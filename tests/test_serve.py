@@ -156,6 +156,12 @@ def test_audio_range_requests(server):
     assert span.status == 200 and len(span.body) < len(full.body)
 
 
+def test_spectrogram_thumbnails(server):
+    r = server.get("/api/spectrogram/window/1")
+    assert r.status == 200 and r.headers["content-type"] == "image/png" and r.body[:8] == b"\x89PNG\r\n\x1a\n"
+    assert server.get("/api/spectrogram/window/99999").status == 404
+
+
 def test_no_path_from_a_request_reaches_the_disk(server):
     passwd = open("/etc/passwd", "rb").read()
     for path in ("/api/audio/..%2F..%2F..%2Fetc%2Fpasswd", "/api/audio/1%2F..%2F..%2Fetc%2Fpasswd",

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from proto_index.audio.decode import open_audio
-from proto_index.errors import InvalidInput
+from proto_index.errors import AudioDecodeError, InvalidInput
 
 MAX_EXCERPT_S = 120.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -61,3 +62,18 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or end < start:
         raise RangeNotSatisfiable()
     return start, end
+
+
+def spectrogram_png(path: str, start_s: float, end_s: float) -> bytes:
+    """A log-power spectrogram thumbnail of [start_s, end_s) as PNG (the review report's drawing)."""
+    from matplotlib import image as mimage
+
+    from proto_index.report.media import MediaProblem, read_excerpt, spectrogram
+
+    try:
+        samples, _ = read_excerpt(Path(path), start_s, end_s)
+    except MediaProblem as e:
+        raise AudioDecodeError(str(e)) from None
+    buf = io.BytesIO()
+    mimage.imsave(buf, spectrogram(samples), cmap="magma", origin="lower", vmin=0.0, vmax=1.0, format="png")
+    return buf.getvalue()

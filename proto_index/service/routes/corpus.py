@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from proto_index.errors import NotFound
-from proto_index.service.audio import RangeNotSatisfiable, byte_range, wav_excerpt
+from proto_index.service.audio import RangeNotSatisfiable, byte_range, spectrogram_png, wav_excerpt
 from proto_index.service.routes.deps import path_text, state
 from proto_index.service.state import ServiceState
 from proto_index.store.schema import Recording, Window
@@ -79,6 +79,18 @@ async def window_audio(request: Request, window_id: int, st: ServiceState = Depe
         path, a, b = w.recording.path, w.start_s, w.end_s
     body = await run_in_threadpool(wav_excerpt, path, a, b)
     return ranged(body, request.headers.get("range"))
+
+
+@router.get("/spectrogram/window/{window_id}", responses={200: {"content": {"image/png": {}}}})
+async def window_spectrogram(window_id: int, st: ServiceState = Depends(state)) -> Response:
+    """One stored window's log-power spectrogram thumbnail, as PNG."""
+    with st.storage.session() as s:
+        w = s.get(Window, window_id)
+        if w is None:
+            raise NotFound(f"no window {window_id} in this store")
+        path, a, b = w.recording.path, w.start_s, w.end_s
+    png = await run_in_threadpool(spectrogram_png, path, a, b)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 
 def ranged(body: bytes, header: str | None) -> Response:

@@ -41,7 +41,12 @@
   function span(row) { return fmt(row.start_s, 1) + "–" + fmt(row.end_s, 1) + " s"; }
 
   function player(windowId) {
-    return el("audio", { controls: "", preload: "none", src: "/api/audio/window/" + encodeURIComponent(windowId) });
+    const id = encodeURIComponent(windowId);
+    return el("span", { class: "media" }, [
+      el("img", { class: "spec", loading: "lazy", alt: "spectrogram", width: "240", height: "64",
+        src: "/api/spectrogram/window/" + id }),
+      el("audio", { controls: "", preload: "none", src: "/api/audio/window/" + id }),
+    ]);
   }
 
   // ---- search ----------------------------------------------------------------------------------
