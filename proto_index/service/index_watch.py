@@ -3,7 +3,9 @@
 A writer (the CLI's ``ingest`` beside the server, or this server) commits vector rows and
 publishes index files through the catalog (:mod:`proto_index.store.published`); the pair
 (published index file, committed vector rows) changes whenever the corpus does, and reading it
-is two small catalog queries. Checked at most every ``check_s`` seconds.
+is two small catalog queries (well under a millisecond), so by default it is checked on every
+request: whatever a writer has committed when a request arrives is searched. ``check_s`` > 0
+checks at most that often instead.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class ServiceSettings:
     batching: bool = True
     batch_window_s: float = DEFAULT_BATCH_WINDOW_S
     batch_max_items: int = 64
-    index_check_s: float = 0.5
+    index_check_s: float = 0.0
     device: str | None = None
     write_wait_s: float = 10.0
 
