@@ -346,3 +346,20 @@ def test_review_next_puts_disagreements_between_sets_first(server):
     for group in (False, True):
         margins = [w["margin"] for w, a in zip(rows, agree) if a == group]
         assert margins == sorted(margins)
+
+
+def test_a_verdict_on_a_stale_view_is_refused_whole(server):
+    v = {"window_id": 7, "label": "siren", "verdict": "right", "reviewer": "fay", "expected_id": None}
+    first = server.post("/api/annotations", v)
+    assert first.status == 201
+    seen = first.json()["annotation"]["id"]
+    # gus loaded the page before fay's verdict: he expects none
+    late = server.post("/api/annotations", {**v, "verdict": "wrong", "reviewer": "gus"})
+    assert late.status == 409
+    assert late.json()["detail"] == "window 7's verdict was changed to right by fay since you loaded it; load it again"
+    (only,) = server.get("/api/annotations?window_id=7").json()["annotations"]
+    assert (only["id"], only["reviewer"], only["verdict"]) == (seen, "fay", "right")
+    ok = server.post("/api/annotations", {**v, "verdict": "wrong", "reviewer": "gus", "expected_id": seen})
+    assert ok.status == 201 and ok.json()["replaced"] is True
+    stale_put = server.request("PUT", f"/api/annotations/{seen}", {"verdict": "right", "reviewer": "fay"})
+    assert stale_put.status == 404 and "replaced" in stale_put.json()["detail"]

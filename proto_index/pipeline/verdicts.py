@@ -11,13 +11,15 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from proto_index.errors import InvalidInput, NotFound
+from proto_index.errors import InvalidInput, NotFound, StaleVerdict
 from proto_index.pipeline.annotations import VERDICTS
 from proto_index.store.schema import Annotation, ClassLabel, Environment, Recording, Window, utcnow
 from proto_index.store.storage import Storage
 
 MAX_NAME = 200
 SEPARATOR = ":"
+ANY = -1
+"""``expected_id`` for "whatever is stored": no check that the reviewer saw the current verdict."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,21 @@ def _check(s, v: Verdict) -> None:
         raise InvalidInput(f"environment {v.environment!r} is not one of this store's environments")
 
 
-def set_verdict(storage: Storage, v: Verdict) -> tuple[StoredVerdict, bool]:
-    """Store ``v`` (needs the writer lock); returns it as stored and whether it replaced one."""
+def set_verdict(storage: Storage, v: Verdict, expected_id: int | None = ANY) -> tuple[StoredVerdict, bool]:
+    """Store ``v`` (needs the writer lock); returns it as stored and whether it replaced one.
+
+    ``expected_id``: the id of the window's verdict the reviewer saw (None: they saw none); when the
+    stored one differs, another reviewer wrote first: :class:`StaleVerdict`, and nothing is stored.
+    """
     with storage.session() as s:
         _check(s, v)
         window = s.get(Window, v.window_id)
         if window is None:
             raise NotFound(f"no window {v.window_id} in this store")
         old = s.scalars(select(Annotation).where(Annotation.window_id == v.window_id)).all()
+        current = old[-1] if old else None
+        if expected_id != ANY and (current.id if current else None) != expected_id:
+            raise StaleVerdict(_stale(v.window_id, current))
         for a in old:
             s.delete(a)
         ann = Annotation(recording_id=window.recording_id, window_id=window.id, environment=v.environment,
@@ -83,6 +92,14 @@ def set_verdict(storage: Storage, v: Verdict) -> tuple[StoredVerdict, bool]:
         s.add(ann)
         s.flush()
         return _view(ann, window.recording.path, window), bool(old)
+
+
+def _stale(window_id: int, current: Annotation | None) -> str:
+    if current is None:
+        return f"window {window_id}'s verdict was removed since you loaded it; load it again"
+    source, _, reviewer = current.source.partition(SEPARATOR)
+    return (f"window {window_id}'s verdict was changed to {current.verdict} by {reviewer or source} since you "
+            "loaded it; load it again")
 
 
 def list_verdicts(storage: Storage, window_ids: list[int] | None = None, recording_id: int | None = None,

@@ -14,12 +14,14 @@ from proto_index.errors import (
     NotFound,
     ProtoIndexError,
     StoreLocked,
+    StaleVerdict,
     StoreReadOnly,
 )
 from proto_index.service.auth import BodyTooLarge, WriteRefused
 
 STATUS = [
     (NotFound, 404),
+    (StaleVerdict, 409),
     (AlreadyExists, 409),
     (StoreLocked, 409),
     (CatalogConflict, 409),

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from proto_index.errors import NotFound
-from proto_index.pipeline.verdicts import StoredVerdict, Verdict, list_verdicts, set_verdict
+from proto_index.pipeline.verdicts import ANY, StoredVerdict, Verdict, list_verdicts, set_verdict
 from proto_index.service.routes.deps import path_text, state, writable
 from proto_index.service.state import ServiceState
 from proto_index.store.schema import Annotation
@@ -22,6 +22,8 @@ class VerdictIn(BaseModel):
     corrected_label: str | None = Field(None, max_length=200)
     environment: str | None = Field(None, max_length=200)
     source: str = Field("web", min_length=1, max_length=100)
+    expected_id: int | None = Field(None, description="the id of the window's verdict you saw (null: none); "
+                                    "when given and another reviewer changed it since, 409 and nothing stored")
 
 
 class Change(BaseModel):
@@ -41,8 +43,10 @@ def record(v: StoredVerdict) -> dict:
 @router.post("", status_code=201)
 def create(v: VerdictIn, st: ServiceState = Depends(writable)) -> dict:
     """Store a verdict on a window now; it replaces the window's earlier one (``replaced``)."""
+    fields = v.model_dump(exclude={"expected_id"})
+    expected = v.expected_id if "expected_id" in v.model_fields_set else ANY
     with st.writing():
-        stored, replaced = set_verdict(st.storage, Verdict(**v.model_dump()))
+        stored, replaced = set_verdict(st.storage, Verdict(**fields), expected)
     return {"annotation": record(stored), "replaced": replaced}
 
 
@@ -53,12 +57,12 @@ def change(annotation_id: int, c: Change, st: ServiceState = Depends(writable)) 
         with st.storage.session() as s:
             a = s.scalar(select(Annotation).where(Annotation.id == annotation_id))
             if a is None:
-                raise NotFound(f"no annotation {annotation_id}")
+                raise NotFound(f"no annotation {annotation_id} (replaced by a later verdict, or never stored)")
             if a.window_id is None:
                 raise NotFound(f"annotation {annotation_id} is on a whole recording; change it with annotate")
             window_id, label, environment = a.window_id, a.label, a.environment
         stored, _ = set_verdict(st.storage, Verdict(window_id, label, c.verdict, c.reviewer, c.corrected_label,
-                                                    environment, c.source))
+                                                    environment, c.source), annotation_id)
     return {"annotation": record(stored), "replaced": True}
 
 

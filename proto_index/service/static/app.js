@@ -125,7 +125,8 @@
     const li = $("windows").children[i];
     const reviewer = $("reviewer").value.trim();
     if (!reviewer) { setStatus("review-status", "enter your name as reviewer first", true); $("reviewer").focus(); return; }
-    const body = { window_id: w.window_id, label: w.label, verdict, reviewer, environment: $("review-env").value, source: "web" };
+    const body = { window_id: w.window_id, label: w.label, verdict, reviewer, environment: $("review-env").value, source: "web",
+      expected_id: w.verdict ? w.verdict.id : null };  // another reviewer's change since: 409, nothing stored
     if (verdict === "relabel") body.corrected_label = li.querySelector(".relabel-to").value;
     try {
       const data = await api("POST", "/api/annotations", body);
