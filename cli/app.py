@@ -18,6 +18,7 @@ from proto_index.cli import evaluate as evaluate_cmd
 from proto_index.cli import hints
 from proto_index.cli import prototypes as prototypes_cmd
 from proto_index.cli import report as report_cmd
+from proto_index.cli import serve as serve_cmd
 from proto_index.cli.common import (
     DEFAULT_STORE_PATH,
     DEFAULT_DECODER,
@@ -93,6 +94,7 @@ app.command("gap")(evaluate_cmd.gap)
 app.command("report")(report_cmd.report)
 app.command("annotate")(annotate_cmd.annotate)
 app.command("export")(export_cmd.export)
+app.command("serve")(serve_cmd.serve)
 
 
 def _model_names() -> list[str]:

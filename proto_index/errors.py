@@ -98,3 +98,7 @@ class DiskFull(StoreError):
 
 class CatalogConflict(StoreError):
     """A catalog write broke one of its rules (a unique name, a reference): usually another process wrote first."""
+
+
+class StaleVerdict(ProtoIndexError):
+    """A verdict was given on what a reviewer saw, but another reviewer has changed it since."""

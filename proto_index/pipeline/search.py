@@ -29,11 +29,19 @@ def search(storage: Storage, encoder: Encoder, text: str, k: int = 10) -> list[S
         raise InvalidInput("k must be at least 1", hint=Hint("k"))
     storage.check_identity(encoder.identity)
     check_text_tower(storage, "text search embeds the query with one")
-    query = l2_normalize(np.asarray(encoder.embed_texts([text]), dtype=np.float32))
-    scores, rows = storage.index().search(query, k)
+    return search_vector(storage, np.asarray(encoder.embed_texts([text]), dtype=np.float32)[0], k)
+
+
+def search_vector(storage: Storage, vector: np.ndarray, k: int = 10, exclude_window: int | None = None) -> list[SearchHit]:
+    """The ``k`` corpus windows most similar (cosine) to ``vector``, best first (without ``exclude_window``)."""
+    if k < 1:
+        raise InvalidInput("k must be at least 1", hint=Hint("k"))
+    query = l2_normalize(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+    scores, rows = storage.index().search(query, k + (exclude_window is not None))
     located = storage.windows_at_rows(rows[0][rows[0] >= 0])
-    return [
+    hits = [
         SearchHit(w.path, w.start_s, w.end_s, float(sc), w.window_id)
         for r, sc in zip(rows[0], scores[0])
-        if (w := located.get(int(r))) is not None
+        if (w := located.get(int(r))) is not None and w.window_id != exclude_window
     ]
+    return hits[:k]
