@@ -168,19 +168,18 @@ TEXTS = ["a dog barking", "", " leading space", "   three leading", "rain\ton a\
 def test_tokenizer_gives_robertas_ids_and_masks(tmp_path):
     from test_released_encoder import write_tokenizer
 
-    from proto_index.embed.released import CheckpointEncoder, roberta_tokenizer
+    from proto_index.embed.released import roberta_tokenizer, roberta_tokens
 
     folder = write_tokenizer(tmp_path / "tok")
     reference = transformers.RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
     expected = reference(TEXTS, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
-    encoder = CheckpointEncoder.__new__(CheckpointEncoder)  # no model: only its tokenizer is used
-    encoder._tokenizer_dir, encoder._tokenizer, encoder._tokenizer_lock = folder, None, threading.Lock()
-    ids, mask = encoder.tokenize(TEXTS)
+    tokenize = roberta_tokens(folder)  # what the encoder calls (no model needed)
+    ids, mask = tokenize(TEXTS)
     assert ids.dtype == mask.dtype == torch.long and ids.shape == (len(TEXTS), 77)
     assert torch.equal(ids, expected["input_ids"]) and torch.equal(mask, expected["attention_mask"])
     assert ids[TEXTS.index("dog " * 100)].tolist()[-1] == 2 and mask[1].sum() == 2  # cut to 77 with </s>; "" -> <s></s>
     assert roberta_tokenizer(folder).encode("dog").ids == reference("dog")["input_ids"] + [1] * 73
-    assert encoder.tokenize([])[0].shape == (0, 77)
+    assert tokenize([])[0].shape == (0, 77)
 
 
 def test_tokenizer_files_that_are_no_vocabulary_are_refused(tmp_path):
@@ -205,7 +204,7 @@ def test_building_and_running_a_model_does_not_import_transformers(tmp_path):
         import numpy as np
         from proto_index.clap import config
         from proto_index.clap.model import ClapModel
-        from proto_index.embed.released import CheckpointEncoder, roberta_tokenizer
+        from proto_index.embed.released import roberta_tokenizer
 
         model = ClapModel(config("tiny", fusion=True))
         audio = model.embed_audio([np.sin(np.arange(48_000, dtype=np.float32) / 7)])

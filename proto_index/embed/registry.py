@@ -206,7 +206,7 @@ def load_encoder(name: str, *, checkpoint: str | os.PathLike | None = None,
     For ``clap`` and ``clap-fusion``, ``checkpoint`` and ``tokenizer_dir`` stand in for the cached
     or downloaded files (see :func:`locate_files`). ``device``: 'cpu', 'cuda', or None for cuda when
     available. ``precision``: fp32 or bf16; the same weights and identity at each
-    (see :class:`~proto_index.embed.released.CheckpointEncoder`).
+    (see :class:`~proto_index.embed.clap.ClapEncoder`).
     """
     load_plugins()
     if name not in _BUILTIN and name not in _registered:
