@@ -3,11 +3,11 @@ text side drawn once by whichever thread comes first, and nothing process-wide c
 (environment, warning filters, torch's global generator, the modules of other packages)."""
 import os
 import sys
-import threading
 import warnings
 
 import numpy as np
 import pytest
+from concurrency import embed_from_threads
 
 torch = pytest.importorskip("torch")
 
@@ -33,23 +33,8 @@ def test_threads_share_one_seeded_encoder_and_get_the_sequential_vectors(name, t
     env, filters, rng = dict(os.environ), list(warnings.filters), torch.random.get_rng_state()
     modules = {n: dict(vars(m)) for n, m in list(sys.modules.items())
                if m is not None and n.split(".")[0] in ("torch", "numpy", "transformers", "safetensors")}
-    start, results, errors = threading.Barrier(len(work)), {}, []
+    results = embed_from_threads(shared, work)
 
-    def run(i):
-        try:
-            start.wait(60)
-            for _ in range(2):
-                results[i] = (shared.embed_texts(work[i][1]), shared.embed_waveforms(work[i][0], batch_size=3))
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
     for i, (audio, text) in enumerate(expected):
         np.testing.assert_array_equal(results[i][0], text)
         np.testing.assert_array_equal(results[i][1], audio)

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import warnings
 
 import numpy as np
 import pytest
+from concurrency import embed_from_threads
 
 from proto_index.errors import ModelError
 
@@ -124,23 +124,8 @@ def test_threads_share_one_encoder_and_get_the_sequential_vectors(files, cache):
 
     shared = load_encoder("clap", checkpoint=path, tokenizer_dir=tokenizer_dir, device="cpu", batch_size=2)
     env, filters = dict(os.environ), list(warnings.filters)
-    start, results, errors = threading.Barrier(len(work)), {}, []
+    results = embed_from_threads(shared, work)
 
-    def run(i):
-        try:
-            start.wait(60)
-            for _ in range(2):
-                results[i] = (shared.embed_texts(work[i][1]), shared.embed_waveforms(work[i][0], batch_size=3))
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
     for i, (audio, text) in enumerate(expected):
         np.testing.assert_array_equal(results[i][0], text)
         np.testing.assert_array_equal(results[i][1], audio)
