@@ -14,26 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import CHROMEDRIVER, require_browser
 from report_store import HOSTILE_LABEL, HOSTILE_NAME, classified, cli, read_rows, with_hostile_row
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def _browser_missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[test]')"
-    if not (shutil.which("chromium") and os.path.exists(CHROMEDRIVER)):
-        return "chromium / chromium-driver are not installed (scripts/setup.sh installs them as root)"
-    return None
-
-
-_missing = _browser_missing()
-if _missing:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser tests: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+require_browser()
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402

@@ -12,32 +12,15 @@ import shutil
 import time
 
 import pytest
+from browser import CHROMEDRIVER, require_browser
 from conftest import write
 from report_store import HOSTILE_NAME
 from serve_server import small_store, start_server
 
 from proto_index.filenames import as_text
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 30.0
-
-
-def _browser_missing() -> str | None:
-    try:
-        import fastapi  # noqa: F401
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium or fastapi is not installed (pip install -e '.[test]')"
-    if not (shutil.which("chromium") and os.path.exists(CHROMEDRIVER)):
-        return "chromium / chromium-driver are not installed (scripts/setup.sh installs them as root)"
-    return None
-
-
-_missing = _browser_missing()
-if _missing:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser tests: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+require_browser("fastapi")
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
