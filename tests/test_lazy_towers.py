@@ -20,9 +20,9 @@ def builds(monkeypatch):
     calls = []
     real = seeded.drawn_state
 
-    def counting(cfg, seed, names=None):
+    def counting(cfg, seed, names=None, own=None):
         calls.append(names is None or any(n.startswith("text_model.") for n in names))
-        return real(cfg, seed, names)
+        return real(cfg, seed, names, own)
 
     monkeypatch.setattr(seeded, "drawn_state", counting)
     return calls

@@ -83,10 +83,13 @@ def draw(name: str, shape: torch.Size, dtype: torch.dtype, seed: int, cfg: ClapC
     return _normal(shape, 0.02, g).to(dtype)
 
 
-def drawn_state(cfg: ClapConfig, seed: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
-    """The seeded state of a model of ``cfg`` (only ``names`` when given), buffers the model derives included."""
-    with torch.device("meta"):
-        own = ClapModel(cfg).state_dict()
+def drawn_state(cfg: ClapConfig, seed: int, names: list[str] | None = None,
+                own: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The seeded state of a model of ``cfg`` (only ``names`` when given), buffers the model derives
+    included; ``own``: that model's state dict (e.g. on the ``meta`` device), when the caller has one."""
+    if own is None:
+        with torch.device("meta"):
+            own = ClapModel(cfg).state_dict()
     shapes = {k: v.shape for k, v in own.items()}
     state = {}
     for name in names if names is not None else own:
@@ -106,12 +109,13 @@ def seeded_model(cfg: ClapConfig, seed: int, *, text: bool = True, device: str |
     """
     with torch.device("meta"):
         model = ClapModel(cfg)
-    names = list(model.state_dict())
+    own = model.state_dict()  # on the meta device: names and shapes only
+    names = list(own)
     text_names = [n for n in names if n.split(".", 1)[0] in ClapModel.TEXT_PARTS]
     now = [n for n in names if text or n not in set(text_names)]
 
     def part(selected: list[str]) -> dict[str, torch.Tensor]:
-        state = drawn_state(cfg, seed, selected)
+        state = drawn_state(cfg, seed, selected, own)
         if modify is not None:
             modify(state)
         return state
