@@ -288,3 +288,17 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
         mapped_accuracy = np.mean([r.label == labels[Path(r.path)] for r in result.files])
         print(f"ESC-10 classifier prototypes, 3 mapped classes: {mapped_accuracy:.3f}")
         assert mapped_accuracy > 0.6  # chance is 1/3
+
+
+@needs_birdnet
+def test_the_embedding_is_appended_to_the_models_outputs_and_nothing_else_moves():
+    from proto_index.embed.birdnet import MODEL_FILE, model_dir
+    from proto_index.embed.tflite_outputs import graph_outputs, with_output
+
+    raw = (model_dir() / MODEL_FILE).read_bytes()
+    assert graph_outputs(raw) == [546]
+    patched = with_output(raw, 545)
+    assert graph_outputs(patched) == [546, 545]
+    assert with_output(raw, 546) == raw
+    changed = np.flatnonzero(np.frombuffer(patched[: len(raw)], np.uint8) != np.frombuffer(raw, np.uint8))
+    assert len(changed) <= 4 and changed.max() - changed.min() < 4  # only the one offset to the outputs vector

