@@ -48,10 +48,17 @@ def compute() -> dict[str, str]:
 
 
 def main() -> None:
+    """Add this environment's entries to :data:`FILE`, keeping those recorded under other torch releases
+    (a user's torch may be either: the CPU wheel CI installs or PyPI's CUDA build)."""
     from proto_index.embed.identity_cache import DRAWING_LIBRARIES, library_versions
 
-    FILE.write_text(json.dumps({"about": __doc__.splitlines()[0], "states": compute(),
-                                "recorded_with": library_versions(DRAWING_LIBRARIES)},
+    recorded = json.loads(FILE.read_text()) if FILE.exists() else {}
+    releases = recorded.get("recorded_with", [])
+    releases = [releases] if isinstance(releases, dict) else releases
+    versions = library_versions(DRAWING_LIBRARIES)
+    FILE.write_text(json.dumps({"about": __doc__.splitlines()[0],
+                                "states": {**recorded.get("states", {}), **compute()},
+                                "recorded_with": [*(r for r in releases if r != versions), versions]},
                                indent=1, sort_keys=True) + "\n")
     print(f"{FILE}: {len(_table.__wrapped__())} entries")
 
