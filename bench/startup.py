@@ -15,6 +15,7 @@ after/before; on a shared machine the CPU time is the steadier figure.
     .venv/bin/python bench/startup.py                           # clap-tiny-demo, 5 runs each
     .venv/bin/python bench/startup.py --model clap --checkpoint 630k-audioset-best.pt --tokenizer-dir roberta-base/
     .venv/bin/python bench/startup.py --model clap --fake-checkpoint /tmp/fake-clap --base d10f9cd
+    .venv/bin/python bench/startup.py --base 04dd654 --base-python /work/wt-base/.venv/bin/python   # another venv
 
 --fake-checkpoint DIR writes (once) a checkpoint of the released file's size class and layout there:
 laion_clap's HTSAT-tiny + RoBERTa with seeded random weights, saved as 630k-audioset-best.pt is
@@ -68,14 +69,14 @@ def installed_layout(source: Path, dest: Path) -> Path:
     return dest
 
 
-def cli(code: Path, cache: Path, *args: str, quiet: bool = True) -> tuple[float, float]:
-    """Wall-clock and CPU (user + system) seconds of one `proto-index ARGS` run with ``code`` first on the path."""
+def cli(code: Path, cache: Path, *args: str, python: str = sys.executable, quiet: bool = True) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one `proto-index ARGS` run by ``python`` with ``code`` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(code), "PROTO_INDEX_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     check = PATH_FIRST + "import proto_index; assert proto_index.__file__.startswith(sys.argv[1]), proto_index.__file__"
-    subprocess.run([sys.executable, "-c", check, str(code)], env=env, check=True, cwd=code)
+    subprocess.run([python, "-c", check, str(code)], env=env, check=True, cwd=code)
     cpu_start = _children_cpu()
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CLI, *args], env=env, capture_output=quiet, text=True, cwd=code)
+    out = subprocess.run([python, "-c", CLI, *args], env=env, capture_output=quiet, text=True, cwd=code)
     seconds = time.perf_counter() - start
     cpu = _children_cpu() - cpu_start
     if out.returncode != 0:
@@ -88,14 +89,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def make_store(code: Path, work: Path, model_args: list[str]) -> Path:
+def make_store(code: Path, work: Path, model_args: list[str], python: str) -> Path:
     store = work / "store"
     labels = work / "labels.txt"
     labels.write_text("siren\ndog bark\n")
-    cli(code, work / "cache", "init", "--store", str(store), *model_args)
-    cli(code, work / "cache", "classes", "add", "c", "--labels-file", str(labels), "--store", str(store))
-    cli(code, work / "cache", "prototypes", "build", "c", "--method", "zero-shot", "--store", str(store))
-    cli(code, work / "cache", "env", "add", "park", "--text", "park", "--store", str(store))
+    cli(code, work / "cache", "init", "--store", str(store), *model_args, python=python)
+    cli(code, work / "cache", "classes", "add", "c", "--labels-file", str(labels), "--store", str(store), python=python)
+    cli(code, work / "cache", "prototypes", "build", "c", "--method", "zero-shot", "--store", str(store), python=python)
+    cli(code, work / "cache", "env", "add", "park", "--text", "park", "--store", str(store), python=python)
     return store
 
 
@@ -135,6 +136,9 @@ def main() -> None:
     parser.add_argument("--fake-checkpoint", type=Path, metavar="DIR",
                         help="write (once) and use a random released-layout checkpoint and tokenizer in DIR")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--base-python", default=sys.executable,
+                        help="interpreter of the 'before' side (e.g. the venv the base commit installs: its own "
+                             "dependencies, laion-clap before issue 16); default: this one")
     args = parser.parse_args()
     if args.fake_checkpoint:
         args.checkpoint, args.tokenizer_dir = fake_checkpoint(args.fake_checkpoint)
@@ -151,14 +155,16 @@ def main() -> None:
         sf.write(clip, (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), 48_000)
         sides = {"before": installed_layout(extract(args.base, tmp / "base"), tmp / "before" / "code"),
                  "after": installed_layout(ROOT, tmp / "after" / "code")}
+        pythons = {"before": args.base_python, "after": sys.executable}
         stores = {}
         for name, code in sides.items():
-            stores[name] = make_store(code, tmp / name, model_args)
+            stores[name] = make_store(code, tmp / name, model_args, pythons[name])
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         for run in range(args.runs + 1):
             for name, code in sides.items():
                 seconds, cpu = cli(code, tmp / name / "cache", "classify", str(clip), "-p", "c-zero-shot", "--env", "park",
-                              "--device", "cpu", "--out", str(tmp / name / f"out{run}.csv"), "--store", str(stores[name]))
+                              "--device", "cpu", "--out", str(tmp / name / f"out{run}.csv"), "--store", str(stores[name]),
+                                   python=pythons[name])
                 if run:  # run 0 warms the caches
                     times[name].append((seconds, cpu))
                 print(f"run {run}{' (warm-up)' if not run else ''} {name}: {seconds:.2f} s wall, {cpu:.2f} s CPU, "
@@ -167,7 +173,7 @@ def main() -> None:
         cpu_before, cpu_after = (statistics.median(c for _, c in times[n]) for n in ("before", "after"))
         print(f"\nmodel {args.model}, {args.runs} runs each, {platform.machine()}, {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"before ({args.base}): median {before:.2f} s   after: median {after:.2f} s   "
+        print(f"before ({args.base}, {args.base_python}): median {before:.2f} s   after: median {after:.2f} s   "
               f"after/before {after / before:.2f}x")
         print(f"CPU time: before median {cpu_before:.2f} s   after: median {cpu_after:.2f} s   "
               f"after/before {cpu_after / cpu_before:.2f}x")
