@@ -45,10 +45,20 @@ def holder(**children: nn.Module) -> nn.Module:
     return module
 
 
+def embedding(count: int, width: int) -> nn.Embedding:
+    """An ``nn.Embedding`` whose table is left uninitialised (every build loads its weights next):
+    nn.Embedding's own ``normal_`` on the ``meta`` device imports torch._dynamo and sympy, ~1.5-2 s of
+    a process's first model build."""
+    return nn.Embedding.from_pretrained(torch.empty(count, width), freeze=False)
+
+
 def relative_position_index(window: int) -> torch.Tensor:
     """Swin's ``(window², window²)`` table: for each pair of positions in a window, the row of the
-    relative-position bias table for their offset (both axes shifted to start at 0)."""
-    rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    relative-position bias table for their offset (both axes shifted to start at 0). Always on the CPU:
+    under a ``meta`` device context these small integer ops cost ~1.5 s of torch's meta kernels on a
+    process's first model build, and a meta build's buffer is recomputed at load anyway."""
+    rows, cols = torch.meshgrid(torch.arange(window, device="cpu"), torch.arange(window, device="cpu"),
+                                indexing="ij")
     coords = torch.stack([rows.flatten(), cols.flatten()])  # (2, window²)
     offset = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
     return offset[0] * (2 * window - 1) + offset[1]

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from proto_index.clap.config import TextConfig
-from proto_index.clap.htsat import Pooled, holder
+from proto_index.clap.htsat import Pooled, embedding, holder
 
 
 class Layer(nn.Module):
@@ -57,10 +57,10 @@ class RobertaText(nn.Module):
     def __init__(self, cfg: TextConfig):
         super().__init__()
         self.cfg = cfg
-        self.embeddings = holder(word_embeddings=nn.Embedding(cfg.vocab_size, cfg.width),
-                                 token_type_embeddings=nn.Embedding(1, cfg.width),
+        self.embeddings = holder(word_embeddings=embedding(cfg.vocab_size, cfg.width),
+                                 token_type_embeddings=embedding(1, cfg.width),
                                  LayerNorm=nn.LayerNorm(cfg.width, eps=cfg.layer_norm_eps),
-                                 position_embeddings=nn.Embedding(cfg.max_positions, cfg.width))
+                                 position_embeddings=embedding(cfg.max_positions, cfg.width))
         self.embeddings.register_buffer("position_ids", torch.arange(cfg.max_positions)[None])
         self.embeddings.register_buffer("token_type_ids", torch.zeros(1, cfg.max_positions, dtype=torch.long))
         self.encoder = holder(layer=nn.ModuleList(Layer(cfg.width, cfg.heads, cfg.layer_norm_eps)

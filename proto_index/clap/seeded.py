@@ -120,11 +120,9 @@ def seeded_model(cfg: ClapConfig, seed: int, *, text: bool = True, device: str |
             modify(state)
         return state
 
-    model.to_empty(device=device, recurse=False)
-    for child_name, child in model.named_children():
-        if text or child_name not in ClapModel.TEXT_PARTS:
-            child.to_empty(device=device)
-    model.load_state_dict(part(now), strict=False)  # the names are the model's own
+    # assign: the drawn tensors become the parameters (no second allocation and copy of every weight)
+    state = {name: tensor.to(device) for name, tensor in part(now).items()}
+    model.load_state_dict(state, strict=False, assign=True)  # the names are the model's own
     if not text:
         model.text_later(lambda: part(text_names))
     return model.eval()

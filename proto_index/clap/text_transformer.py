@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from proto_index.clap.config import TextConfig
+from proto_index.clap.htsat import embedding
 
 
 class _Block(nn.Module):
@@ -39,7 +40,7 @@ class TextTransformer(nn.Module):
     def __init__(self, cfg: TextConfig):
         super().__init__()
         self.cfg = cfg
-        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.token_embedding = embedding(cfg.vocab_size, cfg.width)
         self.positional_embedding = nn.Parameter(torch.zeros(cfg.context_length, cfg.width))
         self.blocks = nn.ModuleList(_Block(cfg.width, cfg.heads) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.width)
