@@ -8,6 +8,11 @@ and requests/s per level, the CLI's wall time per command, and their ratios.
 
     .venv/bin/python bench/serve.py                          # clap-tiny-demo, batching on and off
     .venv/bin/python bench/serve.py --requests 20 --levels 1,8 --no-compare-batching
+    .venv/bin/python bench/grow_store.py /tmp/big --vectors 1000000     # a 1M-vector store, then:
+    .venv/bin/python bench/serve.py --store /tmp/big/store
+
+``--store`` serves an existing store instead of the small one; it needs prototype set urban-tgap4
+and environment park (as bench/grow_store.py makes them).
 """
 from __future__ import annotations
 
@@ -90,6 +95,14 @@ def clip_request(clip: bytes):
     return request
 
 
+def loadavg() -> str:
+    """The 1-minute load average (the machine is shared: a figure means little without it)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
 def cli_seconds(args: list[str], env: dict, runs: int) -> float:
     """Median wall time of ``proto-index ARGS`` in a fresh process."""
     times = []
@@ -109,12 +122,14 @@ def main() -> None:
     ap.add_argument("--clip-requests", type=int, default=16, help="clip classifications per level")
     ap.add_argument("--cli-runs", type=int, default=3)
     ap.add_argument("--no-compare-batching", action="store_true", help="only run with batching on")
+    ap.add_argument("--store", type=Path, help="serve this store (its own model) instead of building a small one")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, model {args.model}")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{'store ' + str(args.store) if args.store else 'model ' + args.model}, load average {loadavg()}")
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)
-        store = small_store(tmp, model=args.model)
+        store = args.store.absolute() if args.store else small_store(tmp, model=args.model)
         archive = write_archive(tmp / "archive", 1, ["park"], seed=9, seconds=(10.0, 10.0))
         clip_path = archive.clips[0].path
         clip = clip_path.read_bytes()
@@ -130,9 +145,10 @@ def main() -> None:
             server = start_server(store, tmp / f"server-{len(flags)}.log", *flags, env=env)
             try:
                 load(server.url, 1, 4, text_request)  # warm: the model and index are loaded at start-up
-                print(f"\n## {name}")
-                print("| work | clients | requests | p50 ms | p99 ms | req/s | CLI/p50 |")
-                print("|---|---|---|---|---|---|---|")
+                info = json.loads(server.get("/api/info").body)
+                print(f"\n## {name} ({info['counts']['windows']:,} windows in the store)")
+                print("| work | clients | requests | p50 ms | p99 ms | req/s | CLI/p50 | load avg |")
+                print("|---|---|---|---|---|---|---|---|")
                 for work, total, request, base in (("text search", args.requests, text_request, cli_search),
                                                    ("classify 10 s clip", args.clip_requests, clip_request(clip),
                                                     cli_classify)):
@@ -141,7 +157,7 @@ def main() -> None:
                         r = load(server.url, clients, per, request)
                         bad = f" ({r['errors']} errors)" if r["errors"] else ""
                         print(f"| {work} | {clients} | {r['n']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['rps']:.1f} | "
-                              f"{base * 1000 / r['p50']:.0f}x{bad} |")
+                              f"{base * 1000 / r['p50']:.0f}x{bad} | {loadavg()} |")
                 info = json.loads(server.get("/api/info").body)["server"]["batch"]
                 print(f"model calls: {info['model_calls']} for {info['calls']} embedding calls ({info['items']} items)")
             finally:

@@ -22,11 +22,11 @@ START_TIMEOUT_S = 90.0
 LABELS = ("siren", "dog bark", "drilling", "bird song")
 
 
-def small_store(tmp: Path, model: str = "fake-bands") -> Path:
+def small_store(tmp: Path, model: str = "fake-bands", vector_dtype: str = "float32") -> Path:
     """A store with 8 generated clips ingested, class set ``urban``, prototypes ``urban-tgap4`` and
     environments park (text + audio background) and airport (text)."""
     store = tmp / "store"
-    cli("init", "--store", store, "--model", model)
+    cli("init", "--store", store, "--model", model, "--vector-dtype", vector_dtype)
     write_corpus(tmp / "corpus", 8, seed=1, labels=("siren", "dog_bark", "drilling", "bird"),
                  environments=("park", "airport"), seconds=(4.0, 12.0))
     cli("ingest", tmp / "corpus", "--store", store, "-q")

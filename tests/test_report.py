@@ -87,6 +87,19 @@ def test_review_csv_quotes_every_awkward_cell():
     assert back == [list(rdata.REVIEW_COLUMNS), [awkward[c] for c in rdata.REVIEW_COLUMNS]]
 
 
+def test_the_storage_key_follows_the_reports_content():
+    from proto_index.report.html import storage_key
+
+    meta = {"labels": ["siren", "bird"], "verdicts": ["right", "wrong", "relabel"]}
+    rows = [{"i": 0, "path": "/a.wav", "label": "siren", "score": 0.5}, {"i": 1, "path": "/b.wav", "label": "bird"}]
+    key = storage_key(meta, rows)
+    assert key.startswith("proto-index-review:") and len(key) == len("proto-index-review:") + 32
+    assert storage_key(dict(reversed(meta.items())), [dict(r) for r in rows]) == key  # key order is not content
+    assert storage_key(meta, [rows[0], {**rows[1], "label": "siren"}]) != key
+    assert storage_key(meta, rows[:1]) != key
+    assert storage_key({**meta, "labels": ["siren", "bird", "drilling"]}, rows) != key
+
+
 # -- media ---------------------------------------------------------------------------------------
 
 
@@ -183,6 +196,8 @@ def test_hostile_labels_and_file_names_are_escaped(made, tmp_path):
     page = (tmp_path / "r" / "index.html").read_text()
     assert HOSTILE_LABEL not in page and "<img src=x" not in page
     assert page.count("<script") == 3  # the two JSON blocks and the report's own script, nothing else
+    meta = json.loads(re.search(r'<script type="application/json" id="report-meta">(.*?)</script>', page, re.S).group(1))
+    assert re.fullmatch(r"proto-index-review:[0-9a-f]{32}", meta["storageKey"])
     assert "&lt;script&gt;alert(&quot;label&quot;)&lt;/script&gt;" in page  # in the counts table, as text
     row = next(r for r in page_rows(tmp_path / "r") if r["label"] == HOSTILE_LABEL)
     assert Path(row["path"]).name == HOSTILE_NAME and row["href"].startswith("file:///")

@@ -7,6 +7,7 @@ Set PROTO_INDEX_REPORT_SCREENSHOT=FILE.png to save a screenshot of the report (d
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import shutil
@@ -60,8 +61,11 @@ def browser(downloads):
     driver.quit()
 
 
-def open_page(driver, path: Path):
+def open_page(driver, path: Path, keep_saved: bool = False):
+    """Load ``path``; unless ``keep_saved``, first forget the decisions earlier tests left in the browser."""
     driver.get(path.as_uri())
+    if not keep_saved:
+        driver.execute_script("window.localStorage.clear()")
     driver.get_log("browser")  # start each check from an empty console log
     driver.refresh()
     return driver
@@ -165,6 +169,46 @@ def _mark(browser, row_index: int, verdict: str, corrected: str | None = None) -
         Select(tr.find_element(By.CSS_SELECTOR, "select.corrected")).select_by_value(corrected)
 
 
+def download(browser, downloads: Path) -> Path:
+    for old in downloads.glob("*"):
+        old.unlink()
+    browser.find_element(By.ID, "download").click()
+    target = downloads / "review.csv"
+    for _ in range(100):
+        if target.exists() and not list(downloads.glob("*.crdownload")):
+            break
+        time.sleep(0.1)
+    return target
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def expected_row(built):
+    """The review CSV's line for row ``i`` of the report's CSV with ``verdict``."""
+    header, rows = built["header"], built["rows"]
+    col = {c: header.index(c) for c in header}
+
+    def expected(i, verdict, corrected=""):
+        r = rows[i]
+        return [str(Path(r[0]).absolute()), r[col["start_s"]], r[col["end_s"]], r[col["environment"]],
+                r[col["label"]], verdict, corrected]
+    return expected
+
+
+def shown_decisions(browser) -> dict[int, tuple[str, str]]:
+    """Row index -> (checked verdict, corrected label if relabel) for the rows on the page that have one."""
+    out = {}
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr"):
+        checked = [i.get_attribute("value") for i in tr.find_elements(By.CSS_SELECTOR, "input[type=radio]") if i.is_selected()]
+        if checked:
+            select = tr.find_element(By.CSS_SELECTOR, "select.corrected")
+            out[int(tr.get_attribute("data-row"))] = (checked[0], select.get_attribute("value") if checked[0] == "relabel" else "")
+    return out
+
+
 def test_review_download_is_the_expected_csv(built, browser, downloads):
     header, rows = built["header"], built["rows"]
     open_page(browser, built["report"] / "index.html")
@@ -181,22 +225,9 @@ def test_review_download_is_the_expected_csv(built, browser, downloads):
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(os.environ["PROTO_INDEX_REPORT_SCREENSHOT"])
         browser.set_window_size(1400, 1000)
-    for old in downloads.glob("*"):
-        old.unlink()
-    browser.find_element(By.ID, "download").click()
-    target = downloads / "review.csv"
-    for _ in range(100):
-        if target.exists() and not list(downloads.glob("*.crdownload")):
-            break
-        time.sleep(0.1)
-    with open(target, newline="", encoding="utf-8") as f:
-        got = list(csv.reader(f))
-    col = {c: header.index(c) for c in header}
-
-    def expected(i, verdict, corrected=""):
-        r = rows[i]
-        return [str(Path(r[0]).absolute()), r[col["start_s"]], r[col["end_s"]], r[col["environment"]],
-                r[col["label"]], verdict, corrected]
+    target = download(browser, downloads)
+    got = read_csv(target)
+    expected = expected_row(built)
 
     assert got[0] == ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"]
     assert got[1:] == [expected(0, "right"), expected(1, "right"), expected(2, "relabel", other),
@@ -216,3 +247,99 @@ def test_the_report_classify_wrote_loads_too(built, browser):
         assert severe(browser) == [], page
     open_page(browser, c.report / "index.html")
     assert len(visible_rows(browser)) == len(read_rows(c.csv)[1])
+
+
+def test_decisions_survive_a_reload_and_stay_with_their_report(built, browser, downloads):
+    header, rows = built["header"], built["rows"]
+    report, other_report = built["report"] / "index.html", built["classified"].report / "index.html"
+    hostile = len(rows) - 1
+    other = next(lab for lab in ("siren", "dog bark") if lab != rows[2][header.index("label")])
+    open_page(browser, report)
+    _mark(browser, 0, "right")
+    _mark(browser, 2, "relabel", other)
+    _mark(browser, 3, "wrong")
+    _mark(browser, hostile, "relabel", "drilling")
+    _mark(browser, 3, "right")  # a changed mind is what is kept
+    _mark(browser, 2, "relabel", "bird song")  # so is a changed label
+    key = browser.execute_script("return JSON.parse(document.getElementById('report-meta').textContent).storageKey")
+    assert key.startswith("proto-index-review:")
+    assert "not downloaded yet" in browser.find_element(By.ID, "saved").text
+
+    browser.refresh()  # a reload, as a closed and reopened tab
+    want = {0: ("right", ""), 2: ("relabel", "bird song"), 3: ("right", ""), hostile: ("relabel", "drilling")}
+    assert shown_decisions(browser) == want
+    assert browser.find_element(By.ID, "decided").text == "4 decisions"
+    Select(browser.find_element(By.ID, "f-verdict")).select_by_value("any")
+    assert sorted(r["i"] for r in visible_rows(browser)) == sorted(want)
+    expected = expected_row(built)
+    got = read_csv(download(browser, downloads))
+    assert got[1:] == [expected(0, "right"), expected(2, "relabel", "bird song"), expected(3, "right"),
+                       expected(hostile, "relabel", "drilling")]
+    assert "last downloaded" in browser.find_element(By.ID, "saved").text
+
+    open_page(browser, other_report, keep_saved=True)  # another report in the same browser: none of them
+    assert browser.find_element(By.ID, "decided").text == "0 decisions"
+    assert shown_decisions(browser) == {}
+    assert browser.execute_script("return JSON.parse(document.getElementById('report-meta').textContent).storageKey") != key
+    _mark(browser, 1, "wrong")
+
+    open_page(browser, report, keep_saved=True)  # and it did not touch the first one's
+    assert shown_decisions(browser) == want
+    assert "last downloaded" in browser.find_element(By.ID, "saved").text  # the download survives a reload too
+    open_page(browser, other_report, keep_saved=True)
+    assert shown_decisions(browser) == {1: ("wrong", "")}
+    assert severe(browser) == []
+
+
+def test_clearing_forgets_only_after_confirmation(built, browser):
+    report = built["report"] / "index.html"
+    open_page(browser, report)
+    _mark(browser, 0, "wrong")
+    _mark(browser, 1, "right")
+    browser.find_element(By.ID, "forget").click()
+    browser.switch_to.alert.dismiss()  # changed one's mind: nothing forgotten
+    browser.refresh()
+    assert shown_decisions(browser) == {0: ("wrong", ""), 1: ("right", "")}
+    browser.find_element(By.ID, "forget").click()
+    alert = browser.switch_to.alert
+    assert "2 decisions" in alert.text
+    alert.accept()
+    assert browser.find_element(By.ID, "decided").text == "0 decisions" and shown_decisions(browser) == {}
+    browser.refresh()
+    assert shown_decisions(browser) == {} and browser.find_element(By.ID, "decided").text == "0 decisions"
+    key = browser.execute_script("return JSON.parse(document.getElementById('report-meta').textContent).storageKey")
+    assert browser.execute_script("return window.localStorage.getItem(arguments[0])", key) is None
+    # a per-row "clear" is kept too
+    _mark(browser, 0, "right")
+    _mark(browser, 1, "right")
+    browser.find_element(By.CSS_SELECTOR, '#rows tbody tr[data-row="0"] button.clear').click()
+    browser.refresh()
+    assert shown_decisions(browser) == {1: ("right", "")}
+    assert severe(browser) == []
+
+
+def test_hostile_saved_decisions_are_ignored_and_stay_text(built, browser, downloads):
+    rows = built["rows"]
+    report = built["report"] / "index.html"
+    open_page(browser, report)
+    key = browser.execute_script("return JSON.parse(document.getElementById('report-meta').textContent).storageKey")
+    saved = {"decisions": [
+        [0, "relabel", HOSTILE_LABEL],  # not one of the report's labels
+        [1, "<img src=x onerror=alert(1)>", ""],  # not a verdict
+        ["__proto__", "right", ""], [10 ** 9, "right", ""], [2.5, "right", ""], [3, "right", "drilling"],
+        [4, "wrong", ""], {"i": 5}, None,
+        [len(rows) - 1, "relabel", "siren"],  # the hostile row itself, with a real label
+    ], "downloaded": "<script>alert(2)</script>"}
+    browser.execute_script("window.localStorage.setItem(arguments[0], arguments[1])", key, json.dumps(saved))
+    browser.refresh()
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018
+    assert shown_decisions(browser) == {4: ("wrong", ""), len(rows) - 1: ("relabel", "siren")}
+    assert browser.find_element(By.ID, "saved").text == "kept in this browser; not downloaded yet"  # not a time
+    got = read_csv(download(browser, downloads))
+    assert [line[5:] for line in got[1:]] == [["wrong", ""], ["relabel", "siren"]]
+    assert got[2][4] == HOSTILE_LABEL
+    browser.execute_script("window.localStorage.setItem(arguments[0], '{not json')", key)
+    browser.refresh()
+    assert shown_decisions(browser) == {} and browser.find_element(By.ID, "decided").text == "0 decisions"
+    assert severe(browser) == []

@@ -5,6 +5,7 @@ Every string from input is escaped (``html.escape``) or travels as JSON inside a
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -159,10 +160,18 @@ def _unavailable_html(p: IndexPage) -> str:
     return "".join(parts) + "</section>"
 
 
+def storage_key(meta: dict, rows: list[dict]) -> str:
+    """The browser-storage key of a report's decisions: a hash of what the page reviews, so that two
+    different reports opened in one browser (every ``file:`` page shares one storage) never mix."""
+    text = json.dumps([meta, rows], ensure_ascii=False, allow_nan=False, sort_keys=True)
+    return "proto-index-review:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def write_index(path: Path, p: IndexPage) -> None:
     rows = [_row_json(r, src, m) for r, src, m in p.rows]
     meta = {"labels": p.labels, "perWindow": p.summary.per_window, "columns": list(REVIEW_COLUMNS),
             "verdicts": list(VERDICTS)}
+    meta["storageKey"] = storage_key(meta, rows)
     nav = "<nav><a href=\"prototypes.html\">prototype set</a></nav>" if p.has_prototype_page else ""
     body = (
         f"<header><h1>Review: {escape(p.title)}</h1>{nav}</header><main>{_summary_html(p)}"
@@ -180,7 +189,9 @@ def write_index(path: Path, p: IndexPage) -> None:
         "<option value=\"score-desc\">score, high to low</option>"
         "<option value=\"path\">path, time</option></select></label>"
         "<button id=\"download\" type=\"button\">Download decisions (CSV)</button>"
-        "<span id=\"decided\">0 decisions</span></div>"
+        "<span id=\"decided\">0 decisions</span>"
+        "<button id=\"forget\" type=\"button\">Clear saved decisions</button>"
+        "<span id=\"saved\" class=\"note\"></span></div>"
         "<div class=\"pager\"><button id=\"prev\" type=\"button\">&larr; previous</button>"
         "<span id=\"page-info\"></span><button id=\"next\" type=\"button\">next &rarr;</button></div>"
         "<table id=\"rows\"><thead><tr><th>#</th><th>environment</th><th>label</th><th>top 3 (refined score)</th>"

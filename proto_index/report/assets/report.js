@@ -8,6 +8,9 @@
   // Keys that come from input (environments, labels, paths) never index a plain object: "__proto__",
   // "constructor" or "toString" would hit Object.prototype. Sets and Maps only.
   var decisions = new Map();  // row index -> {verdict, corrected}
+  var rowIds = new Set(rows.map(function (r) { return r.i; }));
+  var labelSet = new Set(meta.labels);
+  var verdictSet = new Set(meta.verdicts);
   var page = 0;
   var byId = function (id) { return document.getElementById(id); };
   var el = function (tag, text, cls) {
@@ -72,7 +75,7 @@
       input.addEventListener("change", function () {
         decisions.set(r.i, {verdict: v, corrected: v === "relabel" ? corrected.value : ""});
         corrected.disabled = v !== "relabel";
-        count();
+        changed();
       });
       lab.appendChild(input); lab.appendChild(document.createTextNode(" " + v));
       td.appendChild(lab);
@@ -82,12 +85,12 @@
     corrected.disabled = !(d && d.verdict === "relabel");
     corrected.addEventListener("change", function () {
       var d = decisions.get(r.i);
-      if (d && d.verdict === "relabel") d.corrected = corrected.value;
+      if (d && d.verdict === "relabel") { d.corrected = corrected.value; changed(); }
     });
     td.appendChild(corrected);
     var clear = el("button", "clear", "clear");
     clear.type = "button";
-    clear.addEventListener("click", function () { decisions.delete(r.i); render(); count(); });
+    clear.addEventListener("click", function () { decisions.delete(r.i); render(); changed(); });
     td.appendChild(clear);
     return td;
   }
@@ -146,6 +149,78 @@
     byId("decided").textContent = n + (n === 1 ? " decision" : " decisions");
   }
 
+  // Decisions live in the browser's storage (localStorage) until the reviewer clears them, so a reload or
+  // a closed tab loses nothing. Every file: page shares one storage, hence the key made from the report's
+  // content (meta.storageKey). What is read back is input like any other: only rows, verdicts and labels
+  // of this report are restored.
+  var store = (function () {
+    try {
+      var s = window.localStorage, probe = meta.storageKey + ":probe";
+      s.setItem(probe, "1");
+      s.removeItem(probe);
+      return s;
+    } catch (e) {
+      return null;
+    }
+  })();
+  var savedNote = function (text) { byId("saved").textContent = text; };
+  var state = {downloaded: null};  // when the decisions were last downloaded (ISO time)
+
+  function restore() {
+    decisions.clear();
+    state.downloaded = null;
+    if (!store) return 0;
+    var saved;
+    try {
+      saved = JSON.parse(store.getItem(meta.storageKey) || "null");
+    } catch (e) {
+      saved = null;
+    }
+    if (!saved || typeof saved !== "object" || !Array.isArray(saved.decisions)) return 0;
+    saved.decisions.forEach(function (d) {
+      if (!Array.isArray(d) || d.length !== 3) return;
+      var i = d[0], verdict = d[1], corrected = d[2];
+      if (typeof i !== "number" || !rowIds.has(i) || typeof verdict !== "string" || !verdictSet.has(verdict)) return;
+      if (verdict === "relabel" ? typeof corrected !== "string" || !labelSet.has(corrected) : corrected !== "") return;
+      decisions.set(i, {verdict: verdict, corrected: corrected});
+    });
+    var when = typeof saved.downloaded === "string" ? new Date(saved.downloaded) : null;
+    if (when && !isNaN(when.getTime())) state.downloaded = when.toISOString();
+    return decisions.size;
+  }
+
+  function save() {
+    if (!store) {
+      savedNote("not kept by this browser (its storage is off): download before closing the page");
+      return;
+    }
+    try {
+      if (decisions.size === 0 && !state.downloaded) {
+        store.removeItem(meta.storageKey);
+      } else {
+        var list = [];
+        decisions.forEach(function (d, i) { list.push([i, d.verdict, d.verdict === "relabel" ? d.corrected : ""]); });
+        store.setItem(meta.storageKey, JSON.stringify({decisions: list, downloaded: state.downloaded,
+                                                       saved: new Date().toISOString()}));
+      }
+      note();
+    } catch (e) {
+      savedNote("could not be kept by this browser (" + e.name + "): download before closing the page");
+    }
+  }
+
+  function note() {
+    if (!store) return save();
+    var n = decisions.size;
+    savedNote(n === 0 ? "" : "kept in this browser" +
+              (state.downloaded ? "; last downloaded " + state.downloaded.replace("T", " ").slice(0, 19) + " UTC" : "; not downloaded yet"));
+  }
+
+  function changed() {
+    count();
+    save();
+  }
+
   // A text cell that a spreadsheet would run as a formula gets a leading ' (annotate strips exactly one).
   var textCell = function (v) {
     var s = v === null || v === undefined ? "" : String(v);
@@ -174,6 +249,30 @@
     document.body.appendChild(a);
     a.click();
     setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+     state.downloaded = new Date().toISOString();
+    save();
+  });
+  byId("forget").addEventListener("click", function () {
+    if (!decisions.size && !state.downloaded) return;
+    var n = decisions.size;
+    if (!window.confirm("Forget the " + n + (n === 1 ? " decision" : " decisions") +
+                        " this browser keeps for this report? Download them first to keep them.")) return;
+    decisions.clear();
+    state.downloaded = null;
+    if (store) {
+      try { store.removeItem(meta.storageKey); } catch (e) { /* nothing kept: nothing to forget */ }
+    }
+    render();
+    count();
+    note();
+  });
+  // The same report open in another tab: show what it decided.
+  window.addEventListener("storage", function (e) {
+    if (e.key !== meta.storageKey) return;
+    restore();
+    render();
+    count();
+    note();
   });
   ["f-env", "f-label", "f-verdict", "sort"].forEach(function (id) {
     byId(id).addEventListener("change", function () { page = 0; render(); });
@@ -182,6 +281,8 @@
   byId("prev").addEventListener("click", function () { page -= 1; render(); });
   byId("next").addEventListener("click", function () { page += 1; render(); });
   window.protoIndexReport = {decisionsCsv: decisionsCsv};
+  restore();
   render();
   count();
+  note();
 })();
