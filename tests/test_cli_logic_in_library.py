@@ -29,8 +29,9 @@ from proto_index.pipeline.labels_file import read_labels_file
 def test_fixed_taus_give_audio_oracle_the_audio_tau():
     assert experiment.fixed_taus(0.55, 0.15) == {"text": 0.15, "audio": 0.55, "audio-oracle": 0.55}
     settings = experiment.make_settings(tau_audio=0.55, tau_text=0.15)
-    assert settings.fixed_tau["audio-oracle"] == 0.55 and settings.methods == (
+    assert settings.fixed_tau["audio-oracle"] == 0.55 and settings.methods[:5] == (
         "zero-shot", "tgap", "supervised", "zero-shot-transductive", "tgap-transductive")
+    assert len(settings.methods) == 17 and settings.methods[-1] == "tgap-ensemble-drift-transductive"
     with pytest.raises(InvalidInput, match="unknown or no method\\(s\\): magic"):
         experiment.make_settings(methods=["magic"])
     with pytest.raises(InvalidInput, match="TGAP N must be at least 1"):

@@ -17,6 +17,15 @@ _ADAPT_STYLE = {
 _METHOD_COLOR = {"zero-shot": "tab:red", "tgap": "tab:green", "supervised": "tab:purple",
                  "zero-shot-transductive": "tab:orange", "tgap-transductive": "tab:olive"}
 _SNR_STYLES = ("-", "--", ":", "-.")
+_OTHER_COLORS = ("tab:brown", "tab:pink", "tab:cyan", "tab:gray", "gold", "navy", "teal", "maroon", "lime", "coral",
+                 "indigo", "darkkhaki")
+
+
+def _method_color(method: str) -> str:
+    if method in _METHOD_COLOR:
+        return _METHOD_COLOR[method]
+    others = [m for m in METHODS if m not in _METHOD_COLOR]
+    return _OTHER_COLORS[others.index(method) % len(_OTHER_COLORS)]
 
 
 def _pyplot():
@@ -84,7 +93,7 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
                 if (c.environment, c.adaptation) != (env, adaptation):
                     continue
                 style = _SNR_STYLES[snrs.index(c.snr_db) % len(_SNR_STYLES)]
-                ax.plot(grid, 100 * np.asarray(c.accuracy), color=_METHOD_COLOR[c.method], linestyle=style,
+                ax.plot(grid, 100 * np.asarray(c.accuracy), color=_method_color(c.method), linestyle=style,
                         label=f"{c.method}, {c.snr_db:g} dB")
             fixed = evaluation.settings.fixed_tau.get(adaptation)
             if fixed is not None:
