@@ -144,7 +144,10 @@ def test_report_tables_and_json(small):
     text, md = format_text(ev), format_markdown(ev)
     assert "optimistic*" in text and "It looks at the test folds" in text and "projection-batch" in text
     assert md.startswith("| environment | SNR dB | method | adaptation | fixed | calibrated | auto | optimistic* |")
-    assert md.count("\n| ") == len(rows) + 1
+    assert md.count("\n| ") == len(rows) + 1 + 3  # and the summary's header and a row per method
+    mean = np.mean([x.accuracy for x in ev.scores if (x.method, x.adaptation, x.rule) == ("tgap", "audio", "auto")])
+    summary = md[md.index("Every method"):]
+    assert f"\n| tgap | " in summary and summary.split("\n| tgap | ")[1].split(" | ")[3] == f"{100 * mean:.1f}"
     long = long_rows(ev)
     assert len(long) == len(ev.scores) and tuple(long[0]) == LONG_COLUMNS
     d = as_dict(ev, {"seed": 3})

@@ -111,6 +111,33 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
     return _save(fig, plt, path, right=0.86 if handles else 1.0)
 
 
+def methods_summary(evaluation: Evaluation, path: Path) -> Path:
+    """Every method side by side: mean accuracy over environments and SNRs, one bar per column of
+    :data:`proto_index.evaluation.report.SUMMARY_CELLS` that it has (no tau peeks at the test folds)."""
+    from proto_index.evaluation.report import SUMMARY_CELLS, method_summary
+
+    plt = _pyplot()
+    methods, values = method_summary(evaluation)
+    columns = [j for j in range(len(SUMMARY_CELLS)) if any(row[j] is not None for row in values)]
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(methods) * max(1, len(columns)) / 2 + 1.6))
+    height = 0.8 / max(1, len(columns))
+    y = np.arange(len(methods))
+    for i, j in enumerate(columns):
+        adaptation, rule = SUMMARY_CELLS[j]
+        acc = [np.nan if row[j] is None else 100 * row[j] for row in values]
+        style = _ADAPT_STYLE[adaptation]
+        ax.barh(y + (i - (len(columns) - 1) / 2) * height, acc, height, color=style["color"],
+                alpha=0.45 if rule == "auto" or adaptation == "audio-oracle" else 0.9,
+                hatch="//" if rule == "auto" else None, label=f"{adaptation} ({rule} tau)" if adaptation != "none" else "none")
+    ax.set_yticks(y, methods, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean accuracy (%) over environments and SNRs")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Every method side by side (tau calibrated on training folds, or label-free)", fontsize=11)
+    return _save(fig, plt, path)
+
+
 def _save(fig, plt, path: Path, right: float = 1.0) -> Path:
     path = Path(path)
     fig.tight_layout(rect=(0, 0, right, 1))

@@ -30,6 +30,7 @@ aggregate).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -50,12 +51,11 @@ VARIANTS = ("ensemble", "drift", "transductive")
 
 
 def _variant_names() -> tuple[str, ...]:
-    names = []
-    for mask in (0b001, 0b010, 0b100, 0b110, 0b011, 0b101, 0b111):  # transductive first: the methods of old
-        suffix = "".join(f"-{v}" for i, v in enumerate(("transductive", "ensemble", "drift")) if mask >> i & 1)
-        parts = [v for v in VARIANTS if f"-{v}" in suffix]
-        names += [b + "".join(f"-{v}" for v in parts) for b in BASES]
-    return tuple(names)
+    """Every base with every non-empty set of variants: the transductive ones first (the methods of
+    old), then by how many variants; TGAP beside zero-shot."""
+    subsets = [c for r in (1, 2, 3) for c in combinations(VARIANTS, r)]
+    subsets.sort(key=lambda c: (c != ("transductive",), len(c), "transductive" in c))
+    return tuple(base + "".join(f"-{v}" for v in c) for c in subsets for base in BASES)
 
 
 METHODS = ("zero-shot", "tgap", "supervised", *_variant_names())
