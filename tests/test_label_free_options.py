@@ -69,6 +69,10 @@ def test_prompt_ensemble_refusals(store):
     for bad in ("{label}", (), ("{label}",) * 0 + tuple(f"{{label}} {i}" for i in range(33)), (1,)):
         with pytest.raises(InvalidInput):
             PrototypeInputs(prompt_ensemble=bad)
+    out = cli("prototypes", "build", "urban", "--prompt-ensemble", "--template", "{label}\x1b[2J", "--store", store, code=1)
+    assert "holds a control character" in out.stderr
+    out = cli("prototypes", "build", "urban", "--prompt-ensemble", "--template", "{label}" + "x" * 200, "--store", store, code=1)
+    assert "at most 200 characters, not 207" in out.stderr
     assert "urban-zero-shot-ensemble" not in cli("prototypes", "list", "--store", store).stdout
 
 

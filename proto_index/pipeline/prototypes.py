@@ -179,18 +179,26 @@ ENSEMBLE_WINDOWS = 4096
 """The prompt ensemble's weights are fitted on at most this many corpus windows, evenly spaced."""
 
 
+MAX_TEMPLATE_CHARS = 200
+
+
 def check_ensemble(method: str, inputs: PrototypeInputs) -> None:
-    if inputs.prompt_ensemble is not None and method not in ENSEMBLE_METHODS:
+    """A prompt ensemble only for the methods with text anchors, of templates on one line each."""
+    if inputs.prompt_ensemble is None:
+        return
+    if method not in ENSEMBLE_METHODS:
         raise InvalidInput(f"a prompt ensemble makes text anchors for {' and '.join(ENSEMBLE_METHODS)} prototypes, "
                            f"not {method}")
+    for t in inputs.prompt_ensemble:
+        check_text(t, "a prompt template")
+        if len(t) > MAX_TEMPLATE_CHARS:
+            raise InvalidInput(f"a prompt template holds at most {MAX_TEMPLATE_CHARS} characters, not {len(t)}")
 
 
 def _ensemble_anchors(storage: Storage, encoder: Encoder, cs: ClassSetView, templates: tuple[str, ...]):
     """Each class's anchor from every template (the class set's own first), weighted without labels
     by the entropy of the corpus windows' predictions; each prompt records the weights."""
     templates = tuple(dict.fromkeys((cs.template, *templates)))
-    for t in templates:
-        check_text(t, "a prompt template")
     rows = storage.live_rows()
     if len(rows) == 0:
         raise InvalidInput("a prompt ensemble weighs its templates by the corpus audio, and the corpus is empty; "
