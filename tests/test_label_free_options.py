@@ -121,3 +121,19 @@ def test_drift_needs_a_text_tower_and_a_sane_weight():
     for bad in (-0.1, float("nan"), True, "0.1"):
         with pytest.raises(InvalidInput, match="drift weight"):
             ScoringOptions(drift=True, drift_weight=bad)
+
+
+def test_drift_where_nothing_drifts_leaves_transduction_as_it_was(store, corpus_dir, tmp_path):
+    # at the park every conditioned prompt reads as its class ("park" is the shortest vocabulary
+    # word): no class drifts, and --drift --transductive writes what --transductive writes
+    cli("env", "add", "park", "--text", "park", "--store", store)
+    cli("prototypes", "build", "urban", "--store", store)
+    manifest = tmp_path / "archive.csv"
+    manifest.write_text("path,environment\n" + "".join(f"{p},park\n" for p in sorted(corpus_dir.glob("*.wav"))))
+    outs = []
+    for extra in ((), ("--drift",)):
+        out = tmp_path / f"labels{len(extra)}.csv"
+        cli("classify", "-p", "urban-zero-shot", "--manifest", manifest, "--transductive", *extra, "--out", out,
+            "--store", store, "-q")
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and outs[0].count("\n") == 25
