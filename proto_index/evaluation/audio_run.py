@@ -14,7 +14,7 @@ import numpy as np
 
 from proto_index.atomic import atomic_write
 from proto_index.core.adaptation import background_prompts
-from proto_index.core.drift import ENVIRONMENT_PHRASES, conditioned_prompts
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT, ENVIRONMENT_PHRASES, conditioned_prompts
 from proto_index.core.prompt_weights import DEFAULT_TEMPLATES
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, render_prompts
 from proto_index.evaluation import mixing, soundscapes
@@ -185,6 +185,9 @@ def audio_experiment(
         "ref_db_lufs": ref_db,
         "snr_definition": "LUFS(event) - LUFS(background), BS.1770 integrated loudness via pyloudnorm (scaper's definition)",
         "work_dir": str(work_dir.absolute()),
+        "ensemble_templates": list(DEFAULT_TEMPLATES),
+        "drift_phrases": list(ENVIRONMENT_PHRASES),
+        "drift_weight": DEFAULT_DRIFT_WEIGHT,
     }
     return AudioExperiment(data, description)
 

@@ -84,6 +84,8 @@ def method_parts(method: str) -> MethodParts:
                 break
             return MethodParts(base, **{v: True for v in rest})
     raise ValueError(f"unknown method {method!r}")
+
+
 TAU_RULES = ("fixed", "calibrated", "auto", "optimistic")
 
 
