@@ -302,8 +302,9 @@ class Store:
         ``scoring`` (:class:`~proto_index.options.ScoringOptions`, checked when made): adaptation, tau
         (``"auto"``: estimated without labels), prototype norm (``"none"``: as the paper's code), and
         ``per_window=True`` for one result per 10 s window (``start_s``, ``end_s``) instead of one per
-        pair on the mean of the file's windows. ``options``: how files are embedded (windows every
-        ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
+        pair on the mean of the file's windows; ``transductive`` and ``drift`` for the label-free
+        adaptations. ``options``: how files are embedded (windows every ``options.hop_s`` seconds);
+        ``executor``: as for :meth:`ingest` (files embedded on Ray; drift's prompts are embedded here)."""
         items = _pairs(items)
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         embed = self._remote_embedder(executor)
