@@ -251,8 +251,8 @@ def drift_setup(storage: Storage, encoder, protos: PrototypeSetView, environment
     """The clean text anchors ``(k, d)`` of the prototype set's class set, and each environment's
     drift directions ``(k, d)`` from its noise-conditioned prompts (:mod:`proto_index.core.drift`)."""
     if not storage.identity.text or encoder is None:
-        raise InvalidInput(f"drift-augmented scoring embeds prompts with the model's text tower, which model "
-                           f"{storage.identity.name!r} has not here")
+        raise InvalidInput(f"drift-augmented scoring embeds prompts with the model's text tower, and model "
+                           f"{storage.identity.name!r} has none")
     with storage.session() as s:
         template = get_class_set(s, protos.class_set).template
         envs = _environments(s, environments, storage.identity.dim)
