@@ -54,7 +54,7 @@ def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path)
     assert {s.adaptation for s in done.evaluation.scores if s.rule == "fixed"} == {"text", "audio", "audio-oracle"}
 
     assert done.parameters == {
-        "proto_index_version": __version__, "snrs_db": [6.0], "seed": 3,
+        "proto_index_version": __version__, "snrs_db": [6.0], "seed": 3, "drift_weight": 0.1,
         "data": {"synthetic": {**config.to_dict(), "labels": list(config.labels)}, "per_class": 6, "folds": 3,
                  "backgrounds_per_env": 4},
     }
