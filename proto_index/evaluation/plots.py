@@ -133,8 +133,8 @@ def methods_summary(evaluation: Evaluation, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("mean accuracy (%) over environments and SNRs")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("Every method side by side (tau calibrated on training folds, or label-free)", fontsize=11)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 * 17 / max(len(methods), 1)), ncol=3)
+    ax.set_title("Every method side by side (tau calibrated on training folds, or label-free)", fontsize=11)
     return _save(fig, plt, path)
 
 
