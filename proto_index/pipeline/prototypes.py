@@ -101,7 +101,8 @@ def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAU
     ``CLASSES-classifierN`` or ``CLASSES-zero-shot``; ``-ensemble`` after those of a prompt ensemble."""
     names = {"tgap": f"{class_set}-tgap{n}", "supervised": f"{class_set}-supervised", "blend": f"{class_set}-blend{min_confirmed}",
              "examples": f"{class_set}-examples", "classifier": f"{class_set}-classifier{n}"}
-    return names.get(method, f"{class_set}-zero-shot") + ("-ensemble" if ensemble else "")
+    name = names.get(method, f"{class_set}-zero-shot")
+    return f"{name}-ensemble" if ensemble else name
 
 
 def build_prototypes(
