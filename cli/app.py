@@ -38,6 +38,7 @@ from proto_index.cli.common import (
     executor_options,
     open_store,
 )
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT
 from proto_index.options import (
     DEFAULT_COMMIT_WINDOWS,
     DEFAULT_HOP_S,
@@ -221,6 +222,8 @@ def classify(
     quiet: QuietOption = False,
     per_window: Annotated[bool, typer.Option("--per-window", help="One row per 10 s window (start_s, end_s after path) instead of per file.")] = False,
     transductive: Annotated[bool, typer.Option("--transductive", help="Label-free transductive adaptation (TransCLIP) over each environment's clips of this run, after the background subtraction; score and margin are then class probabilities. Not with parquet-dataset.")] = False,
+    drift: Annotated[bool, typer.Option("--drift", help="Drift-augmented scoring (Vo et al. 2026): each class's cosine gains a text-derived bonus when the clip drifts from the class's prompt the way that prompt 'with' the environment's noise does; combines with the background subtraction and --transductive. Needs the model's text tower.")] = False,
+    drift_weight: Annotated[float, typer.Option(help="--drift: the bonus's weight.")] = DEFAULT_DRIFT_WEIGHT,
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = None,
@@ -247,6 +250,7 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --out labels.csv --all-scores
       proto-index classify -p urban-tgap35 --manifest archive.csv --tau auto --out labels.csv
       proto-index classify -p urban-zero-shot --manifest archive.csv --transductive --out labels.csv
+      proto-index classify -p urban-tgap35 --manifest archive.csv --drift --out labels.csv
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --hop 5 --out windows.csv
       proto-index classify -p urban-tgap35 --manifest archive.csv --per-window --all-scores --out w.csv --report review/
       proto-index classify long.flac -p urban-tgap35 --env park --per-window --format raven --out long.selections.txt
@@ -269,9 +273,9 @@ def classify(
         raise BadUsage("no PATH given to classify with --env")
     try:
         scoring = ScoringOptions(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
-                                 transductive=transductive)
+                                 transductive=transductive, drift=drift, drift_weight=drift_weight)
     except InvalidInput as e:
-        raise BadUsage(f"{e} (--adapt, --tau, --prototype-norm)") from None
+        raise BadUsage(f"{e} (--adapt, --tau, --prototype-norm, --drift-weight)") from None
     if rows_per_file is not None and fmt != DATASET_FORMAT:
         raise BadUsage("--rows-per-file sizes the parts of --format parquet-dataset only")
     if report is not None and fmt != "csv":

@@ -30,7 +30,7 @@ def evaluate(
     foreground: Annotated[Optional[Path], typer.Option(help="CSV path,label[,fold] of labelled foreground clips.")] = None,
     backgrounds: Annotated[Optional[Path], typer.Option(help="CSV path,environment, or a folder with one subfolder per environment.")] = None,
     snr: Annotated[Optional[List[float]], typer.Option("--snr", help="SNR in dB (LUFS difference, as scaper); repeat. Default 6, 8, 10.")] = None,
-    method: Annotated[Optional[List[str]], typer.Option("--method", help="zero-shot, tgap, supervised, zero-shot-transductive, tgap-transductive (label-free transductive EM over each test fold); repeat. Default all.")] = None,
+    method: Annotated[Optional[List[str]], typer.Option("--method", help="zero-shot, tgap, supervised, or zero-shot/tgap followed by any of -ensemble (entropy-weighted prompt templates), -drift (drift-augmented scoring), -transductive (transductive EM over each test fold), in that order, e.g. tgap-ensemble-transductive; repeat. Default all 17.")] = None,
     adapt: Annotated[Optional[List[str]], typer.Option("--adapt", help="none, text, audio, audio-oracle; repeat. Default all.")] = None,
     tgap_n: Annotated[int, typer.Option(help="TGAP: training-fold scenes averaged per class.")] = DEFAULT_TGAP_N,
     tau_grid: Annotated[str, typer.Option(help=GRID_HELP)] = "0:1.5:0.05",

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from proto_index.cli.common import DEFAULT_STORE_PATH, DeviceOption, StoreOption, open_store
-from proto_index.cli.output import echo_json, say
+from proto_index.cli.output import BadUsage, echo_json, say
 from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
+from proto_index.core.prompt_weights import DEFAULT_TEMPLATES
 from proto_index.core.prototypes import DEFAULT_TGAP_N
 from proto_index.options import PrototypeInputs
 from proto_index.pipeline.catalog_views import PrototypeSetView
@@ -27,7 +28,9 @@ def build(
     min_confirmed: Annotated[int, typer.Option(min=1, help="blend: members per class; a class with fewer confirmations borrows the unannotated corpus windows nearest its text anchor.")] = DEFAULT_MIN_CONFIRMED,
     mapping: Annotated[Optional[Path], typer.Option(help="classifier: UTF-8 CSV with columns class,model_label (one row per model label mapped to a class; several per class allowed; the class score of a window is the highest of its labels' scores).", show_default=False)] = None,
     examples: Annotated[Optional[Path], typer.Option(help="examples: UTF-8 CSV with a class column and a path (audio file, relative to the CSV) or window (stored window id) column.", show_default=False)] = None,
-    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot, CLASSES-tgapN, CLASSES-supervised, CLASSES-blendK, CLASSES-examples, CLASSES-classifierN).")] = None,
+    prompt_ensemble: Annotated[bool, typer.Option("--prompt-ensemble", help="zero-shot, tgap: text anchors from several prompt templates (the class set's own and --template, or a default list), weighted without labels by the entropy of the corpus audio's predictions; each prototype's prompt records the weights.")] = False,
+    template: Annotated[Optional[list[str]], typer.Option("--template", help="With --prompt-ensemble: a template containing {label} (repeat for more; default: " + "; ".join(DEFAULT_TEMPLATES) + ").", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(help="Name of the set (default CLASSES-zero-shot, CLASSES-tgapN, CLASSES-supervised, CLASSES-blendK, CLASSES-examples, CLASSES-classifierN; with -ensemble after it for --prompt-ensemble).")] = None,
     replace: Annotated[bool, typer.Option(help="Rebuild a set of the same name.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
     device: DeviceOption = None,
@@ -38,12 +41,16 @@ def build(
     Examples:
       proto-index prototypes build urban --method zero-shot
       proto-index prototypes build urban --method tgap --n 35
+      proto-index prototypes build urban --method tgap --prompt-ensemble
       proto-index prototypes build urban --method supervised        # after `proto-index annotate`
       proto-index prototypes build urban --method blend --min-confirmed 5
       proto-index prototypes build birds --method classifier --mapping birds-to-birdnet.csv --n 35
       proto-index prototypes build birds --method examples --examples examples.csv
     """
-    inputs = PrototypeInputs(mapping=mapping, examples=examples)
+    if template and not prompt_ensemble:
+        raise BadUsage("--template adds a template to --prompt-ensemble; give that too")
+    ensemble = (tuple(template) if template else DEFAULT_TEMPLATES) if prompt_ensemble else None
+    inputs = PrototypeInputs(mapping=mapping, examples=examples, prompt_ensemble=ensemble)
     ps = open_store(store, device).build_prototypes(classes, method, n, name, replace, min_confirmed, inputs=inputs)
     typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
 

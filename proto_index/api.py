@@ -227,10 +227,12 @@ class Store:
         (each class's centroid of the examples ``inputs.examples`` lists) or classifier (the centroid
         of the ``n`` corpus windows the model's own classifier scores highest for the model labels
         ``inputs.mapping`` maps to the class; the model must offer
-        :class:`~proto_index.embed.encoder.LabelScorer`)."""
+        :class:`~proto_index.embed.encoder.LabelScorer`). ``inputs.prompt_ensemble`` (zero-shot,
+        tgap): anchors from several prompt templates, weighted without labels over the corpus audio."""
         prototypes.check_method(method)
-        preflight.check_build(self._storage, class_set, name or prototypes.default_name(class_set, method, n, min_confirmed),
-                              replace, method)  # before the model loads
+        prototypes.check_ensemble(method, inputs)
+        default = prototypes.default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None)
+        preflight.check_build(self._storage, class_set, name or default, replace, method)  # before the model loads
         with self._storage.session() as s:
             sources = prototypes.read_sources(method, class_set_view(get_class_set(s, class_set)), inputs)
         return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed,
@@ -300,14 +302,16 @@ class Store:
         ``scoring`` (:class:`~proto_index.options.ScoringOptions`, checked when made): adaptation, tau
         (``"auto"``: estimated without labels), prototype norm (``"none"``: as the paper's code), and
         ``per_window=True`` for one result per 10 s window (``start_s``, ``end_s``) instead of one per
-        pair on the mean of the file's windows. ``options``: how files are embedded (windows every
-        ``options.hop_s`` seconds); ``executor``: as for :meth:`ingest` (files embedded on Ray)."""
+        pair on the mean of the file's windows; ``transductive`` and ``drift`` for the label-free
+        adaptations. ``options``: how files are embedded (windows every ``options.hop_s`` seconds);
+        ``executor``: as for :meth:`ingest` (files embedded on Ray; drift's prompts are embedded here)."""
         items = _pairs(items)
         preflight.check_classify(self._storage, prototypes, [e for _, e in items])
         embed = self._remote_embedder(executor)
         return classify_mod.classify(
             self._storage, self.encoder if embed is None else None, items, prototypes,
             scoring=scoring, options=options, progress=progress, embed=embed,
+            text_encoder=self.encoder if scoring.drift and self._storage.identity.text else None,
         )
 
     classify_manifest = classify

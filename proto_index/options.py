@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proto_index.core.adaptation import ADAPTATIONS
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT
 from proto_index.core.profiles import PROTOTYPE_NORMS
 from proto_index.core.tau import parse_tau
 from proto_index.audio.windows import Cutting
@@ -102,7 +103,9 @@ class ScoringOptions:
     (raw dot product, as the paper's reference code). ``per_window``: one result per 10 s window
     instead of one per file. ``transductive``: label-free transductive adaptation (TransCLIP,
     :mod:`proto_index.core.transductive`) over each environment's clips of the run, on top of the
-    above; scores become the clips' class probabilities.
+    above; scores become the clips' class probabilities. ``drift``: drift-augmented scoring
+    (:mod:`proto_index.core.drift`): each profile, the backgrounds' too, gains ``drift_weight``
+    times the text-derived drift bonus of the run's environment (needs the model's text tower).
     """
 
     adapt: str = "auto"
@@ -110,6 +113,8 @@ class ScoringOptions:
     prototype_norm: str = "l2"
     per_window: bool = False
     transductive: bool = False
+    drift: bool = False
+    drift_weight: float = DEFAULT_DRIFT_WEIGHT
 
     def __post_init__(self):
         if self.adapt not in ADAPTATIONS:
@@ -120,9 +125,12 @@ class ScoringOptions:
             raise InvalidInput(str(e)) from None
         if self.prototype_norm not in PROTOTYPE_NORMS:
             raise InvalidInput(f"unknown prototype norm {self.prototype_norm!r}; choose one of {', '.join(PROTOTYPE_NORMS)}")
-        for name in ("per_window", "transductive"):
+        for name in ("per_window", "transductive", "drift"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInput(f"{name} must be True or False, got {getattr(self, name)!r}")
+        w = self.drift_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise InvalidInput(f"the drift weight must be a finite number >= 0, got {w!r}")
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,10 @@ def _whole(value, least: int) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
+MAX_TEMPLATES = 32
+"""The most templates one prompt ensemble embeds (each costs one prompt per class)."""
+
+
 @dataclass(frozen=True)
 class PrototypeInputs:
     """What the prototype methods without a text anchor read, carried from ``Store.build_prototypes``
@@ -172,13 +184,27 @@ class PrototypeInputs:
     mapped to a class (several per class allowed). ``examples`` (``examples``): a UTF-8 CSV with a
     ``class`` column and a ``path`` (an audio file, relative to the CSV's folder) or ``window`` (a
     stored window id) per row. ``embed``: how example files not already in the corpus are embedded.
+    ``prompt_ensemble`` (``zero-shot``, ``tgap``): the prompt templates (each with ``{label}``) whose
+    anchors are combined with label-free entropy weights over the corpus audio
+    (:mod:`proto_index.core.prompt_weights`); None: the class set's one template.
     """
 
     mapping: Path | None = None
     examples: Path | None = None
     embed: EmbedOptions = EmbedOptions()
+    prompt_ensemble: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        if self.prompt_ensemble is not None:
+            templates = self.prompt_ensemble
+            if isinstance(templates, str) or not all(isinstance(t, str) for t in templates):
+                raise InvalidInput("the prompt ensemble must be a list of templates (strings)")
+            if not templates or len(templates) > MAX_TEMPLATES:
+                raise InvalidInput(f"a prompt ensemble needs 1 to {MAX_TEMPLATES} templates, got {len(templates)}")
+            bad = [t for t in templates if "{label}" not in t]
+            if bad:
+                raise InvalidInput(f"every prompt template must contain {{label}}: {bad[0]!r} does not")
+            object.__setattr__(self, "prompt_ensemble", tuple(dict.fromkeys(templates)))
         for name in ("mapping", "examples"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):

@@ -141,6 +141,16 @@ def test_text_prototypes_environments_and_search_are_refused_without_a_text_towe
     assert store.prototype_sets() == [] and store.environments() == []
 
 
+def test_drift_is_refused_without_a_text_tower_before_any_audio_work(audio_only_store):
+    store, clips, bg = audio_only_store
+    store.build_prototypes("pets", method="supervised")
+    store.add_environment("park", audio=[bg])
+    with pytest.raises(InvalidInput) as info:
+        store.classify([(clips["siren0"], "park")], "pets-supervised", scoring=ScoringOptions(drift=True))
+    assert str(info.value) == ("drift-augmented scoring embeds prompts with the model's text tower, and model "
+                               "'fake-3s' has none")
+
+
 def test_supervised_prototypes_and_audio_backgrounds_work_unchanged(audio_only_store, tmp_path):
     store, clips, bg = audio_only_store
     view = store.build_prototypes("pets", method="supervised")

@@ -168,6 +168,8 @@ def test_other_runs_folders_and_tau_auto_are_refused_before_any_work(tmp_path, s
         store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out), scoring=ScoringOptions(tau=0.3))
     with pytest.raises(InvalidInput, match="another classification run"):
         store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out, all_scores=True))
+    with pytest.raises(InvalidInput, match="another classification run"):  # drift changes the rows too
+        store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out), scoring=ScoringOptions(drift=True))
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")

@@ -29,8 +29,9 @@ from proto_index.pipeline.labels_file import read_labels_file
 def test_fixed_taus_give_audio_oracle_the_audio_tau():
     assert experiment.fixed_taus(0.55, 0.15) == {"text": 0.15, "audio": 0.55, "audio-oracle": 0.55}
     settings = experiment.make_settings(tau_audio=0.55, tau_text=0.15)
-    assert settings.fixed_tau["audio-oracle"] == 0.55 and settings.methods == (
+    assert settings.fixed_tau["audio-oracle"] == 0.55 and settings.methods[:5] == (
         "zero-shot", "tgap", "supervised", "zero-shot-transductive", "tgap-transductive")
+    assert len(settings.methods) == 17 and settings.methods[-1] == "tgap-ensemble-drift-transductive"
     with pytest.raises(InvalidInput, match="unknown or no method\\(s\\): magic"):
         experiment.make_settings(methods=["magic"])
     with pytest.raises(InvalidInput, match="TGAP N must be at least 1"):
@@ -53,7 +54,7 @@ def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path)
     assert {s.adaptation for s in done.evaluation.scores if s.rule == "fixed"} == {"text", "audio", "audio-oracle"}
 
     assert done.parameters == {
-        "proto_index_version": __version__, "snrs_db": [6.0], "seed": 3,
+        "proto_index_version": __version__, "snrs_db": [6.0], "seed": 3, "drift_weight": 0.1,
         "data": {"synthetic": {**config.to_dict(), "labels": list(config.labels)}, "per_class": 6, "folds": 3,
                  "backgrounds_per_env": 4},
     }

@@ -13,7 +13,7 @@ from proto_index.core.profiles import background_profile, cosine_profiles
 from proto_index.core.synthetic import SpaceConfig
 from proto_index.core.tau import tau_projection, tau_projection_batch
 from proto_index.errors import InvalidInput
-from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.protocol import METHODS, Settings, evaluate
 from proto_index.evaluation.synthetic import synthetic_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +25,8 @@ def test_evaluate_synthetic_writes_every_output(tmp_path):
                  "--backgrounds-per-env", "8", "--tgap-n", "5")  # fmt: skip
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["environment", "SNR", "dB", "method", "adaptation", "fixed", "calibrated", "auto", "optimistic*"]
-    assert sum(1 for ln in lines if ln.startswith(("park ", "airport "))) == 2 * 2 * 5 * 4  # env x SNR x method x adaptation
+    methods = len(METHODS)  # the paper's three, and every label-free variant
+    assert sum(1 for ln in lines if ln.startswith(("park ", "airport "))) == 2 * 2 * methods * 4  # env x SNR x method x adaptation
     assert "wrote results.csv, results.md, results.json, accuracy_vs_snr.png, accuracy_vs_tau.png" in result.stdout
     for name in ("accuracy_vs_snr.png", "accuracy_vs_tau.png"):
         data = (out / name).read_bytes()
@@ -39,7 +40,7 @@ def test_evaluate_synthetic_writes_every_output(tmp_path):
         assert (row["environment"], row["method"], row["adaptation"], row["tau_rule"]) == (
             score["environment"], score["method"], score["adaptation"], score["tau_rule"])  # fmt: skip
         assert float(row["accuracy_pct"]) == pytest.approx(100 * np.mean(score["fold_accuracies"]), abs=1e-4)
-    assert (out / "results.md").read_text().count("\n| park |") == 2 * 5 * 4
+    assert (out / "results.md").read_text().count("\n| park |") == 2 * methods * 4
 
     # What the synthetic truth gives (tests/test_evaluate_synthetic.py): the CLI reports the library's
     # numbers for the same space and seed, and audio adaptation lifts zero-shot far above none at 6 dB.
@@ -201,8 +202,7 @@ def test_evaluate_runs_the_real_clap_architecture(tmp_path):
     store = Store.init(tmp_path / "store", model="clap-tiny-random")  # one model load, not two as via the CLI
     evaluation, description = store.evaluate_audio(fg / "fg.csv", tmp_path / "bg", tmp_path / "work", (6.0,), Settings(tgap_n=2))
     assert description["clips"] == 9 and description["background_recordings"] == {"park": 2}
-    assert {s.method for s in evaluation.scores} == {"zero-shot", "tgap", "supervised", "zero-shot-transductive",
-                                                     "tgap-transductive"}
+    assert {s.method for s in evaluation.scores} == set(METHODS)  # the templates and drift prompts embedded too
     assert {s.adaptation for s in evaluation.scores} == {"none", "text", "audio", "audio-oracle"}
     for s in evaluation.scores:  # random weights: accuracies mean nothing, but each is 3 folds of 3 clips
         assert len(s.fold_accuracies) == 3 and s.accuracy == pytest.approx(np.mean(s.fold_accuracies))
@@ -210,3 +210,17 @@ def test_evaluate_runs_the_real_clap_architecture(tmp_path):
     vectors = np.load(next((tmp_path / "work" / "embeddings").glob("scenes-park-*-6dB-*.npy")))
     assert vectors.shape == (9, 512)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_audio_evaluation_runs_the_label_free_variants(tmp_path, labelled):
+    fg_csv, bg_dir = labelled
+    store = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
+    settings = Settings(methods=("zero-shot", "zero-shot-ensemble", "zero-shot-drift", "tgap-ensemble-drift-transductive"),
+                        adaptations=("none", "audio"), tgap_n=3)
+    ev, _ = store.evaluate_audio(fg_csv, bg_dir, tmp_path / "work", (6.0,), settings)
+    acc = {(s.environment, s.method, s.adaptation, s.rule): s.fold_accuracies for s in ev.scores}
+    assert {m for _, m, _, _ in acc} == set(settings.methods)
+    # fake-bands embeds every default template of a label alike: the ensemble is the one template
+    for (env, method, adaptation, rule), folds in acc.items():
+        if method == "zero-shot-ensemble":
+            assert folds == acc[(env, "zero-shot", adaptation, rule)]

@@ -144,9 +144,66 @@ def test_report_tables_and_json(small):
     text, md = format_text(ev), format_markdown(ev)
     assert "optimistic*" in text and "It looks at the test folds" in text and "projection-batch" in text
     assert md.startswith("| environment | SNR dB | method | adaptation | fixed | calibrated | auto | optimistic* |")
-    assert md.count("\n| ") == len(rows) + 1
+    assert md.count("\n| ") == len(rows) + 1 + 3  # and the summary's header and a row per method
+    mean = np.mean([x.accuracy for x in ev.scores if (x.method, x.adaptation, x.rule) == ("tgap", "audio", "auto")])
+    summary = md[md.index("Every method"):]
+    assert f"\n| tgap | " in summary and summary.split("\n| tgap | ")[1].split(" | ")[3] == f"{100 * mean:.1f}"
     long = long_rows(ev)
     assert len(long) == len(ev.scores) and tuple(long[0]) == LONG_COLUMNS
     d = as_dict(ev, {"seed": 3})
     assert d["parameters"] == {"seed": 3} and len(d["scores"]) == len(ev.scores)
     assert len(d["tau_curves"]) == len(ev.curves) and len(d["tau_curves"][0]["mean_test_accuracy"]) == len(ev.settings.grid)
+
+
+def test_method_names_take_apart_in_one_order_only():
+    from proto_index.evaluation.protocol import METHODS, MethodParts, method_parts
+
+    assert method_parts("tgap-ensemble-drift-transductive") == MethodParts("tgap", True, True, True)
+    assert method_parts("zero-shot-drift") == MethodParts("zero-shot", drift=True)
+    assert len(set(METHODS)) == len(METHODS) == 3 + 2 * 7
+    for bad in ("tgap-drift-ensemble", "tgap-transductive-transductive", "supervised-drift", "zero-shot-"):
+        with pytest.raises(ValueError, match="unknown method"):
+            method_parts(bad)
+
+
+def _scores(ev, method):
+    return {(s.environment, s.snr_db, s.adaptation, s.rule): s.fold_accuracies for s in ev.scores if s.method == method}
+
+
+def test_an_ensemble_of_one_template_and_a_drift_of_nothing_are_their_base_methods(small):
+    # one template: its weight is 1 and the anchors are the base's; conditioned prompts equal to the
+    # anchors: every drift direction is zero, and so is every bonus
+    data = dataclasses.replace(small, templates=small.anchors[None], conditioned={
+        c.environment: np.repeat(small.anchors[:, None, :], 3, axis=1) for c in small.conditions})
+    settings = Settings(methods=("tgap", "tgap-ensemble", "tgap-drift", "zero-shot", "zero-shot-ensemble-drift-transductive",
+                                 "zero-shot-transductive"), adaptations=("none", "audio"), tgap_n=5)
+    ev = evaluate(data, settings)
+    for method, base in (("tgap-ensemble", "tgap"), ("tgap-drift", "tgap"),
+                         ("zero-shot-ensemble-drift-transductive", "zero-shot-transductive")):
+        got, want = _scores(ev, method), _scores(ev, base)
+        assert got.keys() == want.keys() and got
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], atol=1e-12)
+
+
+def test_ensemble_and_drift_methods_need_their_inputs(small):
+    bare = dataclasses.replace(small, templates=None, conditioned={})
+    ev = evaluate(bare, Settings(methods=("zero-shot", "zero-shot-ensemble", "tgap-drift"), adaptations=("none",), tgap_n=5))
+    assert {s.method for s in ev.scores} == {"zero-shot"}
+
+
+def test_ensemble_weights_come_from_the_training_folds_only(small):
+    from proto_index.core.prompt_weights import ensemble_anchors
+
+    templates = np.stack([small.anchors, np.roll(small.anchors, 1, axis=0)])  # a second, wrong template
+    data = dataclasses.replace(small, templates=templates)
+    ev = evaluate(data, Settings(methods=("zero-shot-ensemble",), adaptations=("none",)))
+    cond = small.conditions[0]
+    per_fold = []
+    for f in sorted(set(cond.folds.tolist())):
+        test = cond.folds == f
+        anchors, _ = ensemble_anchors(templates, cond.vectors[~test])
+        ps = np.array([[naive_cos(v, a) for a in anchors] for v in cond.vectors[test]])
+        per_fold.append(float(np.mean(ps.argmax(axis=1) == cond.labels[test])))
+    got = ev.score(cond.environment, cond.snr_db, "zero-shot-ensemble", "none", "none")
+    np.testing.assert_allclose(got.fold_accuracies, per_fold, atol=1e-12)

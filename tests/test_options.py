@@ -200,7 +200,7 @@ def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeyp
 
 
 def test_scoring_options_defaults_are_the_old_keyword_defaults():
-    assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False, False)  # transductive off
+    assert dataclasses.astuple(ScoringOptions()) == ("auto", None, "l2", False, False, False, 0.1)  # transductive, drift off
     for fn in (Store.classify, Store.classify_dataset):
         params = inspect.signature(fn).parameters
         assert params["scoring"].default == ScoringOptions()

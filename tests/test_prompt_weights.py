@@ -7,6 +7,7 @@ import pytest
 
 from proto_index.core.profiles import cosine_profiles, l2_normalize
 from proto_index.core.prompt_weights import (
+    ensemble_anchors,
     entropy_gradient,
     entropy_prompt_weights,
     mean_entropy,
@@ -66,3 +67,13 @@ def test_bad_logits_are_refused():
         entropy_prompt_weights(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="logits must be finite"):
         entropy_prompt_weights(np.full((2, 3, 4), np.nan))
+
+
+def test_ensemble_anchors_follow_the_weights_and_classify_better_than_the_vague_templates():
+    audio, labels, embeddings, _ = _templates()
+    anchors, weights = ensemble_anchors(embeddings, audio, temperature=10.0)
+    np.testing.assert_allclose(anchors, l2_normalize(weighted_prototypes(embeddings, weights.weights)), atol=1e-12)
+    assert weights.weights[0] > 0.9
+    assert np.mean(cosine_profiles(audio, anchors).argmax(axis=1) == labels) == 1.0
+    with pytest.raises(ValueError, match="at least one audio"):
+        ensemble_anchors(embeddings, np.zeros((0, 64)))

@@ -75,3 +75,21 @@ def test_tgap_like_centroids_close_the_gap_the_anchors_leave():
     report = modality_gap(list(data.space.config.labels), data.space.anchors, protos, scenes, k=10)
     assert report.prototypes.mean_neighbour_cosine > report.anchors.mean_neighbour_cosine + 0.3
     assert report.prototypes.centroid_distance < 0.5 * report.anchors.centroid_distance
+
+
+def test_templates_and_conditioned_prompts_leave_the_rest_of_the_space_alone():
+    import dataclasses
+
+    config = SpaceConfig()
+    space = make_space(config, seed=4)
+    fewer = make_space(dataclasses.replace(config, templates=2, text_mix=0.3), seed=4)
+    for field in ("class_centres", "anchors", "env_centres", "env_text", "confusors", "gap_vector"):
+        np.testing.assert_array_equal(getattr(space, field), getattr(fewer, field))  # their own random stream
+    k, d = space.anchors.shape
+    assert space.templates.shape == (6, k, d) and fewer.templates.shape == (2, k, d)
+    np.testing.assert_array_equal(space.templates[0], space.anchors)  # the first template is the one of old
+    np.testing.assert_allclose(np.linalg.norm(space.templates, axis=-1), 1.0)
+    # "<class> with <environment prompt>": the unit sum of the class anchor and text_mix times the prompt
+    e = 1
+    expected = space.anchors[2] + 0.7 * space.env_text[e, 1]
+    np.testing.assert_allclose(space.conditioned[e, 2, 1], expected / np.linalg.norm(expected), atol=1e-12)

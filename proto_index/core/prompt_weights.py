@@ -18,7 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proto_index.core.profiles import cosine_profiles, l2_normalize
 from proto_index.core.transductive import softmax
+
+DEFAULT_TEMPLATES = (
+    "This is a sound of {label}",
+    "the sound of {label}",
+    "{label} can be heard",
+    "a recording of {label}",
+    "{label}",
+    "an audio clip of {label} in the background",
+)
+"""The label-free prompt ensemble's default wordings (the first is the paper's single template)."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +90,18 @@ def entropy_prompt_weights(logits: np.ndarray, temperature: float = 100.0, steps
 def weighted_prototypes(template_embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_j beta_j t_jk``: ``(t, k, d)`` template embeddings -> ``(k, d)`` class prototypes."""
     return np.tensordot(np.asarray(weights, dtype=np.float64), np.asarray(template_embeddings, dtype=np.float64), axes=1)
+
+
+def ensemble_anchors(template_embeddings: np.ndarray, audio: np.ndarray, temperature: float = 100.0
+                     ) -> tuple[np.ndarray, PromptWeights]:
+    """The entropy-weighted anchors ``(k, d)`` (unit) of ``(t, k, d)`` template embeddings, weighted
+    by the archive's ``audio`` ``(n, d)``, and the weights."""
+    t = l2_normalize(np.asarray(template_embeddings, dtype=np.float64))
+    if t.ndim != 3:
+        raise ValueError(f"expected template embeddings shaped (templates, classes, dim), got {t.shape}")
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+    if audio.shape[0] == 0:
+        raise ValueError("prompt weighting needs at least one audio embedding")
+    logits = np.stack([cosine_profiles(audio, t[j]) for j in range(t.shape[0])])
+    weights = entropy_prompt_weights(logits, temperature)
+    return l2_normalize(weighted_prototypes(t, weights.weights)), weights

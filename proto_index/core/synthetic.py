@@ -13,6 +13,11 @@ What it imitates (every vector unit-norm, as CLAP's):
   ``10 ** ((snr_db - snr_offset_db) / 20)`` (background weight 1), plus noise, then normalises.
 
 The environment's text background is three "prompts": its centre displaced across the gap.
+Other prompt templates (``templates``; the first is ``anchors``) each pull every class's anchor
+towards the classes' mean by their own vagueness and have their own misalignment; a class's
+prompt "with" an environment prompt (``conditioned``, for drift-augmented scoring) is the unit
+sum of the class anchor and ``text_mix`` times the environment prompt. Both are drawn from
+their own random stream: the rest of the space does not depend on them.
 """
 from __future__ import annotations
 
@@ -44,6 +49,9 @@ class SpaceConfig:
     env_class_overlap: float = 0.9
     snr_offset_db: float = 10.0
     scene_noise: float = 0.25
+    templates: int = 6
+    template_vagueness: float = 0.6
+    text_mix: float = 0.7
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +68,8 @@ class Space:
     env_text: np.ndarray  # (e, 3, d) unit text-background prompt vectors
     confusors: np.ndarray  # (e,) index of the class each environment resembles
     gap_vector: np.ndarray  # (d,) unit direction of the modality gap
+    templates: np.ndarray | None = None  # (t, k, d) unit anchors of every prompt template
+    conditioned: np.ndarray | None = None  # (e, k, 3, d) unit "<class> with <environment prompt>"
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,23 @@ def make_space(config: SpaceConfig = SpaceConfig(), seed: int = 0) -> Space:
     confusors = rng.permutation(k)[:e] if e <= k else rng.integers(0, k, e)
     env = l2_normalize(unit(e) + config.cone * cone_dir + config.env_class_overlap * centres[confusors])
     env_text = l2_normalize(env[:, None, :] + config.gap * (gap_dir + config.gap_jitter * unit(e, 3)))
-    return Space(config, centres, anchors, env, env_text, confusors, gap_dir)
+    templates, conditioned = _text_variants(config, centres, anchors, env_text, gap_dir, seed)
+    return Space(config, centres, anchors, env, env_text, confusors, gap_dir, templates, conditioned)
+
+
+def _text_variants(config: SpaceConfig, centres, anchors, env_text, gap_dir, seed: int):
+    """The other templates' anchors and the conditioned prompts, from their own random stream."""
+    rng = np.random.default_rng([seed, 5])
+    k, d = centres.shape
+    vague = rng.uniform(0.0, config.template_vagueness, max(config.templates - 1, 0))
+    others = [
+        l2_normalize((1 - v) * centres + v * centres.mean(axis=0)
+                     + config.gap * (gap_dir + config.gap_jitter * l2_normalize(rng.standard_normal((k, d)))))
+        for v in vague
+    ]
+    templates = np.stack([anchors, *others])
+    conditioned = l2_normalize(anchors[None, :, None, :] + config.text_mix * env_text[:, None, :, :])
+    return templates, conditioned
 
 
 def sample_clips(space: Space, per_class: int, n_folds: int, seed: int = 0) -> Clips:

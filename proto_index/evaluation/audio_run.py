@@ -14,6 +14,8 @@ import numpy as np
 
 from proto_index.atomic import atomic_write
 from proto_index.core.adaptation import background_prompts
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT, ENVIRONMENT_PHRASES, conditioned_prompts
+from proto_index.core.prompt_weights import DEFAULT_TEMPLATES
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, render_prompts
 from proto_index.evaluation import mixing, soundscapes
 from proto_index.evaluation.inputs import read_backgrounds, read_foregrounds
@@ -113,7 +115,16 @@ def audio_experiment(
     plans = soundscapes.plan_scenes(len(fg.paths), {e: len(files) for e, files in bgs.items()}, seed)
     fg_keys = [_file_key(p) for p in fg.paths]
 
-    anchors = embedder.embed_text(render_prompts(fg.labels, DEFAULT_TEMPLATE))
+    prompts = render_prompts(fg.labels, DEFAULT_TEMPLATE)
+    anchors = embedder.embed_text(prompts)
+    k = len(fg.labels)
+    templates = np.stack([np.asarray(anchors)] + [  # DEFAULT_TEMPLATES[0] is DEFAULT_TEMPLATE
+        np.asarray(embedder.embed_text(render_prompts(fg.labels, t))) for t in DEFAULT_TEMPLATES[1:]])
+    conditioned = {}
+    for env in bgs:
+        phrases = [p.replace("{bg}", env.replace("_", " ")) for p in ENVIRONMENT_PHRASES]
+        texts = [t for row in conditioned_prompts(prompts, fg.labels, phrases) for t in row]
+        conditioned[env] = np.asarray(embedder.embed_text(texts)).reshape(k, len(phrases), -1)
     text_bg = {env: embedder.embed_text(background_prompts(env.replace("_", " "))) for env in bgs}
     audio_bg = {}
     for env, files in bgs.items():
@@ -160,7 +171,7 @@ def audio_experiment(
             bg_index = np.array([p.background for p in env_plans], dtype=np.int64)
             conditions.append(Condition(env, float(snr), vectors, fg.classes, fg.folds, bg_index))
 
-    data = ExperimentData(fg.labels, np.asarray(anchors), text_bg, audio_bg, conditions)
+    data = ExperimentData(fg.labels, np.asarray(anchors), text_bg, audio_bg, conditions, templates, conditioned)
     description = {
         "foreground_csv": str(Path(foreground_csv).absolute()),
         "backgrounds": str(Path(backgrounds).absolute()),
@@ -174,6 +185,9 @@ def audio_experiment(
         "ref_db_lufs": ref_db,
         "snr_definition": "LUFS(event) - LUFS(background), BS.1770 integrated loudness via pyloudnorm (scaper's definition)",
         "work_dir": str(work_dir.absolute()),
+        "ensemble_templates": list(DEFAULT_TEMPLATES),
+        "drift_phrases": list(ENVIRONMENT_PHRASES),
+        "drift_weight": DEFAULT_DRIFT_WEIGHT,
     }
     return AudioExperiment(data, description)
 

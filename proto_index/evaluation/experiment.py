@@ -15,7 +15,7 @@ from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
 from proto_index.evaluation.mixing import REF_DB
-from proto_index.evaluation.protocol import ADAPTATIONS, METHODS, Evaluation, Settings, evaluate
+from proto_index.evaluation.protocol import ADAPTATIONS, DRIFT_WEIGHT, METHODS, Evaluation, Settings, evaluate
 from proto_index.evaluation.synthetic import synthetic_experiment
 from proto_index.progress import Progress
 
@@ -102,7 +102,7 @@ class ExperimentRun:
 
 
 def _parameters(run: RunOptions) -> dict:
-    return {"proto_index_version": __version__, "snrs_db": list(run.snrs_db), "seed": run.seed}
+    return {"proto_index_version": __version__, "snrs_db": list(run.snrs_db), "seed": run.seed, "drift_weight": DRIFT_WEIGHT}
 
 
 def run_synthetic(run: RunOptions, synthetic: SyntheticOptions = SyntheticOptions()) -> ExperimentRun:

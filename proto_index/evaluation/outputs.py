@@ -1,4 +1,4 @@
-"""Writing an evaluation's files: results.csv, results.md, results.json and the two PNG plots."""
+"""Writing an evaluation's files: results.csv, results.md, results.json and the three PNG plots."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +10,7 @@ from proto_index.evaluation import plots, report
 from proto_index.evaluation.protocol import Evaluation
 
 CSV_NAME, MARKDOWN_NAME, JSON_NAME = "results.csv", "results.md", "results.json"
-SNR_PLOT, TAU_PLOT = "accuracy_vs_snr.png", "accuracy_vs_tau.png"
+SNR_PLOT, TAU_PLOT, METHODS_PLOT = "accuracy_vs_snr.png", "accuracy_vs_tau.png", "methods.png"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -42,4 +42,5 @@ def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plot
     if with_plots:
         written.append(plots.accuracy_vs_snr(evaluation, out_dir / SNR_PLOT))
         written.append(plots.accuracy_vs_tau(evaluation, out_dir / TAU_PLOT))
+        written.append(plots.methods_summary(evaluation, out_dir / METHODS_PLOT))
     return written

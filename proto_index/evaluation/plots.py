@@ -17,6 +17,15 @@ _ADAPT_STYLE = {
 _METHOD_COLOR = {"zero-shot": "tab:red", "tgap": "tab:green", "supervised": "tab:purple",
                  "zero-shot-transductive": "tab:orange", "tgap-transductive": "tab:olive"}
 _SNR_STYLES = ("-", "--", ":", "-.")
+_OTHER_COLORS = ("tab:brown", "tab:pink", "tab:cyan", "tab:gray", "gold", "navy", "teal", "maroon", "lime", "coral",
+                 "indigo", "darkkhaki")
+
+
+def _method_color(method: str) -> str:
+    if method in _METHOD_COLOR:
+        return _METHOD_COLOR[method]
+    others = [m for m in METHODS if m not in _METHOD_COLOR]
+    return _OTHER_COLORS[others.index(method) % len(_OTHER_COLORS)]
 
 
 def _pyplot():
@@ -84,7 +93,7 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
                 if (c.environment, c.adaptation) != (env, adaptation):
                     continue
                 style = _SNR_STYLES[snrs.index(c.snr_db) % len(_SNR_STYLES)]
-                ax.plot(grid, 100 * np.asarray(c.accuracy), color=_METHOD_COLOR[c.method], linestyle=style,
+                ax.plot(grid, 100 * np.asarray(c.accuracy), color=_method_color(c.method), linestyle=style,
                         label=f"{c.method}, {c.snr_db:g} dB")
             fixed = evaluation.settings.fixed_tau.get(adaptation)
             if fixed is not None:
@@ -100,6 +109,33 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
         fig.legend(handles, labels, fontsize=8, loc="center right", title="method, SNR", title_fontsize=8)
     fig.suptitle("Accuracy vs tau on the test folds (dotted: the paper's fixed tau; peaks are optimistic)", fontsize=11)
     return _save(fig, plt, path, right=0.86 if handles else 1.0)
+
+
+def methods_summary(evaluation: Evaluation, path: Path) -> Path:
+    """Every method side by side: mean accuracy over environments and SNRs, one bar per column of
+    :data:`proto_index.evaluation.report.SUMMARY_CELLS` that it has (no tau peeks at the test folds)."""
+    from proto_index.evaluation.report import SUMMARY_CELLS, method_summary
+
+    plt = _pyplot()
+    methods, values = method_summary(evaluation)
+    columns = [j for j in range(len(SUMMARY_CELLS)) if any(row[j] is not None for row in values)]
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(methods) * max(1, len(columns)) / 2 + 1.6))
+    height = 0.8 / max(1, len(columns))
+    y = np.arange(len(methods))
+    for i, j in enumerate(columns):
+        adaptation, rule = SUMMARY_CELLS[j]
+        acc = [np.nan if row[j] is None else 100 * row[j] for row in values]
+        style = _ADAPT_STYLE[adaptation]
+        ax.barh(y + (i - (len(columns) - 1) / 2) * height, acc, height, color=style["color"],
+                alpha=0.45 if rule == "auto" or adaptation == "audio-oracle" else 0.9,
+                hatch="//" if rule == "auto" else None, label=f"{adaptation} ({rule} tau)" if adaptation != "none" else "none")
+    ax.set_yticks(y, methods, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean accuracy (%) over environments and SNRs")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 * 17 / max(len(methods), 1)), ncol=3)
+    ax.set_title("Every method side by side (tau calibrated on training folds, or label-free)", fontsize=11)
+    return _save(fig, plt, path)
 
 
 def _save(fig, plt, path: Path, right: float = 1.0) -> Path:

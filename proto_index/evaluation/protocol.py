@@ -5,10 +5,16 @@ both end here as arrays.
 
 * Methods: ``zero-shot`` (text anchors), ``tgap`` (centroid of the N training-fold scenes nearest
   each anchor; the scenes' labels are not used) and ``supervised`` (class centroids of the
-  labelled training-fold scenes); ``zero-shot-transductive`` and ``tgap-transductive`` decide with
-  transductive EM over the test fold's scenes (:mod:`proto_index.core.transductive`, label-free)
-  instead of each scene's argmax, after the same adaptation and tau. Their ``calibrated`` tau is
-  chosen as their base method's (argmax on the inner folds), and they have no ``optimistic`` row.
+  labelled training-fold scenes). The label-free variants, on zero-shot or TGAP, any of them in
+  this order (``tgap-ensemble-drift-transductive``): ``ensemble``, anchors from every prompt
+  template weighted by the entropy of the training folds' predictions
+  (:mod:`proto_index.core.prompt_weights`; TGAP then searches from them); ``drift``, the drift
+  bonus added to every profile, scenes' and backgrounds' alike (:mod:`proto_index.core.drift`,
+  weight :data:`DRIFT_WEIGHT`); ``transductive``, transductive EM over the test fold's scenes
+  (:mod:`proto_index.core.transductive`) instead of each scene's argmax, after the same adaptation
+  and tau, whose ``calibrated`` tau is chosen as without it (argmax on the inner folds) and which
+  has no ``optimistic`` row. A method whose inputs the data lack (templates, the environment's
+  conditioned prompts) gives no rows.
 * Adaptations: ``none``; ``text`` (the environment's three prompts); ``audio`` (the realistic
   one: the mean profile of all the environment's background recordings); ``audio-oracle`` (each
   scene's own background recording, as in the paper's experiment, which a user never has).
@@ -24,22 +30,62 @@ aggregate).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from proto_index.core.adaptation import DEFAULT_TAU
 from proto_index.core.decision import decide
-from proto_index.core.profiles import PROTOTYPE_NORMS, background_profile, refine, similarity_profiles
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT, drift_directions, drift_profiles
+from proto_index.core.prompt_weights import ensemble_anchors
+from proto_index.core.profiles import PROTOTYPE_NORMS, refine, similarity_profiles
 from proto_index.core.prototypes import DEFAULT_TGAP_N, tgap_reference
 from proto_index.core.transductive import TransductiveOptions, knn_graph, prior_from_profiles, transduce
 from proto_index.errors import Hint, InvalidInput
 from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, finite_tau, pick_tau
 
-TRANSDUCTIVE = {"zero-shot-transductive": "zero-shot", "tgap-transductive": "tgap"}
-"""The transductive methods and the method whose prototypes each decides from."""
-METHODS = ("zero-shot", "tgap", "supervised", *TRANSDUCTIVE)
+BASES = ("zero-shot", "tgap")
+VARIANTS = ("ensemble", "drift", "transductive")
+"""A label-free method is a base and any of these, in this order: ``tgap-ensemble-drift-transductive``."""
+
+
+def _variant_names() -> tuple[str, ...]:
+    """Every base with every non-empty set of variants: the transductive ones first (the methods of
+    old), then by how many variants; TGAP beside zero-shot."""
+    subsets = [c for r in (1, 2, 3) for c in combinations(VARIANTS, r)]
+    subsets.sort(key=lambda c: (c != ("transductive",), len(c), "transductive" in c))
+    return tuple(base + "".join(f"-{v}" for v in c) for c in subsets for base in BASES)
+
+
+METHODS = ("zero-shot", "tgap", "supervised", *_variant_names())
 ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
+DRIFT_WEIGHT = DEFAULT_DRIFT_WEIGHT
+
+
+@dataclass(frozen=True)
+class MethodParts:
+    """A method name taken apart: its prototypes (``base``) and the label-free variants on top."""
+
+    base: str
+    ensemble: bool = False
+    drift: bool = False
+    transductive: bool = False
+
+
+def method_parts(method: str) -> MethodParts:
+    """``tgap-ensemble-transductive`` -> MethodParts("tgap", ensemble=True, transductive=True)."""
+    if method == "supervised":
+        return MethodParts("supervised")
+    for base in BASES:
+        if method == base or method.startswith(base + "-"):
+            rest = method[len(base):].split("-")[1:]
+            if rest != [v for v in VARIANTS if v in rest]:
+                break
+            return MethodParts(base, **{v: True for v in rest})
+    raise ValueError(f"unknown method {method!r}")
+
+
 TAU_RULES = ("fixed", "calibrated", "auto", "optimistic")
 
 
@@ -65,6 +111,8 @@ class ExperimentData:
     text_backgrounds: Mapping[str, np.ndarray]  # env -> (p, d) prompt vectors
     audio_backgrounds: Mapping[str, np.ndarray]  # env -> (m, d) background recording vectors
     conditions: Sequence[Condition]
+    templates: np.ndarray | None = None  # (t, k, d): every prompt template's text anchors (the ensemble's)
+    conditioned: Mapping[str, np.ndarray] = field(default_factory=dict)  # env -> (k, p, d): "<label> with <prompt>"
 
 
 @dataclass(frozen=True)
@@ -156,7 +204,7 @@ def check_folds(folds: np.ndarray, settings: Settings) -> None:
     if len(counts) < 3:
         raise InvalidInput("nested cross-validation needs at least 3 folds")
     smallest = int(counts.sum() - counts[-2:].sum())  # without the two largest folds
-    if "tgap" in settings.methods and settings.tgap_n > smallest:
+    if any(method_parts(m).base == "tgap" for m in settings.methods) and settings.tgap_n > smallest:
         raise InvalidInput(f"TGAP N={settings.tgap_n} exceeds the {smallest} scenes of the smallest inner training set",
                            hint=Hint("tgap_n", "lower {option}"))
 
@@ -169,25 +217,49 @@ def class_centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarr
     return np.stack([vectors[labels == c].mean(axis=0) for c in range(k)])
 
 
+def _anchors(data: ExperimentData, parts: MethodParts, corpus: np.ndarray) -> np.ndarray:
+    """The text anchors: the one template's, or the entropy-weighted ensemble's over ``corpus``."""
+    if parts.ensemble:
+        return ensemble_anchors(data.templates, corpus)[0]
+    return np.asarray(data.anchors, dtype=np.float64)
+
+
 def _build(method: str, data: ExperimentData, cond: Condition, train: np.ndarray, n: int) -> np.ndarray:
-    method = TRANSDUCTIVE.get(method, method)  # same prototypes, another decision
-    if method == "zero-shot":
-        return np.asarray(data.anchors, dtype=np.float64)
-    if method == "tgap":
-        return tgap_reference(data.anchors, cond.vectors[train], n)[0]
-    return class_centroids(cond.vectors[train], cond.labels[train], len(data.labels))
+    parts = method_parts(method)
+    if parts.base == "supervised":
+        return class_centroids(cond.vectors[train], cond.labels[train], len(data.labels))
+    anchors = _anchors(data, parts, cond.vectors[train])
+    if parts.base == "zero-shot":
+        return anchors
+    return tgap_reference(anchors, cond.vectors[train], n)[0]
 
 
-def _backgrounds(data: ExperimentData, cond: Condition, protos: np.ndarray, rows: np.ndarray, norm: str) -> dict:
+def available(data: ExperimentData, cond: Condition, method: str) -> bool:
+    """Whether ``data`` holds what ``method`` needs on ``cond``: the templates for an ensemble,
+    the environment's conditioned prompts for drift."""
+    parts = method_parts(method)
+    return (not parts.ensemble or data.templates is not None) and (not parts.drift or cond.environment in data.conditioned)
+
+
+def _profiler(data: ExperimentData, cond: Condition, method: str, norm: str):
+    """The method's profile function ``(vectors, prototypes) -> (n, k)``: Ps, plus the drift bonus."""
+    if not method_parts(method).drift:
+        return lambda vectors, protos: similarity_profiles(vectors, protos, norm)
+    directions = drift_directions(data.anchors, data.conditioned[cond.environment])
+    return lambda vectors, protos: drift_profiles(similarity_profiles(vectors, protos, norm), vectors, data.anchors,
+                                                  directions, DRIFT_WEIGHT)
+
+
+def _backgrounds(data: ExperimentData, cond: Condition, protos: np.ndarray, rows: np.ndarray, profile) -> dict:
     """Pb per adaptation for the scenes at ``rows``: ``(k,)``, or ``(len(rows), k)`` for the oracle."""
     out: dict[str, np.ndarray | None] = {"none": None}
     env = cond.environment
     if env in data.text_backgrounds and len(data.text_backgrounds[env]):
-        out["text"] = background_profile(data.text_backgrounds[env], protos, norm)
+        out["text"] = profile(data.text_backgrounds[env], protos).mean(axis=0)
     if env in data.audio_backgrounds and len(data.audio_backgrounds[env]):
-        out["audio"] = background_profile(data.audio_backgrounds[env], protos, norm)
+        out["audio"] = profile(data.audio_backgrounds[env], protos).mean(axis=0)
         if cond.background_index is not None:
-            out["audio-oracle"] = similarity_profiles(data.audio_backgrounds[env][cond.background_index[rows]], protos, norm)
+            out["audio-oracle"] = profile(data.audio_backgrounds[env][cond.background_index[rows]], protos)
     return out
 
 
@@ -213,6 +285,8 @@ def evaluate(data: ExperimentData, settings: Settings = Settings()) -> Evaluatio
         check_folds(cond.folds, settings)
         all_folds.update(int(f) for f in np.unique(cond.folds))
         for method in settings.methods:
+            if not available(data, cond, method):
+                continue
             method_scores, method_curves = _evaluate_method(data, cond, method, settings, grid)
             scores += method_scores
             curves += method_curves
@@ -233,7 +307,8 @@ def _evaluate_method(data: ExperimentData, cond: Condition, method: str, setting
             cache[excluded] = _build(method, data, cond, ~np.isin(cond.folds, list(excluded)), settings.tgap_n)
         return cache[excluded]
 
-    transductive = method in TRANSDUCTIVE
+    transductive = method_parts(method).transductive
+    profile = _profiler(data, cond, method, norm)
     per_rule: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     test_curves: dict[str, list[np.ndarray]] = {}
 
@@ -245,11 +320,11 @@ def _evaluate_method(data: ExperimentData, cond: Condition, method: str, setting
     for f in folds:
         test = cond.folds == f
         protos = fitted(frozenset([f]))
-        ps = similarity_profiles(cond.vectors[test], protos, norm)
+        ps = profile(cond.vectors[test], protos)
         y = cond.labels[test]
         vectors = cond.vectors[test] if transductive else None
-        pbs = _backgrounds(data, cond, protos, np.flatnonzero(test), norm)
-        inner = _inner_curves(data, cond, folds, f, fitted, norm, grid, settings.adaptations)
+        pbs = _backgrounds(data, cond, protos, np.flatnonzero(test), profile)
+        inner = _inner_curves(data, cond, folds, f, fitted, profile, grid, settings.adaptations)
         for adaptation in settings.adaptations:
             if adaptation not in pbs:
                 continue
@@ -283,7 +358,7 @@ def _evaluate_method(data: ExperimentData, cond: Condition, method: str, setting
     return scores, curves
 
 
-def _inner_curves(data, cond, folds, outer, fitted, norm, grid, adaptations) -> dict[str, np.ndarray]:
+def _inner_curves(data, cond, folds, outer, fitted, profile, grid, adaptations) -> dict[str, np.ndarray]:
     """Per adaptation, the mean accuracy curve over inner folds: each training fold scored by
     prototypes built without it and without the outer test fold. Never looks at the outer fold."""
     sums: dict[str, list[np.ndarray]] = {}
@@ -292,8 +367,8 @@ def _inner_curves(data, cond, folds, outer, fitted, norm, grid, adaptations) -> 
             continue
         rows = np.flatnonzero(cond.folds == g)
         protos = fitted(frozenset([outer, g]))
-        ps = similarity_profiles(cond.vectors[rows], protos, norm)
-        pbs = _backgrounds(data, cond, protos, rows, norm)
+        ps = profile(cond.vectors[rows], protos)
+        pbs = _backgrounds(data, cond, protos, rows, profile)
         for adaptation in adaptations:
             if adaptation != "none" and adaptation in pbs:
                 sums.setdefault(adaptation, []).append(accuracy_curve(ps, pbs[adaptation], cond.labels[rows], grid))

@@ -95,13 +95,43 @@ def format_text(evaluation: Evaluation) -> str:
     return "\n".join(out + [""] + [n.format(auto_rule=evaluation.settings.auto_rule) for n in NOTES])
 
 
+SUMMARY_CELLS = (("none", "none"), ("text", "calibrated"), ("audio", "calibrated"), ("audio", "auto"),
+                 ("audio-oracle", "calibrated"))
+"""The summary's columns: (adaptation, tau rule), none of them peeking at the test folds."""
+
+
+def method_summary(evaluation: Evaluation) -> tuple[list[str], list[list[float | None]]]:
+    """Every method's mean accuracy over environments and SNRs per :data:`SUMMARY_CELLS` column
+    (None where it has no such rows): ``(methods, values)`` in the methods' order."""
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for s in evaluation.scores:
+        cells.setdefault((s.method, s.adaptation, s.rule), []).append(s.accuracy)
+    methods = [m for m in evaluation.settings.methods if any(k[0] == m for k in cells)]
+    return methods, [[float(np.mean(cells[(m, a, r)])) if (m, a, r) in cells else None for a, r in SUMMARY_CELLS]
+                     for m in methods]
+
+
+def format_summary_markdown(evaluation: Evaluation) -> str:
+    """:func:`method_summary` as a Markdown table, accuracies in percent."""
+    methods, values = method_summary(evaluation)
+    header = ["method"] + [a if a == "none" else f"{a}, {'tau calibrated' if r == 'calibrated' else r + ' tau'}"
+                           for a, r in SUMMARY_CELLS]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(SUMMARY_CELLS) + "|"]
+    lines += ["| " + " | ".join([m] + ["-" if v is None else f"{100 * v:.1f}" for v in row]) + " |"
+              for m, row in zip(methods, values)]
+    return "\n".join(lines) + "\n"
+
+
 def format_markdown(evaluation: Evaluation) -> str:
-    """The pivoted table as GitHub Markdown with its notes."""
+    """The pivoted table as GitHub Markdown with its notes, then every method's mean over
+    environments and SNRs (:func:`format_summary_markdown`)."""
     header, rows = list(TABLE_COLUMNS), table_rows(evaluation)
     align = ["---"] * 4 + ["---:"] * (len(header) - 4)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines + [""] + [n.format(auto_rule=evaluation.settings.auto_rule) for n in NOTES]) + "\n"
+    notes = [n.format(auto_rule=evaluation.settings.auto_rule) for n in NOTES]
+    summary = ["", "Every method, mean accuracy (%) over environments and SNRs:", "", format_summary_markdown(evaluation)]
+    return "\n".join(lines + [""] + notes + summary)
 
 
 def as_dict(evaluation: Evaluation, parameters: dict) -> dict:

@@ -16,6 +16,8 @@ def experiment_data(data: SyntheticData) -> ExperimentData:
         conditions=[
             Condition(env, snr, s.vectors, s.labels, s.folds, s.background) for (env, snr), s in data.scenes.items()
         ],
+        templates=data.space.templates,
+        conditioned={e: data.space.conditioned[j] for j, e in enumerate(envs)},
     )
 
 

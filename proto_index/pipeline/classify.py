@@ -12,6 +12,8 @@ from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.tau import auto_tau, parse_tau
+from proto_index.core.drift import DEFAULT_NOISE_PHRASES, ENVIRONMENT_PHRASES, conditioned_prompts, drift_directions, drift_profiles
+from proto_index.core.prototypes import render_prompts
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
@@ -19,6 +21,7 @@ from proto_index.pipeline.catalog_views import (
     EnvironmentView,
     PrototypeSetView,
     environment_view,
+    get_class_set,
     get_environment,
     get_prototype_set,
     prototype_set_view,
@@ -150,6 +153,7 @@ def classify(
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     embed=None,
+    text_encoder=None,
 ) -> Classification:
     """Classify ``(path, environment)`` pairs with Pf = Ps - tau * Pb and argmax.
 
@@ -166,14 +170,19 @@ def classify(
     Unknown prototype sets or environments, unavailable adaptations and missing files are all
     reported before any embedding work starts. ``embed``: where files are embedded
     (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``, which may then be None).
+    ``scoring.drift`` embeds the drift prompts with ``text_encoder`` (default: ``encoder``).
     """
     if embed is None:
         storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    protos, plans, auto_rule, _ = prepare(storage, prototypes, [env for _, env in items], scoring)
+    protos, plans, auto_rule, sources = prepare(storage, prototypes, [env for _, env in items], scoring)
     check_inputs([p for p, _ in items])
+    drift = None
+    if scoring.drift:  # the text tower's work, before any audio is embedded
+        drift = drift_setup(storage, encoder if text_encoder is None else text_encoder, protos, sorted(plans))
+        plans = _drift_backgrounds(plans, sources, protos, drift, scoring)
 
     unique = list(dict.fromkeys(p for p, _ in items))
     per_window, prototype_norm = scoring.per_window, scoring.prototype_norm
@@ -189,6 +198,10 @@ def classify(
         for i in range(len(items))
         if not isinstance(row_vectors[i], str)
     }
+    if drift is not None:
+        anchors, directions = drift
+        profiles = {i: drift_profiles(ps, row_vectors[i], anchors, directions[items[i][1]], scoring.drift_weight)
+                    for i, ps in profiles.items()}
     taus = _taus(items, profiles, plans, auto_rule)
     refined = {i: refine(ps, plans[items[i][1]][2], taus[i]) for i, ps in profiles.items()}
     if scoring.transductive:
@@ -223,6 +236,50 @@ def _transduce(items, row_vectors, refined: dict[int, np.ndarray]) -> dict[int, 
         prior = prior_from_profiles(np.stack([refined[i] for i in rows]), options.temperature)
         z = transduce(vectors, prior, neighbour_graph(vectors, options.neighbours), options).assignments
         out.update(zip(rows, z))
+    return out
+
+
+def drift_phrases(env: EnvironmentView) -> list[str]:
+    """The noise phrases of an environment: from its text description, else the generic ones."""
+    if env.description and env.description.strip():
+        bg = env.description.strip()
+        return [p.replace("{bg}", bg) for p in ENVIRONMENT_PHRASES]
+    return list(DEFAULT_NOISE_PHRASES)
+
+
+def drift_setup(storage: Storage, encoder, protos: PrototypeSetView, environments: list[str]):
+    """The clean text anchors ``(k, d)`` of the prototype set's class set, and each environment's
+    drift directions ``(k, d)`` from its noise-conditioned prompts (:mod:`proto_index.core.drift`)."""
+    if not storage.identity.text or encoder is None:
+        raise InvalidInput(f"drift-augmented scoring embeds prompts with the model's text tower, and model "
+                           f"{storage.identity.name!r} has none")
+    with storage.session() as s:
+        template = get_class_set(s, protos.class_set).template
+        envs = _environments(s, environments, storage.identity.dim)
+    prompts = render_prompts(protos.labels, template)
+    phrases = {name: drift_phrases(env) for name, env in envs.items()}
+    conditioned = {name: conditioned_prompts(prompts, protos.labels, p) for name, p in phrases.items()}
+    texts = prompts + [t for name in envs for row in conditioned[name] for t in row]
+    embedded = np.asarray(encoder.embed_texts(texts), dtype=np.float64)
+    k = len(prompts)
+    anchors, at, directions = embedded[:k], k, {}
+    for name in envs:
+        size = k * len(phrases[name])
+        directions[name] = drift_directions(anchors, embedded[at:at + size].reshape(k, len(phrases[name]), -1))
+        at += size
+    return anchors, directions
+
+
+def _drift_backgrounds(plans: dict, sources: dict, protos: PrototypeSetView, drift, scoring: ScoringOptions) -> dict:
+    """Each environment's background profile recomputed with the drift bonus, as the clips' are."""
+    anchors, directions = drift
+    out = {}
+    for name, (adaptation, fixed_tau, pb) in plans.items():
+        if pb is not None:
+            bg = sources[name]
+            pb = drift_profiles(similarity_profiles(bg, protos.matrix, scoring.prototype_norm), bg, anchors,
+                                directions[name], scoring.drift_weight).mean(axis=0)
+        out[name] = (adaptation, fixed_tau, pb)
     return out
 
 

@@ -83,6 +83,8 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     settings = {"prototypes": prototypes, "labels": protos.labels, "prototype_vectors": _digest(protos.matrix),
                 "model": storage.identity.to_json(),
                 "all_scores": target.all_scores, **{k: getattr(scoring, k) for k in RESULT_OPTIONS},
+                # only when on, so that a dataset begun before drift existed still resumes
+                **({"drift_weight": scoring.drift_weight} if scoring.drift else {}),
                 "hop_s": options.hop_s}  # the hop changes the windows
     report = DatasetReport(Path(target.out), 0, 0, 0, 0, 0)
     environments = {env: _digest(sources[env], adaptation, fixed_tau) for env, (adaptation, fixed_tau, _) in plans.items()}

@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from proto_index.core.profiles import l2_normalize
+from proto_index.core.prompt_weights import ensemble_anchors
 from proto_index.core.prototypes import (
     DEFAULT_TEMPLATE,
     DEFAULT_TGAP_N,
@@ -94,12 +95,14 @@ def prototype_sets_on(s, class_set: str) -> list[str]:
     return sorted(s.scalars(select(PrototypeSet.name).join(ClassSet).where(ClassSet.name == class_set)))
 
 
-def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAULT_MIN_CONFIRMED) -> str:
+def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAULT_MIN_CONFIRMED,
+                 ensemble: bool = False) -> str:
     """``CLASSES-tgapN``, ``CLASSES-supervised``, ``CLASSES-blendK``, ``CLASSES-examples``,
-    ``CLASSES-classifierN`` or ``CLASSES-zero-shot``."""
+    ``CLASSES-classifierN`` or ``CLASSES-zero-shot``; ``-ensemble`` after those of a prompt ensemble."""
     names = {"tgap": f"{class_set}-tgap{n}", "supervised": f"{class_set}-supervised", "blend": f"{class_set}-blend{min_confirmed}",
              "examples": f"{class_set}-examples", "classifier": f"{class_set}-classifier{n}"}
-    return names.get(method, f"{class_set}-zero-shot")
+    name = names.get(method, f"{class_set}-zero-shot")
+    return f"{name}-ensemble" if ensemble else name
 
 
 def build_prototypes(
@@ -125,9 +128,11 @@ def build_prototypes(
     Nothing is stored unless every check passes.
     """
     check_method(method)
+    check_ensemble(method, inputs)
     storage.check_identity(encoder.identity)
     check_build(storage, class_set, None, True, method)  # a method the model cannot build
-    name = check_text(name or default_name(class_set, method, n, min_confirmed), "prototype set name")
+    name = check_text(name or default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None),
+                      "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
@@ -141,6 +146,9 @@ def build_prototypes(
     elif method == "examples":
         vectors, prompts = _examples(storage, encoder, cs, sources.examples, inputs)
         anchors = vectors
+    elif inputs.prompt_ensemble is not None:
+        anchors, prompts = _ensemble_anchors(storage, encoder, cs, inputs.prompt_ensemble)
+        vectors, neighbour_ids, neighbour_scores = _text_method(storage, cs, anchors, method, n, min_confirmed)
     else:
         prompts = render_prompts(cs.labels, cs.template)
         anchors = np.asarray(encoder.embed_texts(prompts), dtype=np.float32) if storage.identity.text else None
@@ -165,6 +173,47 @@ def build_prototypes(
         s.add(ps)
         s.flush()
         return prototype_set_view(s, ps)
+
+
+ENSEMBLE_METHODS = ("zero-shot", "tgap")
+ENSEMBLE_WINDOWS = 4096
+"""The prompt ensemble's weights are fitted on at most this many corpus windows, evenly spaced."""
+
+
+MAX_TEMPLATE_CHARS = 200
+
+
+def check_ensemble(method: str, inputs: PrototypeInputs) -> None:
+    """A prompt ensemble only for the methods with text anchors, of templates on one line each."""
+    if inputs.prompt_ensemble is None:
+        return
+    if method not in ENSEMBLE_METHODS:
+        raise InvalidInput(f"a prompt ensemble makes text anchors for {' and '.join(ENSEMBLE_METHODS)} prototypes, "
+                           f"not {method}")
+    for t in inputs.prompt_ensemble:
+        check_text(t, "a prompt template")
+        if len(t) > MAX_TEMPLATE_CHARS:
+            raise InvalidInput(f"a prompt template holds at most {MAX_TEMPLATE_CHARS} characters, not {len(t)}")
+
+
+def _ensemble_anchors(storage: Storage, encoder: Encoder, cs: ClassSetView, templates: tuple[str, ...]):
+    """Each class's anchor from every template (the class set's own first), weighted without labels
+    by the entropy of the corpus windows' predictions; each prompt records the weights."""
+    templates = tuple(dict.fromkeys((cs.template, *templates)))
+    rows = storage.live_rows()
+    if len(rows) == 0:
+        raise InvalidInput("a prompt ensemble weighs its templates by the corpus audio, and the corpus is empty; "
+                           "ingest audio first")
+    sample = np.asarray(rows)[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), ENSEMBLE_WINDOWS)).astype(np.int64))]
+    k = len(cs.labels)
+    texts = [p for t in templates for p in render_prompts(cs.labels, t)]
+    embedded = np.asarray(encoder.embed_texts(texts), dtype=np.float64).reshape(len(templates), k, -1)
+    anchors, weights = ensemble_anchors(embedded, storage.vectors.read(sample))
+    order = np.argsort(-weights.weights, kind="stable")
+    head = f"prompt ensemble, entropy weights over {len(sample)} corpus windows: "
+    prompts = [head + " | ".join(f"{weights.weights[j]:.3f} {render_prompts([label], templates[j])[0]}" for j in order)
+               for label in cs.labels]
+    return anchors.astype(np.float32), prompts
 
 
 def _text_method(storage: Storage, cs: ClassSetView, anchors: np.ndarray | None, method: str, n: int, min_confirmed: int):
