@@ -146,6 +146,22 @@ def output_target(path: str | os.PathLike) -> OutputTarget:
     raise InvalidInput(f"output {path} is not a regular file, a pipe or a character device")
 
 
+def check_output_file(out: str | os.PathLike) -> Path:
+    """``out`` can be written as a file: standard output (``-``), a pipe or character device, or a
+    regular file (through a link) whose folder exists and can be written."""
+    from proto_index.errors import InvalidInput, NotFound
+
+    target = output_target(out)
+    if target.kind != "file":
+        return Path(out)
+    parent = target.path.absolute().parent
+    if not parent.is_dir():
+        raise NotFound(f"the folder of the output file does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write in the output folder {parent}")
+    return Path(out)
+
+
 def refuse_stdout(path: str | os.PathLike, what: str) -> None:
     """Refuse standard output (``-``) for an output that cannot stream: ``what`` says what it is."""
     if os.fspath(path) == STDOUT or is_stdout(path):

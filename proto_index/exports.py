@@ -38,7 +38,7 @@ from typing import Iterator
 from urllib.parse import quote_from_bytes
 
 from proto_index.cells import FORMULA_START, read_text_cell, text_cell  # noqa: F401  (re-exported)
-from proto_index.atomic import fsync_dir, open_output, refuse_stdout, temp_name
+from proto_index.atomic import check_output_file, fsync_dir, open_output, refuse_stdout, temp_name
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
 from proto_index.filenames import as_text, from_text, is_text, to_bytes
 
@@ -120,8 +120,6 @@ def check_output(out, fmt: str) -> Path:
     if fmt in ("parquet", "audacity"):
         refuse_stdout(out, f"{fmt} output")
     if fmt != "audacity":
-        from proto_index.pipeline.preflight import check_output_file
-
         return check_output_file(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InvalidInput(f"{out} exists and is not a folder (audacity output is a folder of label tracks)")

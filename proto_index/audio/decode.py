@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from proto_index.audio.discover import open_regular
-from proto_index.embed.encoder import SAMPLE_RATE
+from proto_index.core.identity import SAMPLE_RATE
 from proto_index.errors import AudioDecodeError
 from proto_index.filenames import for_library
 

@@ -25,7 +25,7 @@ from proto_index.embed.registry import PLUGINS_ENV
 from proto_index.distributed.stream import can_run_a_task, watched
 from proto_index.errors import ClusterError, InvalidInput, ModelError, ModelMismatch
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files, load_encoder_for
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
 
 MAX_BLOCKS = 1000
@@ -91,9 +91,7 @@ def _encoder_for(spec: ModelSpec):
     key = f"{spec.identity_json}|{spec.device}|{spec.precision}"
     if key not in _LOADED:
         try:
-            from proto_index.api import _load_encoder
-
-            encoder = _load_encoder(spec.options, spec.device, spec.precision)
+            encoder = load_encoder_for(spec.options, spec.device, spec.precision)
         except Exception as e:  # noqa: BLE001  a model that cannot load on a worker: told to the driver
             _LOADED[key] = (None, ("fatal", f"the model could not be loaded on a Ray worker: {e}"))
         else:

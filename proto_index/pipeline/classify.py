@@ -11,7 +11,7 @@ from sqlalchemy import select
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
-from proto_index.core.tau import auto_tau, parse_tau
+from proto_index.core.tau import auto_tau
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
@@ -20,15 +20,15 @@ from proto_index.pipeline.catalog_views import (
     PrototypeSetView,
     environment_view,
     get_environment,
-    get_prototype_set,
     prototype_set_view,
 )
 from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
+from proto_index.pipeline.preflight import classify_inputs
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.knn import neighbour_graph
-from proto_index.store.schema import Environment, Recording, Window
+from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage
 
 OUTPUT_COLUMNS = ("path", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
@@ -231,11 +231,12 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
     background profile), the label-free rule (or None), and each environment's stored background
     vectors of its adaptation (the exact bytes the profile came from; empty for none); raises for
     anything unknown or unavailable."""
-    adapt, tau, prototype_norm = scoring.adapt, parse_tau(scoring.tau), scoring.prototype_norm  # checked already
+    adapt, tau, prototype_norm = scoring.adapt, scoring.parsed_tau, scoring.prototype_norm
     auto_rule = tau if isinstance(tau, str) else None
     with storage.session() as s:
-        protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
-        envs = _environments(s, sorted(set(environments)), storage.identity.dim)
+        row, names = classify_inputs(s, prototypes, environments)
+        protos = prototype_set_view(s, row, with_neighbours=False)
+        envs = {n: environment_view(get_environment(s, n), storage.identity.dim) for n in names}
     plans, sources = {}, {}
     for name, env in envs.items():
         try:
@@ -278,17 +279,6 @@ def _window_rows(items, windows: dict[Path, FileWindows | str]):
             spans.append((start, end))
             vectors.append(vector)
     return rows, spans, vectors
-
-
-def _environments(s, names: list[str], dim: int) -> dict[str, EnvironmentView]:
-    known = set(s.scalars(select(Environment.name)))
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        listing = ", ".join(sorted(known)) or "none yet"
-        raise NotFound(
-            f"unknown environment(s): {', '.join(unknown)} (known: {listing}); add them with `proto-index env add`"
-        )
-    return {n: environment_view(get_environment(s, n), dim) for n in names}
 
 
 def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | None) -> dict[int, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proto_index.core.tau import TAU_KEYWORDS, parse_tau
+from proto_index.core.tau import TAU_KEYWORDS
 from proto_index.errors import InvalidInput
 from proto_index.exports import rows_of
 from proto_index.filenames import as_text
@@ -69,8 +69,7 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
-    rule = parse_tau(scoring.tau)  # checked when ``scoring`` was made
-    if rule == TAU_KEYWORDS["auto"]:
+    if scoring.parsed_tau == TAU_KEYWORDS["auto"]:
         raise InvalidInput("tau auto is estimated over all of an environment's clips in the run, which a dataset "
                            "written as results arrive never holds: give a number, each environment's own, or auto-clip")
     if scoring.transductive:

@@ -41,15 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from proto_index.audio.windows import Cutting
+from proto_index.options import DECODERS, DEFAULT_DECODER  # noqa: F401  (beside EmbedOptions, which checks them)
 from proto_index.pipeline.reading import Window, Windows
-
-DECODERS = ("threads", "processes")
-"""Where the embedding pipeline decodes files: in reader threads, or in one worker process per reader thread."""
-
-DEFAULT_DECODER = "threads"
-"""Threads by default: on a 2-core machine processes bought nothing measurable and cost a start of
-1.7-3.5 s each (spawn and imports) plus relaying every window (bench/decode_rate.py, bench/RESULTS.md);
-processes are for many cores, where threads contend for the interpreter lock with the model's thread."""
 
 STOP_WAIT_S = 5.0
 """How long :meth:`ProcessDecoders.close` waits for a process to end after SIGTERM before SIGKILL."""

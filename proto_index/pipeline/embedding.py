@@ -89,6 +89,18 @@ def default_batch_size(device: str | None) -> int:
     return 4 if str(device).startswith("cpu") else 32
 
 
+def load_encoder_for(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
+    """The model a store's ``options`` name, at ``device`` (None: the model's default) and ``precision``."""
+    from proto_index.embed.registry import default_device, load_encoder
+
+    device = device or default_device(options["model"])  # a CPU-only model never imports torch to probe CUDA
+    # Built at its device's default batch (4 CPU, 32 CUDA); ingest/classify set a --batch-size on it.
+    return load_encoder(
+        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,
+        precision=precision, batch_size=default_batch_size(device),
+    )
+
+
 def batch_windows_for(encoder: Encoder, batch_windows: int | None) -> int:
     """The windows per model batch to use with ``encoder`` (None: its device's default)."""
     size = default_batch_windows(encoder) if batch_windows is None else int(batch_windows)
