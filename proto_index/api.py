@@ -182,12 +182,12 @@ class Store:
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
         """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
-        paths = [Path(p).absolute() for p in paths]
-        vecs = classify_mod.file_vectors(self._storage, self.encoder, paths)
+        files = [Path(p).absolute() for p in paths]
+        vecs = classify_mod.file_vectors(self._storage, self.encoder, files)
         bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
         if bad:
             raise AudioDecodeError("; ".join(bad))
-        return np.stack([vecs[p] for p in paths]).astype(np.float32)
+        return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.encoder.embed_texts(list(texts)), dtype=np.float32)

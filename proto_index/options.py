@@ -173,7 +173,7 @@ class IngestOptions:
 
 
 def _whole(value, least: int) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= least
 
 
 @dataclass(frozen=True)

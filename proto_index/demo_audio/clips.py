@@ -81,6 +81,8 @@ def _write_clip(stem: Path, rng: np.random.Generator, environment: str, label: s
     audio = make_background(environment, n / sr, sr, rng)
     onset_s = snr = None
     if label is not None:
+        if snr_db is None:
+            raise ValueError("a clip with a foreground needs its SNR range")
         n_fg = min(n, round(rng.uniform(1.0, 5.0) * sr))
         foreground = make_foreground(label, n_fg / sr, sr, rng)
         onset_s = int(rng.integers(0, n - n_fg + 1)) / sr

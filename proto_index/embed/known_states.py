@@ -18,7 +18,7 @@ FILE = Path(__file__).parent / "data" / "known-states.json"
 @functools.lru_cache(maxsize=None)
 def library_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
     """The installed version of each distribution in ``dists`` (None if not installed), read once."""
-    found = {}
+    found: dict[str, str | None] = {}
     for dist in dists:
         try:
             found[dist] = metadata.version(dist)

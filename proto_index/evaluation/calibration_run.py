@@ -85,13 +85,14 @@ def calibrate_annotations(storage: "Storage", prototypes: str, grid, folds: int,
 
     grid = _grid(grid)
     conf = confirmed(storage)
-    keep = [i for i, env in enumerate(conf.environments) if env]
+    named = [(i, env) for i, env in enumerate(conf.environments) if env]
+    keep = [i for i, _ in named]
     if not keep:
         raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
     protos = _prototypes(storage, prototypes)
-    envs = _environments(storage, {conf.environments[i] for i in keep})
+    envs = _environments(storage, {env for _, env in named})
     return calibrate(
-        protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
+        protos, envs, conf.vectors[keep], [env for _, env in named], [conf.labels[i] for i in keep],
         grid, folds, seed, prototype_norm,
     )
 

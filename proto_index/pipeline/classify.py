@@ -11,7 +11,7 @@ from sqlalchemy import select
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
-from proto_index.core.tau import auto_tau
+from proto_index.core.tau import DEFAULT_AUTO_RULE, auto_tau
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
@@ -95,7 +95,10 @@ def file_windows(
         stored = set(s.scalars(select(Recording.sha256)))
     out: dict[Path, FileWindows | str] = {}
     embedded_as: dict[str, Path] = {}  # content hash -> the input embedded for it in this call
-    embed = embed or local_embedder(encoder)
+    if embed is None:
+        if encoder is None:
+            raise ValueError("embedding needs an encoder here, or an embed function")
+        embed = local_embedder(encoder)
     results = embed(paths, options=options, known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
@@ -168,6 +171,8 @@ def classify(
     (:mod:`proto_index.pipeline.executors`; default: here, with ``encoder``, which may then be None).
     """
     if embed is None:
+        if encoder is None:
+            raise ValueError("classify embeds with an encoder here, or through embed")
         storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
@@ -233,6 +238,7 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
     anything unknown or unavailable."""
     adapt, tau, prototype_norm = scoring.adapt, scoring.parsed_tau, scoring.prototype_norm
     auto_rule = tau if isinstance(tau, str) else None
+    run_tau = None if isinstance(tau, str) else tau
     with storage.session() as s:
         row, names = classify_inputs(s, prototypes, environments)
         protos = prototype_set_view(s, row, with_neighbours=False)
@@ -244,7 +250,7 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}", hint=_ADD_BACKGROUND.get(adapt)) from None
         try:
-            fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+            fixed_tau = None if auto_rule else resolve_tau(adaptation, run_tau, env.taus)
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}; redefine the environment with a finite one with "
                                "`proto-index env add`, or give the run a tau", hint=REPLACE) from None
@@ -266,7 +272,9 @@ def check_inputs(paths: Sequence[Path]) -> None:
 
 def _window_rows(items, windows: dict[Path, FileWindows | str]):
     """One row per window of each item (one row, the error, for a file that failed)."""
-    rows, spans, vectors = [], [], []
+    rows: list[tuple[Path, str]] = []
+    spans: list[tuple[float | None, float | None]] = []
+    vectors: list[np.ndarray | str] = []
     for path, env in items:
         w = windows[path]
         if isinstance(w, str):
@@ -290,8 +298,8 @@ def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | 
             continue
         if fixed_tau is not None or pb is None:
             values = np.full(len(rows), 0.0 if pb is None else fixed_tau)
-        else:
-            values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule)
+        else:  # no fixed tau: the run names a label-free rule
+            values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule or DEFAULT_AUTO_RULE)
         taus.update({i: float(t) for i, t in zip(rows, values)})
     return taus
 

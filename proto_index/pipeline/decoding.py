@@ -34,7 +34,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,7 @@ from proto_index.pipeline.reading import Window, Windows
 STOP_WAIT_S = 5.0
 """How long :meth:`ProcessDecoders.close` waits for a process to end after SIGTERM before SIGKILL."""
 
-ReadFile = Callable[[Path, Cutting, bool, Callable[[str], bool] | None], Iterator]
+ReadFile = Callable[[Path, Cutting, bool, Callable[[str], bool] | None], Generator]
 """The per-file reader run in the process: ``read_file(path, cut, hashing, known)`` gives its
 messages (:mod:`proto_index.pipeline.reading`'s, plain picklable values). It must be a
 module-level function (it is sent to the process by name)."""
@@ -245,7 +245,7 @@ class ProcessDecoders:
             self._workers.append(worker)
             return worker
 
-    def read(self, path: Path) -> Iterator:
+    def read(self, path: Path) -> Generator:
         """The messages of one file, decoded in this thread's process."""
         worker = self._worker()
         if worker is None:  # closed: the run is over
@@ -257,7 +257,7 @@ class ProcessDecoders:
             while True:
                 message = conn.recv()
                 if isinstance(message, _Ask):
-                    conn.send(bool(self._known(message.sha256)))
+                    conn.send(self._known is not None and bool(self._known(message.sha256)))
                 elif message is _Signal.FINISHED:
                     settled = True
                     return
