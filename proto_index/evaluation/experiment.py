@@ -35,6 +35,7 @@ class AudioEvaluator(Protocol):
                        seed: int = ..., ref_db: float = ..., keep_scenes: bool = ...,
                        progress: Progress | None = None) -> tuple[Evaluation, dict]: ...
 
+
 DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
 SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
 """Folds when the data name none: the synthetic space, and foreground CSVs without a fold column."""

@@ -116,8 +116,9 @@ def _from_int16(packed: np.ndarray) -> np.ndarray:
 def _pack(message):
     if isinstance(message, Windows):
         packed = [_to_int16(w.samples) for w in message.windows]
-        if all(p is not None for p in packed):
-            return _Int16Windows(tuple((w.start, w.end, p) for w, p in zip(message.windows, packed)))
+        exact = [p for p in packed if p is not None]  # None: a window int16 cannot carry exactly
+        if len(exact) == len(packed):
+            return _Int16Windows(tuple((w.start, w.end, p) for w, p in zip(message.windows, exact)))
     return message
 
 

@@ -40,6 +40,7 @@ class ReportStore(Protocol):
 
     def modality_gap(self, prototypes: str, k: int = 10) -> tuple[str, GapReport]: ...
 
+
 DEFAULT_PER_LABEL = 50
 DEFAULT_NEIGHBOURS = 5
 
