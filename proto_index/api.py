@@ -171,10 +171,10 @@ class Store:
         """None for local work (with :attr:`encoder`), else the executor's embedder, which loads the model itself."""
         if executor is None or executor.kind == "local":
             return None
-        from proto_index.pipeline.executors import ray_embedder
+        from proto_index.distributed.ray_executor import RayEmbedder  # Ray is optional: imported only when asked for
 
         spec = ModelSpec(self._storage.model_options, self._device, self._precision, self.identity.to_json())
-        return ray_embedder(spec, executor)
+        return RayEmbedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
         preflight.check_text_tower(self._storage, "text search embeds the query with one")  # before the model loads
@@ -182,12 +182,12 @@ class Store:
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
         """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
-        paths = [Path(p).absolute() for p in paths]
-        vecs = classify_mod.file_vectors(self._storage, self.encoder, paths)
+        files = [Path(p).absolute() for p in paths]
+        vecs = classify_mod.file_vectors(self._storage, self.encoder, files)
         bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
         if bad:
             raise AudioDecodeError("; ".join(bad))
-        return np.stack([vecs[p] for p in paths]).astype(np.float32)
+        return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.encoder.embed_texts(list(texts)), dtype=np.float32)
@@ -347,7 +347,7 @@ class Store:
         by held-out search over ``grid``; see ``proto_index.evaluation.calibrate``. Stores nothing."""
         from proto_index.evaluation.calibration_run import calibrate_manifest
 
-        return calibrate_manifest(self, self._storage, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
+        return calibrate_manifest(self._storage, self.embed_audio, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
 
     def calibrate_from_annotations(
         self, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
@@ -356,7 +356,7 @@ class Store:
         labelled clips: their stored window vectors, environments and confirmed labels."""
         from proto_index.evaluation.calibration_run import calibrate_annotations
 
-        return calibrate_annotations(self, self._storage, prototypes, grid, folds, seed, prototype_norm)
+        return calibrate_annotations(self._storage, prototypes, grid, folds, seed, prototype_norm)
 
     def modality_gap(self, prototypes: str, k: int = 10):
         """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""
@@ -445,12 +445,6 @@ def model_kind(name: str) -> str:
 
 
 def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
-    from proto_index.embed.registry import default_device, load_encoder
-    from proto_index.pipeline.embedding import default_batch_size
+    from proto_index.pipeline.embedding import load_encoder_for
 
-    device = device or default_device(options["model"])  # a CPU-only model never imports torch to probe CUDA
-    # Built at its device's default batch (4 CPU, 32 CUDA); ingest/classify set a --batch-size on it.
-    return load_encoder(
-        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,
-        precision=precision, batch_size=default_batch_size(device),
-    )
+    return load_encoder_for(options, device, precision)

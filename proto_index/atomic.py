@@ -24,7 +24,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -87,7 +87,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True,
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
     with atomic_path(path, durable) as tmp:
-        text = {"encoding": encoding, "newline": newline} if mode == "w" else {}
+        text: dict[str, Any] = {"encoding": encoding, "newline": newline} if mode == "w" else {}
         with open(tmp, mode.replace("w", "x"), **text) as f:  # "x": never onto an existing file
             yield f
 
@@ -107,6 +107,13 @@ class OutputTarget:
     name: str
     kind: str
     path: Path | None = None
+
+    @property
+    def file(self) -> Path:
+        """``path`` of a ``"file"`` target."""
+        if self.path is None:
+            raise ValueError(f"output {self.name} is not a file")
+        return self.path
 
 
 def is_stdout(path: str | os.PathLike) -> bool:
@@ -146,6 +153,22 @@ def output_target(path: str | os.PathLike) -> OutputTarget:
     raise InvalidInput(f"output {path} is not a regular file, a pipe or a character device")
 
 
+def check_output_file(out: str | os.PathLike) -> Path:
+    """``out`` can be written as a file: standard output (``-``), a pipe or character device, or a
+    regular file (through a link) whose folder exists and can be written."""
+    from proto_index.errors import InvalidInput, NotFound
+
+    target = output_target(out)
+    if target.kind != "file":
+        return Path(out)
+    parent = target.file.absolute().parent
+    if not parent.is_dir():
+        raise NotFound(f"the folder of the output file does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write in the output folder {parent}")
+    return Path(out)
+
+
 def refuse_stdout(path: str | os.PathLike, what: str) -> None:
     """Refuse standard output (``-``) for an output that cannot stream: ``what`` says what it is."""
     if os.fspath(path) == STDOUT or is_stdout(path):
@@ -162,9 +185,9 @@ def open_output(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
     target = output_target(path)
-    text = {"encoding": encoding, "newline": newline} if mode == "w" else {}
+    text: dict[str, Any] = {"encoding": encoding, "newline": newline} if mode == "w" else {}
     if target.kind == "file":
-        with atomic_write(target.path, mode, encoding=encoding, newline=newline) as f:
+        with atomic_write(target.file, mode, encoding=encoding, newline=newline) as f:
             yield f
     elif target.kind == "stream":
         with open(path, mode, **text) as f:
@@ -182,7 +205,7 @@ def _stdout(mode: str, text: dict) -> Iterator[IO]:
         yield f
     finally:
         f.flush()
-        if f is not out:
+        if isinstance(f, io.TextIOWrapper):  # the wrapper, not standard output's own buffer
             f.detach()
         out.flush()
 
@@ -196,5 +219,5 @@ def output_path(path: str | os.PathLike) -> Iterator[Path]:
     target = output_target(path)
     if target.kind != "file":
         raise InvalidInput(f"output {os.fspath(path)} must be a regular file")
-    with atomic_path(target.path) as tmp:
+    with atomic_path(target.file) as tmp:
         yield tmp

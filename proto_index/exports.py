@@ -34,13 +34,16 @@ import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import quote_from_bytes
 
 from proto_index.cells import FORMULA_START, read_text_cell, text_cell  # noqa: F401  (re-exported)
-from proto_index.atomic import fsync_dir, open_output, refuse_stdout, temp_name
+from proto_index.atomic import check_output_file, fsync_dir, open_output, refuse_stdout, temp_name
 from proto_index.errors import AudioDecodeError, InvalidInput, NotFound
 from proto_index.filenames import as_text, from_text, is_text, to_bytes
+
+if TYPE_CHECKING:
+    import pyarrow
 
 FORMATS = ("csv", "jsonl", "parquet", "raven", "audacity", "kaleidoscope")
 ROW_FIELDS = ("path", "start_s", "end_s", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
@@ -72,7 +75,7 @@ class ExportRow:
     score: float | None
     margin: float | None
     error: str | None
-    scores: dict[str, float] | None = None
+    scores: dict[str, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,6 @@ def check_output(out, fmt: str) -> Path:
     if fmt in ("parquet", "audacity"):
         refuse_stdout(out, f"{fmt} output")
     if fmt != "audacity":
-        from proto_index.pipeline.preflight import check_output_file
-
         return check_output_file(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InvalidInput(f"{out} exists and is not a folder (audacity output is a folder of label tracks)")
@@ -201,7 +202,7 @@ def _parquet(rows, out, labels, facts) -> Path:
     return out
 
 
-def parquet_table(rows, labels: list[str] | None = None) -> "pyarrow.Table":  # noqa: F821
+def parquet_table(rows, labels: list[str] | None = None) -> "pyarrow.Table":
     """``rows`` as the Parquet output's table: ROW_FIELDS, then ``score:<label>`` per class in ``labels``."""
     try:
         import pyarrow as pa
@@ -357,7 +358,7 @@ def _swap_in(tmp: Path, out: Path, earlier: list[str] | None) -> None:
         raise InvalidInput(f"{out}: cannot put the label tracks in place ({e.strerror or e}); choose an empty folder") from None
     fsync_dir(out.absolute().parent)
     if old is not None:
-        _remove(old, earlier)
+        _remove(old, earlier or [])
 
 
 def _remove(folder: Path, names: list[str]) -> None:

@@ -26,9 +26,16 @@ from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT
 from proto_index.core.profiles import PROTOTYPE_NORMS
 from proto_index.core.tau import parse_tau
 from proto_index.audio.windows import Cutting
-from proto_index.embed.encoder import SAMPLE_RATE, ModelIdentity
+from proto_index.core.identity import SAMPLE_RATE, ModelIdentity
 from proto_index.errors import Hint, InvalidInput
-from proto_index.pipeline.decoding import DECODERS, DEFAULT_DECODER
+
+DECODERS = ("threads", "processes")
+"""Where the embedding pipeline decodes files: in reader threads, or in one worker process per reader thread."""
+
+DEFAULT_DECODER = "threads"
+"""Threads by default: on a 2-core machine processes bought nothing measurable and cost a start of
+1.7-3.5 s each (spawn and imports) plus relaying every window (bench/decode_rate.py, bench/RESULTS.md);
+processes are for many cores, where threads contend for the interpreter lock with the model's thread."""
 
 DEFAULT_HOP_S = None
 """Windows follow each other without overlap (the hop is the model's window) unless a hop is given."""
@@ -120,7 +127,7 @@ class ScoringOptions:
         if self.adapt not in ADAPTATIONS:
             raise InvalidInput(f"unknown adaptation {self.adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
         try:
-            parse_tau(self.tau)
+            object.__setattr__(self, "_parsed_tau", parse_tau(self.tau))  # kept outside the fields
         except ValueError as e:
             raise InvalidInput(str(e)) from None
         if self.prototype_norm not in PROTOTYPE_NORMS:
@@ -131,6 +138,12 @@ class ScoringOptions:
         w = self.drift_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise InvalidInput(f"the drift weight must be a finite number >= 0, got {w!r}")
+
+    @property
+    def parsed_tau(self) -> float | str | None:
+        """``tau`` as parsed on creation: a finite number, None, or the name of a label-free rule
+        (:func:`~proto_index.core.tau.parse_tau`: ``"auto"`` gives ``"projection-batch"``)."""
+        return self.__dict__["_parsed_tau"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +181,7 @@ class IngestOptions:
 
 
 def _whole(value, least: int) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= least
 
 
 MAX_TEMPLATES = 32

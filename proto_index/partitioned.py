@@ -30,11 +30,15 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from proto_index.atomic import refuse_stdout
 from proto_index.errors import InvalidInput, NotFound, StoreLocked
 from proto_index.exports import ExportRow, atomic, parquet_table
+
+if TYPE_CHECKING:
+    import pyarrow
 
 DATASET_FORMAT = "parquet-dataset"
 PARTITION = "environment"
@@ -68,7 +72,7 @@ class PartitionedWriter:
                  environments: dict[str, str] | None = None):
         self.out, self.labels, self.rows_per_file = out, labels, rows_per_file
         self._lock_fd, self.done, self._next = lock_fd, done, next_part
-        self._environments, self._recorded = dict(environments or {}), set()
+        self._environments, self._recorded = dict(environments or {}), set[str]()
         self._run = secrets.token_hex(4)
         self.parts_written = 0
 
@@ -227,7 +231,7 @@ def _existing(out: Path) -> tuple[set, int]:
     return done, next_part
 
 
-def read_dataset(out: Path) -> "pyarrow.Table":  # noqa: F821
+def read_dataset(out: Path) -> "pyarrow.Table":
     """The dataset's rows (the ``environment`` partition read as a string, whatever the names look like)."""
     import pyarrow as pa
     import pyarrow.dataset as ds

@@ -211,6 +211,16 @@ def test_scoring_options_defaults_are_the_old_keyword_defaults():
     assert pickle.loads(pickle.dumps(ScoringOptions(tau="auto-clip"))) == ScoringOptions(tau="auto-clip")
 
 
+@pytest.mark.parametrize("tau, parsed", [(None, None), (0.3, 0.3), (" 0.25 ", 0.25), ("AUTO", "projection-batch"),
+                                         ("auto-clip", "projection")])
+def test_scoring_options_keep_the_parsed_tau(tau, parsed):
+    """Parsed once, on creation, and kept (through pickling and replace) for classify to use as it is."""
+    options = ScoringOptions(tau=tau)
+    assert options.parsed_tau == parsed and options.tau == tau
+    assert pickle.loads(pickle.dumps(options)).parsed_tau == parsed
+    assert dataclasses.replace(options, tau=0.5).parsed_tau == 0.5
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"adapt": "both"}, "unknown adaptation 'both'; choose one of auto, audio, text, none"),
     ({"tau": "often"}, "tau must be a number or one of auto, auto-clip, not 'often'"),

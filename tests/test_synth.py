@@ -113,6 +113,18 @@ def test_mix_peak_limited_only_when_needed():
     assert np.max(np.abs(loud)) == pytest.approx(0.99)
 
 
+@pytest.mark.parametrize(("snr_db", "onset_s"), [(-20.0, 0.5), (6.5, 1.2), (40.0, 2.0)])
+def test_mix_is_the_evaluation_mixer_at_rms(snr_db, onset_s):
+    """The generated clips' mix (below evaluation in the layers) is the mixer's RMS mode, sample for sample."""
+    from proto_index.evaluation import mixing
+
+    sr = 16000
+    fg = make_foreground("siren", 1.5, sr, 1)
+    bg = make_background("street_traffic", 3.0, sr, 2)
+    expected = mixing.mix(fg, bg, sr, snr_db, onset_s, seconds=None, max_event_s=None, snr_measure="rms").scene
+    np.testing.assert_array_equal(mix(fg, bg, snr_db, onset_s, sr), expected)
+
+
 def test_mix_rejects_bad_onset_and_silence():
     bg = make_background("park", 1.0, 16000, 0)
     fg = make_foreground("bird", 0.5, 16000, 0)

@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from proto_index.audio.discover import open_regular
-from proto_index.embed.encoder import SAMPLE_RATE
+from proto_index.core.identity import SAMPLE_RATE
 from proto_index.errors import AudioDecodeError
 from proto_index.filenames import for_library
 
@@ -55,12 +55,15 @@ def open_audio(source: str | os.PathLike | BinaryIO) -> sf.SoundFile:
 
     Raises :class:`AudioDecodeError` when it is not audio libsndfile can read, or holds no frames.
     """
+    opened: str | bytes | BinaryIO
     if isinstance(source, (str, os.PathLike)):
-        source = os.fspath(source)
-        check_readable(source)
-        source = for_library(source)  # a file name that is not UTF-8 goes as its bytes
+        name = os.fspath(source)
+        check_readable(name)
+        opened = for_library(name)  # a file name that is not UTF-8 goes as its bytes
+    else:
+        opened = source
     try:
-        snd = sf.SoundFile(source)
+        snd = sf.SoundFile(opened)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
         raise _not_audio(e) from e
     if snd.frames == 0:

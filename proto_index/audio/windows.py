@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proto_index.embed.encoder import MIN_TAIL_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
+from proto_index.core.identity import MIN_TAIL_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, ModelIdentity
 
 WINDOW = round(WINDOW_SECONDS * SAMPLE_RATE)
 """Samples in one CLAP window (480,000: 10 s at 48 kHz)."""

@@ -23,7 +23,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from proto_index.clap.config import RELEASED, AudioConfig, ClapConfig, TextConfi
 from proto_index.clap.features import mel_filter_bank
 from proto_index.clap.htsat import relative_position_index
 from proto_index.errors import ModelError
+
+if TYPE_CHECKING:
+    from proto_index.clap.model import ClapModel
 
 PUBLISHED_SHA256 = {
     "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
@@ -193,7 +196,7 @@ def derived_value(name: str, shape: torch.Size) -> torch.Tensor:
     return torch.zeros(shape, dtype=torch.long)
 
 
-def fit(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def fit(model: ClapModel, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Load ``state`` (this package's names) into ``model`` strictly: every weight present, none
     unknown, shapes equal; derived buffers may be absent but must agree where present.
 

@@ -28,7 +28,7 @@ from proto_index.clap.config import AudioConfig
 AMIN = 1e-10
 
 
-def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel_slaney(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear (3 mel per 200 Hz) below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, math.log(6.4) / 27.0
@@ -36,17 +36,17 @@ def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep, linear)
 
 
-def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
+def _mel_to_hz_slaney(mel: np.ndarray | float) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, math.log(6.4) / 27.0
     return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
-def _hz_to_mel_htk(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel_htk(hz: np.ndarray | float) -> np.ndarray:
     return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
-def _mel_to_hz_htk(mel: np.ndarray) -> np.ndarray:
+def _mel_to_hz_htk(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 

@@ -17,7 +17,7 @@ buffers (a model built on the ``meta`` device and loaded with ``to_empty`` would
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -36,9 +36,9 @@ class Pooled(NamedTuple):
     pooler_output: torch.Tensor
 
 
-def holder(**children: nn.Module) -> nn.Module:
+def holder(**children: nn.Module) -> Any:
     """A bare module holding ``children`` under the given names (for state-dict names such as
-    ``intermediate.dense``)."""
+    ``intermediate.dense``); typed Any, as its children are reached by names no type declares."""
     module = nn.Module()
     for name, child in children.items():
         module.add_module(name, child)
@@ -175,7 +175,7 @@ class Stage(nn.Module):
             raise ValueError(f"a {side}x{side} grid does not split into {window}x{window} windows")
         # a grid no larger than a window is one window: nothing to shift
         self.shift = cfg.window // 2 if side > cfg.window else 0
-        self.side = side
+        self.side, self.window = side, window
         self.blocks = nn.ModuleList(SwinBlock(dim, heads, window, cfg.mlp_ratio, 1e-5) for _ in range(depth))
         self.downsample = None if last else PatchMerging(dim)
 
@@ -184,7 +184,7 @@ class Stage(nn.Module):
         for i, block in enumerate(self.blocks):
             shift = self.shift if i % 2 else 0
             if shift and mask is None:
-                mask = shift_mask(self.side, block.window, shift, x.device, x.dtype)
+                mask = shift_mask(self.side, self.window, shift, x.device, x.dtype)
             x = block(x, self.side, shift, mask if shift else None)
         return x if self.downsample is None else self.downsample(x, self.side)
 

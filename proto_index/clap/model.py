@@ -52,6 +52,7 @@ class ClapModel(nn.Module):
         self.cfg = cfg
         self.audio_model = AudioModel(cfg.audio)
         self.audio_projection = Projection(cfg.audio.out_dim, cfg.joint_dim)
+        self.text_model: RobertaText | TextTransformer
         if cfg.text.kind == "roberta":
             self.text_model = RobertaText(cfg.text)
         else:
@@ -110,7 +111,7 @@ class ClapModel(nn.Module):
             batch = batch.pin_memory()
         return self.features(batch.to(device, non_blocking=True), lengths)
 
-    def audio_embeddings(self, features: torch.Tensor, towers: tuple[nn.Module, nn.Module] | None = None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, towers: tuple[nn.Module, ...] | None = None) -> torch.Tensor:
         """Unnormalised projected embeddings of HTSAT inputs (see :meth:`audio_input`); ``towers``: an
         (audio model, projection) pair to run instead of this model's own, e.g. a bfloat16 copy (the
         features are cast to its dtype)."""

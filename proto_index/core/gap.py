@@ -67,6 +67,7 @@ def modality_gap(
         count += chunk.shape[0]
     if count < k:
         raise ValueError(f"K={k} exceeds the corpus size {count}")
+    assert total is not None  # count >= k >= 1 chunks' rows were summed
     audio_centroid = total / count
 
     def measure(name: str) -> GapMeasure:

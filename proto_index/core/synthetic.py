@@ -164,7 +164,7 @@ def mix_scenes(space: Space, clips: Clips, backgrounds: np.ndarray, snr_db: floa
     which = rng.integers(0, len(backgrounds), n)
     w = foreground_weight(snr_db, space.config.snr_offset_db)
     vectors = l2_normalize(w * clips.vectors + backgrounds[which] + _noise(rng, (n, d), space.config.scene_noise))
-    return Scenes(vectors, clips.labels.copy(), clips.folds.copy(), which, float(snr_db))
+    return Scenes(vectors, clips.labels.copy(), clips.folds.copy(), np.asarray(which), float(snr_db))
 
 
 @dataclass(frozen=True)

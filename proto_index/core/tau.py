@@ -125,7 +125,7 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return x - x.mean(axis=-1, keepdims=True)
 
 
-def tau_projection(profiles: np.ndarray, background: np.ndarray, tau_max: float = AUTO_TAU_MAX) -> np.ndarray:
+def tau_projection(profiles: np.ndarray, background: np.ndarray, tau_max: float = AUTO_TAU_MAX) -> np.ndarray | float:
     """Per clip: the least-squares weight of the background profile in the clip's profile.
 
     Model a scene's profile as ``Ps = a * Pfg + tau * Pb + c``: a foreground profile, the
@@ -165,7 +165,7 @@ def tau_projection_batch(profiles: np.ndarray, background: np.ndarray, tau_max: 
     return np.full(ps.shape[0], tau)
 
 
-AUTO_RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+AUTO_RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray | float]] = {
     "projection": tau_projection,
     "projection-batch": tau_projection_batch,
 }

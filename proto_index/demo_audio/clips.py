@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from proto_index.audio.levels import limit_peak, rms_gain
 from proto_index.demo_audio.environments import BACKGROUND_ENVIRONMENTS, make_background
 from proto_index.demo_audio.signals import n_samples
 from proto_index.demo_audio.sounds import FOREGROUND_LABELS, make_foreground
 from proto_index.errors import InvalidInput
-from proto_index.evaluation import mixing
 
 RATES = (16000, 44100, 48000)
 FORMATS = (("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "FLOAT"), ("FLAC", "PCM_16"),
@@ -29,8 +29,14 @@ def mix(foreground: np.ndarray, background: np.ndarray, snr_db: float, onset_s: 
     The placed foreground is the part that fits before the background ends; the mix keeps the
     background's length and level (clap-tiny-demo was trained on clips mixed this way).
     """
-    return mixing.mix(foreground, background, sr, snr_db, onset_s, seconds=None, max_event_s=None,
-                      snr_measure="rms").scene
+    bg = np.asarray(background, dtype=np.float64)
+    start = int(round(onset_s * sr))
+    if not 0 <= start < len(bg):
+        raise InvalidInput(f"onset {onset_s} s is outside the {len(bg) / sr:g} s scene")
+    event = np.asarray(foreground, dtype=np.float64)[: len(bg) - start]
+    scene = bg.copy()
+    scene[start : start + len(event)] += event * rms_gain(event, bg[start : start + len(event)], snr_db)
+    return limit_peak(scene)[0]
 
 
 @dataclass(frozen=True)
@@ -75,13 +81,15 @@ def _write_clip(stem: Path, rng: np.random.Generator, environment: str, label: s
     audio = make_background(environment, n / sr, sr, rng)
     onset_s = snr = None
     if label is not None:
+        if snr_db is None:
+            raise ValueError("a clip with a foreground needs its SNR range")
         n_fg = min(n, round(rng.uniform(1.0, 5.0) * sr))
         foreground = make_foreground(label, n_fg / sr, sr, rng)
         onset_s = int(rng.integers(0, n - n_fg + 1)) / sr
         snr = round(float(rng.uniform(*snr_db)), 2)
         audio = mix(foreground, audio, snr, onset_s, sr)
     else:
-        audio, _ = mixing.limit_peak(audio)
+        audio, _ = limit_peak(audio)
     if channels == 2:  # the same scene panned: each channel at its own gain, at most 1
         audio = audio[:, None] * np.array([1.0, rng.uniform(0.6, 1.0)])[rng.permutation(2)]
     path = stem.with_suffix(".flac" if fmt == "FLAC" else ".wav").absolute()

@@ -5,8 +5,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from proto_index.audio.levels import rms
 from proto_index.errors import InvalidInput
-from proto_index.evaluation.mixing import rms
 
 TWO_PI = 2.0 * np.pi
 

@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +26,11 @@ from proto_index.embed.registry import PLUGINS_ENV
 from proto_index.distributed.stream import can_run_a_task, watched
 from proto_index.errors import ClusterError, InvalidInput, ModelError, ModelMismatch
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files, load_encoder_for
 from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
+
+if TYPE_CHECKING:
+    import pyarrow
 
 MAX_BLOCKS = 1000
 
@@ -53,7 +57,7 @@ def _schema():
 
 
 def _row(result: Result) -> dict:
-    row = {"path": str(result.path), "kind": "", "error": None, "sha256": None, "duration_s": None,
+    row: dict[str, object] = {"path": str(result.path), "kind": "", "error": None, "sha256": None, "duration_s": None,
            "sample_rate": None, "channels": None, "size_bytes": None, "mtime_ns": None,
            "starts_s": None, "ends_s": None, "dim": None, "vectors": None}
     if isinstance(result, FailedFile):
@@ -91,9 +95,7 @@ def _encoder_for(spec: ModelSpec):
     key = f"{spec.identity_json}|{spec.device}|{spec.precision}"
     if key not in _LOADED:
         try:
-            from proto_index.api import _load_encoder
-
-            encoder = _load_encoder(spec.options, spec.device, spec.precision)
+            encoder = load_encoder_for(spec.options, spec.device, spec.precision)
         except Exception as e:  # noqa: BLE001  a model that cannot load on a worker: told to the driver
             _LOADED[key] = (None, ("fatal", f"the model could not be loaded on a Ray worker: {e}"))
         else:
@@ -115,7 +117,7 @@ def _known(ref) -> frozenset:
     return _KNOWN[key]
 
 
-def embed_batch(batch: dict, *, spec: ModelSpec, options: EmbedOptions, known_ref) -> "pyarrow.Table":  # noqa: F821
+def embed_batch(batch: dict, *, spec: ModelSpec, options: EmbedOptions, known_ref) -> "pyarrow.Table":
     """A Ray Data task: embed a batch of paths with the worker's model (loaded on its first task), as ``options`` say."""
     import pyarrow as pa
 
@@ -195,10 +197,12 @@ class RayEmbedder:
                 delivered.add(row["path"])
                 result = _result(row)
                 if isinstance(result, EmbeddedFile):
-                    if result.sha256 in known or result.sha256 in claimed:
-                        result = SkippedFile(result.path, result.sha256, result.size_bytes, result.mtime_ns)
+                    sha = result.sha256
+                    assert sha is not None  # workers dedupe against the stored hashes, so they hash every file
+                    if sha in known or sha in claimed:
+                        result = SkippedFile(result.path, sha, result.size_bytes, result.mtime_ns)
                     else:
-                        claimed.add(result.sha256)
+                        claimed.add(sha)
                         if on_windows is not None:
                             on_windows(len(result.starts_s))
                 yield result

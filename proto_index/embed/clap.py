@@ -64,7 +64,7 @@ class ClapEncoder:
         self._make_tokenizer = make_tokenizer
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_lock = threading.Lock()
-        self._bf16_audio: tuple[torch.nn.Module, torch.nn.Module] | None = None
+        self._bf16_audio: tuple[torch.nn.Module, ...] | None = None
         self._bf16_lock = threading.Lock()
 
     @property
@@ -83,7 +83,7 @@ class ClapEncoder:
             return contextlib.nullcontext()
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
 
-    def _audio_towers(self) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    def _audio_towers(self) -> tuple[torch.nn.Module, ...] | None:
         """The bfloat16 copy of the audio tower and projection that bf16 runs on the CPU (None otherwise)."""
         import copy
 

@@ -26,6 +26,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -36,6 +37,9 @@ from proto_index.audio.decode import load_audio, quantize_int16
 from proto_index.core.adaptation import background_prompts
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.embed import demo_model
+
+if TYPE_CHECKING:
+    import torch
 
 TRAIN_SEED = 20_260_801
 LABEL_TEMPLATES = (DEFAULT_TEMPLATE, "the sound of a {label}", "a {label}", "{label}", "a recording of a {label}",
@@ -102,7 +106,7 @@ def make_clip(rng: np.random.Generator, env: str, label: str | None, snr_db: tup
 def make_clips(config: TrainingConfig, stream: str, per_pair: int, backgrounds: int) -> list[Clip]:
     """Every class over every environment ``per_pair`` times, then ``backgrounds`` per environment."""
     tag = zlib.crc32(stream.encode())
-    jobs = [(env, label) for _ in range(per_pair) for label in demo_audio.FOREGROUND_LABELS
+    jobs: list[tuple[str, str | None]] = [(env, label) for _ in range(per_pair) for label in demo_audio.FOREGROUND_LABELS
             for env in demo_audio.BACKGROUND_ENVIRONMENTS]
     jobs += [(env, None) for _ in range(backgrounds) for env in demo_audio.BACKGROUND_ENVIRONMENTS]
     return [make_clip(np.random.default_rng([config.seed, tag, i]), env, label, config.snr_db)

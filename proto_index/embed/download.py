@@ -66,7 +66,7 @@ def download(url: str, dest: Path, *, what: str, offline_hint: Hint,
             if isinstance(e, urllib.error.HTTPError):
                 reason = f"HTTP {e.code} {e.reason}"
             elif isinstance(e, urllib.error.URLError):
-                reason = e.reason
+                reason = str(e.reason)
             else:
                 reason = str(e) or type(e).__name__
             if part.exists() and part.stat().st_size:

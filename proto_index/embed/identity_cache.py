@@ -8,29 +8,12 @@ it (:func:`check`).
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from importlib import metadata
 
 from proto_index.embed import known_states
+from proto_index.embed.known_states import DRAWING_LIBRARIES, library_versions
 from proto_index.errors import ModelError
-
-
-@functools.lru_cache(maxsize=None)
-def library_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
-    """The installed version of each distribution in ``dists`` (None if not installed), read once."""
-    found = {}
-    for dist in dists:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
-DRAWING_LIBRARIES = ("torch",)
-"""Whose code draws the seeded weights (torch's generators): their versions key every entry."""
 
 
 def key(**parts: object) -> str:

@@ -9,9 +9,26 @@ from __future__ import annotations
 
 import functools
 import json
+from importlib import metadata
 from pathlib import Path
 
 FILE = Path(__file__).parent / "data" / "known-states.json"
+
+
+@functools.lru_cache(maxsize=None)
+def library_versions(dists: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each distribution in ``dists`` (None if not installed), read once."""
+    found: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+DRAWING_LIBRARIES = ("torch",)
+"""Whose code draws the seeded weights (torch's generators): their versions key every entry."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,8 +67,6 @@ def compute() -> dict[str, str]:
 def main() -> None:
     """Add this environment's entries to :data:`FILE`, keeping those recorded under other torch releases
     (a user's torch may be either: the CPU wheel CI installs or PyPI's CUDA build)."""
-    from proto_index.embed.identity_cache import DRAWING_LIBRARIES, library_versions
-
     recorded = json.loads(FILE.read_text()) if FILE.exists() else {}
     releases = recorded.get("recorded_with", [])
     releases = [releases] if isinstance(releases, dict) else releases

@@ -54,7 +54,7 @@ def seeded_encoder(name: str, *, fusion: bool, seed: int = TOWER_SEED,
         for key, value in (heads or {}).items():
             if key in state:
                 state[key] = value.to(state[key].dtype).clone()
-        if built:  # the text side, drawn on first use: check the whole state against the shipped hash
+        if built and known is not None:  # the text side, drawn on first use (known is set by then): check the whole state against the shipped hash
             whole = {k: v for k, v in built[0].state_dict().items() if not v.is_meta}
             identity_cache.check(entry, known, state_sha256({**whole, **state}), name)
 

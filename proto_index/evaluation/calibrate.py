@@ -65,7 +65,8 @@ def calibrate(
                 continue
             pb = background_profile(bg, protos.matrix, prototype_norm)
             choice = held_out_choice(ps, pb, yy, folds, grid)
-            current = env.taus[adaptation] if env.taus[adaptation] is not None else DEFAULT_TAU[adaptation]
+            stored = env.taus[adaptation]
+            current = stored if stored is not None else DEFAULT_TAU[adaptation]
             current_acc = float(np.mean(np.argmax(ps - current * pb, axis=1) == yy))
             out.append(Calibration(name, adaptation, len(rows), tuple(grid), choice, float(current), current_acc, none_acc))
     return out

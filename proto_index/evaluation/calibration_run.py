@@ -5,15 +5,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from proto_index.core.tau import DEFAULT_GRID, as_grid
 from proto_index.errors import InvalidInput
 from proto_index.evaluation.calibrate import Calibration
 
 if TYPE_CHECKING:
-    from proto_index.api import Store
+    import numpy as np
+
+    from proto_index.pipeline.catalog_views import EnvironmentView
     from proto_index.store.storage import Storage
+
+
+class CalibratingStore(Protocol):
+    """What :func:`run_calibration` asks of a store (:class:`proto_index.Store` is one): the layer
+    above evaluation hands it in, so evaluation never imports the API."""
+
+    def calibrate(self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0,
+                  prototype_norm: str = "l2") -> list: ...
+
+    def calibrate_from_annotations(self, prototypes: str, grid=None, folds: int = 5, seed: int = 0,
+                                   prototype_norm: str = "l2") -> list: ...
+
+    def set_environment_tau(self, name: str, audio: float | None = None,
+                            text: float | None = None) -> EnvironmentView: ...
 
 
 @dataclass(frozen=True)
@@ -26,7 +42,7 @@ class CalibrateOptions:
     save: bool = False  # store each chosen tau on its environment
 
 
-def run_calibration(store: "Store", options: CalibrateOptions, manifest: str | Path | None = None) -> list[Calibration]:
+def run_calibration(store: CalibratingStore, options: CalibrateOptions, manifest: str | Path | None = None) -> list[Calibration]:
     """Calibrate on ``manifest`` (CSV ``path,environment,label``) or, when it is None, on the
     confirmed annotations that name an environment; with ``options.save``, store every choice
     (``c.choice.tau`` on ``c.environment`` for ``c.adaptation``)."""
@@ -41,9 +57,10 @@ def run_calibration(store: "Store", options: CalibrateOptions, manifest: str | P
     return results
 
 
-def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, prototypes: str, grid, folds: int, seed: int,
-                       prototype_norm: str) -> list:
-    """``Store.calibrate``: the labelled clips of a CSV (``path,environment,label``), embedded now."""
+def calibrate_manifest(storage: "Storage", embed_audio: Callable[[Sequence[Path]], "np.ndarray"], manifest: Path,
+                       prototypes: str, grid, folds: int, seed: int, prototype_norm: str) -> list:
+    """``Store.calibrate``: the labelled clips of a CSV (``path,environment,label``), embedded now
+    by ``embed_audio`` (one vector per file)."""
     from proto_index.evaluation.calibrate import calibrate
     from proto_index.pipeline.manifest import read_manifest
 
@@ -52,15 +69,15 @@ def calibrate_manifest(store: "Store", storage: "Storage", manifest: Path, proto
     if any(not r.extra.get("label") for r in rows):
         raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
     protos = _prototypes(storage, prototypes)
-    envs = {name: store.environment(name) for name in sorted({r.environment for r in rows})}
-    vectors = store.embed_audio([r.path for r in rows])
+    envs = _environments(storage, {r.environment for r in rows})
+    vectors = embed_audio([r.path for r in rows])
     return calibrate(
         protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
         grid, folds, seed, prototype_norm,
     )
 
 
-def calibrate_annotations(store: "Store", storage: "Storage", prototypes: str, grid, folds: int, seed: int,
+def calibrate_annotations(storage: "Storage", prototypes: str, grid, folds: int, seed: int,
                           prototype_norm: str) -> list:
     """``Store.calibrate_from_annotations``: the confirmed annotations that name an environment."""
     from proto_index.evaluation.calibrate import calibrate
@@ -68,13 +85,14 @@ def calibrate_annotations(store: "Store", storage: "Storage", prototypes: str, g
 
     grid = _grid(grid)
     conf = confirmed(storage)
-    keep = [i for i, env in enumerate(conf.environments) if env]
+    named = [(i, env) for i, env in enumerate(conf.environments) if env]
+    keep = [i for i, _ in named]
     if not keep:
         raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
     protos = _prototypes(storage, prototypes)
-    envs = {name: store.environment(name) for name in sorted({conf.environments[i] for i in keep})}
+    envs = _environments(storage, {env for _, env in named})
     return calibrate(
-        protos, envs, conf.vectors[keep], [conf.environments[i] for i in keep], [conf.labels[i] for i in keep],
+        protos, envs, conf.vectors[keep], [env for _, env in named], [conf.labels[i] for i in keep],
         grid, folds, seed, prototype_norm,
     )
 
@@ -92,3 +110,10 @@ def _prototypes(storage: "Storage", name: str):
 
     with storage.session() as s:
         return prototype_set_view(s, get_prototype_set(s, name), with_neighbours=False)
+
+
+def _environments(storage: "Storage", names) -> dict[str, "EnvironmentView"]:
+    from proto_index.pipeline.catalog_views import environment_view, get_environment
+
+    with storage.session() as s:
+        return {name: environment_view(get_environment(s, name), storage.identity.dim) for name in sorted(names)}

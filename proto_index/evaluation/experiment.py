@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from proto_index import __version__
 from proto_index.core.adaptation import DEFAULT_TAU
@@ -20,7 +20,21 @@ from proto_index.evaluation.synthetic import synthetic_experiment
 from proto_index.progress import Progress
 
 if TYPE_CHECKING:
-    from proto_index.api import Store
+    from proto_index.core.identity import ModelIdentity
+
+
+class AudioEvaluator(Protocol):
+    """What :func:`run_audio` asks of a store (:class:`proto_index.Store` is one): the layer above
+    evaluation hands it in, so evaluation never imports the API."""
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    def evaluate_audio(self, foreground_csv: str | Path, backgrounds: str | Path, work_dir: str | Path,
+                       snrs_db: Sequence[float] = ..., settings: Settings | None = None, *, n_folds: int = ...,
+                       seed: int = ..., ref_db: float = ..., keep_scenes: bool = ...,
+                       progress: Progress | None = None) -> tuple[Evaluation, dict]: ...
+
 
 DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
 SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
@@ -124,7 +138,7 @@ def run_synthetic(run: RunOptions, synthetic: SyntheticOptions = SyntheticOption
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))
 
 
-def run_audio(store: "Store", run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
+def run_audio(store: AudioEvaluator, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
     """The experiment from audio with ``store``'s model (nothing is added to the store); writes the results."""
     evaluation, description = store.evaluate_audio(
         audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db, run.settings,

@@ -16,7 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-from proto_index.embed.encoder import WINDOW_SECONDS
+from proto_index.audio.levels import PEAK, limit_peak, rms, rms_gain  # noqa: F401  (PEAK, rms: part of the mixer's API)
+from proto_index.core.identity import WINDOW_SECONDS
 from proto_index.errors import InvalidInput
 
 REF_DB = -36.0
@@ -34,9 +35,6 @@ before measuring (a repeated signal has the loudness of one copy), as scaper doe
 
 SILENCE_LUFS = -70.0
 """BS.1770's absolute gate: anything quieter counts as silence, whose SNR is undefined."""
-
-PEAK = 0.99
-"""The highest absolute sample value a mix (or a generated clip) may reach."""
 
 
 def integrated_loudness(x: np.ndarray, sr: int) -> float:
@@ -72,23 +70,6 @@ def fit_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.tile(x, int(np.ceil(n / len(x))))[:n]
 
 
-def rms(x: np.ndarray) -> float:
-    """Root mean square of ``x``; 0 for an empty signal."""
-    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
-
-
-def limit_peak(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """``x`` scaled down, if needed, to a peak of at most :data:`PEAK`, and the gain applied (<= 1).
-
-    One common gain keeps every ratio (and so any SNR) in ``x``; the clip only absorbs a rounding overshoot.
-    """
-    peak = float(np.max(np.abs(x))) if len(x) else 0.0
-    if peak <= PEAK:
-        return x, 1.0
-    gain = PEAK / peak
-    return np.clip(x * gain, -PEAK, PEAK), gain
-
-
 @dataclass(frozen=True)
 class Mixture:
     """A scene, the background exactly as it lies in it, and the applied gains."""
@@ -101,11 +82,7 @@ class Mixture:
 
 
 def _rms_gains(event: np.ndarray, background: np.ndarray, start: int, snr_db: float) -> tuple[float, float]:
-    under = background[start : start + len(event)]
-    fg_rms, bg_rms = rms(event), rms(under)
-    if fg_rms == 0 or bg_rms == 0:
-        raise InvalidInput("SNR is undefined: the foreground or the background under it is silent")
-    return bg_rms / fg_rms * 10.0 ** (snr_db / 20.0), 1.0
+    return rms_gain(event, background[start : start + len(event)], snr_db), 1.0
 
 
 def mix(

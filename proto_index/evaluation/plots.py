@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from proto_index.atomic import output_path
 from proto_index.evaluation.protocol import ADAPTATIONS, METHODS, Evaluation
 
-_ADAPT_STYLE = {
+_ADAPT_STYLE: dict[str, dict[str, Any]] = {
     "none": dict(color="0.35", linestyle="-", marker="o"),
     "text": dict(color="tab:orange", linestyle="-", marker="s"),
     "audio": dict(color="tab:blue", linestyle="-", marker="^"),

@@ -310,8 +310,9 @@ def confirmed(storage: Storage, environment: str | None = None) -> Confirmed:
         anns = list(s.scalars(q))
         items = []
         for a in anns:
-            rows = [a.window.vector_row] if a.window_id is not None else [w.vector_row for w in a.recording.windows]
-            items.append((a.corrected_label if a.verdict == "relabel" else a.label, a.environment, rows, a.window_id))
+            rows = [a.window.vector_row] if a.window is not None else [w.vector_row for w in a.recording.windows]
+            label = a.corrected_label if a.verdict == "relabel" and a.corrected_label else a.label  # relabel has one
+            items.append((label, a.environment, rows, a.window_id))
     dim = storage.identity.dim
     vectors = np.zeros((len(items), dim), np.float64)
     for i, (_, _, rows, _) in enumerate(items):

@@ -93,7 +93,7 @@ def prototype_set_view(s: Session, ps: PrototypeSet, with_neighbours: bool = Tru
             neighbours.append([])
             continue
         ids = [n.window_id for n in proto.neighbours]
-        located = {
+        located: dict[int, tuple[str | None, float | None]] = {
             wid: (path, start)
             for wid, path, start in s.execute(
                 select(Window.id, Recording.path, Window.start_s).join(Recording).where(Window.id.in_(ids))
@@ -101,7 +101,7 @@ def prototype_set_view(s: Session, ps: PrototypeSet, with_neighbours: bool = Tru
         }
         neighbours.append(
             [
-                Neighbour(n.window_id, *located.get(n.window_id, (None, None)), score=n.score)
+                Neighbour(n.window_id, *located.get(n.window_id, (None, None)), n.score)
                 for n in proto.neighbours
             ]
         )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from proto_index.core.adaptation import resolve_adaptation, resolve_tau
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
-from proto_index.core.tau import auto_tau, parse_tau
+from proto_index.core.tau import DEFAULT_AUTO_RULE, auto_tau
 from proto_index.core.drift import DEFAULT_NOISE_PHRASES, ENVIRONMENT_PHRASES, conditioned_prompts, drift_directions, drift_profiles
 from proto_index.core.prototypes import render_prompts
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
@@ -23,15 +23,15 @@ from proto_index.pipeline.catalog_views import (
     environment_view,
     get_class_set,
     get_environment,
-    get_prototype_set,
     prototype_set_view,
 )
 from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.pipeline.embedding import FailedFile, SkippedFile
 from proto_index.pipeline.executors import local_embedder
+from proto_index.pipeline.preflight import classify_inputs
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.knn import neighbour_graph
-from proto_index.store.schema import Environment, Recording, Window
+from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage
 
 OUTPUT_COLUMNS = ("path", "environment", "prototypes", "adaptation", "tau", "label", "score", "margin", "error")
@@ -98,7 +98,10 @@ def file_windows(
         stored = set(s.scalars(select(Recording.sha256)))
     out: dict[Path, FileWindows | str] = {}
     embedded_as: dict[str, Path] = {}  # content hash -> the input embedded for it in this call
-    embed = embed or local_embedder(encoder)
+    if embed is None:
+        if encoder is None:
+            raise ValueError("embedding needs an encoder here, or an embed function")
+        embed = local_embedder(encoder)
     results = embed(paths, options=options, known_hashes=stored, on_windows=getattr(progress, "add_windows", None))
     for result in results:
         progress.advance()
@@ -173,6 +176,8 @@ def classify(
     ``scoring.drift`` embeds the drift prompts with ``text_encoder`` (default: ``encoder``).
     """
     if embed is None:
+        if encoder is None:
+            raise ValueError("classify embeds with an encoder here, or through embed")
         storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
@@ -255,7 +260,7 @@ def drift_setup(storage: Storage, encoder, protos: PrototypeSetView, environment
                            f"{storage.identity.name!r} has none")
     with storage.session() as s:
         template = get_class_set(s, protos.class_set).template
-        envs = _environments(s, environments, storage.identity.dim)
+        envs = {n: environment_view(get_environment(s, n), storage.identity.dim) for n in sorted(set(environments))}
     prompts = render_prompts(protos.labels, template)
     phrases = {name: drift_phrases(env) for name, env in envs.items()}
     conditioned = {name: conditioned_prompts(prompts, protos.labels, p) for name, p in phrases.items()}
@@ -288,11 +293,13 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
     background profile), the label-free rule (or None), and each environment's stored background
     vectors of its adaptation (the exact bytes the profile came from; empty for none); raises for
     anything unknown or unavailable."""
-    adapt, tau, prototype_norm = scoring.adapt, parse_tau(scoring.tau), scoring.prototype_norm  # checked already
+    adapt, tau, prototype_norm = scoring.adapt, scoring.parsed_tau, scoring.prototype_norm
     auto_rule = tau if isinstance(tau, str) else None
+    run_tau = None if isinstance(tau, str) else tau
     with storage.session() as s:
-        protos = prototype_set_view(s, get_prototype_set(s, prototypes), with_neighbours=False)
-        envs = _environments(s, sorted(set(environments)), storage.identity.dim)
+        row, names = classify_inputs(s, prototypes, environments)
+        protos = prototype_set_view(s, row, with_neighbours=False)
+        envs = {n: environment_view(get_environment(s, n), storage.identity.dim) for n in names}
     plans, sources = {}, {}
     for name, env in envs.items():
         try:
@@ -300,7 +307,7 @@ def prepare(storage: Storage, prototypes: str, environments, scoring: ScoringOpt
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}", hint=_ADD_BACKGROUND.get(adapt)) from None
         try:
-            fixed_tau = None if auto_rule else resolve_tau(adaptation, tau, env.taus)
+            fixed_tau = None if auto_rule else resolve_tau(adaptation, run_tau, env.taus)
         except ValueError as e:
             raise InvalidInput(f"environment {name!r}: {e}; redefine the environment with a finite one with "
                                "`proto-index env add`, or give the run a tau", hint=REPLACE) from None
@@ -322,7 +329,9 @@ def check_inputs(paths: Sequence[Path]) -> None:
 
 def _window_rows(items, windows: dict[Path, FileWindows | str]):
     """One row per window of each item (one row, the error, for a file that failed)."""
-    rows, spans, vectors = [], [], []
+    rows: list[tuple[Path, str]] = []
+    spans: list[tuple[float | None, float | None]] = []
+    vectors: list[np.ndarray | str] = []
     for path, env in items:
         w = windows[path]
         if isinstance(w, str):
@@ -337,17 +346,6 @@ def _window_rows(items, windows: dict[Path, FileWindows | str]):
     return rows, spans, vectors
 
 
-def _environments(s, names: list[str], dim: int) -> dict[str, EnvironmentView]:
-    known = set(s.scalars(select(Environment.name)))
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        listing = ", ".join(sorted(known)) or "none yet"
-        raise NotFound(
-            f"unknown environment(s): {', '.join(unknown)} (known: {listing}); add them with `proto-index env add`"
-        )
-    return {n: environment_view(get_environment(s, n), dim) for n in names}
-
-
 def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | None) -> dict[int, float]:
     """The tau each classified item uses: its environment's, or the label-free rule's estimate."""
     taus = {}
@@ -357,8 +355,8 @@ def _taus(items, profiles: dict[int, np.ndarray], plans: dict, auto_rule: str | 
             continue
         if fixed_tau is not None or pb is None:
             values = np.full(len(rows), 0.0 if pb is None else fixed_tau)
-        else:
-            values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule)
+        else:  # no fixed tau: the run names a label-free rule
+            values = auto_tau(np.stack([profiles[i] for i in rows]), pb, auto_rule or DEFAULT_AUTO_RULE)
         taus.update({i: float(t) for i, t in zip(rows, values)})
     return taus
 

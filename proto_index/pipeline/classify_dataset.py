@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proto_index.core.tau import TAU_KEYWORDS, parse_tau
+from proto_index.core.tau import TAU_KEYWORDS
 from proto_index.errors import InvalidInput
 from proto_index.exports import rows_of
 from proto_index.filenames import as_text
@@ -66,19 +66,18 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     """Classify ``items`` chunk by chunk with ``classify_chunk`` (the store's classify with ``scoring``
     and ``options``, which the dataset records so that a rerun must match them)."""
     progress = progress or SilentProgress()
-    items = [(Path(p).absolute(), env) for p, env in items]
-    if not items:
+    pairs = [(Path(p).absolute(), env) for p, env in items]
+    if not pairs:
         raise InvalidInput("nothing to classify")
-    rule = parse_tau(scoring.tau)  # checked when ``scoring`` was made
-    if rule == TAU_KEYWORDS["auto"]:
+    if scoring.parsed_tau == TAU_KEYWORDS["auto"]:
         raise InvalidInput("tau auto is estimated over all of an environment's clips in the run, which a dataset "
                            "written as results arrive never holds: give a number, each environment's own, or auto-clip")
     if scoring.transductive:
         raise InvalidInput("transductive adaptation works over all of an environment's clips in the run, which a "
                            "dataset written as results arrive never holds: write one file (csv, jsonl, parquet)")
-    protos, plans, _, sources = prepare(storage, prototypes, [env for _, env in items], scoring)  # all before any work
-    check_inputs([p for p, _ in items])
-    for env in {env for _, env in items}:
+    protos, plans, _, sources = prepare(storage, prototypes, [env for _, env in pairs], scoring)  # all before any work
+    check_inputs([p for p, _ in pairs])
+    for env in {env for _, env in pairs}:
         partition_folder(env)  # a name too long for a folder: refused now, not after hours of work
     settings = {"prototypes": prototypes, "labels": protos.labels, "prototype_vectors": _digest(protos.matrix),
                 "model": storage.identity.to_json(),
@@ -90,8 +89,8 @@ def classify_dataset(storage: Storage, items: Sequence[tuple[str | Path, str]], 
     environments = {env: _digest(sources[env], adaptation, fixed_tau) for env, (adaptation, fixed_tau, _) in plans.items()}
     with PartitionedWriter.open(target.out, settings, protos.labels if target.all_scores else None,
                                 target.rows_per_file, environments) as writer:
-        todo = [(p, env) for p, env in items if (as_text(p), env) not in writer.done]  # as rows_of writes it
-        report.resumed = len(items) - len(todo)
+        todo = [(p, env) for p, env in pairs if (as_text(p), env) not in writer.done]  # as rows_of writes it
+        report.resumed = len(pairs) - len(todo)
         if todo:
             writer.start()
         chunks = _OneBar(progress, len(dict.fromkeys(p for p, _ in todo)))

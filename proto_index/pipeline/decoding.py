@@ -34,27 +34,20 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from proto_index.audio.windows import Cutting
+from proto_index.options import DECODERS, DEFAULT_DECODER  # noqa: F401  (beside EmbedOptions, which checks them)
 from proto_index.pipeline.reading import Window, Windows
-
-DECODERS = ("threads", "processes")
-"""Where the embedding pipeline decodes files: in reader threads, or in one worker process per reader thread."""
-
-DEFAULT_DECODER = "threads"
-"""Threads by default: on a 2-core machine processes bought nothing measurable and cost a start of
-1.7-3.5 s each (spawn and imports) plus relaying every window (bench/decode_rate.py, bench/RESULTS.md);
-processes are for many cores, where threads contend for the interpreter lock with the model's thread."""
 
 STOP_WAIT_S = 5.0
 """How long :meth:`ProcessDecoders.close` waits for a process to end after SIGTERM before SIGKILL."""
 
-ReadFile = Callable[[Path, Cutting, bool, Callable[[str], bool] | None], Iterator]
+ReadFile = Callable[[Path, Cutting, bool, Callable[[str], bool] | None], Generator]
 """The per-file reader run in the process: ``read_file(path, cut, hashing, known)`` gives its
 messages (:mod:`proto_index.pipeline.reading`'s, plain picklable values). It must be a
 module-level function (it is sent to the process by name)."""
@@ -123,8 +116,9 @@ def _from_int16(packed: np.ndarray) -> np.ndarray:
 def _pack(message):
     if isinstance(message, Windows):
         packed = [_to_int16(w.samples) for w in message.windows]
-        if all(p is not None for p in packed):
-            return _Int16Windows(tuple((w.start, w.end, p) for w, p in zip(message.windows, packed)))
+        exact = [p for p in packed if p is not None]  # None: a window int16 cannot carry exactly
+        if len(exact) == len(packed):
+            return _Int16Windows(tuple((w.start, w.end, p) for w, p in zip(message.windows, exact)))
     return message
 
 
@@ -252,7 +246,7 @@ class ProcessDecoders:
             self._workers.append(worker)
             return worker
 
-    def read(self, path: Path) -> Iterator:
+    def read(self, path: Path) -> Generator:
         """The messages of one file, decoded in this thread's process."""
         worker = self._worker()
         if worker is None:  # closed: the run is over
@@ -264,7 +258,7 @@ class ProcessDecoders:
             while True:
                 message = conn.recv()
                 if isinstance(message, _Ask):
-                    conn.send(bool(self._known(message.sha256)))
+                    conn.send(self._known is not None and bool(self._known(message.sha256)))
                 elif message is _Signal.FINISHED:
                     settled = True
                     return

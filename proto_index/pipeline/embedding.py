@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +89,18 @@ def default_batch_size(device: str | None) -> int:
     return 4 if str(device).startswith("cpu") else 32
 
 
+def load_encoder_for(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
+    """The model a store's ``options`` name, at ``device`` (None: the model's default) and ``precision``."""
+    from proto_index.embed.registry import default_device, load_encoder
+
+    device = device or default_device(options["model"])  # a CPU-only model never imports torch to probe CUDA
+    # Built at its device's default batch (4 CPU, 32 CUDA); ingest/classify set a --batch-size on it.
+    return load_encoder(
+        options["model"], checkpoint=options.get("checkpoint"), tokenizer_dir=options.get("tokenizer_dir"), device=device,
+        precision=precision, batch_size=default_batch_size(device),
+    )
+
+
 def batch_windows_for(encoder: Encoder, batch_windows: int | None) -> int:
     """The windows per model batch to use with ``encoder`` (None: its device's default)."""
     size = default_batch_windows(encoder) if batch_windows is None else int(batch_windows)
@@ -140,10 +152,10 @@ def embed_files(
     stored = known_hashes if known_hashes is None or hasattr(known_hashes, "__contains__") else set(known_hashes)
     claimed: set[str] = set()  # hashes taken by earlier files of this call, in input order
 
-    def known(sha: str) -> bool:
-        return dedupe and (sha in claimed or sha in stored)
+    def known(sha: str | None) -> bool:
+        return dedupe and sha is not None and (sha in claimed or (stored is not None and sha in stored))
 
-    def read(path: Path) -> Iterator[Message]:
+    def read(path: Path) -> Generator[Message, None, None]:
         return read_file(path, cut, hash_files or dedupe, known)
 
     workers = options.workers
@@ -162,12 +174,12 @@ def embed_files(
             order.append(state)
             for message in job.messages():
                 match message:
-                    case Opened(sha256=sha) if known(sha):
+                    case Opened(sha256=str() as sha) if known(sha):
                         state.result = SkippedFile(state.path, sha, message.size_bytes, message.mtime_ns)
                         job.cancel()
                         break
                     case Opened():
-                        if dedupe:
+                        if dedupe and message.sha256 is not None:
                             claimed.add(message.sha256)
                         state.opened = message
                     case Known():
@@ -209,18 +221,19 @@ class _FileState:
             return True
         if self.n_samples is None or len(self.vectors) < len(self.bounds):
             return False
-        rate = self.cut.sample_rate
+        rate, opened = self.cut.sample_rate, self.opened
+        assert opened is not None  # every window was read, so the file was opened
         self.result = EmbeddedFile(
             path=self.path,
             duration_s=self.n_samples / rate,
-            sample_rate=self.opened.sample_rate,
-            channels=self.opened.channels,
+            sample_rate=opened.sample_rate,
+            channels=opened.channels,
             starts_s=[a / rate for a, _ in self.bounds],
             ends_s=[b / rate for _, b in self.bounds],
             vectors=np.asarray(np.stack(self.vectors), dtype=np.float32),
-            sha256=self.opened.sha256,
-            size_bytes=self.opened.size_bytes,
-            mtime_ns=self.opened.mtime_ns,
+            sha256=opened.sha256,
+            size_bytes=opened.size_bytes,
+            mtime_ns=opened.mtime_ns,
         )
         self.vectors = []
         return True
@@ -228,7 +241,9 @@ class _FileState:
 
 def _completed(order: deque[_FileState]) -> Iterator[EmbeddedFile | FailedFile | SkippedFile]:
     while order and order[0].done():
-        yield order.popleft().result
+        result = order.popleft().result
+        assert result is not None  # done() set it
+        yield result
 
 
 class _Batch:

@@ -12,7 +12,7 @@ from proto_index.core.tau import finite_tau
 from proto_index.embed.encoder import Encoder
 from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.pipeline.catalog_views import EnvironmentView, environment_view, get_environment
-from proto_index.pipeline.embedding import FailedFile, embed_files
+from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
 from proto_index.pipeline.naming import check_text, claim_name
 from proto_index.pipeline.preflight import check_environment_background
 from proto_index.store.schema import BackgroundVector, Environment
@@ -69,10 +69,11 @@ def add_environment(
                 "background recordings that could not be decoded: "
                 + "; ".join(f"{f.path}: {f.error}" for f in failed)
             )
-        for e in embedded:
-            backgrounds.append(
-                BackgroundVector(kind="audio", source=str(e.path), sha256=file_sha256(e.path), vector=to_blob(e.pooled()))
-            )
+        for done in embedded:
+            if not isinstance(done, EmbeddedFile):  # failures raised above; nothing is skipped here
+                continue
+            backgrounds.append(BackgroundVector(kind="audio", source=str(done.path), sha256=file_sha256(done.path),
+                                                vector=to_blob(done.pooled())))
 
     with claim_name(storage, Environment, name, "environment", replace) as s:
         env = Environment(name=name, description=text, tau_audio=tau_audio, tau_text=tau_text)

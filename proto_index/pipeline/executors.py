@@ -3,7 +3,8 @@
 Either way the caller gets the same stream of :class:`~proto_index.pipeline.embedding.EmbeddedFile`,
 :class:`~proto_index.pipeline.embedding.SkippedFile` and :class:`~proto_index.pipeline.embedding.FailedFile`
 results and stays the store's one writer: ingest commits them through the same path whatever
-produced them. Ray is optional (the ``ray`` extra) and imported only when asked for.
+produced them. Ray is optional (the ``ray`` extra): :class:`~proto_index.distributed.ray_executor.RayEmbedder`,
+imported only when asked for, sits above this module and builds on it.
 """
 from __future__ import annotations
 
@@ -84,10 +85,3 @@ def local_embedder(encoder: Encoder) -> Embed:
         return embed_files(paths, encoder, options=options, known_hashes=known_hashes, on_windows=on_windows)
 
     return embed
-
-
-def ray_embedder(spec: ModelSpec, options: ExecutorOptions) -> Embed:
-    """Embed on Ray Data tasks, each worker process loading the model once (:mod:`proto_index.distributed.ray_executor`)."""
-    from proto_index.distributed.ray_executor import RayEmbedder
-
-    return RayEmbedder(spec, options)

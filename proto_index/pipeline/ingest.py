@@ -50,6 +50,8 @@ def ingest(storage: Storage, encoder: Encoder | None, paths: Iterable[Path], *, 
     """
     progress = progress or SilentProgress()
     if embed is None:
+        if encoder is None:
+            raise ValueError("ingest embeds with an encoder here, or through embed")
         storage.check_identity(encoder.identity)
         embed = local_embedder(encoder)
     discovery = find_audio_files(paths)

@@ -103,7 +103,7 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
     expected = live[live < covered]
     published, problem = storage.load_published_index()
     if published is None:
-        report.problems.append(problem)
+        report.problems.append(problem or "no published index")
         agree = False
     else:
         held = published.ids()
@@ -116,7 +116,7 @@ def _verify(storage: Storage, repair: bool, report: VerifyReport) -> None:
             storage.publish_index(VectorIndex.build(dim, live, storage.vectors.read, storage.index_plan(len(live))))
         report.repaired.append(f"rebuilt the index from {len(live)} exact vectors")
     report.notes.append(
-        f"{len(live)} windows, {storage.vectors.count} vector rows, index {published.description if agree else storage.index().description if repair else 'unusable'}"
+        f"{len(live)} windows, {storage.vectors.count} vector rows, index {published.description if agree and published is not None else storage.index().description if repair else 'unusable'}"
     )
 
 
@@ -180,16 +180,15 @@ def remove(storage: Storage, paths: Iterable[Path], wait_s: float = 0.0) -> int:
                 if p.is_file():
                     match.append(Recording.sha256 == file_sha256(p))
                 ids.update(s.scalars(select(Recording.id).where(or_(*match))))
-            ids = sorted(ids)
+            ordered = sorted(ids)
             rows: list[int] = []
-            for at in range(0, len(ids), 10_000):
-                chunk = ids[at : at + 10_000]
+            for at in range(0, len(ordered), 10_000):
+                chunk = ordered[at : at + 10_000]
                 rows += s.scalars(select(Window.vector_row).where(Window.recording_id.in_(chunk))).all()
                 s.execute(delete(Recording).where(Recording.id.in_(chunk)))
-            rows = np.array(rows, np.int64)
         if ids:
             index = storage.index()
-            index.remove(rows)
+            index.remove(np.array(rows, np.int64))
             storage.publish_index(index)
         return len(ids)
 

@@ -2,12 +2,12 @@
 model loads (~8 s) or any embedding starts, so a mistake costs nothing."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from proto_index.atomic import check_output_file  # noqa: F401  (re-exported: it lives beside output_target)
 from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, NotFound
 from proto_index.pipeline.catalog_views import get_class_set, get_prototype_set
 from proto_index.store.schema import Environment, PrototypeSet
@@ -27,15 +27,22 @@ def check_text_tower(storage: Storage, needs: str) -> None:
 
 def check_classify(storage: Storage, prototypes: str, environments: Iterable[str]) -> None:
     """The prototype set and every environment exist (:class:`NotFound` naming what does not)."""
-    names = sorted(set(environments))
     with storage.session() as s:
-        get_prototype_set(s, prototypes)
-        known = set(s.scalars(select(Environment.name)))
+        classify_inputs(s, prototypes, environments)
+
+
+def classify_inputs(s: Session, prototypes: str, environments: Iterable[str]) -> tuple[PrototypeSet, list[str]]:
+    """The prototype set's row and the environments' names (sorted, once each), all known, else
+    :class:`NotFound` naming what is not: the one lookup of the preflight and of classify's prepare."""
+    names = sorted(set(environments))
+    row = get_prototype_set(s, prototypes)
+    known = set(s.scalars(select(Environment.name)))
     unknown = [n for n in names if n not in known]
     if unknown:
         listing = ", ".join(sorted(known)) or "none yet"
         raise NotFound(f"unknown environment(s): {', '.join(unknown)} (known: {listing}); "
                        "add them with `proto-index env add`")
+    return row, names
 
 
 def check_build(storage: Storage, class_set: str, name: str | None, replace: bool, method: str | None = None) -> None:
@@ -61,19 +68,3 @@ def check_environment_free(storage: Storage, name: str, replace: bool) -> None:
         with storage.session() as s:
             if s.scalar(select(Environment.id).where(Environment.name == name)) is not None:
                 raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
-
-
-def check_output_file(out: str | os.PathLike) -> Path:
-    """``out`` can be written as a file: standard output (``-``), a pipe or character device, or a
-    regular file (through a link) whose folder exists and can be written."""
-    from proto_index.atomic import output_target
-
-    target = output_target(out)
-    if target.kind != "file":
-        return Path(out)
-    parent = target.path.absolute().parent
-    if not parent.is_dir():
-        raise NotFound(f"the folder of the output file does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInput(f"cannot write in the output folder {parent}")
-    return Path(out)

@@ -141,10 +141,10 @@ def build_prototypes(
 
     neighbour_ids = neighbour_scores = None
     if method == "classifier":
-        vectors, prompts, neighbour_ids, neighbour_scores = _classifier(storage, encoder, cs, sources.mapping, n)
+        vectors, prompts, neighbour_ids, neighbour_scores = _classifier(storage, encoder, cs, sources.mapping or {}, n)
         anchors = vectors
     elif method == "examples":
-        vectors, prompts = _examples(storage, encoder, cs, sources.examples, inputs)
+        vectors, prompts = _examples(storage, encoder, cs, sources.examples or [], inputs)
         anchors = vectors
     elif inputs.prompt_ensemble is not None:
         anchors, prompts = _ensemble_anchors(storage, encoder, cs, inputs.prompt_ensemble)
@@ -164,7 +164,7 @@ def build_prototypes(
         )
         for k, (label, prompt) in enumerate(zip(cs.labels, prompts)):
             proto = Prototype(position=k, label=label, prompt=prompt, anchor=to_blob(anchors[k]), vector=to_blob(vectors[k]))
-            if neighbour_ids is not None:
+            if neighbour_ids is not None and neighbour_scores is not None:
                 proto.neighbours = [
                     TgapNeighbour(rank=r, window_id=int(wid), score=float(sc))
                     for r, (wid, sc) in enumerate(zip(neighbour_ids[k], neighbour_scores[k]))
@@ -256,6 +256,8 @@ def _supervised(storage: Storage, labels: list[str], anchors: np.ndarray | None,
             raise InvalidInput(str(e), hint=Hint("method_blend", "annotate windows of them, or use {option}")) from None
     if min_confirmed < 1:
         raise InvalidInput("the minimum of confirmed members must be at least 1", hint=Hint("min_confirmed"))
+    if anchors is None:  # check_build refuses blend for a model without a text tower
+        raise InvalidInput("blend prototypes start from text anchors, which this model has none of")
     annotated = annotated_window_ids(storage)
     index = storage.index()
     out = np.zeros((len(labels), anchors.shape[1]), np.float32)
@@ -445,7 +447,13 @@ def _examples(storage: Storage, encoder: Encoder, cs: ClassSetView, examples: li
     stored = dict(zip(window_ids, storage.vectors.read([row_of[w] for w in window_ids])))
     vectors, labels, counts = [], [], {c: [0, 0, 0] for c in cs.labels}  # files, windows given, vectors
     for e in examples:
-        got = windows[e.path].vectors if e.path is not None else stored[e.window_id][None]
+        if e.path is not None:
+            w = windows[e.path]
+            assert not isinstance(w, str)  # files that failed were refused above
+            got = w.vectors
+        else:
+            assert e.window_id is not None  # an example names a file or a window
+            got = stored[e.window_id][None]
         vectors.append(got)
         labels += [e.label] * len(got)
         counts[e.label][0 if e.path is not None else 1] += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,14 +102,14 @@ class Failed:
 
 
 Message = Opened | Windows | Done | Known | Failed
-Reader = Callable[[Path], Iterator[Message]]
+Reader = Callable[[Path], Generator[Message, None, None]]
 """What reads one file: ``read(path)`` gives its messages."""
 
 
 # -- reading one file ----------------------------------------------------------------------------
 
 
-def read_file(path: Path, cut: Cutting, hashing: bool, known: Callable[[str], bool] | None) -> Iterator[Message]:
+def read_file(path: Path, cut: Cutting, hashing: bool, known: Callable[[str], bool] | None) -> Generator[Message, None, None]:
     """The messages of one file (see the module's docstring), at the model's rate, cut as ``cut`` says.
 
     With ``hashing`` the file's SHA-256 is taken from the same read. ``known(sha)`` True gives

@@ -26,7 +26,8 @@ def stored_stats(storage: Storage) -> dict[str, set[tuple[int, int]]]:
         rows = s.execute(select(Recording.path, Recording.size_bytes, Recording.mtime_ns)
                          .where(Recording.size_bytes.is_not(None), Recording.mtime_ns.is_not(None)))
         for path, size, mtime in rows:
-            stats.setdefault(path, set()).add((size, mtime))
+            if size is not None and mtime is not None:  # always (the query's condition): for the type checker
+                stats.setdefault(path, set()).add((size, mtime))
     return stats
 
 

@@ -61,9 +61,11 @@ def _check(s, v: Verdict) -> None:
     if v.verdict == "relabel" and not v.corrected_label:
         raise InvalidInput("verdict relabel needs a corrected_label")
     labels = set(s.scalars(select(ClassLabel.label)))
-    for column, value in (("label", v.label), ("corrected_label", v.corrected_label if v.verdict == "relabel" else None)):
-        if value is not None and value not in labels:
-            raise InvalidInput(f"{column} {value!r} is in no class set of this store")
+    named: tuple[tuple[str, str | None], ...] = (("label", v.label),
+                                                ("corrected_label", v.corrected_label if v.verdict == "relabel" else None))
+    for column, label in named:
+        if label is not None and label not in labels:
+            raise InvalidInput(f"{column} {label!r} is in no class set of this store")
     if v.environment is not None and s.scalar(select(Environment.id).where(Environment.name == v.environment)) is None:
         raise InvalidInput(f"environment {v.environment!r} is not one of this store's environments")
 

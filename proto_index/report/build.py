@@ -11,13 +11,35 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from proto_index.atomic import fsync_dir, refuse_stdout
 from proto_index.errors import InvalidInput, ProtoIndexError
 from proto_index.report import data as rdata
 from proto_index.report import html as rhtml
 from proto_index.report.media import MediaProblem, check_source, source_path, write_media
+
+if TYPE_CHECKING:
+    from proto_index.core.gap import GapReport
+    from proto_index.core.identity import ModelIdentity
+
+
+class ReportStore(Protocol):
+    """What a report reads from an open store (:class:`proto_index.Store` is one); the layer above
+    hands it in, so the report never imports the API."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    def environments(self) -> list[Any]: ...
+
+    def prototype_set(self, name: str) -> Any: ...
+
+    def modality_gap(self, prototypes: str, k: int = 10) -> tuple[str, GapReport]: ...
+
 
 DEFAULT_PER_LABEL = 50
 DEFAULT_NEIGHBOURS = 5
@@ -32,7 +54,7 @@ class ReportOptions:
     out: Path
     per_label: int = DEFAULT_PER_LABEL
     audio_root: Path | None = None  # relative CSV paths are relative to this (default: the current folder)
-    store: object | None = None
+    store: ReportStore | None = None
     prototypes: str | None = None
     neighbours: int = DEFAULT_NEIGHBOURS
     gap_k: int = 10
@@ -179,8 +201,10 @@ def _store_info(options: ReportOptions) -> dict | None:
 
 
 def _prototype_page(options: ReportOptions, folder: Path, problem) -> rhtml.PrototypePage:
-    store = options.store
-    view = store.prototype_set(options.prototypes)
+    store, name = options.store, options.prototypes
+    if store is None or name is None:
+        raise ValueError("a prototype page needs the store and the prototype set")  # build_report checks both first
+    view = store.prototype_set(name)
     classes = []
     n = 0
     for label, prompt, neighbours in zip(view.labels, view.prompts, view.neighbours):
@@ -197,7 +221,7 @@ def _prototype_page(options: ReportOptions, folder: Path, problem) -> rhtml.Prot
             shown.append((nb, media))
         classes.append((label, prompt, shown, len(neighbours)))
     try:
-        _, gap = store.modality_gap(options.prototypes, options.gap_k)
+        _, gap = store.modality_gap(name, options.gap_k)
         gap_error = None
     except ProtoIndexError as e:
         gap, gap_error = None, str(e)

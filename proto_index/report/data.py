@@ -102,7 +102,7 @@ def _parse(reader, name: str) -> Table:
         pos.update({c: header.index(c) for c in WINDOW_COLUMNS})
     score_cols = list(range(pos["error"] + 1, len(header)))
     score_labels = [header[i] for i in score_cols]
-    rows = []
+    rows: list[Row] = []
     for cells in reader:
         line = reader.line_num
         if not cells:

@@ -13,6 +13,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
+from proto_index.core.gap import GapReport
 from proto_index.filenames import as_text
 
 from proto_index.report.data import REVIEW_COLUMNS, VERDICTS, Row, Summary
@@ -42,12 +43,12 @@ class PrototypePage:
     n_neighbours: int | None
     class_set: str
     classes: list  # (label, prompt, [(Neighbour, Media | None)], total neighbours)
-    gap: object | None  # proto_index.core.gap.GapReport
+    gap: GapReport | None
     gap_error: str | None
 
 
 def _asset(name: str) -> str:
-    return resources.files("proto_index.report").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("proto_index.report").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_script(element_id: str, value) -> str:

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 
 from proto_index.service import errors
 from proto_index.service.auth import BodyLimit
-from proto_index.service.routes import annotations, classify, corpus, meta, prototypes, search
+from proto_index.service.routes import annotations as annotation_routes  # not the __future__ feature
+from proto_index.service.routes import classify, corpus, meta, prototypes, search
 from proto_index.service.settings import ServiceSettings
 from proto_index.service.state import ServiceState
 
@@ -38,7 +39,7 @@ def create_app(settings: ServiceSettings, state: ServiceState | None = None, war
                   lifespan=lifespan)
     app.state.service = state
     errors.install(app, settings.max_upload_bytes)
-    for module in (meta, search, prototypes, classify, annotations, corpus):
+    for module in (meta, search, prototypes, classify, annotation_routes, corpus):
         app.include_router(module.router)
     static = resources.files("proto_index.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -46,7 +46,7 @@ def _one_line(text: str) -> str:
 def install(app: FastAPI, max_bytes: int) -> None:
     @app.exception_handler(ProtoIndexError)
     async def _domain(request: Request, e: ProtoIndexError):
-        return JSONResponse({"detail": _one_line(e)}, status_code=status_of(e))
+        return JSONResponse({"detail": _one_line(str(e))}, status_code=status_of(e))
 
     @app.exception_handler(WriteRefused)
     async def _refused(request: Request, e: WriteRefused):

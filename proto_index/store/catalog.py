@@ -85,4 +85,7 @@ def migrations_head() -> str:
     """The newest revision among the shipped migrations, as Alembic finds it."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migration ships with the package")  # a broken installation, not a user error
+    return head

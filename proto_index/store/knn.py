@@ -25,13 +25,14 @@ def neighbour_graph(vectors: np.ndarray, m: int, seed: int = 0) -> Graph:
     if m <= 0:
         return Graph(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0)))
     if n <= EXACT_UP_TO:
-        index = faiss.IndexFlatIP(d)
+        index: faiss.Index = faiss.IndexFlatIP(d)
     else:
         lists = int(4 * math.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(seed).choice(n, min(n, 64 * lists), replace=False)
-        index.train(v[np.sort(sample)])
-        index.nprobe = PROBES
+        ivf.train(v[np.sort(sample)])
+        ivf.nprobe = PROBES
+        index = ivf
     index.add(v)
     scores, ids = index.search(v, m + 1)
     return _without_self(ids, scores, m)

@@ -100,5 +100,5 @@ def publish(storage: Storage, index: VectorIndex) -> None:
         s.merge(StoreMeta(key="index_next_row", value=str(storage.committed_rows())))
         s.add(FileChecksum(file=name, block=integrity.INDEX_BLOCK, rows=index.ntotal, digest=digest))
         s.execute(delete(FileChecksum).where(FileChecksum.file.notin_([name, storage.vectors.path.name])))
-    for stale in {old, LEGACY_INDEX} - {None, name}:
+    for stale in {n for n in (old, LEGACY_INDEX) if n is not None} - {name}:
         (storage.root / stale).unlink(missing_ok=True)

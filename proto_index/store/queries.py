@@ -46,7 +46,7 @@ def live_rows(s: Session, start: int = 0) -> np.ndarray:
 
 def count_live_rows(s: Session, below: int | None = None) -> int:
     q = select(func.count()).select_from(Window)
-    return s.scalar(q if below is None else q.where(Window.vector_row < below))
+    return s.scalar(q if below is None else q.where(Window.vector_row < below)) or 0
 
 
 def windows_at_rows(s: Session, rows) -> dict[int, WindowAt]:
@@ -78,12 +78,12 @@ def counts(s: Session) -> dict[str, int]:
     """How many recordings, windows, failed files, class sets, prototype sets and environments."""
     tables = {"recordings": Recording, "windows": Window, "failed_files": IngestFailure, "class_sets": ClassSet,
               "prototype_sets": PrototypeSet, "environments": Environment}
-    return {name: s.scalar(select(func.count()).select_from(table)) for name, table in tables.items()}
+    return {name: s.scalar(select(func.count()).select_from(table)) or 0 for name, table in tables.items()}
 
 
 def corpus_seconds(s: Session) -> float:
     """The summed duration of every recording."""
-    return float(s.scalar(select(func.coalesce(func.sum(Recording.duration_s), 0.0))))
+    return float(s.scalar(select(func.coalesce(func.sum(Recording.duration_s), 0.0))) or 0.0)
 
 
 def ingest_failures(s: Session) -> list[tuple[str, str]]:

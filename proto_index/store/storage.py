@@ -33,8 +33,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from proto_index.core.identity import ModelIdentity
 from proto_index.core.index_plan import IndexPlan
-from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import (
     DiskFull,
     Hint,

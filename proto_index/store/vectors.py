@@ -17,7 +17,7 @@ import numpy as np
 
 from proto_index.errors import Hint, StoreCorrupt
 
-DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+DTYPES: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 """float16 halves the disk and page cache a corpus needs; its rounding (~5e-4 relative) is far
 below the differences that decide a nearest neighbour or a class."""
 
