@@ -125,7 +125,7 @@ def methods_summary(evaluation: Evaluation, path: Path) -> Path:
     y = np.arange(len(methods))
     for i, j in enumerate(columns):
         adaptation, rule = SUMMARY_CELLS[j]
-        acc = [np.nan if row[j] is None else 100 * row[j] for row in values]
+        acc = [np.nan if (v := row[j]) is None else 100 * v for row in values]
         style = _ADAPT_STYLE[adaptation]
         ax.barh(y + (i - (len(columns) - 1) / 2) * height, acc, height, color=style["color"],
                 alpha=0.45 if rule == "auto" or adaptation == "audio-oracle" else 0.9,

@@ -220,6 +220,8 @@ def class_centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarr
 def _anchors(data: ExperimentData, parts: MethodParts, corpus: np.ndarray) -> np.ndarray:
     """The text anchors: the one template's, or the entropy-weighted ensemble's over ``corpus``."""
     if parts.ensemble:
+        if data.templates is None:
+            raise ValueError("an ensemble method needs every template's anchors (ExperimentData.templates)")
         return ensemble_anchors(data.templates, corpus)[0]
     return np.asarray(data.anchors, dtype=np.float64)
 

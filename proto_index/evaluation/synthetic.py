@@ -17,7 +17,7 @@ def experiment_data(data: SyntheticData) -> ExperimentData:
             Condition(env, snr, s.vectors, s.labels, s.folds, s.background) for (env, snr), s in data.scenes.items()
         ],
         templates=data.space.templates,
-        conditioned={e: data.space.conditioned[j] for j, e in enumerate(envs)},
+        conditioned={} if data.space.conditioned is None else {e: data.space.conditioned[j] for j, e in enumerate(envs)},
     )
 
 
