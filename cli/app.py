@@ -257,7 +257,7 @@ def classify(
       proto-index classify -p urban-tgap35 --manifest archive.csv --executor ray --format parquet-dataset --out labels/
 
     --format parquet-dataset: --out is a folder of Parquet parts partitioned by environment, written
-    as results arrive; rerun the same command to resume after a crash (see README).
+    as results arrive; rerun the same command to resume after a crash (see docs/cluster.md).
     """
     from proto_index.exports import FORMATS, check_format
     from proto_index.partitioned import DATASET_FORMAT

@@ -1,4 +1,4 @@
-"""Stand-in for a person's review of the demo, for the README's review loop (not for real data).
+"""Stand-in for a person's review of the demo, for the review loop of docs/review.md (not for real data).
 
     python scripts/demo_review.py windows.csv demo/archive/manifest.csv decisions.csv
 

@@ -1,6 +1,6 @@
 """Record laion_clap's own vectors for the project's seeded CLAP weights (tests/fixtures/clap_reference.npz).
 
-    python scripts/record_clap_reference.py      # needs laion_clap (and its torchvision, torchaudio)
+    python scripts/record_clap_reference.py      # needs laion_clap: PROTO_INDEX_PARITY=1 scripts/setup.sh installs it
 
 For each configuration the project loads (HTSAT-tiny and -base, with and without fusion, the
 ``transformer`` and RoBERTa text towers), the weights drawn by proto_index.clap.seeded are put into

@@ -3,7 +3,7 @@ environments, classify and evaluate, plus the training script's pieces.
 
 Every clip here comes from seeds 8101-8128, which nothing else generates; the model was trained on
 the separate stream of proto_index.embed.demo_training. Margins were chosen from runs over three
-seed sets (see the notes in README.md, "Demo model").
+seed sets (see the notes in docs/models.md, "The demo model").
 """
 import csv
 import hashlib
@@ -79,7 +79,7 @@ def test_low_snr_is_harder_and_audio_backgrounds_keep_it_above_chance(demo):
     """At -6 to -2 dB, with or without subtracting the audio backgrounds (tau 0.7), TGAP stays well
     above chance. That low SNRs are harder, or that the subtraction *helps*, did not hold for every
     seed with this model (24 clips a set: on seed 8201 low-SNR TGAP scored 0.79 against 0.71 at
-    6-20 dB), so neither is asserted; README's demo table reports them over seeds."""
+    6-20 dB), so neither is asserted; docs/models.md's demo table reports them over seeds."""
     store, archive, low, _ = demo
     high = _accuracy(store.classify(archive.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(archive.clips))
     none = _accuracy(store.classify(low.manifest, "urban-tgap20", scoring=ScoringOptions(adapt="none")), _truth(low.clips))

@@ -12,16 +12,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    # Build from a copy of the sources alone: a stale build/ folder in the checkout would hide a
-    # package missing from pyproject's list.
+def sources(tmp_path_factory) -> Path:
+    """A copy of the sources alone: a stale build/ folder in the checkout would hide a package missing
+    from pyproject's list. Links stay links (proto_index/cli -> ../cli), as in the checkout."""
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md", "LICENSE", "proto_index", "cli", "migrations"):
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(ROOT / name, src / name)
+    return src
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory, sources) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    src = sources
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
         check=True,
@@ -36,6 +42,31 @@ def test_the_build_prints_no_setuptools_warning(wheel):
     """Every setup used to print ~95 lines about data folders absent from `packages`."""
     _, log = wheel
     assert "Warning" not in log, log
+
+
+def test_an_editable_install_prints_no_warning(sources, tmp_path):
+    """pip shows every warning the build backend emits; a package-dir mapping (cli -> proto_index.cli)
+    made setuptools' editable build warn on every setup."""
+    code = (
+        "import sys, warnings;"
+        "from setuptools import build_meta;"
+        "warnings.simplefilter('always');"
+        "caught = warnings.catch_warnings(record=True);"
+        "seen = caught.__enter__();"
+        "name = build_meta.build_editable(sys.argv[1]);"
+        "caught.__exit__(None, None, None);"
+        "print(name);"
+        "[print('WARNING', w.category.__name__, w.message) for w in seen]"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=sources, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "WARNING" not in out.stdout, out.stdout
+    (whl,) = tmp_path.glob("proto_index-*.editable-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    pth = next(n for n in names if n.endswith(".pth"))
+    assert zipfile.ZipFile(whl).read(pth).decode().strip() == str(sources.resolve())
 
 
 def test_wheel_maps_cli_and_migrations_into_the_package(wheel):

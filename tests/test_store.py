@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from audio_factory import corrupt_header, text_as_wav, truncated, write_wav, zero_length
 from fakes import BandEncoder
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from proto_index import EmbedOptions, IngestOptions, Store
-from proto_index.errors import StoreCorrupt, StoreExists, StoreNotFound
+from proto_index.errors import StoreCorrupt, StoreError, StoreExists, StoreNotFound
 from proto_index.pipeline import ingest as ingest_mod
 from proto_index.pipeline.maintenance import verify
 from proto_index.store import catalog
@@ -169,6 +169,22 @@ def test_store_written_by_revision_0001_upgrades_and_keeps_its_rows(tmp_path):
         store.add_environment("park", text="park", tau_text=0.3, replace=True)
         assert store.environment("park").tau_text == 0.3
     assert invariants(path) == 3
+
+
+def test_a_store_of_a_newer_version_is_refused_in_one_line_and_left_unchanged(tmp_path):
+    with Store.init(tmp_path / "s", model="fake-bands", encoder=BandEncoder()):
+        pass
+    engine = catalog.create_catalog_engine(tmp_path / "s" / "catalog.sqlite")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    engine.dispose()
+    head = catalog.head_revision()
+    with pytest.raises(StoreError, match=rf"written by a newer proto-index \(catalog schema 0099_future; this "
+                                         rf"version knows up to {head}\); upgrade proto-index to open it"):
+        Store.open(tmp_path / "s", encoder=BandEncoder())
+    engine = catalog.create_catalog_engine(tmp_path / "s" / "catalog.sqlite")
+    assert catalog.current_revision(engine) == "0099_future"
+    engine.dispose()
 
 
 def test_migrations_match_the_models(tmp_path):

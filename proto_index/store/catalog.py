@@ -81,6 +81,17 @@ def head_revision() -> str:
     return SCHEMA_REVISION
 
 
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of the shipped migrations (a newer proto-index's is not)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def migrations_head() -> str:
     """The newest revision among the shipped migrations, as Alembic finds it."""
     from alembic.script import ScriptDirectory

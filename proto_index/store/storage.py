@@ -150,6 +150,12 @@ class Storage:
         read_only = not store_writable(root)
         engine = catalog.create_catalog_engine(root / CATALOG, read_only)  # a damaged catalog: StoreCorrupt below
         current = catalog.current_revision(engine)
+        if current not in (None, catalog.head_revision()) and not catalog.known_revision(current):
+            engine.dispose()
+            raise StoreError(
+                f"{root} was written by a newer proto-index (catalog schema {current}; this version knows "
+                f"up to {catalog.head_revision()}); upgrade proto-index to open it"
+            )
         if current != catalog.head_revision() and not read_only:
             catalog.upgrade(engine)
         elif current != catalog.head_revision():
