@@ -64,8 +64,9 @@ def installed_layout(source: Path, dest: Path) -> Path:
     """``source``'s code laid out as installed (cli/ and migrations/ inside proto_index/) under ``dest``."""
     skip = shutil.ignore_patterns("__pycache__")
     shutil.copytree(source / "proto_index", dest / "proto_index", ignore=skip)
-    for folder in ("cli", "migrations"):
-        shutil.copytree(source / folder, dest / "proto_index" / folder, ignore=skip)
+    for folder in ("cli", "migrations"):  # since the docs merge proto_index/cli and /migrations link to them
+        if not (dest / "proto_index" / folder).exists():
+            shutil.copytree(source / folder, dest / "proto_index" / folder, ignore=skip)
     return dest
 
 
