@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q "$@"
+# Every tier, spread over one worker per core (pytest-xdist); Ray's tests share one worker (loadgroup).
+# PROTO_INDEX_TEST_WORKERS=0 runs them in this process.
+exec .venv/bin/python -m pytest -q -n "${PROTO_INDEX_TEST_WORKERS:-auto}" --dist loadgroup "$@"
