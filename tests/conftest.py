@@ -40,6 +40,17 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.model)
         if item.get_closest_marker("cluster"):  # one Ray at a time: under xdist --dist loadgroup, one worker runs them
             item.add_marker(pytest.mark.xdist_group("cluster"))
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _shares_a_module_fixture(item) -> bool:
+    """Whether ``item`` uses a module- or class-scoped fixture: xdist would build it once per worker
+    (test_demo_model's store: minutes), so --dist loadgroup keeps such a module on one worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope in ("module", "class", "package") for chain in defs for d in chain)
 
 
 @pytest.fixture(scope="session", autouse=True)
