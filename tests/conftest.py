@@ -26,31 +26,17 @@ TIERS = ("model", "cluster", "browser", "stress")
 """The slow tiers (pyproject's markers); a test in none of them is in the quick tier."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
-def pytest_collection_modifyitems(items):
-    """Tiers for `-m`: a tier implies `slow`, a bare `slow` means `model` (real towers), the rest is `quick`."""
-    for item in items:
-        tiers = [t for t in TIERS if item.get_closest_marker(t)]
-        if item.get_closest_marker("slow") is None and not tiers:
-            item.add_marker(pytest.mark.quick)
-            continue
-        if item.get_closest_marker("slow") is None:
-            item.add_marker(pytest.mark.slow)
-        if not tiers:
-            item.add_marker(pytest.mark.model)
-        if item.get_closest_marker("cluster"):  # one Ray at a time: under xdist --dist loadgroup, one worker runs them
-            item.add_marker(pytest.mark.xdist_group("cluster"))
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
-def _shares_a_module_fixture(item) -> bool:
-    """Whether ``item`` uses a module- or class-scoped fixture: xdist would build it once per worker
-    (test_demo_model's store: minutes), so --dist loadgroup keeps such a module on one worker."""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d.scope in ("module", "class", "package") for chain in defs for d in chain)
+def pytest_itemcollected(item):
+    """Tiers for `-m`: a tier implies `slow`, a bare `slow` means `model` (real towers), the rest is `quick`.
+    Marked as each test is collected, before `-m` deselects."""
+    tiers = [t for t in TIERS if item.get_closest_marker(t)]
+    if item.get_closest_marker("slow") is None and not tiers:
+        item.add_marker(pytest.mark.quick)
+        return
+    if item.get_closest_marker("slow") is None:
+        item.add_marker(pytest.mark.slow)
+    if not tiers:
+        item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session", autouse=True)
