@@ -22,6 +22,37 @@ def write(path: Path, parts, seconds=2.0, sr=48_000, seed=0, subtype="PCM_16") -
     return path
 
 
+TIERS = ("model", "cluster", "browser", "stress")
+"""The slow tiers (pyproject's markers); a test in none of them is in the quick tier."""
+
+
+def pytest_itemcollected(item):
+    """Tiers for `-m`: a tier implies `slow`, a bare `slow` means `model` (real towers), the rest is `quick`.
+    Marked as each test is collected, before `-m` deselects."""
+    tiers = [t for t in TIERS if item.get_closest_marker(t)]
+    if item.get_closest_marker("slow") is None and not tiers:
+        item.add_marker(pytest.mark.quick)
+        return
+    if item.get_closest_marker("slow") is None:
+        item.add_marker(pytest.mark.slow)
+    if not tiers:
+        item.add_marker(pytest.mark.model)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory):
+    """The user cache (checkpoint hashes, downloads) lives in this session's tmp folder, never in ~/.cache;
+    subprocesses (the CLI, Ray workers) inherit it. A test may still point it elsewhere with monkeypatch."""
+    cache = tmp_path_factory.mktemp("user-cache")
+    saved = os.environ.get("PROTO_INDEX_CACHE")
+    os.environ["PROTO_INDEX_CACHE"] = str(cache)
+    yield cache
+    if saved is None:
+        os.environ.pop("PROTO_INDEX_CACHE", None)
+    else:
+        os.environ["PROTO_INDEX_CACHE"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _real_towers_only_in_slow_tests(request, monkeypatch):
     """`pytest -m "not slow"` builds no CLAP tower: an unmarked test that tries fails, saying why."""

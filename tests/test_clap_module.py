@@ -345,6 +345,7 @@ def test_published_hash_is_checked(tmp_path):
         load(path)
 
 
+@pytest.mark.model  # against librosa and torchaudio: over a minute on a busy 2-core machine
 def test_mel_filter_banks_match_the_libraries():
     librosa = pytest.importorskip("librosa")
     slaney = mel_filter_bank(48_000, 1024, 64, 50, 14_000, scale="slaney")

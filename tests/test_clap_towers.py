@@ -78,6 +78,7 @@ def features(n: int, channels: int, seed: int = 5) -> torch.Tensor:
     return x
 
 
+@pytest.mark.model  # against transformers' models
 @pytest.mark.parametrize("size,n", [("tiny", 2), pytest.param("base", 1, marks=pytest.mark.slow)])
 def test_htsat_matches_transformers(size, n):
     cfg = config(size)
@@ -92,6 +93,7 @@ def test_htsat_matches_transformers(size, n):
         assert float((got[0] - got[1]).abs().max()) > 1e-2  # the clips do give different outputs
 
 
+@pytest.mark.model
 def test_fusion_htsat_matches_transformers_with_and_without_longer_clips():
     """model.py's case (the global channel only, no clip longer) and the local-crop fusion of longer clips."""
     cfg = config("tiny", fusion=True)
@@ -139,6 +141,7 @@ def roberta_rows(used=(77, 3, 20, 51), vocab=1000, seed=3):
     return ids, mask
 
 
+@pytest.mark.model
 def test_roberta_matches_transformers():
     cfg = config("tiny")
     cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, layers=2, vocab_size=1000))
@@ -194,6 +197,7 @@ def test_tokenizer_files_that_are_no_vocabulary_are_refused(tmp_path):
         roberta_tokenizer(tmp_path)
 
 
+@pytest.mark.model  # a fresh interpreter builds and runs a tower
 def test_building_and_running_a_model_does_not_import_transformers(tmp_path):
     from test_released_encoder import write_tokenizer
 

@@ -7,11 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import write
 from fakes import BandEncoder
 from test_store import invariants
 
 from proto_index import Store
+
+pytestmark = pytest.mark.stress  # dozens of CLI processes killed mid-ingest
 
 TESTS = Path(__file__).parent
 N_FILES = 80

@@ -158,6 +158,7 @@ def test_folding_the_standardisation_keeps_the_function():
     torch.testing.assert_close(linear(x).detach(), before, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.model  # trains the heads: half a minute
 def test_head_training_is_deterministic_and_learns():
     config = demo_training.TrainingConfig(steps=60, lr=1e-2)
     data = _tiny_outputs()

@@ -76,6 +76,7 @@ def test_a_private_ray_that_cannot_start_is_one_line_naming_this_machine(recorde
         ray_executor.connect(ExecutorOptions(kind="ray"))
 
 
+@pytest.mark.cluster  # starts Ray
 def test_planted_ray_addresses_do_not_capture_an_ingest(tmp_path):
     """A real run: Ray's temp folder (redirected to a private one, never the shared /tmp/ray) names a
     dead cluster, and so does $RAY_ADDRESS; the ingest starts its own Ray and stores every file."""

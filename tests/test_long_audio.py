@@ -157,6 +157,7 @@ MEMORY_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.stress  # a 230 MB file decoded in a subprocess
 def test_peak_memory_stays_bounded_on_a_two_hour_file(tmp_path):
     """A 2-hour 16 kHz file (230 MB on disk, 1.38 GB once decoded to 48 kHz float32) is embedded with
     a peak of traced memory that is a few windows, the same as for a 20-minute file."""

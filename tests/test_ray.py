@@ -25,6 +25,7 @@ from proto_index.pipeline.executors import ExecutorOptions
 from proto_index.store.schema import Recording, Window
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.cluster
 
 TESTS = Path(__file__).parent
 PLUGINS = "fakes,ray_fakes"

@@ -18,6 +18,7 @@ from proto_index.pipeline.executors import ExecutorOptions
 from proto_index.progress import SilentProgress
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.cluster
 from ray.cluster_utils import Cluster  # noqa: E402
 
 # A removed node is declared dead after ~1 s of missed health checks (the default is ~15 s).

@@ -19,6 +19,7 @@ from browser import CHROMEDRIVER, require_browser
 from report_store import HOSTILE_LABEL, HOSTILE_NAME, classified, cli, read_rows, with_hostile_row
 
 require_browser()
+pytestmark = pytest.mark.browser
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402

@@ -28,7 +28,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
-pytestmark = pytest.mark.slow  # a server, a store and two Chromium sessions: half a minute or more
+pytestmark = pytest.mark.browser  # a server, a store and two Chromium sessions: half a minute or more
 NON_UTF8_NAME = os.fsdecode(b"m\xe9lange-\xff.wav")
 
 
