@@ -494,8 +494,8 @@ def test_unknown_names_are_reported_before_the_model_loads(tmp_path, ready_store
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--env", "park", "--tau", "often"], "tau must be a number or one of auto, auto-clip, not 'often' (--adapt, --tau, --prototype-norm)"),
-    (["--env", "park", "--adapt", "sideways"], "unknown adaptation 'sideways'; choose one of auto, audio, text, none (--adapt, --tau, --prototype-norm)"),
+    (["--env", "park", "--tau", "often"], "tau must be a number or one of auto, auto-clip, not 'often' (--adapt, --tau, --prototype-norm, --drift-weight)"),
+    (["--env", "park", "--adapt", "sideways"], "unknown adaptation 'sideways'; choose one of auto, audio, text, none (--adapt, --tau, --prototype-norm, --drift-weight)"),
     ([], "give exactly one of --env NAME (with PATHs) or --manifest CSV"),
 ])
 def test_usage_errors_exit_2(tmp_path, ready_store, args, message):
