@@ -2,7 +2,7 @@
 
 Generates 10 s clips in four encodings (WAV 16-bit 44.1 kHz stereo, FLAC 16-bit 44.1 kHz stereo,
 MP3 and Ogg Vorbis 44.1 kHz stereo) and, per encoding, measures what ingest does to each file
-before the model (the reader of :mod:`proto_index.pipeline.reading`: read once, sha256, decode,
+before the model (the reader of :mod:`proto_index.engine.reading`: read once, sha256, decode,
 soxr HQ to 48 kHz, mixdown, int16 quantisation, 10 s windows):
 
   cpu/clip   CPU time of that work in one thread (``time.thread_time``): the decode cost per core,
@@ -80,7 +80,7 @@ class Free:
 
 def cpu_per_clip(paths: list[Path]) -> float:
     """Seconds of this thread's CPU per clip for the reader's work, run inline."""
-    from proto_index.pipeline.reading import WINDOW_SAMPLES, read_file
+    from proto_index.engine.reading import WINDOW_SAMPLES, read_file
 
     start = time.thread_time()
     for p in paths:
@@ -100,7 +100,7 @@ def pipeline(paths: list[Path], workers: int, decoder: str) -> tuple[float, floa
     """Wall seconds, CPU seconds with reaped children, and CPU seconds of this process alone, of
     ``embed_files`` over ``paths`` with the free encoder."""
     from proto_index.options import EmbedOptions
-    from proto_index.pipeline.embedding import embed_files
+    from proto_index.engine.embedding import embed_files
 
     (mine, cpu), start = cpu_seconds(), time.perf_counter()
     options = EmbedOptions(batch_windows=32, workers=workers, decoder=decoder)

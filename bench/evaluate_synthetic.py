@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from proto_index.core.synthetic import SpaceConfig, generate
+from proto_index.core.synthetic_space import SpaceConfig, generate
 from proto_index.evaluation.protocol import Settings, evaluate
-from proto_index.evaluation.synthetic import experiment_data
+from proto_index.evaluation.synthetic_run import experiment_data
 
 
 def main() -> None:

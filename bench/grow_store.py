@@ -3,7 +3,7 @@
 Builds the small store `bench/serve.py` uses (8 generated clips, class set urban, prototypes
 urban-tgap4, environments park and airport) in ``DIR/store``, then adds synthetic recordings whose
 windows are clustered unit vectors (2,000 clusters, as `bench/index.py`) instead of embedded audio.
-They go through ingest's own commit path (``proto_index.pipeline.ingest.ingest`` with an embedder
+They go through ingest's own commit path (``proto_index.usecases.ingest.ingest`` with an embedder
 that makes vectors rather than reading files; the store's writer lock, catalog rows, vector file,
 index publication), then ``reindex`` builds the index asked for (IVF4096,PQ128 by default, the
 compressed index of "Index at scale" in bench/RESULTS.md).
@@ -35,8 +35,8 @@ from serve_server import small_store  # noqa: E402
 
 from proto_index import Store  # noqa: E402
 from proto_index.options import IngestOptions  # noqa: E402
-from proto_index.pipeline import ingest as ingest_pipeline  # noqa: E402
-from proto_index.pipeline.embedding import EmbeddedFile  # noqa: E402
+from proto_index.usecases import ingest as ingest_pipeline  # noqa: E402
+from proto_index.engine.embedding import EmbeddedFile  # noqa: E402
 
 N_CLUSTERS = 2_000
 HOP_S = 10.0

@@ -3,7 +3,7 @@ or training file uses.
 
     python bench/label_free_demo.py [--seed 7] [--clips-per-class 5] [--snr 6 --snr 12] [--out DIR]
 
-Writes labelled foregrounds (demo_audio's six classes, ``clips-per-class`` each, 5 folds) and three
+Writes labelled foregrounds (generated_audio's six classes, ``clips-per-class`` each, 5 folds) and three
 background recordings per environment (park, metro station), then runs `evaluate`'s library path
 (scenes mixed at each SNR, embedded, every method and adaptation scored by nested cross-validation)
 and prints the per-method summary: mean accuracy (%) over environments and SNRs. Note: the shipped
@@ -21,27 +21,27 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from proto_index import Store, demo_audio
+from proto_index import Store, generated_audio
 from proto_index.evaluation.protocol import Settings
-from proto_index.evaluation.report import format_summary_markdown
+from proto_index.evaluation.tables import format_summary_markdown
 
 ENVIRONMENTS = ("park", "metro_station")
 
 
 def write_inputs(root: Path, seed: int, per_class: int) -> tuple[Path, Path]:
     rows = []
-    for label in demo_audio.FOREGROUND_LABELS:
+    for label in generated_audio.FOREGROUND_LABELS:
         for i in range(per_class):
             path = root / "fg" / f"{label}_{i}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
-            rng = np.random.default_rng([seed, 11, demo_audio.FOREGROUND_LABELS.index(label), i])
-            sf.write(path, demo_audio.make_foreground(label, 2.0, 48_000, rng), 48_000)
+            rng = np.random.default_rng([seed, 11, generated_audio.FOREGROUND_LABELS.index(label), i])
+            sf.write(path, generated_audio.make_foreground(label, 2.0, 48_000, rng), 48_000)
             rows.append((path.name, label.replace("_", " "), i % 5 + 1))
     fg_csv = root / "fg" / "fg.csv"
     with open(fg_csv, "w", newline="") as f:
         csv.writer(f).writerows([("path", "label", "fold"), *rows])
     for j, env in enumerate(ENVIRONMENTS):
-        demo_audio.write_backgrounds(root / "bg" / env, env, 3, seed * 100 + j, seconds=(10.0, 10.0))
+        generated_audio.write_backgrounds(root / "bg" / env, env, 3, seed * 100 + j, seconds=(10.0, 10.0))
     return fg_csv, root / "bg"
 
 

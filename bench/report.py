@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from proto_index.demo_audio import write_corpus
-from proto_index.report import ReportOptions, build_report
+from proto_index.generated_audio import write_corpus
+from proto_index.outputs.report import ReportOptions, build_report
 
 LABELS = ["air conditioner", "car horn", "children playing", "dog bark", "drilling", "engine idling",
           "gun shot", "jackhammer", "siren", "street music"]

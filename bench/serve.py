@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import fakes  # noqa: E402,F401  (registers fake-bands, the --model for a quick run)
 from serve_server import child_env, small_store, start_server  # noqa: E402
 
-from proto_index.demo_audio import write_archive  # noqa: E402
+from proto_index.generated_audio import write_archive  # noqa: E402
 
 QUERIES = ["a siren wailing", "a dog barking", "a pneumatic drill", "birds singing", "traffic noise",
            "people talking", "rain on a roof", "an engine idling"]

@@ -259,8 +259,8 @@ def classify(
     --format parquet-dataset: --out is a folder of Parquet parts partitioned by environment, written
     as results arrive; rerun the same command to resume after a crash (see docs/cluster.md).
     """
-    from proto_index.exports import FORMATS, check_format
-    from proto_index.partitioned import DATASET_FORMAT
+    from proto_index.outputs.exports import FORMATS, check_format
+    from proto_index.outputs.partitioned import DATASET_FORMAT
 
     if fmt not in (*FORMATS, DATASET_FORMAT):
         raise typer.BadParameter(f"choose one of {', '.join((*FORMATS, DATASET_FORMAT))}", param_hint="--format")
@@ -283,7 +283,7 @@ def classify(
     summary = echo_beside(out)
     if report is not None and is_stdout(out):
         raise BadUsage("--report reads the classification CSV back: give --out a file, not standard output")
-    from proto_index.exports import check_output
+    from proto_index.outputs.exports import check_output
 
     if fmt != DATASET_FORMAT:
         check_output(out, fmt)  # before any model work (a dataset folder: checked before any too)
@@ -291,7 +291,7 @@ def classify(
         report_cmd.check_out(report)  # before the model work, not after
     s = open_store(store, device, precision)
     if all_scores and fmt != DATASET_FORMAT:  # a store from before labels were checked: before the model work
-        from proto_index.exports import check_score_labels
+        from proto_index.outputs.exports import check_score_labels
 
         check_score_labels(s.prototype_set(prototypes).labels)
     settings = dict(scoring=scoring,
@@ -305,7 +305,7 @@ def classify(
     with BarProgress(quiet) as bar:
         result = s.classify(manifest if manifest is not None else [(p, env) for p in paths], prototypes, progress=bar,
                             **settings)
-    from proto_index.exports import write_result
+    from proto_index.outputs.exports import write_result
 
     write_result(result, out, fmt, all_scores)
     if per_window:

@@ -12,7 +12,7 @@ from proto_index.cli.listing import add_list_command
 from proto_index.cli.output import BadUsage, say
 from proto_index.cli.records import environment_record
 from proto_index.core.tau import finite_tau
-from proto_index.pipeline.catalog_views import EnvironmentView
+from proto_index.store.views import EnvironmentView
 
 app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
 

@@ -65,7 +65,7 @@ def evaluate(
       proto-index evaluate --foreground us8k.csv --backgrounds tau2019/ --out eval/ --store clap-store
     """
     from proto_index.evaluation import experiment
-    from proto_index.evaluation.report import format_text
+    from proto_index.evaluation.tables import format_text
 
     settings = experiment.make_settings(method, adapt, tgap_n, _grid(tau_grid), tau_audio, tau_text, auto_rule, prototype_norm)
     run = experiment.RunOptions(out, settings, tuple(snr or experiment.DEFAULT_SNRS_DB), seed, folds, plots)
@@ -108,8 +108,8 @@ def calibrate(
     """
     if (manifest is None) == (not from_annotations):
         raise typer.BadParameter("give exactly one of MANIFEST or --from-annotations")
-    from proto_index.evaluation.calibrate import format_calibration
-    from proto_index.evaluation.calibration_run import CalibrateOptions, run_calibration
+    from proto_index.evaluation.tau_selection import format_calibration
+    from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
 
     options = CalibrateOptions(prototypes, _grid(tau_grid), folds, seed, prototype_norm, save)
     results = run_calibration(open_store(store, device), options, None if from_annotations else manifest)

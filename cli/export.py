@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from proto_index.cli.output import echo_beside
-from proto_index.exports import FORMATS, check_format, export as write_export, read_classification
+from proto_index.outputs.exports import FORMATS, check_format, export as write_export, read_classification
 
 FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) for the run; audacity: --out is a folder with one label track per recording and files.csv; kaleidoscope: one CSV for Wildlife Acoustics Kaleidoscope (INDIR, FOLDER, IN FILE, CHANNEL, OFFSET, DURATION, TOP1MATCH = label, TOP1DIST = score, MANUAL ID, ...)."
 

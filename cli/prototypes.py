@@ -14,8 +14,8 @@ from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_
 from proto_index.core.prompt_weights import DEFAULT_TEMPLATES
 from proto_index.core.prototypes import DEFAULT_TGAP_N
 from proto_index.options import PrototypeInputs
-from proto_index.pipeline.catalog_views import PrototypeSetView
-from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED, TEXT_METHODS
+from proto_index.store.views import PrototypeSetView
+from proto_index.usecases.prototypes import DEFAULT_MIN_CONFIRMED, TEXT_METHODS
 
 app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot, TGAP), reviews, examples or the model's own classifier.")
 

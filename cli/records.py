@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from proto_index.pipeline.catalog_views import ClassSetView, EnvironmentView, PrototypeSetView
+from proto_index.store.views import ClassSetView, EnvironmentView, PrototypeSetView
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of the table.")]
 
@@ -49,7 +49,7 @@ def environment_record(e: EnvironmentView) -> dict[str, Any]:
 
 
 def hit_record(hit) -> dict[str, Any]:
-    """A :class:`~proto_index.pipeline.search.SearchHit`."""
+    """A :class:`~proto_index.usecases.search.SearchHit`."""
     return {"score": hit.score, "path": hit.path, "start_s": hit.start_s, "end_s": hit.end_s, "window_id": hit.window_id}
 
 

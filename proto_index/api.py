@@ -9,7 +9,7 @@
     result = store.classify([("clip.wav", "park")], prototypes="urban-tgap35")
 
 Over ~350 lines because it is the one facade of the whole library: each method checks its
-arguments and delegates to the pipeline, evaluation or store module that does the work.
+arguments and delegates to the use case, evaluation or store module that does the work.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.errors import AudioDecodeError
 from proto_index.evaluation.mixing import REF_DB
-from proto_index.pipeline import classify as classify_mod
-from proto_index.pipeline import environments, ingest, preflight, prototypes, search
-from proto_index.pipeline.catalog_views import (
+from proto_index.usecases import classify as classify_mod
+from proto_index.usecases import environments, ingest, preflight, prototypes, search
+from proto_index.store.views import (
     ClassSetView,
     EnvironmentView,
     PrototypeSetView,
@@ -37,15 +37,15 @@ from proto_index.pipeline.catalog_views import (
     prototype_set_view,
 )
 from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions
-from proto_index.pipeline.executors import ExecutorOptions, ModelSpec
-from proto_index.pipeline.manifest import read_manifest
+from proto_index.engine.executors import ExecutorOptions, ModelSpec
+from proto_index.inputs.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store import queries
 from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
     from proto_index.evaluation.protocol import Settings
-    from proto_index.pipeline.classify_dataset import DatasetOptions, DatasetReport
+    from proto_index.usecases.classify_dataset import DatasetOptions, DatasetReport
 
 DEFAULT_STORE = "proto-index-store"
 STORE_ENV_VAR = "PROTO_INDEX_STORE"
@@ -161,7 +161,7 @@ class Store:
         (else one whose path, size and mtime match a stored recording is skipped unread), and the
         windows per transaction and per index publication. ``executor``:
         ``ExecutorOptions(kind="ray", ...)`` embeds on Ray actors; this process still commits every
-        result (see :mod:`proto_index.pipeline.executors`).
+        result (see :mod:`proto_index.engine.executors`).
         """
         embed = self._remote_embedder(executor)
         return ingest.ingest(self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
@@ -199,10 +199,10 @@ class Store:
         drop_prototypes: bool = False, labels_file: str | Path | None = None,
     ) -> ClassSetView:
         """Add a class set of ``labels`` followed by the lines of ``labels_file`` when given (see
-        :func:`~proto_index.pipeline.labels_file.read_labels_file`); replacing one that has
+        :func:`~proto_index.inputs.labels_file.read_labels_file`); replacing one that has
         prototype sets needs ``drop_prototypes`` (deletes them, named in the view's ``dropped_prototypes``)."""
         if labels_file is not None:
-            from proto_index.pipeline.labels_file import read_labels_file
+            from proto_index.inputs.labels_file import read_labels_file
 
             labels = [*labels, *read_labels_file(labels_file)]
         return prototypes.add_class_set(self._storage, name, list(labels), template, replace, drop_prototypes)
@@ -240,9 +240,9 @@ class Store:
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
-        corrected_label``); see ``proto_index.pipeline.annotations``. Bad rows come back as problems
+        corrected_label``); see ``proto_index.usecases.annotations``. Bad rows come back as problems
         (and each goes to ``progress.note`` as it is met)."""
-        from proto_index.pipeline.annotations import annotate
+        from proto_index.usecases.annotations import annotate
 
         return annotate(self._storage, Path(decisions), source, progress)
 
@@ -297,7 +297,7 @@ class Store:
         progress: Progress | None = None,
     ) -> classify_mod.Classification:
         """Classify ``(path, environment)`` pairs, or the files of a CSV manifest when ``items`` is its
-        path (``path`` and ``environment`` columns); see ``proto_index.pipeline.classify.classify``.
+        path (``path`` and ``environment`` columns); see ``proto_index.usecases.classify.classify``.
 
         ``scoring`` (:class:`~proto_index.options.ScoringOptions`, checked when made): adaptation, tau
         (``"auto"``: estimated without labels), prototype norm (``"none"``: as the paper's code), and
@@ -330,8 +330,8 @@ class Store:
     ) -> DatasetReport:
         """:meth:`classify` into a partitioned Parquet dataset (``target``: where and how), chunk by
         chunk; the rest as for :meth:`classify`. A rerun into the same folder with the same ``scoring``
-        and hop resumes (see :mod:`proto_index.partitioned`)."""
-        from proto_index.pipeline.classify_dataset import classify_dataset
+        and hop resumes (see :mod:`proto_index.outputs.partitioned`)."""
+        from proto_index.usecases.classify_dataset import classify_dataset
 
         def chunk(items, bar):
             return self.classify(items, prototypes, scoring=scoring, options=options, executor=executor, progress=bar)
@@ -344,8 +344,8 @@ class Store:
         self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
     ) -> list:
         """Choose tau per environment and adaptation from a labelled CSV (``path,environment,label``)
-        by held-out search over ``grid``; see ``proto_index.evaluation.calibrate``. Stores nothing."""
-        from proto_index.evaluation.calibration_run import calibrate_manifest
+        by held-out search over ``grid``; see ``proto_index.evaluation.tau_selection``. Stores nothing."""
+        from proto_index.evaluation.calibrate import calibrate_manifest
 
         return calibrate_manifest(self._storage, self.embed_audio, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
 
@@ -354,7 +354,7 @@ class Store:
     ) -> list:
         """As :meth:`calibrate`, with the confirmed annotations (that name an environment) as the
         labelled clips: their stored window vectors, environments and confirmed labels."""
-        from proto_index.evaluation.calibration_run import calibrate_annotations
+        from proto_index.evaluation.calibrate import calibrate_annotations
 
         return calibrate_annotations(self._storage, prototypes, grid, folds, seed, prototype_norm)
 
@@ -397,19 +397,19 @@ class Store:
 
     def remove(self, paths: Iterable[str | Path], wait_s: float = 0.0) -> int:
         """Remove recordings (files, folders, or the same content elsewhere) from catalog and index."""
-        from proto_index.pipeline.maintenance import remove
+        from proto_index.usecases.maintenance import remove
 
         return remove(self._storage, [Path(p) for p in paths], wait_s)
 
     def verify(self, repair: bool = False, wait_s: float = 0.0):
         """Check catalog, vector file and index agree; ``repair`` fixes what it can. See VerifyReport."""
-        from proto_index.pipeline.maintenance import verify
+        from proto_index.usecases.maintenance import verify
 
         return verify(self._storage, repair, wait_s)
 
     def reindex(self, index: str | None = None, memory_budget: int | None = None, compact: bool = False, wait_s: float = 0.0):
         """Rebuild the index ('auto', 'Flat' or 'IVF<nlist>,PQ<m>'); ``compact`` drops removed rows first."""
-        from proto_index.pipeline.maintenance import reindex
+        from proto_index.usecases.maintenance import reindex
 
         return reindex(self._storage, index, memory_budget, compact, wait_s)
 
@@ -445,6 +445,6 @@ def model_kind(name: str) -> str:
 
 
 def _load_encoder(options: dict, device: str | None, precision: str = "fp32") -> Encoder:
-    from proto_index.pipeline.embedding import load_encoder_for
+    from proto_index.engine.embedding import load_encoder_for
 
     return load_encoder_for(options, device, precision)

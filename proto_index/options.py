@@ -1,17 +1,17 @@
 """How audio files become window embeddings, and how their vectors are scored: frozen objects,
 carried unchanged from the CLI (or a library call) to the code that uses them.
 
-:class:`EmbedOptions` travels unchanged through ``Store.ingest`` / ``Store.classify``, the pipeline
-(:mod:`proto_index.pipeline.ingest`, :mod:`proto_index.pipeline.classify`), the executors and
-:func:`proto_index.pipeline.embedding.embed_files`, on this machine or a Ray worker. Where the
-files are embedded is :class:`proto_index.pipeline.executors.ExecutorOptions`; the model's device
+:class:`EmbedOptions` travels unchanged through ``Store.ingest`` / ``Store.classify``, the use cases and the engine
+(:mod:`proto_index.usecases.ingest`, :mod:`proto_index.usecases.classify`), the executors and
+:func:`proto_index.engine.embedding.embed_files`, on this machine or a Ray worker. Where the
+files are embedded is :class:`proto_index.engine.executors.ExecutorOptions`; the model's device
 and precision are chosen when the store opens (they decide which model is loaded, once).
 :class:`ScoringOptions` (adaptation, tau, prototype norm, per-window rows) travels from
-``Store.classify`` / ``classify_dataset`` to :func:`proto_index.pipeline.classify.classify`.
+``Store.classify`` / ``classify_dataset`` to :func:`proto_index.usecases.classify.classify`.
 :class:`IngestOptions` (the writer-lock wait, rehashing, commit and publication sizes) travels from
-``Store.ingest`` to :func:`proto_index.pipeline.ingest.ingest`; it stays in the process that commits.
+``Store.ingest`` to :func:`proto_index.usecases.ingest.ingest`; it stays in the process that commits.
 :class:`PrototypeInputs` (the mapping and examples files) travels from ``Store.build_prototypes``
-to :func:`proto_index.pipeline.prototypes.build_prototypes`.
+to :func:`proto_index.usecases.prototypes.build_prototypes`.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class EmbedOptions:
     on CUDA). ``workers``: threads reading, hashing and decoding files ahead of the model (0: all
     in the caller's thread; None: the model's device decides, see :func:`default_workers`). ``prefetch``: files read ahead of the model at most (never fewer than
     ``workers``). ``decoder``: ``threads`` (the workers decode) or ``processes`` (each worker hands
-    its files to a decoding process of its own: :mod:`proto_index.pipeline.decoding`).
+    its files to a decoding process of its own: :mod:`proto_index.engine.decoding`).
     """
 
     hop_s: float | None = DEFAULT_HOP_S
@@ -191,7 +191,7 @@ MAX_TEMPLATES = 32
 @dataclass(frozen=True)
 class PrototypeInputs:
     """What the prototype methods without a text anchor read, carried from ``Store.build_prototypes``
-    (or the CLI) to :mod:`proto_index.pipeline.prototypes`.
+    (or the CLI) to :mod:`proto_index.usecases.prototypes`.
 
     ``mapping`` (``classifier``): a UTF-8 CSV ``class,model_label``, one row per label of the model
     mapped to a class (several per class allowed). ``examples`` (``examples``): a UTF-8 CSV with a

@@ -4,7 +4,7 @@
 #
 # Without a checkpoint it runs the offline demo model clap-tiny-demo: the real LAION-CLAP
 # architecture (HTSAT-tiny + a small text transformer) whose projection heads were trained on the
-# generated sounds of proto_index.demo_audio only (python -m proto_index.embed.demo_training).
+# generated sounds of proto_index.generated_audio only (python -m proto_index.embed.demo_training).
 # It knows nothing else; real recordings need the paper's checkpoint:
 #   PROTO_INDEX_CHECKPOINT=630k-audioset-fusion-best.pt PROTO_INDEX_TOKENIZER=roberta-base/ scripts/demo.sh
 set -euo pipefail
@@ -15,7 +15,7 @@ rm -rf "$OUT"
 export PROTO_INDEX_STORE="$OUT/store"
 pi() { echo "+ proto-index $*" >&2; .venv/bin/proto-index "$@"; }
 
-.venv/bin/python -m proto_index.demo data "$OUT"
+.venv/bin/python -m proto_index.demo_data data "$OUT"
 if [ -n "${PROTO_INDEX_CHECKPOINT:-}" ]; then
   pi init --model clap-fusion --checkpoint "$PROTO_INDEX_CHECKPOINT" ${PROTO_INDEX_TOKENIZER:+--tokenizer-dir "$PROTO_INDEX_TOKENIZER"}
 else
@@ -33,7 +33,7 @@ done
 pi search "a siren wailing" -k 3
 pi classify -p urban-tgap35 --manifest "$OUT/archive/manifest.csv" --out "$OUT/labels.csv" --all-scores
 pi info
-.venv/bin/python -m proto_index.demo score "$OUT/labels.csv" "$OUT/archive/manifest.csv"
+.venv/bin/python -m proto_index.demo_data score "$OUT/labels.csv" "$OUT/archive/manifest.csv"
 
 # The table: each prototype set x (no adaptation, text backgrounds, audio backgrounds) x (default tau,
 # --tau auto), every cell one `proto-index classify` run over the archive, scored against its manifest.
@@ -51,5 +51,5 @@ done
 pi gap urban-zero-shot
 pi gap urban-tgap35
 echo "Accuracy on $OUT/archive (24 clips, 6 classes: chance 0.17; tau unused without adaptation):"
-.venv/bin/python -m proto_index.demo table "$OUT/table" "$OUT/archive/manifest.csv"
+.venv/bin/python -m proto_index.demo_data table "$OUT/table" "$OUT/archive/manifest.csv"
 echo "Results: $OUT/labels.csv, $OUT/table/" >&2

@@ -1,6 +1,6 @@
 """A classification to report on: the fake encoder over generated scenes, through the real CLI.
 
-``classify --per-window --all-scores --report`` over a synthetic archive (proto_index.demo_audio), plus a
+``classify --per-window --all-scores --report`` over a synthetic archive (proto_index.generated_audio), plus a
 copy of one recording under a hostile name and a hostile label in one row (built by the tests that need it).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli_store import cli
 
-from proto_index.demo_audio import write_archive, write_backgrounds, write_corpus
+from proto_index.generated_audio import write_archive, write_backgrounds, write_corpus
 
 HOSTILE_LABEL = '<script>alert("label")</script>'
 HOSTILE_NAME = '<img src=x onerror=alert(1)>,"q".wav'

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cli_store import cli
 
-from proto_index.demo_audio import write_backgrounds, write_corpus
+from proto_index.generated_audio import write_backgrounds, write_corpus
 
 TESTS = Path(__file__).parent
 START_TIMEOUT_S = 90.0

@@ -9,7 +9,7 @@ from proto_index.cli.app import app
 from proto_index.clap.model import ClapModel
 from proto_index.embed.seeded import random_encoder
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import batch_windows_for, default_batch_size
+from proto_index.engine.embedding import batch_windows_for, default_batch_size
 
 runner = CliRunner()
 
@@ -54,7 +54,7 @@ def test_cli_batch_size_reaches_the_model_forward(tmp_path, ten_clips, forwards,
 @pytest.mark.slow
 def test_a_batch_above_the_encoders_own_is_not_resplit(ten_clips, forwards):
     encoder = random_encoder("clap-tiny-random", fusion=False, device="cpu", batch_size=2)
-    from proto_index.pipeline.embedding import embed_files
+    from proto_index.engine.embedding import embed_files
 
     list(embed_files(sorted(ten_clips.iterdir()), encoder, options=EmbedOptions(batch_windows=8)))
     assert forwards == [8, 2] and encoder.batch_size == 2  # given per call: the encoder is not changed

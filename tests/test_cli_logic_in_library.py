@@ -12,16 +12,16 @@ from conftest import BACKGROUNDS, CLASS_FREQS, write
 from fakes import BandEncoder
 
 from proto_index import Store, __version__
-from proto_index.core.synthetic import SpaceConfig
+from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.evaluation import experiment
-from proto_index.evaluation.calibration_run import CalibrateOptions, run_calibration
+from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
 from proto_index.evaluation.protocol import evaluate
-from proto_index.evaluation.synthetic import synthetic_experiment
-from proto_index.exports import read_classification, write_result
-from proto_index.pipeline import labels_file
-from proto_index.pipeline.classify import Classification, ClassifiedFile
-from proto_index.pipeline.labels_file import read_labels_file
+from proto_index.evaluation.synthetic_run import synthetic_experiment
+from proto_index.outputs.exports import read_classification, write_result
+from proto_index.inputs import labels_file
+from proto_index.usecases.classify import Classification, ClassifiedFile
+from proto_index.inputs.labels_file import read_labels_file
 
 # --- evaluate --------------------------------------------------------------------------------------
 

@@ -16,10 +16,10 @@ import pytest
 from audio_factory import corrupt_header, write_wav
 
 from proto_index.audio.windows import Cutting
-from proto_index.pipeline import decoding, embedding, reading
+from proto_index.engine import decoding, embedding, reading
 from proto_index.errors import InvalidInput
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
+from proto_index.engine.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files
 
 
 class Fingerprint:
@@ -172,9 +172,9 @@ def test_killing_the_parent_ends_its_decoding_processes(mixed, tmp_path):
         sys.path[:0] = {sys.path!r}
         from pathlib import Path
         import numpy as np
-        from proto_index.pipeline import decoding
+        from proto_index.engine import decoding
         from proto_index.options import EmbedOptions
-        from proto_index.pipeline.embedding import embed_files
+        from proto_index.engine.embedding import embed_files
 
         class Slow:
             dim, device = 4, "cpu"
@@ -219,7 +219,7 @@ def test_unknown_decoder_is_refused():
 
 def test_a_long_file_is_streamed_through_the_process_with_bounded_read_ahead(tmp_path, monkeypatch):
     """The process sends a long file message by message and waits while the consumer is behind."""
-    from proto_index.pipeline.readahead import QUEUE_MESSAGES
+    from proto_index.engine.readahead import QUEUE_MESSAGES
 
     long = write_wav(tmp_path / "long.wav", 200.0, 16_000, seed=7)  # 20 windows, 10 messages
     relayed = []
@@ -285,7 +285,7 @@ def test_quantised_samples_cross_as_int16_exactly():
 
 def test_every_worker_gets_a_file_whatever_the_prefetch(tmp_path):
     """16 decoding workers on a GPU box all decode at once, even with the default prefetch of 8."""
-    from proto_index.pipeline.readahead import Readers
+    from proto_index.engine.readahead import Readers
 
     together = threading.Barrier(12, timeout=20)  # broken unless 12 files are being read at once
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from proto_index import ScoringOptions, Store
-from proto_index import demo_audio
+from proto_index import generated_audio
 from proto_index.embed import demo_model, demo_training
 from proto_index.embed.registry import model_kind
 from proto_index.errors import ModelError
 
 ENVS = ("park", "airport", "metro_station")
-LABELS = [x.replace("_", " ") for x in demo_audio.FOREGROUND_LABELS]
+LABELS = [x.replace("_", " ") for x in generated_audio.FOREGROUND_LABELS]
 SEED = 8101
 
 
@@ -38,9 +38,9 @@ def demo(tmp_path_factory):
     """One store bound to clap-tiny-demo: a corpus, an archive (SNR 6-20 dB), a low-SNR archive
     (-6 to -2 dB), all ingested (so classify reads their stored windows), prototypes, environments."""
     root = tmp_path_factory.mktemp("demo")
-    corpus = demo_audio.write_corpus(root / "corpus", 30, SEED, environments=ENVS)
-    archive = demo_audio.write_archive(root / "archive", 24, ENVS, SEED + 1)
-    low = demo_audio.write_archive(root / "low", 24, ENVS, SEED + 2, snr_db=(-6.0, -2.0))
+    corpus = generated_audio.write_corpus(root / "corpus", 30, SEED, environments=ENVS)
+    archive = generated_audio.write_archive(root / "archive", 24, ENVS, SEED + 1)
+    low = generated_audio.write_archive(root / "low", 24, ENVS, SEED + 2, snr_db=(-6.0, -2.0))
     store = Store.init(root / "store", model="clap-tiny-demo", device="cpu")
     report = store.ingest([corpus.folder, archive.folder, low.folder])
     assert report.added == 78 and not report.failed
@@ -48,7 +48,7 @@ def demo(tmp_path_factory):
     store.build_prototypes("urban", method="zero-shot")
     store.build_prototypes("urban", method="tgap", n=20)
     for env in ENVS:
-        bgs = demo_audio.write_backgrounds(root / "bg" / env, env, 3, SEED + 3)
+        bgs = generated_audio.write_backgrounds(root / "bg" / env, env, 3, SEED + 3)
         store.add_environment(env, text=env.replace("_", " "), audio=[c.path for c in bgs.clips])
     yield store, archive, low, root
     store.close()
@@ -108,15 +108,15 @@ def test_evaluate_on_generated_audio_end_to_end(demo):
 
     store, _, _, root = demo
     rows = []
-    for i, label in enumerate(demo_audio.FOREGROUND_LABELS * 3):
+    for i, label in enumerate(generated_audio.FOREGROUND_LABELS * 3):
         path = root / "eval_fg" / f"{label}_{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, demo_audio.make_foreground(label, 2.0, 48_000, SEED + 10 + i), 48_000)
+        sf.write(path, generated_audio.make_foreground(label, 2.0, 48_000, SEED + 10 + i), 48_000)
         rows.append((path.name, label.replace("_", " "), i // 6 + 1))
     fg_csv = root / "eval_fg" / "fg.csv"
     with open(fg_csv, "w", newline="") as f:
         csv.writer(f).writerows([("path", "label", "fold"), *rows])
-    demo_audio.write_backgrounds(root / "eval_bg" / "park", "park", 3, SEED + 5, seconds=(10.0, 10.0))
+    generated_audio.write_backgrounds(root / "eval_bg" / "park", "park", 3, SEED + 5, seconds=(10.0, 10.0))
     settings = Settings(methods=("zero-shot", "tgap"), adaptations=("none", "audio"), tgap_n=3)
     evaluation, _ = store.evaluate_audio(fg_csv, root / "eval_bg", root / "eval_work", (10.0,), settings)
     scores = {(s.environment, s.method, s.adaptation, s.rule): s.accuracy for s in evaluation.scores}
@@ -141,8 +141,8 @@ class _Heads(torch.nn.Module):
 
 def _tiny_outputs():
     rng = np.random.default_rng(0)
-    concepts = [("label", x) for x in demo_audio.FOREGROUND_LABELS] * 4 + [("env", "park"), ("env", "airport")] * 3
-    captions = [("label", x) for x in demo_audio.FOREGROUND_LABELS] * 2 + [("env", "park"), ("env", "airport")]
+    concepts = [("label", x) for x in generated_audio.FOREGROUND_LABELS] * 4 + [("env", "park"), ("env", "airport")] * 3
+    captions = [("label", x) for x in generated_audio.FOREGROUND_LABELS] * 2 + [("env", "park"), ("env", "airport")]
     centres = {c: rng.normal(size=12) for c in set(concepts)}
     audio = torch.tensor(np.array([50 + centres[c] + 0.3 * rng.normal(size=12) for c in concepts]), dtype=torch.float32)
     text = torch.tensor(30 + rng.normal(size=(len(captions), 10)), dtype=torch.float32)
@@ -202,7 +202,7 @@ def test_heads_round_trip_and_bad_files_are_refused(tmp_path):
 
 
 def test_demo_table_scores_each_classify_csv(tmp_path):
-    from proto_index.demo import table
+    from proto_index.demo_data import table
 
     (tmp_path / "a.wav").write_bytes(b"")
     (tmp_path / "b.wav").write_bytes(b"")

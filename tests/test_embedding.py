@@ -10,9 +10,9 @@ from audio_factory import text_as_wav, write_wav
 from fakes import BandEncoder
 
 from proto_index.audio.discover import file_sha256
-from proto_index.pipeline import reading
+from proto_index.engine import reading
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, SkippedFile, embed_files
+from proto_index.engine.embedding import EmbeddedFile, SkippedFile, embed_files
 
 
 class Recording(BandEncoder):

@@ -20,7 +20,7 @@ FLAG = re.compile(r"(?<![\w}-])--?[a-zA-Z][a-zA-Z-]*")
 """A command-line flag as a user types it: ``--replace``, ``-k``."""
 NOT_MESSAGES = {
     "embed/demo_training.py",  # a script with its own argparse command line
-    "report/html.py",  # the report page tells its reader which command adds what
+    "outputs/report/html.py",  # the report page tells its reader which command adds what
 }
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from proto_index.core.synthetic import SpaceConfig, generate
+from proto_index.core.synthetic_space import SpaceConfig, generate
 from proto_index.evaluation.protocol import Settings, evaluate
-from proto_index.evaluation.synthetic import experiment_data
+from proto_index.evaluation.synthetic_run import experiment_data
 
 SEEDS = (0, 1, 2)
 

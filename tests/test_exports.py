@@ -12,7 +12,7 @@ from cli_store import cli, store_with_classes
 from conftest import CLASS_FREQS, write
 
 from proto_index.errors import InvalidInput
-from proto_index.exports import AudioFacts, ExportRow, export
+from proto_index.outputs.exports import AudioFacts, ExportRow, export
 
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                 "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",

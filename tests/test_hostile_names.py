@@ -97,7 +97,7 @@ def test_a_catalog_failure_in_a_batch_leaves_no_unused_vector_rows(tmp_path, mon
         write(folder / f"clip_{i}.wav", [(700.0, 0.5)], seed=i)
     store = tmp_path / "store"
     cli("init", "--store", store, "--model", "fake-bands")
-    import proto_index.pipeline.ingest as ingest
+    import proto_index.usecases.ingest as ingest
 
     def broken(**kwargs):
         raise StoreError("the store's catalog failed (injected)")

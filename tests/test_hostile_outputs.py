@@ -20,9 +20,9 @@ from cli_store import cli, store_with_classes
 from conftest import CLASS_FREQS, write
 
 from proto_index.errors import InvalidInput
-from proto_index.exports import AudioFacts, ExportRow, export, read_classification
-from proto_index.report.build import _read_csv
-from proto_index.report.data import parse_table
+from proto_index.outputs.exports import AudioFacts, ExportRow, export, read_classification
+from proto_index.outputs.report.build import _read_csv
+from proto_index.outputs.report.data import parse_table
 
 FACTS = lambda p: AudioFacts(30.0, 48_000)  # noqa: E731
 
@@ -171,7 +171,7 @@ def test_class_sets_refuse_labels_named_like_output_columns(tmp_path, store):
 
 
 def test_all_scores_refuses_a_reserved_label_of_an_older_store_before_any_work(tmp_path, store, clips, monkeypatch):
-    import proto_index.pipeline.prototypes as protos
+    import proto_index.usecases.prototypes as protos
 
     with monkeypatch.context() as m:  # a class set made before labels were checked
         m.setattr(protos, "check_score_labels", lambda labels: None, raising=False)

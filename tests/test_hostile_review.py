@@ -16,7 +16,7 @@ from conftest import CLASS_FREQS, write
 from fakes import BandEncoder
 
 from proto_index import Store
-from proto_index.pipeline import annotations
+from proto_index.usecases import annotations
 from proto_index.progress import SilentProgress
 from proto_index.store.schema import Annotation
 

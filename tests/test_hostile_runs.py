@@ -18,8 +18,8 @@ from fakes import BandEncoder
 
 from proto_index import Store
 from proto_index.errors import InvalidInput
-from proto_index.partitioned import DONE_FILE, partition_folder
-from proto_index.pipeline.classify_dataset import DatasetOptions
+from proto_index.outputs.partitioned import DONE_FILE, partition_folder
+from proto_index.usecases.classify_dataset import DatasetOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
@@ -308,7 +308,7 @@ def test_report_and_classify_report_into_an_unwritable_folder_are_one_line_befor
     result = cli("report", labels, "--out", locked / "rep", code=1)
     assert result.stderr.strip().splitlines() == [
         f"error: cannot write the report folder {locked / 'rep'}: {locked} is not writable (nothing was written)"]
-    from proto_index.pipeline import classify as classify_module
+    from proto_index.usecases import classify as classify_module
 
     monkeypatch.setattr(classify_module, "file_windows", lambda *a, **k: pytest.fail("embedded before the check"))
     out = tmp_path / "again.csv"

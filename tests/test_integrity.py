@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from proto_index import IngestOptions, Store
 from proto_index.cli.app import app
 from proto_index.errors import DiskFull, StoreCorrupt, StoreExists, StoreReadOnly
-from proto_index.pipeline.maintenance import reindex, remove, verify
+from proto_index.usecases.maintenance import reindex, remove, verify
 from proto_index.store import catalog, published as published_mod, storage as storage_mod
 from proto_index.store.integrity import BLOCK_ROWS
 from proto_index.store.schema import FileChecksum, Recording

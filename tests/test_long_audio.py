@@ -15,7 +15,7 @@ from proto_index.audio.decode import open_audio, prepare, stream_prepared
 from proto_index.audio.windows import stream_windows, window_bounds
 from proto_index.errors import AudioDecodeError
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, embed_files
+from proto_index.engine.embedding import EmbeddedFile, FailedFile, embed_files
 
 SR = 48_000
 LONG = [
@@ -121,7 +121,7 @@ MEMORY_PROBE = textwrap.dedent("""
     import numpy as np, soundfile as sf
     from proto_index.embed.encoder import ModelIdentity
     from proto_index.options import EmbedOptions
-    from proto_index.pipeline.embedding import embed_files
+    from proto_index.engine.embedding import embed_files
 
     class Cheap:  # a fake encoder with no model cost: 4 statistics per window
         identity = ModelIdentity("cheap", "stats", False, "sha256:0", 4)

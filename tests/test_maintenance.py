@@ -11,9 +11,9 @@ from sqlalchemy import delete, select
 
 from proto_index import Store
 from proto_index.errors import InvalidInput, StoreLocked
-from proto_index.pipeline import ingest as ingest_mod
-from proto_index.pipeline.embedding import EmbeddedFile
-from proto_index.pipeline.maintenance import reindex, remove, verify
+from proto_index.usecases import ingest as ingest_mod
+from proto_index.engine.embedding import EmbeddedFile
+from proto_index.usecases.maintenance import reindex, remove, verify
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import FileChecksum, Window
 from proto_index.store.storage import Storage

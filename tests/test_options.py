@@ -16,8 +16,8 @@ from proto_index import EmbedOptions, IngestOptions, ScoringOptions, Store
 from proto_index.cli import hints
 from proto_index.embed.encoder import ModelIdentity
 from proto_index.errors import InvalidInput, StoreLocked
-from proto_index.pipeline import embedding
-from proto_index.pipeline import ingest as ingest_mod
+from proto_index.engine import embedding
+from proto_index.usecases import ingest as ingest_mod
 from proto_index.store.storage import Storage
 
 SR = 48_000
@@ -187,7 +187,7 @@ def test_ray_task_embeds_with_the_options_it_is_given(tmp_path, batches, monkeyp
     """embed_batch, the Ray task, hands its EmbedOptions to embed_files (run here, without a cluster)."""
     pytest.importorskip("pyarrow")
     from proto_index.distributed import ray_executor
-    from proto_index.pipeline.executors import ModelSpec
+    from proto_index.engine.executors import ModelSpec
 
     monkeypatch.setattr(ray_executor, "_known", lambda ref: frozenset())
     clip = write(tmp_path / "a.wav", [(700.0, 0.5)], seconds=25.0)

@@ -56,7 +56,7 @@ from proto_index import PrototypeInputs, Store  # noqa: E402
 from proto_index.core.prototypes import tgap_prototypes  # noqa: E402
 from proto_index.embed.encoder import LabelScorer  # noqa: E402
 from proto_index.errors import InvalidInput, NotFound  # noqa: E402
-from proto_index.pipeline import prototypes as pipeline  # noqa: E402
+from proto_index.usecases import prototypes as pipeline  # noqa: E402
 
 LABELS = list(CLASS_FREQS)  # siren, dog bark, drilling, bird song
 MAPPING = ("class,model_label\nsiren,Siren_Emergency siren\ndog bark,Canis familiaris_Dog\ndrilling,Power tool_Drill\n"
@@ -235,8 +235,8 @@ def test_the_cli_builds_and_shows_classifier_and_examples_prototypes(tmp_path, c
 
 
 def test_the_report_page_says_what_a_classifier_or_examples_prototype_is(tmp_path):
-    from proto_index.pipeline.catalog_views import Neighbour
-    from proto_index.report.html import PrototypePage, write_prototypes
+    from proto_index.store.views import Neighbour
+    from proto_index.outputs.report.html import PrototypePage, write_prototypes
 
     nb = Neighbour(7, None, None, 0.875)
     write_prototypes(tmp_path / "c.html", PrototypePage("birds-classifier6", "classifier", 6, "birds",

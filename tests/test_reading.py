@@ -7,7 +7,7 @@ import numpy as np
 from audio_factory import text_as_wav, write_wav
 
 from proto_index.audio.windows import Cutting
-from proto_index.pipeline.reading import STREAM_MESSAGE_WINDOWS, Done, Failed, Known, Opened, Windows, read_file
+from proto_index.engine.reading import STREAM_MESSAGE_WINDOWS, Done, Failed, Known, Opened, Windows, read_file
 
 HOP = 48_000 * 10
 

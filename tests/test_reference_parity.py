@@ -22,9 +22,9 @@ from proto_index.core.adaptation import background_prompts
 from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.prototypes import render_prompts, tgap_reference
-from proto_index.core.synthetic import generate
+from proto_index.core.synthetic_space import generate
 from proto_index.evaluation.protocol import Settings, evaluate
-from proto_index.evaluation.synthetic import experiment_data
+from proto_index.evaluation.synthetic_run import experiment_data
 
 
 class Reference:

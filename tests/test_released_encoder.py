@@ -247,7 +247,7 @@ def test_the_pipelines_batch_reaches_the_forward_per_call(files, cache, tmp_path
 
     from proto_index.embed.registry import load_encoder
     from proto_index.options import EmbedOptions
-    from proto_index.pipeline.embedding import embed_files
+    from proto_index.engine.embedding import embed_files
 
     path, tokenizer_dir = files
     encoder = load_encoder("clap", checkpoint=path, tokenizer_dir=tokenizer_dir, device="cpu", batch_size=2)

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from proto_index.cli.app import app
 from proto_index.errors import InvalidInput
-from proto_index.report import build as rbuild
-from proto_index.report import data as rdata
-from proto_index.report import media as rmedia
+from proto_index.outputs.report import build as rbuild
+from proto_index.outputs.report import data as rdata
+from proto_index.outputs.report import media as rmedia
 
 HEADER = "path,start_s,end_s,environment,adaptation,tau,label,score,margin,error"
 
@@ -88,7 +88,7 @@ def test_review_csv_quotes_every_awkward_cell():
 
 
 def test_the_storage_key_follows_the_reports_content():
-    from proto_index.report.html import storage_key
+    from proto_index.outputs.report.html import storage_key
 
     meta = {"labels": ["siren", "bird"], "verdicts": ["right", "wrong", "relabel"]}
     rows = [{"i": 0, "path": "/a.wav", "label": "siren", "score": 0.5}, {"i": 1, "path": "/b.wav", "label": "bird"}]

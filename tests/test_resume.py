@@ -10,7 +10,7 @@ from fakes import BandEncoder
 from sqlalchemy import select, update
 
 from proto_index import IngestOptions, Store
-from proto_index.pipeline import embedding
+from proto_index.engine import embedding
 from proto_index.store.schema import Recording
 
 FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"

@@ -289,7 +289,7 @@ def test_kill_9_in_the_middle_of_writes_loses_nothing_committed(built, tmp_path)
     import threading
 
     from proto_index import Store
-    from proto_index.pipeline.verdicts import list_verdicts
+    from proto_index.usecases.verdicts import list_verdicts
 
     store = tmp_path / "store"
     shutil.copytree(built[1], store)  # its own copy: the verdicts written here stay out of the other tests

@@ -6,7 +6,7 @@ from fakes import BandEncoder
 
 from proto_index import Store
 from proto_index.errors import StoreError
-from proto_index.pipeline.maintenance import remove
+from proto_index.usecases.maintenance import remove
 from proto_index.store.storage import Storage
 from test_store import invariants
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select, text
 
 from proto_index import EmbedOptions, IngestOptions, Store
 from proto_index.errors import StoreCorrupt, StoreError, StoreExists, StoreNotFound
-from proto_index.pipeline import ingest as ingest_mod
-from proto_index.pipeline.maintenance import verify
+from proto_index.usecases import ingest as ingest_mod
+from proto_index.usecases.maintenance import verify
 from proto_index.store import catalog
 from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage

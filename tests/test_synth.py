@@ -1,12 +1,12 @@
-"""Generated audio (proto_index.demo_audio): determinism, the SNR definition, formats written, manifests."""
+"""Generated audio (proto_index.generated_audio): determinism, the SNR definition, formats written, manifests."""
 import csv
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from proto_index import demo_audio as synth
-from proto_index.demo_audio import (
+from proto_index import generated_audio as synth
+from proto_index.generated_audio import (
     BACKGROUND_ENVIRONMENTS,
     FOREGROUND_LABELS,
     make_background,

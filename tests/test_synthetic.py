@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from proto_index.core.gap import modality_gap
-from proto_index.core.synthetic import (
+from proto_index.core.synthetic_space import (
     SpaceConfig,
     foreground_weight,
     generate,

@@ -1,4 +1,4 @@
-"""The shared opening of user-named text files (pipeline/text_files.py): every crafted file gives
+"""The shared opening of user-named text files (inputs/text_files.py): every crafted file gives
 one domain error naming it, and a small file is read whole or refused, never cut short."""
 import io
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from proto_index.errors import InvalidInput, NotFound
-from proto_index.pipeline.text_files import open_text_file, read_text_file
+from proto_index.inputs.text_files import open_text_file, read_text_file
 
 
 def test_missing_folder_and_fifo_are_refused_unread(tmp_path):
@@ -67,7 +67,7 @@ def test_a_file_over_the_limit_is_refused_not_cut_at_a_character(tmp_path):
 def test_an_oversized_labels_file_loses_no_label(tmp_path, monkeypatch):
     """Before the shared reader, 4 labels of 2 bytes + newline (12 bytes) against a 7-byte limit
     came back as the 3 labels that fit."""
-    from proto_index.pipeline import labels_file
+    from proto_index.inputs import labels_file
 
     f = tmp_path / "labels.txt"
     f.write_text("é\né\né\né\n", encoding="utf-8")

@@ -10,7 +10,7 @@ from fakes import BandEncoder
 from sqlalchemy import delete, select, update
 
 from proto_index import Store
-from proto_index.pipeline.maintenance import reindex, remove
+from proto_index.usecases.maintenance import reindex, remove
 from proto_index.store import queries, storage as storage_mod
 from proto_index.store.integrity import owned_file
 from proto_index.store.schema import FileChecksum, StoreMeta, Window

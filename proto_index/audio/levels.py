@@ -1,7 +1,7 @@
 """Signal levels: RMS, the gain to an RMS SNR, and peak limiting. numpy only, pure.
 
 Below both the evaluation mixer (:mod:`proto_index.evaluation.mixing`) and the generated demo audio
-(:mod:`proto_index.demo_audio`), which mix the same way when the SNR is measured by RMS.
+(:mod:`proto_index.generated_audio`), which mix the same way when the SNR is measured by RMS.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The files become a Ray Dataset of paths; ``map_batches`` runs :func:`embed_batch` as Ray tasks, each
 worker process loading the store's model once (on its first task) and running the same
-:func:`~proto_index.pipeline.embedding.embed_files` as a local ingest, so vectors are the same. The driver iterates the output as it streams in and
+:func:`~proto_index.engine.embedding.embed_files` as a local ingest, so vectors are the same. The driver iterates the output as it streams in and
 turns each row back into an EmbeddedFile / SkippedFile / FailedFile; the caller (ingest) stays the
 store's only writer. Ray retries a task that failed for a system reason, such as its node being lost
 (Ray Data's default: max_retries=-1), on the nodes left; a file that arrives twice (a retried task's
@@ -26,8 +26,8 @@ from proto_index.embed.registry import PLUGINS_ENV
 from proto_index.distributed.stream import can_run_a_task, watched
 from proto_index.errors import ClusterError, InvalidInput, ModelError, ModelMismatch
 from proto_index.options import EmbedOptions
-from proto_index.pipeline.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files, load_encoder_for
-from proto_index.pipeline.executors import ExecutorOptions, ModelSpec, Result
+from proto_index.engine.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files, load_encoder_for
+from proto_index.engine.executors import ExecutorOptions, ModelSpec, Result
 
 if TYPE_CHECKING:
     import pyarrow
@@ -153,7 +153,7 @@ def connect(options: ExecutorOptions) -> None:
 
 
 class RayEmbedder:
-    """The ``Embed`` of :mod:`proto_index.pipeline.executors`, on Ray Data tasks."""
+    """The ``Embed`` of :mod:`proto_index.engine.executors`, on Ray Data tasks."""
 
     def __init__(self, spec: ModelSpec, executor: ExecutorOptions):
         self.spec, self.executor = spec, executor

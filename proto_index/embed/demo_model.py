@@ -4,7 +4,7 @@ The audio (HTSAT-tiny) and text (byte-tokenised transformer) towers are drawn fr
 for ``clap-tiny-random``; only the two projection heads (``audio_projection``, ``text_projection``)
 come from :data:`WEIGHTS`, a safetensors file shipped in the package and written by
 :mod:`proto_index.embed.demo_training`. The model knows only the sounds of
-:mod:`proto_index.demo_audio`; it exists for demos and tests, not for real recordings.
+:mod:`proto_index.generated_audio`; it exists for demos and tests, not for real recordings.
 """
 from __future__ import annotations
 

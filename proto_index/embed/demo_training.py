@@ -2,7 +2,7 @@
 
     python -m proto_index.embed.demo_training [--out PATH]
 
-Clips come from :mod:`proto_index.demo_audio`: each foreground class over each environment at SNRs
+Clips come from :mod:`proto_index.generated_audio`: each foreground class over each environment at SNRs
 from -6 to 20 dB (caption: the class, in several phrasings such as "This is a sound of dog bark"),
 and background-only clips (caption: the environment, in the text-background prompts and
 paraphrases). They pass through the same decoding as archive files (WAV bytes at 16, 44.1 or 48 kHz,
@@ -11,7 +11,7 @@ heads then train on those cached tower outputs with a multi-positive contrastive
 both ways, every caption of a clip's class or environment a positive), full batch, fixed steps.
 
 Seeds: every clip comes from ``numpy.random.default_rng([TRAIN_SEED, crc32(stream), i])`` with the
-streams ``"clap-tiny-demo:train"`` and ``"clap-tiny-demo:check"``. demo_audio's writers use the streams
+streams ``"clap-tiny-demo:train"`` and ``"clap-tiny-demo:check"``. generated_audio's writers use the streams
 ``corpus``, ``archive`` and ``background:ENV``, so no demo, test or benchmark file (any seed) shares
 a clip with the training set. Training runs single-threaded with deterministic algorithms, so the
 same machine and torch build write the same bytes again.
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from proto_index import demo_audio
+from proto_index import generated_audio
 from proto_index.atomic import atomic_path
 from proto_index.audio.decode import load_audio, quantize_int16
 from proto_index.core.adaptation import background_prompts
@@ -90,25 +90,25 @@ def _prepared(audio: np.ndarray, sr: int) -> np.ndarray:
 
 
 def make_clip(rng: np.random.Generator, env: str, label: str | None, snr_db: tuple[float, float]) -> Clip:
-    """One clip of ``label`` over ``env`` (or ``env`` alone), 2 to 10 s, as demo_audio's writers make them."""
-    sr = int(rng.choice(demo_audio.RATES))
+    """One clip of ``label`` over ``env`` (or ``env`` alone), 2 to 10 s, as generated_audio's writers make them."""
+    sr = int(rng.choice(generated_audio.RATES))
     n = round(rng.uniform(2.0, 10.0) * sr)
-    audio = demo_audio.make_background(env, n / sr, sr, rng)
+    audio = generated_audio.make_background(env, n / sr, sr, rng)
     if label is None:
         return Clip(_prepared(audio, sr), "env", env)
     n_fg = min(n, round(rng.uniform(1.0, 5.0) * sr))
-    foreground = demo_audio.make_foreground(label, n_fg / sr, sr, rng)
+    foreground = generated_audio.make_foreground(label, n_fg / sr, sr, rng)
     onset = int(rng.integers(0, n - n_fg + 1)) / sr
-    audio = demo_audio.mix(foreground, audio, float(rng.uniform(*snr_db)), onset, sr)
+    audio = generated_audio.mix(foreground, audio, float(rng.uniform(*snr_db)), onset, sr)
     return Clip(_prepared(audio, sr), "label", label)
 
 
 def make_clips(config: TrainingConfig, stream: str, per_pair: int, backgrounds: int) -> list[Clip]:
     """Every class over every environment ``per_pair`` times, then ``backgrounds`` per environment."""
     tag = zlib.crc32(stream.encode())
-    jobs: list[tuple[str, str | None]] = [(env, label) for _ in range(per_pair) for label in demo_audio.FOREGROUND_LABELS
-            for env in demo_audio.BACKGROUND_ENVIRONMENTS]
-    jobs += [(env, None) for _ in range(backgrounds) for env in demo_audio.BACKGROUND_ENVIRONMENTS]
+    jobs: list[tuple[str, str | None]] = [(env, label) for _ in range(per_pair) for label in generated_audio.FOREGROUND_LABELS
+            for env in generated_audio.BACKGROUND_ENVIRONMENTS]
+    jobs += [(env, None) for _ in range(backgrounds) for env in generated_audio.BACKGROUND_ENVIRONMENTS]
     return [make_clip(np.random.default_rng([config.seed, tag, i]), env, label, config.snr_db)
             for i, (env, label) in enumerate(jobs)]
 
@@ -171,7 +171,7 @@ def zero_shot_accuracy(model, audio_in, clip_concepts, text_in, caption_concepts
     with torch.no_grad():
         a = F.normalize(model.audio_projection(audio_in), dim=-1)
         t = F.normalize(model.text_projection(text_in), dim=-1)
-    labels = list(demo_audio.FOREGROUND_LABELS)
+    labels = list(generated_audio.FOREGROUND_LABELS)
     anchors = F.normalize(torch.stack([t[[c == ("label", x) for c in caption_concepts]].mean(0) for x in labels]), dim=-1)
     rows = [i for i, c in enumerate(clip_concepts) if c[0] == "label"]
     predicted = (a[rows] @ anchors.T).argmax(1).tolist()
@@ -216,8 +216,8 @@ def run_towers(model, config: TrainingConfig, log=print) -> TowerOutputs:
     log(f"generated {len(train_clips)} training and {len(check_clips)} check clips in {time.perf_counter() - t0:.1f} s")
     t1 = time.perf_counter()
     cache = TowerCache(model)
-    captions = [(("label", x), c) for x in demo_audio.FOREGROUND_LABELS for c in label_captions(x)]
-    captions += [(("env", e), c) for e in demo_audio.BACKGROUND_ENVIRONMENTS for c in env_captions(e)]
+    captions = [(("label", x), c) for x in generated_audio.FOREGROUND_LABELS for c in label_captions(x)]
+    captions += [(("env", e), c) for e in generated_audio.BACKGROUND_ENVIRONMENTS for c in env_captions(e)]
     out = TowerOutputs(cache.audio([c.wave for c in train_clips]), [(c.kind, c.name) for c in train_clips],
                        cache.audio([c.wave for c in check_clips]), [(c.kind, c.name) for c in check_clips],
                        cache.text([c for _, c in captions]), [k for k, _ in captions])

@@ -96,7 +96,7 @@ _BUILTIN = {info.name: info for info in (
               _NEEDS_DOWNLOAD.format("630k-audioset-best.pt"),
               _released_factory("clap", False, "630k-audioset-best.pt"), "checkpoint"),
     ModelInfo("clap-tiny-demo", "clap-tiny-random's towers with projection heads trained on generated sounds "
-              "(knows only proto_index.demo_audio's classes and environments: demos, tests)",
+              "(knows only proto_index.generated_audio's classes and environments: demos, tests)",
               "nothing", _demo_factory("clap-tiny-demo"), "demo"),
     ModelInfo("clap-tiny-random", "HTSAT-tiny + byte-tokenised transformer with seeded random weights (tests, demos)",
               "nothing", _random_factory("clap-tiny-random", False), "random"),

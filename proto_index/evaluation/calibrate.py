@@ -1,87 +1,119 @@
-"""Calibrating tau per environment and adaptation from labelled clips (``proto-index calibrate``)."""
+"""``proto-index calibrate`` as one call: labelled clips from a CSV or from the confirmed
+annotations, the held-out choice of tau per environment and adaptation, and (``save``) each
+chosen tau stored on its environment, where ``classify`` then uses it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
-import numpy as np
-
-from proto_index.core.adaptation import DEFAULT_TAU
-from proto_index.core.profiles import background_profile, similarity_profiles
-from proto_index.core.tau import DEFAULT_GRID, HeldOutChoice, as_grid, held_out_choice
+from proto_index.core.tau import DEFAULT_GRID, as_grid
 from proto_index.errors import InvalidInput
-from proto_index.evaluation.inputs import stratified_folds
-from proto_index.pipeline.catalog_views import EnvironmentView, PrototypeSetView
+from proto_index.evaluation.tau_selection import Calibration
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from proto_index.store.views import EnvironmentView
+    from proto_index.store.storage import Storage
+
+
+class CalibratingStore(Protocol):
+    """What :func:`run_calibration` asks of a store (:class:`proto_index.Store` is one): the layer
+    above evaluation hands it in, so evaluation never imports the API."""
+
+    def calibrate(self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0,
+                  prototype_norm: str = "l2") -> list: ...
+
+    def calibrate_from_annotations(self, prototypes: str, grid=None, folds: int = 5, seed: int = 0,
+                                   prototype_norm: str = "l2") -> list: ...
+
+    def set_environment_tau(self, name: str, audio: float | None = None,
+                            text: float | None = None) -> EnvironmentView: ...
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """One environment and adaptation: the accuracy curve, the chosen tau and how it generalises."""
-
-    environment: str
-    adaptation: str
-    clips: int
-    grid: tuple[float, ...]
-    choice: HeldOutChoice
-    current_tau: float  # what classify uses today (the environment's tau, else the default)
-    current_accuracy: float  # accuracy at current_tau on these clips
-    none_accuracy: float  # accuracy without adaptation
+class CalibrateOptions:
+    prototypes: str
+    grid: tuple[float, ...] = DEFAULT_GRID
+    folds: int = 5
+    seed: int = 0
+    prototype_norm: str = "l2"
+    save: bool = False  # store each chosen tau on its environment
 
 
-def calibrate(
-    protos: PrototypeSetView,
-    environments: dict[str, EnvironmentView],
-    vectors: np.ndarray,
-    environment_of: Sequence[str],
-    labels: Sequence[str],
-    grid=DEFAULT_GRID,
-    n_folds: int = 5,
-    seed: int = 0,
-    prototype_norm: str = "l2",
-) -> list[Calibration]:
-    """For each environment and each adaptation it supports, choose tau by held-out search.
-
-    ``vectors`` ``(n, d)`` are the clips' embeddings; ``environment_of`` and ``labels`` name each
-    clip's environment and true class (a label of the prototype set).
-    """
-    grid = as_grid(grid)
-    unknown = sorted(set(labels) - set(protos.labels))
-    if unknown:
-        raise InvalidInput(f"label(s) not in prototype set {protos.name!r}: {', '.join(unknown)} (its labels: {', '.join(protos.labels)})")
-    y = np.array([protos.labels.index(lbl) for lbl in labels])
-    envs = np.asarray(environment_of)
-    ps_all = similarity_profiles(vectors, protos.matrix, prototype_norm)
-    out = []
-    for name in sorted(set(environment_of)):
-        env = environments[name]
-        rows = np.flatnonzero(envs == name)
-        if len(rows) < n_folds:
-            raise InvalidInput(f"environment {name!r}: {len(rows)} labelled clips, fewer than the {n_folds} folds")
-        ps, yy = ps_all[rows], y[rows]
-        folds = stratified_folds(yy, n_folds, seed)
-        none_acc = float(np.mean(np.argmax(ps, axis=1) == yy))
-        for adaptation, bg in (("audio", env.audio_vectors), ("text", env.text_vectors)):
-            if len(bg) == 0:
-                continue
-            pb = background_profile(bg, protos.matrix, prototype_norm)
-            choice = held_out_choice(ps, pb, yy, folds, grid)
-            stored = env.taus[adaptation]
-            current = stored if stored is not None else DEFAULT_TAU[adaptation]
-            current_acc = float(np.mean(np.argmax(ps - current * pb, axis=1) == yy))
-            out.append(Calibration(name, adaptation, len(rows), tuple(grid), choice, float(current), current_acc, none_acc))
-    return out
+def run_calibration(store: CalibratingStore, options: CalibrateOptions, manifest: str | Path | None = None) -> list[Calibration]:
+    """Calibrate on ``manifest`` (CSV ``path,environment,label``) or, when it is None, on the
+    confirmed annotations that name an environment; with ``options.save``, store every choice
+    (``c.choice.tau`` on ``c.environment`` for ``c.adaptation``)."""
+    o = options
+    if manifest is None:
+        results = store.calibrate_from_annotations(o.prototypes, o.grid, o.folds, o.seed, o.prototype_norm)
+    else:
+        results = store.calibrate(manifest, o.prototypes, o.grid, o.folds, o.seed, o.prototype_norm)
+    if o.save:
+        for c in results:
+            store.set_environment_tau(c.environment, **{c.adaptation: c.choice.tau})
+    return results
 
 
-def format_calibration(c: Calibration) -> str:
-    """The curve and the decision, for the terminal."""
-    lines = [
-        f"{c.environment} / {c.adaptation}: {c.clips} clips; tau {c.choice.tau:g} "
-        f"(held-out accuracy {100 * c.choice.held_out_accuracy:.1f}%, per-fold choices "
-        f"{', '.join(f'{t:g}' for t in c.choice.fold_taus)}); now tau {c.current_tau:g} -> "
-        f"{100 * c.current_accuracy:.1f}%, no adaptation {100 * c.none_accuracy:.1f}%",
-        "  tau    accuracy",
-    ]
-    for tau, acc in zip(c.grid, c.choice.curve):
-        mark = "  <- chosen" if tau == c.choice.tau else ""
-        lines.append(f"  {tau:<5g}  {100 * acc:5.1f}%  {'#' * int(round(40 * acc))}{mark}")
-    return "\n".join(lines)
+def calibrate_manifest(storage: "Storage", embed_audio: Callable[[Sequence[Path]], "np.ndarray"], manifest: Path,
+                       prototypes: str, grid, folds: int, seed: int, prototype_norm: str) -> list:
+    """``Store.calibrate``: the labelled clips of a CSV (``path,environment,label``), embedded now
+    by ``embed_audio`` (one vector per file)."""
+    from proto_index.evaluation.tau_selection import calibrate
+    from proto_index.inputs.manifest import read_manifest
+
+    grid = _grid(grid)  # before the clips are embedded
+    rows = read_manifest(manifest)
+    if any(not r.extra.get("label") for r in rows):
+        raise InvalidInput(f"{manifest}: every row needs a label (columns path,environment,label)")
+    protos = _prototypes(storage, prototypes)
+    envs = _environments(storage, {r.environment for r in rows})
+    vectors = embed_audio([r.path for r in rows])
+    return calibrate(
+        protos, envs, vectors, [r.environment for r in rows], [r.extra["label"] for r in rows],
+        grid, folds, seed, prototype_norm,
+    )
+
+
+def calibrate_annotations(storage: "Storage", prototypes: str, grid, folds: int, seed: int,
+                          prototype_norm: str) -> list:
+    """``Store.calibrate_from_annotations``: the confirmed annotations that name an environment."""
+    from proto_index.evaluation.tau_selection import calibrate
+    from proto_index.usecases.annotations import confirmed
+
+    grid = _grid(grid)
+    conf = confirmed(storage)
+    named = [(i, env) for i, env in enumerate(conf.environments) if env]
+    keep = [i for i, _ in named]
+    if not keep:
+        raise InvalidInput("no confirmed annotation names an environment; annotate a decisions CSV with an environment column")
+    protos = _prototypes(storage, prototypes)
+    envs = _environments(storage, {env for _, env in named})
+    return calibrate(
+        protos, envs, conf.vectors[keep], [env for _, env in named], [conf.labels[i] for i in keep],
+        grid, folds, seed, prototype_norm,
+    )
+
+
+def _grid(grid) -> tuple[float, ...]:
+    """The tau grid (default :data:`DEFAULT_GRID`), finite and ascending, else :class:`InvalidInput`."""
+    try:
+        return DEFAULT_GRID if grid is None else tuple(float(t) for t in as_grid(grid))
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"tau grid: {e}") from None
+
+
+def _prototypes(storage: "Storage", name: str):
+    from proto_index.store.views import get_prototype_set, prototype_set_view
+
+    with storage.session() as s:
+        return prototype_set_view(s, get_prototype_set(s, name), with_neighbours=False)
+
+
+def _environments(storage: "Storage", names) -> dict[str, "EnvironmentView"]:
+    from proto_index.store.views import environment_view, get_environment
+
+    with storage.session() as s:
+        return {name: environment_view(get_environment(s, name), storage.identity.dim) for name in sorted(names)}

@@ -7,7 +7,7 @@ import numpy as np
 
 from proto_index.core.gap import GapReport, modality_gap
 from proto_index.errors import Hint, InvalidInput
-from proto_index.pipeline.catalog_views import get_prototype_set, prototype_set_view
+from proto_index.store.views import get_prototype_set, prototype_set_view
 from proto_index.store.storage import Storage
 
 CHUNK_ROWS = 65_536

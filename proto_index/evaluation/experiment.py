@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from proto_index import __version__
 from proto_index.core.adaptation import DEFAULT_TAU
 from proto_index.core.prototypes import DEFAULT_TGAP_N
-from proto_index.core.synthetic import SpaceConfig
+from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
 from proto_index.evaluation.mixing import REF_DB
 from proto_index.evaluation.protocol import ADAPTATIONS, DRIFT_WEIGHT, METHODS, Evaluation, Settings, evaluate
-from proto_index.evaluation.synthetic import synthetic_experiment
+from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.progress import Progress
 
 if TYPE_CHECKING:

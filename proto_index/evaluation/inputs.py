@@ -8,7 +8,7 @@ import numpy as np
 
 from proto_index.audio.discover import find_audio_files
 from proto_index.errors import InvalidInput, NotFound
-from proto_index.pipeline.manifest import read_table, resolve
+from proto_index.inputs.manifest import read_table, resolve
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Two ways to measure the SNR (``snr_measure``):
   ITU-R BS.1770 integrated loudness (LUFS, via pyloudnorm); the background is normalised to ``ref_db``
   LUFS and the event to ``ref_db + snr`` LUFS, so SNR = LUFS(event) - LUFS(background), each measured
   on its own signal. scaper (and its sox dependency) is not needed.
-* ``"rms"``: the generated demo audio's (:mod:`proto_index.demo_audio`, on which clap-tiny-demo was
+* ``"rms"``: the generated demo audio's (:mod:`proto_index.generated_audio`, on which clap-tiny-demo was
   trained): SNR = 20 log10(RMS(placed event) / RMS(background under it)); the background keeps its level.
 """
 from __future__ import annotations

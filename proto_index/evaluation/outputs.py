@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from proto_index.atomic import open_output, refuse_stdout
-from proto_index.evaluation import plots, report
+from proto_index.evaluation import plots, tables
 from proto_index.evaluation.protocol import Evaluation
 
 CSV_NAME, MARKDOWN_NAME, JSON_NAME = "results.csv", "results.md", "results.json"
@@ -30,14 +30,14 @@ def write_all(evaluation: Evaluation, out_dir: Path, parameters: dict, with_plot
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with open_output(out_dir / CSV_NAME, newline="") as f:
-        w = csv.DictWriter(f, fieldnames=report.LONG_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=tables.LONG_COLUMNS)
         w.writeheader()
-        for row in report.long_rows(evaluation):
+        for row in tables.long_rows(evaluation):
             w.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
     written.append(out_dir / CSV_NAME)
-    _atomic_write(out_dir / MARKDOWN_NAME, report.format_markdown(evaluation))
+    _atomic_write(out_dir / MARKDOWN_NAME, tables.format_markdown(evaluation))
     written.append(out_dir / MARKDOWN_NAME)
-    _atomic_write(out_dir / JSON_NAME, json.dumps(report.as_dict(evaluation, parameters), indent=1) + "\n")
+    _atomic_write(out_dir / JSON_NAME, json.dumps(tables.as_dict(evaluation, parameters), indent=1) + "\n")
     written.append(out_dir / JSON_NAME)
     if with_plots:
         written.append(plots.accuracy_vs_snr(evaluation, out_dir / SNR_PLOT))

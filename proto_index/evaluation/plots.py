@@ -114,8 +114,8 @@ def accuracy_vs_tau(evaluation: Evaluation, path: Path) -> Path:
 
 def methods_summary(evaluation: Evaluation, path: Path) -> Path:
     """Every method side by side: mean accuracy over environments and SNRs, one bar per column of
-    :data:`proto_index.evaluation.report.SUMMARY_CELLS` that it has (no tau peeks at the test folds)."""
-    from proto_index.evaluation.report import SUMMARY_CELLS, method_summary
+    :data:`proto_index.evaluation.tables.SUMMARY_CELLS` that it has (no tau peeks at the test folds)."""
+    from proto_index.evaluation.tables import SUMMARY_CELLS, method_summary
 
     plt = _pyplot()
     methods, values = method_summary(evaluation)

@@ -68,7 +68,7 @@ def spectrogram_png(path: str, start_s: float, end_s: float) -> bytes:
     """A log-power spectrogram thumbnail of [start_s, end_s) as PNG (the review report's drawing)."""
     from matplotlib import image as mimage
 
-    from proto_index.report.media import MediaProblem, read_excerpt, spectrogram
+    from proto_index.outputs.report.media import MediaProblem, read_excerpt, spectrogram
 
     try:
         samples, _ = read_excerpt(Path(path), start_s, end_s)

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from proto_index.errors import NotFound
-from proto_index.pipeline.verdicts import ANY, StoredVerdict, Verdict, list_verdicts, set_verdict
+from proto_index.usecases.verdicts import ANY, StoredVerdict, Verdict, list_verdicts, set_verdict
 from proto_index.service.routes.deps import path_text, state, writable
 from proto_index.service.state import ServiceState
 from proto_index.store.schema import Annotation

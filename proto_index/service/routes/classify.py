@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from proto_index.errors import AudioDecodeError
 from proto_index.options import ScoringOptions
-from proto_index.pipeline.verdicts import list_verdicts
-from proto_index.pipeline.window_labels import classify_windows
+from proto_index.usecases.verdicts import list_verdicts
+from proto_index.usecases.window_labels import classify_windows
 from proto_index.service.routes.deps import num, path_text, state
 from proto_index.service.routes.uploads import uploaded_clip
 from proto_index.service.state import ServiceState

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from proto_index.core.prototypes import DEFAULT_TGAP_N
-from proto_index.pipeline.prototypes import DEFAULT_MIN_CONFIRMED
+from proto_index.usecases.prototypes import DEFAULT_MIN_CONFIRMED
 from proto_index.service.routes.deps import path_text, state, writable
 from proto_index.service.state import ServiceState
 

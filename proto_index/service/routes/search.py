@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from proto_index.errors import NotFound
-from proto_index.pipeline.search import search_vector
+from proto_index.usecases.search import search_vector
 from proto_index.service.routes.deps import path_text, state
 from proto_index.service.routes.uploads import uploaded_clip
 from proto_index.service.state import ServiceState

@@ -1,0 +1,1 @@
+"""Reading the text files a user names: CSV manifests and path tables, labels files, one set of checks."""
