@@ -1,6 +1,7 @@
 """`proto-index serve`, the real server in a subprocess, driven over HTTP (see serve_server.py)."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -363,3 +364,23 @@ def test_a_verdict_on_a_stale_view_is_refused_whole(server):
     assert ok.status == 201 and ok.json()["replaced"] is True
     stale_put = server.request("PUT", f"/api/annotations/{seen}", {"verdict": "right", "reviewer": "fay"})
     assert stale_put.status == 404 and "replaced" in stale_put.json()["detail"]
+
+
+def test_classify_upload_with_drift_agrees_with_the_cli(server, built):
+    tmp, store = built
+    clip = tmp / "corpus" / "clip_0003.wav"
+    url = "/api/classify/audio?prototypes=urban-tgap4&environment=airport&drift=true&drift_weight=0.5"
+    r = server.post(url, clip.read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status == 200, r.body
+    out = tmp / "cli-classify-drift.csv"
+    cli("classify", clip, "-p", "urban-tgap4", "--env", "airport", "--drift", "--drift-weight", "0.5", "--all-scores",
+        "--out", out, "--store", store, "-q")
+    row = next(csv.DictReader(out.open(newline="")))
+    got = r.json()["results"][0]
+    assert got["label"] == row["label"]
+    assert got["scores"] == pytest.approx([float(row[x]) for x in r.json()["labels"]], abs=1e-4)
+    plain = server.post(url.replace("&drift=true&drift_weight=0.5", ""), clip.read_bytes(),
+                        headers={"content-type": "audio/wav"}).json()["results"][0]
+    assert max(abs(a - b) for a, b in zip(plain["scores"], got["scores"])) > 1e-3  # drift moved the scores
+    bad = server.post(url.replace("0.5", "-1"), clip.read_bytes(), headers={"content-type": "audio/wav"})
+    assert bad.status == 400 and "drift weight" in bad.json()["detail"] and "\n" not in bad.json()["detail"]

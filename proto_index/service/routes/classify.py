@@ -6,6 +6,7 @@ import math
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT
 from proto_index.errors import AudioDecodeError
 from proto_index.options import ScoringOptions
 from proto_index.usecases.verdicts import list_verdicts
@@ -68,11 +69,13 @@ def _verdict(v) -> dict | None:
 
 @router.post("/audio")
 async def uploaded(request: Request, prototypes: str, environment: str, per_window: bool = False,
+                   drift: bool = False, drift_weight: float = DEFAULT_DRIFT_WEIGHT,
                    st: ServiceState = Depends(state)) -> dict:
-    """Classify an uploaded clip (multipart field ``file``, or the raw body) as recorded in ``environment``."""
+    """Classify an uploaded clip (multipart field ``file``, or the raw body) as recorded in ``environment``;
+    ``drift``: drift-augmented scoring, as `classify --drift [--drift-weight W]`."""
+    scoring = ScoringOptions(per_window=per_window, drift=drift, drift_weight=drift_weight)  # checked before the upload
     async with uploaded_clip(request) as path:
-        result = await run_in_threadpool(
-            st.store.classify, [(path, environment)], prototypes, scoring=ScoringOptions(per_window=per_window))
+        result = await run_in_threadpool(st.store.classify, [(path, environment)], prototypes, scoring=scoring)
     if result.files and all(f.error is not None for f in result.files):
         raise AudioDecodeError(f"the upload could not be classified: {result.files[0].error}")
     return {
