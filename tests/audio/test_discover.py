@@ -6,8 +6,9 @@ import pytest
 from audio_factory import text_as_wav, write_flac, write_wav
 
 from proto_index.audio import discover
-from proto_index.audio.discover import AUDIO_EXTENSIONS, Discovery, file_sha256, find_audio_files
-from proto_index.errors import NotFound
+from proto_index.audio.decode import load_audio
+from proto_index.audio.discover import AUDIO_EXTENSIONS, Discovery, NotRegularFile, file_sha256, find_audio_files
+from proto_index.errors import AudioDecodeError, NotFound
 
 
 @pytest.fixture
@@ -142,3 +143,14 @@ def test_sha256_missing_file_is_an_os_error(tmp_path):
     # callers record an unreadable (or vanished) file as failed by catching OSError
     with pytest.raises(FileNotFoundError):
         file_sha256(tmp_path / "missing.wav")
+
+
+def test_library_reads_refuse_fifos_and_devices(tmp_path):
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFile):
+        file_sha256(fifo)
+    with pytest.raises(AudioDecodeError, match="not a regular file"):
+        load_audio(fifo)
+    with pytest.raises(NotRegularFile):
+        file_sha256("/dev/zero")

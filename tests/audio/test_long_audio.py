@@ -184,13 +184,13 @@ def test_classify_gives_one_row_per_file_or_per_window(tmp_path):
     import csv
 
     from fakes import VOCAB, tone_mix
-    from test_cli import run
+    from cli_store import cli
 
     store = tmp_path / "store"
-    run("init", "--store", store, "--model", "fake-bands")
-    run("classes", "add", "urban", "-l", "siren", "-l", "dog bark", "-l", "drilling", "--store", store)
-    run("prototypes", "build", "urban", "--store", store)
-    run("env", "add", "park", "--store", store)
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("classes", "add", "urban", "-l", "siren", "-l", "dog bark", "-l", "drilling", "--store", store)
+    cli("prototypes", "build", "urban", "--store", store)
+    cli("env", "add", "park", "--store", store)
     parts = [tone_mix([(VOCAB[label], 0.5)], 10.0, seed=i) for i, label in enumerate(["siren", "dog bark", "drilling"])]
     parts.append(tone_mix([(VOCAB["siren"], 0.5)], 5.0, seed=9))
     recording = tmp_path / "long.wav"
@@ -198,7 +198,7 @@ def test_classify_gives_one_row_per_file_or_per_window(tmp_path):
 
     def rows(*options):
         out = tmp_path / "out.csv"
-        run("classify", recording, "-p", "urban-zero-shot", "--env", "park", "--adapt", "none", "--out", out,
+        cli("classify", recording, "-p", "urban-zero-shot", "--env", "park", "--adapt", "none", "--out", out,
             "--store", store, "-q", *options)
         with open(out, newline="") as f:
             return list(csv.DictReader(f))
@@ -214,7 +214,7 @@ def test_classify_gives_one_row_per_file_or_per_window(tmp_path):
         ("0", "10"), ("5", "15"), ("10", "20"), ("15", "25"), ("20", "30"), ("25", "35")]
     assert [r["label"] for r in overlapping][::2] == ["siren", "dog bark", "drilling"]
     # once in the corpus (ingested with a 5 s hop), its stored windows are used, whatever --hop says
-    run("ingest", recording, "--store", store, "--hop", "5", "-q")
+    cli("ingest", recording, "--store", store, "--hop", "5", "-q")
     stored = rows("--per-window")
     assert [(r["start_s"], r["end_s"], r["label"]) for r in stored] == \
         [(r["start_s"], r["end_s"], r["label"]) for r in overlapping]

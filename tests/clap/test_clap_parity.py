@@ -2,7 +2,7 @@
 
 The reference is ``laion_clap.CLAP_Module`` (librosa decoding, its int16 round trip, its
 ``get_audio_features`` call) around laion_clap's own model holding our weights (skipped where
-laion_clap is not installed; tests/test_clap_reference.py holds its recorded vectors).
+laion_clap is not installed; tests/clap/test_clap_reference.py holds its recorded vectors).
 """
 import hashlib
 import json

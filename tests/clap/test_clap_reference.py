@@ -2,13 +2,12 @@
 
 The same seeded weights and inputs give the vectors laion_clap gave when the fixture was recorded,
 for every architecture the project loads: HTSAT-tiny and -base, with and without fusion, audio
-and text (its ``transformer`` tower and RoBERTa). No laion_clap is needed here; tests/test_clap_module.py
+and text (its ``transformer`` tower and RoBERTa). No laion_clap is needed here; tests/clap/test_clap_module.py
 compares with the live library where it is installed.
 """
-from pathlib import Path
-
 import numpy as np
 import pytest
+from suite_paths import FIXTURES
 
 torch = pytest.importorskip("torch")
 
@@ -16,7 +15,7 @@ from clap_reference_inputs import CONFIGS, SEED, clips, roberta_tokens, transfor
 from proto_index.clap import config  # noqa: E402
 from proto_index.clap.seeded import seeded_model  # noqa: E402
 
-FIXTURE = Path(__file__).parent / "fixtures" / "clap_reference.npz"
+FIXTURE = FIXTURES / "clap_reference.npz"
 TOLERANCE = 1e-5
 
 

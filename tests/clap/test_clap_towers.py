@@ -168,7 +168,7 @@ TEXTS = ["a dog barking", "", " leading space", "   three leading", "rain\ton a\
 
 
 def test_tokenizer_gives_robertas_ids_and_masks(tmp_path):
-    from test_released_encoder import write_tokenizer
+    from roberta_files import write_tokenizer
 
     from proto_index.embed.released import roberta_tokenizer, roberta_tokens
 
@@ -199,7 +199,7 @@ def test_tokenizer_files_that_are_no_vocabulary_are_refused(tmp_path):
 
 @pytest.mark.model  # a fresh interpreter builds and runs a tower
 def test_building_and_running_a_model_does_not_import_transformers(tmp_path):
-    from test_released_encoder import write_tokenizer
+    from roberta_files import write_tokenizer
 
     folder = write_tokenizer(tmp_path / "tok")
     script = textwrap.dedent(f"""

@@ -4,7 +4,7 @@ import json
 import pytest
 from audio_factory import zero_length
 from conftest import CLASS_FREQS
-from test_cli import run
+from cli_store import cli
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +22,18 @@ def store(tmp_path_factory):
     zero_length(corpus / "broken.wav")
     for i in range(3):
         write(backgrounds / "airport" / f"bg_{i}.wav", BACKGROUNDS["airport"], seconds=3.0, seed=900 + i)
-    run("init", "--store", store, "--model", "fake-bands")
-    run("ingest", corpus, "--store", store, "-q", code=3)
-    run("classes", "add", "urban", *[a for label in CLASS_FREQS for a in ("-l", label)], "--store", store)
-    run("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
-    run("prototypes", "build", "urban", "--store", store)
-    run("env", "add", "airport", "--audio", backgrounds / "airport", "--store", store)
-    run("env", "add", "park", "--text", "a city park", "--tau-text", "0.25", "--store", store)
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("ingest", corpus, "--store", store, "-q", code=3)
+    cli("classes", "add", "urban", *[a for label in CLASS_FREQS for a in ("-l", label)], "--store", store)
+    cli("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
+    cli("prototypes", "build", "urban", "--store", store)
+    cli("env", "add", "airport", "--audio", backgrounds / "airport", "--store", store)
+    cli("env", "add", "park", "--text", "a city park", "--tau-text", "0.25", "--store", store)
     return store
 
 
 def as_json(*args):
-    return json.loads(run(*args, "--json").stdout)
+    return json.loads(cli(*args, "--json").stdout)
 
 
 def test_classes_list(store):
@@ -68,7 +68,7 @@ def test_env_list(store):
 
 def test_search_matches_the_table(store):
     hits = as_json("search", "siren", "-k", "3", "--store", store)
-    table = run("search", "siren", "-k", "3", "--store", store).stdout.strip().splitlines()
+    table = cli("search", "siren", "-k", "3", "--store", store).stdout.strip().splitlines()
     assert [f"{h['score']:.4f}\t{h['path']}\t{h['start_s']:g}-{h['end_s']:g}" for h in hits] == table
     assert all(h["path"].split("/")[-1].startswith("siren_") and isinstance(h["window_id"], int) for h in hits)
 
@@ -77,7 +77,7 @@ def test_gap_matches_the_table(store):
     doc = as_json("gap", "urban-tgap6", "-k", "3", "--store", store)
     assert (doc["prototypes"], doc["method"], doc["corpus_size"], doc["k"]) == ("urban-tgap6", "tgap", 24, 3)
     assert [c["label"] for c in doc["classes"]] == list(CLASS_FREQS)
-    table = run("gap", "urban-tgap6", "-k", "3", "--store", store).stdout
+    table = cli("gap", "urban-tgap6", "-k", "3", "--store", store).stdout
     mean = next(line for line in table.splitlines() if line.startswith("mean")).split()
     assert [float(x) for x in mean[1:]] == pytest.approx([doc["mean"]["anchor"], doc["mean"]["prototype"]], abs=5e-4)
     assert doc["mean"]["anchor"] == pytest.approx(sum(c["anchor"] for c in doc["classes"]) / 4)
@@ -98,7 +98,7 @@ def test_info(store):
 
 
 def test_json_errors_stay_one_line_on_stderr(store):
-    result = run("prototypes", "show", "nope", "--json", "--store", store, code=1)
+    result = cli("prototypes", "show", "nope", "--json", "--store", store, code=1)
     assert result.stdout == "" and "no prototype set named 'nope'" in result.stderr
 
 
@@ -107,7 +107,7 @@ def test_json_errors_stay_one_line_on_stderr(store):
                                             ("env", "List environments with their background data and tau overrides.")])
 def test_each_list_command_is_documented_with_both_forms(group, summary):
     """The list commands share one definition (cli/listing.py); each keeps its own summary and examples."""
-    help_text = " ".join(run(group, "list", "--help").stdout.split())
+    help_text = " ".join(cli(group, "list", "--help").stdout.split())
     assert summary in help_text
     assert f"Examples: proto-index {group} list proto-index {group} list --json" in help_text
     assert "--store" in help_text and "--json" in help_text

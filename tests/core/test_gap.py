@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from test_cli import run
+from cli_store import cli
 
 from proto_index.core.gap import merge_top_k, modality_gap
 
@@ -46,11 +46,11 @@ def test_chunked_corpus_gives_the_same_report():
 
 def test_gap_command_shows_tgap_closing_the_gap(tmp_path, corpus_dir):
     store = tmp_path / "store"
-    run("init", "--store", store, "--model", "fake-bands")
-    run("ingest", corpus_dir, "--store", store, "-q")
-    run("classes", "add", "urban", "-l", "siren", "-l", "dog bark", "-l", "drilling", "-l", "bird song", "--store", store)
-    run("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
-    out = run("gap", "urban-tgap6", "-k", "3", "--store", store).stdout
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("ingest", corpus_dir, "--store", store, "-q")
+    cli("classes", "add", "urban", "-l", "siren", "-l", "dog bark", "-l", "drilling", "-l", "bird song", "--store", store)
+    cli("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
+    out = cli("gap", "urban-tgap6", "-k", "3", "--store", store).stdout
     assert "urban-tgap6 (tgap) against 24 corpus windows, K=3" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("siren", "mean"))}
     anchor, proto = float(rows["mean"][1]), float(rows["mean"][2])
@@ -59,4 +59,4 @@ def test_gap_command_shows_tgap_closing_the_gap(tmp_path, corpus_dir):
     distances = out.strip().splitlines()[-1]
     a, p = (float(x.split()[-1]) for x in distances.split(":")[1].split(","))
     assert p < a
-    assert "K=25 exceeds the corpus size (24 windows)" in run("gap", "urban-tgap6", "-k", "25", "--store", store, code=1).stderr
+    assert "K=25 exceeds the corpus size (24 windows)" in cli("gap", "urban-tgap6", "-k", "25", "--store", store, code=1).stderr

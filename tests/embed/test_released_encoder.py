@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import pytest
 from concurrency import embed_from_threads
+from roberta_files import write_tokenizer
+from suite_paths import TESTS
 
 from proto_index.errors import ModelError
 
@@ -25,19 +27,6 @@ def clips(lengths=(480_000, 300_000, 72_000, 4_801, 1_000), seed=7):
     rng = np.random.default_rng(seed)
     return [(0.5 * np.sin(2 * np.pi * (200 + 300 * i) * np.arange(n) / 48_000) + rng.normal(0, 0.1, n))
             .astype(np.float32) for i, n in enumerate(lengths)]
-
-
-def write_tokenizer(folder):
-    """A tiny byte-level BPE vocabulary in roberta-base's format (same special-token ids)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    byte_chars = [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
-    merges = [("Ġ", "d"), ("o", "g"), ("Ġd", "og"), ("Ġ", "r"), ("a", "i"), ("ai", "n")]
-    tokens = ["<s>", "<pad>", "</s>", "<unk>", *byte_chars, *("".join(m) for m in merges), "<mask>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    return folder
 
 
 def write_released(path, state):
@@ -211,7 +200,7 @@ def test_laion_claps_load_ckpt_works_after_a_proto_index_model(files, tmp_path):
     path, tokenizer_dir = files
     pytest.importorskip("laion_clap")
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(LAION_AFTER), str(path), str(tokenizer_dir),
-                          str(tmp_path / "laion.pt"), os.path.dirname(__file__)],
+                          str(tmp_path / "laion.pt"), str(TESTS)],
                          capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": True, "loaded": True}

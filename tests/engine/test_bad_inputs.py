@@ -5,7 +5,7 @@ import os
 import numpy as np
 import soundfile as sf
 from audio_factory import corrupt_header, nan_wav, text_as_wav, truncated, write_wav, zero_length
-from test_cli import run
+from cli_store import cli
 
 from proto_index import Store
 
@@ -38,8 +38,8 @@ def test_each_bad_input_is_one_line_and_the_rest_is_ingested(tmp_path):
     cut = truncated(folder / "cut.wav")  # valid header, data cut mid-frame: readable up to the cut
 
     store = tmp_path / "store"
-    run("init", "--store", store, "--model", "fake-bands")
-    result = run("ingest", folder, "--store", store, code=3)
+    cli("init", "--store", store, "--model", "fake-bands")
+    result = cli("ingest", folder, "--store", store, code=3)
     lines = result.stderr.strip().splitlines()
     for name in bad:
         mine = [ln for ln in lines if name in ln]

@@ -2,9 +2,9 @@
 import builtins
 import os
 import shutil
-from pathlib import Path
 
 import pytest
+from store_checks import FIXTURE_0001
 from conftest import write
 from fakes import BandEncoder
 from sqlalchemy import select, update
@@ -13,7 +13,6 @@ from proto_index import IngestOptions, Store
 from proto_index.engine import embedding
 from proto_index.store.schema import Recording
 
-FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"
 
 
 @pytest.fixture

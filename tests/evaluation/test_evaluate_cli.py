@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import BACKGROUNDS, CLASS_FREQS, write
 from fakes import BandEncoder
-from test_cli import read_csv, run
+from cli_store import cli as run, read_csv
 
 from proto_index import Store
 from proto_index.core.profiles import background_profile, cosine_profiles
@@ -42,7 +42,7 @@ def test_evaluate_synthetic_writes_every_output(tmp_path):
         assert float(row["accuracy_pct"]) == pytest.approx(100 * np.mean(score["fold_accuracies"]), abs=1e-4)
     assert (out / "results.md").read_text().count("\n| park |") == 2 * methods * 4
 
-    # What the synthetic truth gives (tests/test_evaluate_synthetic.py): the CLI reports the library's
+    # What the synthetic truth gives (tests/evaluation/test_evaluate_synthetic.py): the CLI reports the library's
     # numbers for the same space and seed, and audio adaptation lifts zero-shot far above none at 6 dB.
     library = evaluate(synthetic_experiment(SpaceConfig(), 10, 3, 8, (6.0, 10.0), 0), Settings(tgap_n=5))
     assert [s["accuracy"] for s in report["scores"]] == pytest.approx([s.accuracy for s in library.scores], abs=1e-12)

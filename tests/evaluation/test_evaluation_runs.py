@@ -1,27 +1,19 @@
-"""What the CLI used to do itself, now library calls: evaluate's orchestration, calibrate --save,
-labels files, the dropped prototype sets of classes add --replace, and writing classify's output."""
+"""What the CLI used to do itself, now library calls: evaluate's orchestration and calibrate --save."""
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import BACKGROUNDS, CLASS_FREQS, write
 from fakes import BandEncoder
 
 from proto_index import Store, __version__
 from proto_index.core.synthetic_space import SpaceConfig
-from proto_index.errors import InvalidInput, NotFound
+from proto_index.errors import InvalidInput
 from proto_index.evaluation import experiment
 from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
-from proto_index.outputs.exports import read_classification, write_result
-from proto_index.inputs import labels_file
-from proto_index.usecases.classify import Classification, ClassifiedFile
-from proto_index.inputs.labels_file import read_labels_file
 
 # --- evaluate --------------------------------------------------------------------------------------
 
@@ -118,62 +110,3 @@ def test_run_calibration_from_annotations_needs_some(labelled_store):
     store, _ = labelled_store
     with pytest.raises(InvalidInput, match="no confirmed annotation names an environment"):
         run_calibration(store, CalibrateOptions("urban-zero-shot", save=True))
-
-
-# --- labels files and classes add -------------------------------------------------------------------
-
-
-def test_read_labels_file(tmp_path, monkeypatch):
-    f = tmp_path / "labels.txt"
-    f.write_bytes("\ufeffsiren\n\n# a comment\n  dog bark  \r\nbird song".encode("utf-8"))
-    assert read_labels_file(f) == ["siren", "dog bark", "bird song"]
-    f.write_bytes(b"siren\n\xff\xfe\n")
-    with pytest.raises(InvalidInput, match=r"labels.txt: not UTF-8 text \(byte 6\)"):
-        read_labels_file(f)
-    with pytest.raises(NotFound, match="no such labels file"):
-        read_labels_file(tmp_path / "absent.txt")
-    with pytest.raises(InvalidInput, match="not a regular file"):
-        read_labels_file(tmp_path)
-    monkeypatch.setattr(labels_file, "MAX_LABELS_BYTES", 5)
-    f.write_text("siren\n")
-    with pytest.raises(InvalidInput, match="larger than 0 MB; not a labels file"):
-        read_labels_file(f)
-
-
-def test_add_classes_from_a_file_names_the_prototype_sets_it_dropped(tmp_path, corpus_dir):
-    (tmp_path / "labels.txt").write_text("siren\ndog bark\n")
-    with Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder()) as store:
-        first = store.add_classes("urban", labels_file=tmp_path / "labels.txt")
-        assert (first.labels, first.dropped_prototypes) == (["siren", "dog bark"], ())
-        store.build_prototypes("urban")
-        store.build_prototypes("urban", name="second")
-        again = store.add_classes("urban", ["drilling"], replace=True, drop_prototypes=True)
-        assert (again.labels, again.dropped_prototypes) == (["drilling"], ("second", "urban-zero-shot"))
-        assert store.prototype_sets() == []
-        plain = store.add_classes("urban", ["siren"], replace=True)
-        assert plain.dropped_prototypes == ()
-
-
-# --- classify's output --------------------------------------------------------------------------------
-
-
-def test_write_result_round_trips_with_all_scores(tmp_path):
-    result = Classification(
-        labels=["siren", "dog bark"],
-        files=[ClassifiedFile(Path("/a/x.wav"), "park", "text", 0.2, "siren", 0.5, 0.25, np.array([0.5, 0.25])),
-               ClassifiedFile(Path("/a/y.wav"), "park", "text", 0.2, error="cannot decode")],
-        prototypes="urban-zero-shot",
-    )
-    out = tmp_path / "labels.csv"
-    assert write_result(result, out, "csv", all_scores=True) == out
-    with open(out, newline="") as f:
-        header = next(csv.reader(f))
-    assert header[-2:] == ["siren", "dog bark"]
-    rows, labels = read_classification(out)
-    assert labels == ["siren", "dog bark"]
-    assert [(r.path, r.label, r.score, r.margin, r.tau, r.error) for r in rows] == [
-        ("/a/x.wav", "siren", 0.5, 0.25, 0.2, None), ("/a/y.wav", None, None, None, 0.2, "cannot decode")]
-    assert rows[0].scores == {"siren": 0.5, "dog bark": 0.25}
-    assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]  # no temporary file left
-    write_result(result, out)
-    assert read_classification(out)[1] == []  # without all_scores: no per-class columns

@@ -1,5 +1,6 @@
 """The shared opening of user-named text files (inputs/text_files.py): every crafted file gives
-one domain error naming it, and a small file is read whole or refused, never cut short."""
+one domain error naming it, and a small file is read whole or refused, never cut short; labels files
+(inputs/labels_file.py) read through it."""
 import io
 import os
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from proto_index.errors import InvalidInput, NotFound
+from proto_index.inputs import labels_file
 from proto_index.inputs.text_files import open_text_file, read_text_file
 
 
@@ -67,8 +69,6 @@ def test_a_file_over_the_limit_is_refused_not_cut_at_a_character(tmp_path):
 def test_an_oversized_labels_file_loses_no_label(tmp_path, monkeypatch):
     """Before the shared reader, 4 labels of 2 bytes + newline (12 bytes) against a 7-byte limit
     came back as the 3 labels that fit."""
-    from proto_index.inputs import labels_file
-
     f = tmp_path / "labels.txt"
     f.write_text("é\né\né\né\n", encoding="utf-8")
     monkeypatch.setattr(labels_file, "MAX_LABELS_BYTES", 7)
@@ -76,3 +76,20 @@ def test_an_oversized_labels_file_loses_no_label(tmp_path, monkeypatch):
         labels_file.read_labels_file(f)
     monkeypatch.setattr(labels_file, "MAX_LABELS_BYTES", 12)
     assert labels_file.read_labels_file(f) == ["é"] * 4
+
+
+def test_read_labels_file(tmp_path, monkeypatch):
+    f = tmp_path / "labels.txt"
+    f.write_bytes("\ufeffsiren\n\n# a comment\n  dog bark  \r\nbird song".encode("utf-8"))
+    assert labels_file.read_labels_file(f) == ["siren", "dog bark", "bird song"]
+    f.write_bytes(b"siren\n\xff\xfe\n")
+    with pytest.raises(InvalidInput, match=r"labels.txt: not UTF-8 text \(byte 6\)"):
+        labels_file.read_labels_file(f)
+    with pytest.raises(NotFound, match="no such labels file"):
+        labels_file.read_labels_file(tmp_path / "absent.txt")
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        labels_file.read_labels_file(tmp_path)
+    monkeypatch.setattr(labels_file, "MAX_LABELS_BYTES", 5)
+    f.write_text("siren\n")
+    with pytest.raises(InvalidInput, match="larger than 0 MB; not a labels file"):
+        labels_file.read_labels_file(f)

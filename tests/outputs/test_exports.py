@@ -1,4 +1,5 @@
-"""classify/export formats, read back with parsers written here (not the exporter's own code)."""
+"""classify/export formats, read back with parsers written here (not the exporter's own code); classify's CSV
+round trip through the library's reader (read_classification)."""
 import csv
 import json
 import os
@@ -12,7 +13,8 @@ from cli_store import cli, store_with_classes
 from conftest import CLASS_FREQS, write
 
 from proto_index.errors import InvalidInput
-from proto_index.outputs.exports import AudioFacts, ExportRow, export
+from proto_index.outputs.exports import AudioFacts, ExportRow, export, read_classification, write_result
+from proto_index.usecases.classify import Classification, ClassifiedFile
 
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                 "Begin File", "File Offset (s)", "Begin Path", "Label", "Score", "Margin", "Environment", "Prototypes",
@@ -266,3 +268,25 @@ def test_kaleidoscope_cells_are_safe_for_spreadsheets_and_names_that_are_not_utf
         ("/data", "'=calc", "a.wav", "0", "30", "siren", "'=set", "/data/=calc/a.wav"),
         ("/data", "m%FF", "x%FE.wav", "3", "3", "'@SUM(1)", "'=set", "file:///data/m%FF/x%FE.wav"),
     ]
+
+
+def test_write_result_round_trips_with_all_scores(tmp_path):
+    result = Classification(
+        labels=["siren", "dog bark"],
+        files=[ClassifiedFile(Path("/a/x.wav"), "park", "text", 0.2, "siren", 0.5, 0.25, np.array([0.5, 0.25])),
+               ClassifiedFile(Path("/a/y.wav"), "park", "text", 0.2, error="cannot decode")],
+        prototypes="urban-zero-shot",
+    )
+    out = tmp_path / "labels.csv"
+    assert write_result(result, out, "csv", all_scores=True) == out
+    with open(out, newline="") as f:
+        header = next(csv.reader(f))
+    assert header[-2:] == ["siren", "dog bark"]
+    rows, labels = read_classification(out)
+    assert labels == ["siren", "dog bark"]
+    assert [(r.path, r.label, r.score, r.margin, r.tau, r.error) for r in rows] == [
+        ("/a/x.wav", "siren", 0.5, 0.25, 0.2, None), ("/a/y.wav", None, None, None, 0.2, "cannot decode")]
+    assert rows[0].scores == {"siren": 0.5, "dog bark": 0.25}
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]  # no temporary file left
+    write_result(result, out)
+    assert read_classification(out)[1] == []  # without all_scores: no per-class columns

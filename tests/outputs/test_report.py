@@ -6,11 +6,15 @@ import io
 import json
 import re
 import shutil
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write
 from report_store import HOSTILE_LABEL, HOSTILE_NAME, classified, cli, read_rows, with_hostile_row, write_rows
 from typer.testing import CliRunner
 
@@ -274,3 +278,56 @@ def test_a_source_that_is_not_audio_is_listed_not_fatal(made, tmp_path):
     assert res.exit_code == 3 and res.stderr.count("\n") == 1 and f"{fake}: cannot decode audio" in res.stderr
     assert len(page_rows(tmp_path / "r")) == len(rows)
     assert "Audio unavailable (1 rows, 1 files)" in (tmp_path / "r" / "index.html").read_text()
+
+
+# --- report: a WAV header's sample rate cannot make an excerpt take GBs ----------------------------
+
+REPORT_COLUMNS = ["path", "environment", "adaptation", "tau", "label", "score", "margin", "error"]
+ABSURD_RATE = 2**31 - 1
+SPARSE_BYTES = 400 * 2**20
+
+
+def sparse_wav(path: Path, rate: int, data_bytes: int, channels: int = 1) -> Path:
+    """A PCM_16 WAV header claiming ``rate`` Hz over ``data_bytes`` of (sparse: never written) zeros."""
+    block = 2 * channels
+    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, channels, rate, (rate * block) & 0xFFFFFFFF, block, 16)
+              + b"data" + struct.pack("<I", data_bytes))
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + data_bytes)
+    return path
+
+
+def peak_rss_mb(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Peak resident memory (MB) of ``proto-index ARGS`` run as the only child of a fresh interpreter."""
+    runner = ("import resource, subprocess, sys; "
+              "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+              "sys.stderr.write(p.stderr); sys.stdout.write(p.stdout); "
+              "print('RSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
+    cli_main = "import sys; from proto_index.cli.app import main; sys.argv[0] = 'proto-index'; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", runner, sys.executable, "-c", cli_main, *args],
+                          capture_output=True, text=True, timeout=600)
+    rss_kb = int(done.stdout.rsplit("RSS ", 1)[1])
+    return rss_kb / 1024, done
+
+
+def test_a_report_bounds_excerpt_memory_and_refuses_an_absurd_sample_rate(tmp_path):
+    good = tmp_path / "good.wav"
+    write(good, [(440.0, 0.5)], seconds=2.0, sr=48_000)
+    absurd = sparse_wav(tmp_path / "absurd.wav", ABSURD_RATE, SPARSE_BYTES)
+    fast = sparse_wav(tmp_path / "fast.wav", 384_000, SPARSE_BYTES, channels=8)  # plausible (bat detector), long
+    table = tmp_path / "c.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(REPORT_COLUMNS)
+        for p in (good, absurd, fast):
+            w.writerow([str(p), "park", "none", "0", "siren", "0.5", "0.1", ""])
+    peak, done = peak_rss_mb(["report", str(table), "--out", str(tmp_path / "r")])
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [f"report: {absurd}: sample rate {ABSURD_RATE} Hz is not one this tool reads "
+                                        f"(at most 768000 Hz)"]
+    assert "report of 3 rows (2 shown, 1 files unavailable)" in done.stdout
+    excerpts = sorted((tmp_path / "r" / "audio").glob("*.wav"))
+    assert [sf.info(str(p)).duration for p in excerpts] == [2.0, 30.0]  # the long file: its first 30 s
+    assert peak < 250, f"peak RSS {peak:.0f} MB for a {SPARSE_BYTES >> 20} MB file"

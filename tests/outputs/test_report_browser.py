@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from browser import CHROMEDRIVER, require_browser
+from conftest import write
 from report_store import HOSTILE_LABEL, HOSTILE_NAME, classified, cli, read_rows, with_hostile_row
 
 require_browser()
@@ -344,3 +345,59 @@ def test_hostile_saved_decisions_are_ignored_and_stay_text(built, browser, downl
     browser.refresh()
     assert shown_decisions(browser) == {} and browser.find_element(By.ID, "decided").text == "0 decisions"
     assert severe(browser) == []
+
+
+# --- environments and labels named like Object.prototype's keys; formula-like cells ----------------
+
+COLUMNS = ["path", "environment", "adaptation", "tau", "label", "score", "margin", "error"]
+JS_NAMES = ["__proto__", "constructor", "toString"]
+
+
+def test_report_filters_environments_and_labels_named_like_object_prototype_keys(tmp_path, browser):
+    clips = [write(tmp_path / f"c{i}.wav", [(440.0 + 100 * i, 0.5)], seconds=1.0) for i in range(4)]
+    envs, labels = JS_NAMES + ["park"], ["siren", "__proto__", "constructor", "hasOwnProperty"]
+    table = tmp_path / "c.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for p, env, label in zip(clips, envs, labels):
+            w.writerow([str(p), env, "none", "0", label, "0.5", "0.1", ""])
+    cli("report", table, "--out", tmp_path / "r")
+    open_page(browser, tmp_path / "r" / "index.html")
+
+    def shown():
+        return [(tr.find_elements(By.TAG_NAME, "td")[1].text, tr.find_elements(By.TAG_NAME, "td")[2].text)
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")]
+
+    env_select, label_select = Select(browser.find_element(By.ID, "f-env")), Select(browser.find_element(By.ID, "f-label"))
+    assert [o.get_attribute("value") for o in env_select.options] == ["", *sorted(envs)]
+    assert [o.get_attribute("value") for o in label_select.options] == ["", *sorted(labels)]
+    for env, label in zip(envs, labels):
+        env_select.select_by_value(env)
+        assert shown() == [(env, label)]
+    env_select.select_by_value("")
+    for env, label in zip(envs, labels):
+        label_select.select_by_value(label)
+        assert shown() == [(env, label)]
+    assert severe(browser) == []
+
+
+def test_report_decisions_csv_neutralises_formulas_reversibly(tmp_path, browser):
+    """The page's decisions CSV is a table a spreadsheet opens too: text cells starting like a
+    formula get a leading ', which annotate (read_text_cell) strips exactly once."""
+    clip = write(tmp_path / "=1+1.wav", [(440.0, 0.5)], seconds=1.0)
+    table = tmp_path / "c.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        w.writerow([str(clip), "@park", "none", "0", "-siren", "0.5", "0.1", ""])
+    cli("report", table, "--out", tmp_path / "r")
+    open_page(browser, tmp_path / "r" / "index.html")
+    browser.find_element(By.CSS_SELECTOR, "#rows tbody tr input[value='right']").click()
+    text = browser.execute_script("return window.protoIndexReport.decisionsCsv();")
+    header, row = text.strip().split("\r\n")
+    assert row == f"{clip},,,'@park,'-siren,right,"
+    row_cells = next(csv.reader([row]))
+    from proto_index.cells import read_text_cell
+
+    assert [read_text_cell(c) for c in row_cells[3:5]] == ["@park", "-siren"]

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(tool: str, *args: str, timeout: float) -> subprocess.CompletedProcess:

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 

@@ -2,13 +2,12 @@
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-ROOT = Path(__file__).resolve().parent.parent
 
 STUB = """#!/usr/bin/env bash
 echo "$*" >> "{log}"

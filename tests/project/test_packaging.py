@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

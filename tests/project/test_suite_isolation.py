@@ -4,9 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from suite_paths import ROOT
+
 from proto_index.embed.download import cache_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 
 INNER = '''
 import subprocess, sys

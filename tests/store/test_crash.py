@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
+from suite_paths import TESTS
 from conftest import write
 from fakes import BandEncoder
-from test_store import invariants
+from store_checks import invariants
 
 from proto_index import Store
 
 pytestmark = pytest.mark.stress  # dozens of CLI processes killed mid-ingest
 
-TESTS = Path(__file__).parent
 N_FILES = 80
 
 

@@ -24,7 +24,7 @@ from proto_index.store.integrity import BLOCK_ROWS
 from proto_index.store.schema import FileChecksum, Recording
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
-from test_maintenance import populate
+from store_checks import populate
 
 runner = CliRunner()
 

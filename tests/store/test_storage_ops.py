@@ -8,7 +8,7 @@ from proto_index import Store
 from proto_index.errors import StoreError
 from proto_index.usecases.maintenance import remove
 from proto_index.store.storage import Storage
-from test_store import invariants
+from store_checks import invariants
 
 
 def test_compaction_and_dropping_rows_need_the_writer_lock(tmp_path):

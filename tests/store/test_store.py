@@ -6,47 +6,15 @@ import numpy as np
 import pytest
 from audio_factory import corrupt_header, text_as_wav, truncated, write_wav, zero_length
 from fakes import BandEncoder
-from sqlalchemy import func, select, text
+from sqlalchemy import text
+from store_checks import FIXTURE_0001, invariants
 
 from proto_index import EmbedOptions, IngestOptions, Store
 from proto_index.errors import StoreCorrupt, StoreError, StoreExists, StoreNotFound
 from proto_index.usecases import ingest as ingest_mod
-from proto_index.usecases.maintenance import verify
 from proto_index.store import catalog
-from proto_index.store.schema import Recording, Window
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
-
-FIXTURE_0001 = Path(__file__).parent / "fixtures" / "store-0001"
-
-
-def invariants(path: Path) -> int:
-    """After the next writer has taken the store (as a rerun would): every window has exactly one
-    vector row and one index entry, and `verify` finds nothing. Returns the window count."""
-    storage = Storage.open(path)
-    try:
-        with storage.writer():
-            storage.index()
-        report = verify(storage)
-        assert report.problems == [], report.problems
-        with storage.session() as s:
-            n = s.scalar(select(func.count()).select_from(Window))
-            rows = sorted(s.scalars(select(Window.vector_row)))
-            shas = list(s.scalars(select(Recording.sha256)))
-        assert rows == list(range(n)), "vector rows must be 0..n-1 without gaps or duplicates"
-        assert storage.vectors.count == n
-        assert len(shas) == len(set(shas))
-        index = storage.index()
-        assert index.ntotal == n
-        if n:
-            scores, found = index.search(storage.vectors.read(rows), 1)
-            atol = 1e-5 if storage.vector_dtype == "float32" else 1e-3  # float16 keeps ~3 decimal digits
-            np.testing.assert_allclose(scores[:, 0], 1.0, atol=atol)  # each window finds itself
-            assert set(found[:, 0].tolist()) <= set(rows)
-        return n
-    finally:
-        storage.close()
-
 
 class CrashAfter(BandEncoder):
     """Dies like a killed process in the middle of the ``calls``-th model batch."""

@@ -16,7 +16,7 @@ from proto_index.store.integrity import owned_file
 from proto_index.store.schema import FileChecksum, StoreMeta, Window
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import vector_file_name
-from test_store import FIXTURE_0001, invariants
+from store_checks import FIXTURE_0001, invariants
 
 
 def test_names_by_dtype():

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from fakes import BandEncoder
 from sqlalchemy import delete, select
+from store_checks import populate
 
 from proto_index import Store
 from proto_index.errors import InvalidInput, StoreLocked
-from proto_index.usecases import ingest as ingest_mod
-from proto_index.engine.embedding import EmbeddedFile
 from proto_index.usecases.maintenance import reindex, remove, verify
 from proto_index.store.index import VectorIndex
 from proto_index.store.schema import FileChecksum, Window
@@ -25,24 +24,6 @@ def store_path(tmp_path, corpus_dir):
     with Store.init(path, model="fake-bands", encoder=BandEncoder()) as s:
         s.ingest([corpus_dir])
     return path
-
-
-def populate(storage: Storage, n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """Commit n one-window recordings with clustered unit vectors (like real embeddings), as ingest would."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((40, dim))
-    vecs = (centres[rng.integers(0, 40, n)] + 0.5 * rng.standard_normal((n, dim))).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    files = [
-        EmbeddedFile(Path(f"/synthetic/{seed}/{i}.wav"), 1.0, 48000, 1, [0.0], [1.0], vecs[i : i + 1],
-                     sha256=f"{seed:08x}{i:056x}")
-        for i in range(n)
-    ]
-    with storage.writer():
-        index = storage.index()
-        ingest_mod._commit(storage, index, files, ingest_mod.IngestReport())
-        storage.publish_index(index)
-    return vecs
 
 
 def test_healthy_store_verifies_clean(store_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import write
 from fakes import RecordingEncoder
-from test_cli import read_csv, run
+from cli_store import cli as run, read_csv
 
 from proto_index import EmbedOptions, IngestOptions, ScoringOptions, Store
 from proto_index.cli import hints
