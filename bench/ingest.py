@@ -9,7 +9,7 @@ then, in ONE process, at the same batch size, for each precision, repeatedly and
            vectors, catalog and index (model loading and store creation excluded);
   laion    laion_clap's CLAP_Module.get_audio_embedding_from_filelist over the same files, called
            batch by batch, wrapped around the same model object (built without its __init__, as
-           tests/test_clap_parity.py does), under the same autocast for bf16.
+           tests/clap/test_clap_parity.py does), under the same autocast for bf16.
 
 bf16 for proto-index means ClapEncoder(precision="bf16"): a bfloat16 copy of the audio tower under
 CPU autocast with its spectrogram front end kept in float32 (see embed/clap.py); bf16 for laion_clap

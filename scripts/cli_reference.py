@@ -4,7 +4,7 @@
     .venv/bin/python scripts/cli_reference.py --check  # exit 1 if docs/cli.md is stale
 
 Each command's help is click's plain formatting at a fixed width (no colour, no terminal), so the file
-is the same on every machine; tests/test_docs.py fails when it differs from what this writes.
+is the same on every machine; tests/project/test_docs.py fails when it differs from what this writes.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def render() -> str:
         "# Command-line reference",
         "",
         f"Generated from the CLI's help by `scripts/cli_reference.py`; do not edit by hand: after changing a",
-        f"command or an option, run `{REGENERATE}` (tests/test_docs.py fails until then).",
+        f"command or an option, run `{REGENERATE}` (tests/project/test_docs.py fails until then).",
         f"`{PROG} COMMAND --help` prints the same text. Every command that uses a store takes `--store DIR`",
         "(env `PROTO_INDEX_STORE`, default `./proto-index-store`). The guides: [README](../README.md).",
         "",

@@ -6,7 +6,7 @@ For each configuration the project loads (HTSAT-tiny and -base, with and without
 ``transformer`` and RoBERTa text towers), the weights drawn by proto_index.clap.seeded are put into
 laion_clap's own model (built by its factory, names mapped by proto_index.clap.checkpoint.to_laion),
 which embeds the test clips with its own feature path and token rows with its own text code. The
-test (tests/test_clap_reference.py) compares proto_index's vectors for the same weights and inputs
+test (tests/clap/test_clap_reference.py) compares proto_index's vectors for the same weights and inputs
 with these, so laion_clap is needed only to record them again, not to run the tests.
 """
 from __future__ import annotations

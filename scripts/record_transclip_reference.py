@@ -1,4 +1,4 @@
-"""Record the TransCLIP authors' solver's assignments on a fixed input, for tests/test_transductive.py.
+"""Record the TransCLIP authors' solver's assignments on a fixed input, for tests/core/test_transductive.py.
 
     python scripts/record_transclip_reference.py /path/to/transduction-for-vlms
 

@@ -21,7 +21,7 @@ fi
 if [ "${PROTO_INDEX_GPU:-0}" = "1" ]; then bash scripts/use-faiss-gpu.sh; fi
 .venv/bin/python -c "import proto_index, torch, faiss, numpy" \
   || { echo "setup: the environment is incomplete (see pip output above)" >&2; exit 1; }
-# The report's browser tests (tests/test_report_browser.py) drive Debian's chromium through its chromedriver.
+# The report's browser tests (tests/outputs/test_report_browser.py) drive Debian's chromium through its chromedriver.
 if ! { command -v chromium >/dev/null && [ -x /usr/bin/chromedriver ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \

@@ -1,4 +1,4 @@
-"""The inputs of the recorded laion_clap reference (scripts/record_clap_reference.py, tests/test_clap_reference.py)."""
+"""The inputs of the recorded laion_clap reference (scripts/record_clap_reference.py, tests/clap/test_clap_reference.py)."""
 from __future__ import annotations
 
 import numpy as np

@@ -78,6 +78,18 @@ def corpus_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
+def fake_store(tmp_path) -> Path:
+    """An empty store of the fake encoder at tmp_path/store."""
+    from fakes import BandEncoder
+
+    from proto_index import Store
+
+    path = tmp_path / "store"
+    Store.init(path, model="fake-bands", encoder=BandEncoder()).close()
+    return path
+
+
+@pytest.fixture
 def background_dir(tmp_path) -> Path:
     root = tmp_path / "backgrounds"
     for env, parts in BACKGROUNDS.items():

@@ -4,7 +4,7 @@ or the ``transformer`` text tower, and the features from this package, one state
 
 The towers are this package's own, not transformers' (whose import costs seconds at every start):
 with the same weights they give transformers' ``ClapAudioModel``/``ClapTextModel`` pooled outputs to
-within 1.3e-6 and 0 (float32; tests/test_clap_towers.py), and so laion_clap's embeddings.
+within 1.3e-6 and 0 (float32; tests/clap/test_clap_towers.py), and so laion_clap's embeddings.
 
 Thread safety: a loaded :class:`ClapModel` holds no per-call state; :meth:`ClapModel.embed_audio` and
 :meth:`ClapModel.embed_text` may run in several threads at once (a text tower left for later is built
