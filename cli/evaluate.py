@@ -78,7 +78,7 @@ def evaluate(
             raise InvalidInput("give --foreground CSV and --backgrounds (CSV or folder), or --synthetic")
         audio = experiment.AudioOptions(foreground, backgrounds, work, keep_scenes, ref_db)
         with BarProgress(quiet) as bar:
-            done = experiment.run_audio(open_store(store, device), run, audio, progress=bar)
+            done = open_store(store, device).evaluate(run, audio, progress=bar)
     typer.echo(format_text(done.evaluation))
     typer.echo("")
     typer.echo("wrote " + ", ".join(p.name for p in done.written) + f" to {out}")
@@ -109,10 +109,10 @@ def calibrate(
     if (manifest is None) == (not from_annotations):
         raise typer.BadParameter("give exactly one of MANIFEST or --from-annotations")
     from proto_index.evaluation.tau_selection import format_calibration
-    from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
+    from proto_index.evaluation.calibrate import CalibrateOptions
 
     options = CalibrateOptions(prototypes, _grid(tau_grid), folds, seed, prototype_norm, save)
-    results = run_calibration(open_store(store, device), options, None if from_annotations else manifest)
+    results = open_store(store, device).calibrate(None if from_annotations else manifest, options)
     for c in results:
         typer.echo(format_calibration(c))
         typer.echo("")

@@ -21,7 +21,6 @@ import numpy as np
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.errors import AudioDecodeError
 from proto_index.evaluation.mixing import REF_DB
 from proto_index.usecases import classify as classify_mod
 from proto_index.usecases import environments, ingest, preflight, prototypes, search
@@ -38,13 +37,17 @@ from proto_index.store.views import (
 )
 from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions
 from proto_index.engine.executors import ExecutorOptions, ModelSpec
+from proto_index.engine.model import LazyEncoder
 from proto_index.inputs.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store import queries
 from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
+    from proto_index.evaluation.calibrate import CalibrateOptions
+    from proto_index.evaluation.experiment import AudioOptions, ExperimentRun, RunOptions
     from proto_index.evaluation.protocol import Settings
+    from proto_index.evaluation.tau_selection import Calibration
     from proto_index.usecases.classify_dataset import DatasetOptions, DatasetReport
 
 DEFAULT_STORE = "proto-index-store"
@@ -70,12 +73,13 @@ class Store:
     def __init__(self, storage: Storage, encoder: Encoder | None = None, device: str | None = None,
                  precision: str = "fp32"):
         self._storage = storage
-        self._encoder = encoder
         self._device = device
         self._precision = precision
         storage.gpu_search = device is None or device.startswith("cuda")
         if encoder is not None:
             storage.check_identity(encoder.identity)
+        # the use cases check their inputs first and load the model only through this handle
+        self._model = LazyEncoder(self._load_model) if encoder is None else LazyEncoder.of(encoder)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -142,11 +146,12 @@ class Store:
     @property
     def encoder(self) -> Encoder:
         """The store's model, loaded on first use and checked against the store's identity."""
-        if self._encoder is None:
-            encoder = _load_encoder(self._storage.model_options, self._device, self._precision)
-            self._storage.check_identity(encoder.identity)
-            self._encoder = encoder
-        return self._encoder
+        return self._model.get()
+
+    def _load_model(self) -> Encoder:
+        encoder = _load_encoder(self._storage.model_options, self._device, self._precision)
+        self._storage.check_identity(encoder.identity)
+        return encoder
 
     # -- corpus ------------------------------------------------------------------------------------
 
@@ -182,12 +187,7 @@ class Store:
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
         """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
-        files = [Path(p).absolute() for p in paths]
-        vecs = classify_mod.file_vectors(self._storage, self.encoder, files)
-        bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
-        if bad:
-            raise AudioDecodeError("; ".join(bad))
-        return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
+        return classify_mod.embed_audio(self._storage, self.encoder, paths)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.encoder.embed_texts(list(texts)), dtype=np.float32)
@@ -340,23 +340,19 @@ class Store:
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def calibrate(
-        self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
-    ) -> list:
-        """Choose tau per environment and adaptation from a labelled CSV (``path,environment,label``)
-        by held-out search over ``grid``; see ``proto_index.evaluation.tau_selection``. Stores nothing."""
-        from proto_index.evaluation.calibrate import calibrate_manifest
+    def calibrate(self, manifest: str | Path | None, options: CalibrateOptions) -> list[Calibration]:
+        """Choose tau per environment and adaptation for ``options.prototypes`` by held-out search over
+        ``options.grid``, from a labelled CSV (``path,environment,label``; its clips embedded now) or,
+        when ``manifest`` is None, from the confirmed annotations that name an environment (their stored
+        window vectors); see ``proto_index.evaluation.tau_selection``. Stores each chosen tau on its
+        environment only with ``options.save``."""
+        from proto_index.evaluation.calibrate import run_calibration
 
-        return calibrate_manifest(self._storage, self.embed_audio, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
+        return run_calibration(self._storage, self._model, options, manifest)
 
-    def calibrate_from_annotations(
-        self, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
-    ) -> list:
-        """As :meth:`calibrate`, with the confirmed annotations (that name an environment) as the
-        labelled clips: their stored window vectors, environments and confirmed labels."""
-        from proto_index.evaluation.calibrate import calibrate_annotations
-
-        return calibrate_annotations(self._storage, prototypes, grid, folds, seed, prototype_norm)
+    def calibrate_from_annotations(self, options: CalibrateOptions) -> list[Calibration]:
+        """:meth:`calibrate` on the confirmed annotations (that name an environment) as the labelled clips."""
+        return self.calibrate(None, options)
 
     def modality_gap(self, prototypes: str, k: int = 10):
         """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""
@@ -386,12 +382,19 @@ class Store:
         ``seed``; scenes mixed at loudness ``ref_db`` LUFS and deleted
         once embedded unless ``keep_scenes``.
         """
-        from proto_index.evaluation.audio_run import evaluate_store_audio
+        from proto_index.evaluation.audio_run import evaluate_audio
 
-        return evaluate_store_audio(
-            self, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db), settings,
-            n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
+        return evaluate_audio(
+            self._storage, self._model, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db),
+            settings, n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
         )
+
+    def evaluate(self, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
+        """``proto-index evaluate`` from audio as one call: :meth:`evaluate_audio` with ``run``'s settings,
+        SNRs, seed and folds on ``audio``'s inputs, and the results files written to ``run.out``."""
+        from proto_index.evaluation.experiment import run_audio
+
+        return run_audio(self._storage, self._model, run, audio, progress)
 
     # -- maintenance -----------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from proto_index import Store, __version__
 from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.evaluation import experiment
-from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
+from proto_index.evaluation.calibrate import CalibrateOptions
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
+from proto_index.evaluation.tau_selection import calibrate
 from proto_index.outputs.exports import read_classification, write_result
 from proto_index.inputs import labels_file
 from proto_index.usecases.classify import Classification, ClassifiedFile
@@ -101,23 +102,27 @@ def _choices(results):
     return [(c.environment, c.adaptation, c.choice.tau, c.choice.fold_taus, list(c.choice.curve)) for c in results]
 
 
-def test_run_calibration_saves_each_choice_only_when_asked(labelled_store):
+def test_calibrate_saves_each_choice_only_when_asked(labelled_store):
     store, manifest = labelled_store
     options = CalibrateOptions("urban-zero-shot", grid=(0.0, 0.25, 0.5, 0.75, 1.0), folds=2)
-    looked = run_calibration(store, options, manifest)
+    looked = store.calibrate(manifest, options)
     assert [(c.environment, c.adaptation, c.clips) for c in looked] == [("airport", "audio", 8), ("airport", "text", 8)]
     assert store.environment("airport").taus == {"audio": None, "text": None}
-    assert _choices(looked) == _choices(store.calibrate(manifest, "urban-zero-shot", options.grid, 2))
+    clips = store.embed_audio([manifest.parent / f"{i}.wav" for i in range(8)])  # the same choice from the vectors
+    views = store.prototype_set("urban-zero-shot"), {"airport": store.environment("airport")}
+    direct = calibrate(*views, clips, ["airport"] * 8, list(CLASS_FREQS) * 2, options.grid, 2)
+    assert _choices(looked) == _choices(direct)
 
-    saved = run_calibration(store, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True), manifest)
+    saved = store.calibrate(manifest, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True))
     assert _choices(saved) == _choices(looked)
     assert store.environment("airport").taus == {c.adaptation: c.choice.tau for c in looked}
 
 
-def test_run_calibration_from_annotations_needs_some(labelled_store):
+def test_calibrate_from_annotations_needs_some(labelled_store):
     store, _ = labelled_store
     with pytest.raises(InvalidInput, match="no confirmed annotation names an environment"):
-        run_calibration(store, CalibrateOptions("urban-zero-shot", save=True))
+        store.calibrate_from_annotations(CalibrateOptions("urban-zero-shot", save=True))
+    assert store.environment("airport").taus == {"audio": None, "text": None}
 
 
 # --- labels files and classes add -------------------------------------------------------------------

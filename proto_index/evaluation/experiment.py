@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from proto_index import __version__
 from proto_index.core.adaptation import DEFAULT_TAU
@@ -20,20 +20,8 @@ from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.progress import Progress
 
 if TYPE_CHECKING:
-    from proto_index.core.identity import ModelIdentity
-
-
-class AudioEvaluator(Protocol):
-    """What :func:`run_audio` asks of a store (:class:`proto_index.Store` is one): the layer above
-    evaluation hands it in, so evaluation never imports the API."""
-
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    def evaluate_audio(self, foreground_csv: str | Path, backgrounds: str | Path, work_dir: str | Path,
-                       snrs_db: Sequence[float] = ..., settings: Settings | None = None, *, n_folds: int = ...,
-                       seed: int = ..., ref_db: float = ..., keep_scenes: bool = ...,
-                       progress: Progress | None = None) -> tuple[Evaluation, dict]: ...
+    from proto_index.engine.model import LazyEncoder
+    from proto_index.store.storage import Storage
 
 
 DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
@@ -138,12 +126,15 @@ def run_synthetic(run: RunOptions, synthetic: SyntheticOptions = SyntheticOption
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))
 
 
-def run_audio(store: AudioEvaluator, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
-    """The experiment from audio with ``store``'s model (nothing is added to the store); writes the results."""
-    evaluation, description = store.evaluate_audio(
-        audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db, run.settings,
-        n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, ref_db=audio.ref_db, keep_scenes=audio.keep_scenes,
-        progress=progress,
+def run_audio(storage: "Storage", model: "LazyEncoder", run: RunOptions, audio: AudioOptions,
+              progress: Progress | None = None) -> ExperimentRun:
+    """The experiment from audio with a store's model (nothing is added to the store); writes the results."""
+    from proto_index.evaluation.audio_run import evaluate_audio
+
+    evaluation, description = evaluate_audio(
+        storage, model, audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db,
+        run.settings, n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, ref_db=audio.ref_db,
+        keep_scenes=audio.keep_scenes, progress=progress,
     )
-    parameters = {**_parameters(run), "data": description, "model": store.identity.describe()}
+    parameters = {**_parameters(run), "data": description, "model": storage.identity.describe()}
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))

@@ -16,7 +16,7 @@ from proto_index.core.drift import DEFAULT_NOISE_PHRASES, ENVIRONMENT_PHRASES, c
 from proto_index.core.prototypes import render_prompts
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
+from proto_index.errors import REPLACE, AudioDecodeError, Hint, InvalidInput, NotFound
 from proto_index.store.views import (
     EnvironmentView,
     PrototypeSetView,
@@ -140,6 +140,17 @@ def file_vectors(
     """Each file's vector, the mean of its window embeddings (see :func:`file_windows`), or why it failed."""
     windows = file_windows(storage, encoder, paths, options=options, progress=progress, embed=embed)
     return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
+
+
+def embed_audio(storage: Storage, encoder: Encoder, paths: Sequence[str | Path]) -> np.ndarray:
+    """One float32 vector per file (mean of its 10 s window embeddings); :class:`AudioDecodeError`
+    naming every file that cannot be decoded."""
+    files = [Path(p).absolute() for p in paths]
+    vecs = file_vectors(storage, encoder, files)
+    bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
+    if bad:
+        raise AudioDecodeError("; ".join(bad))
+    return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
 
 
 def _some(paths: list[str]) -> str:
