@@ -23,14 +23,13 @@ from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.evaluation.mixing import REF_DB
 from proto_index.usecases import classify as classify_mod
-from proto_index.usecases import environments, ingest, preflight, prototypes, search
+from proto_index.usecases import environments, ingest, prototypes, search
 from proto_index.store.views import (
     ClassSetView,
     EnvironmentView,
     PrototypeSetView,
     class_set_view,
     environment_view,
-    get_class_set,
     get_environment,
     get_prototype_set,
     prototype_set_view,
@@ -182,8 +181,7 @@ class Store:
         return RayEmbedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
-        preflight.check_text_tower(self._storage, "text search embeds the query with one")  # before the model loads
-        return search.search(self._storage, self.encoder, text, k)
+        return search.search(self._storage, self._model, text, k)
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
         """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
@@ -229,14 +227,8 @@ class Store:
         ``inputs.mapping`` maps to the class; the model must offer
         :class:`~proto_index.embed.encoder.LabelScorer`). ``inputs.prompt_ensemble`` (zero-shot,
         tgap): anchors from several prompt templates, weighted without labels over the corpus audio."""
-        prototypes.check_method(method)
-        prototypes.check_ensemble(method, inputs)
-        default = prototypes.default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None)
-        preflight.check_build(self._storage, class_set, name or default, replace, method)  # before the model loads
-        with self._storage.session() as s:
-            sources = prototypes.read_sources(method, class_set_view(get_class_set(s, class_set)), inputs)
-        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed,
-                                           inputs=inputs, sources=sources)
+        return prototypes.build_prototypes(self._storage, self._model, class_set, method, n, name, replace, min_confirmed,
+                                           inputs=inputs)
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
@@ -266,10 +258,8 @@ class Store:
         tau_text: float | None = None,
         replace: bool = False,
     ) -> EnvironmentView:
-        preflight.check_environment_free(self._storage, name, replace)  # before the model loads
-        preflight.check_environment_background(self._storage, text, list(audio))
         return environments.add_environment(
-            self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
+            self._storage, self._model, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
         )
 
     def environment(self, name: str) -> EnvironmentView:
@@ -305,14 +295,8 @@ class Store:
         pair on the mean of the file's windows; ``transductive`` and ``drift`` for the label-free
         adaptations. ``options``: how files are embedded (windows every ``options.hop_s`` seconds);
         ``executor``: as for :meth:`ingest` (files embedded on Ray; drift's prompts are embedded here)."""
-        items = _pairs(items)
-        preflight.check_classify(self._storage, prototypes, [e for _, e in items])
-        embed = self._remote_embedder(executor)
-        return classify_mod.classify(
-            self._storage, self.encoder if embed is None else None, items, prototypes,
-            scoring=scoring, options=options, progress=progress, embed=embed,
-            text_encoder=self.encoder if scoring.drift and self._storage.identity.text else None,
-        )
+        return classify_mod.classify(self._storage, self._model, _pairs(items), prototypes, scoring=scoring,
+                                     options=options, progress=progress, embed=self._remote_embedder(executor))
 
     classify_manifest = classify
     """:meth:`classify` under the name it had for a manifest's path (``items`` may be one)."""

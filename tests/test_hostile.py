@@ -29,7 +29,8 @@ from proto_index.audio.discover import NotRegularFile, file_sha256
 from proto_index.cli.app import app
 from proto_index.embed.download import download
 from proto_index.embed.registry import RELEASED_SHA256, locate_files
-from proto_index.errors import AudioDecodeError, ModelError
+from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput, ModelError, NotFound
+from proto_index.evaluation.calibrate import CalibrateOptions
 from proto_index.evaluation.audio_run import audio_experiment
 
 TESTS = Path(__file__).parent
@@ -502,3 +503,49 @@ def test_unknown_names_are_reported_before_the_model_loads(tmp_path, ready_store
 def test_usage_errors_exit_2(tmp_path, ready_store, args, message):
     clip = _clip(tmp_path)
     assert _classify_error(ready_store, clip, "-p", "c-zero-shot", *args, "-o", "o.csv", code=2) == f"error: {message}"
+
+
+def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp_path, monkeypatch):
+    """classify, prototypes build, env add, search and calibrate touch the store's model only through
+    a lazy handle, after their checks: a bad input loads nothing; a good run loads it once."""
+    loads = []
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return BandEncoder()
+
+    monkeypatch.setattr(proto_index.api, "_load_encoder", counted)
+    clip, empty = _clip(tmp_path), tmp_path / "empty"
+    empty.mkdir()
+    manifest = tmp_path / "labelled.csv"
+    manifest.write_text(f"path,environment,label\n{clip.name},park,siren\n")
+    with Store.open(fake_store) as store:
+        store.add_classes("c", ["siren", "dog bark"])
+        for call, error, message in [
+            (lambda: store.classify([(clip, "park")], "nope"), NotFound, "no prototype set named 'nope'"),
+            (lambda: store.build_prototypes("nope"), NotFound, "no class set named 'nope'"),
+            (lambda: store.add_environment("quiet", audio=[empty]), InvalidInput, "no audio files found in"),
+            (lambda: store.search("  "), InvalidInput, "the search text is empty"),
+            (lambda: store.calibrate(manifest, CalibrateOptions("nope")), NotFound, "no prototype set named 'nope'"),
+        ]:
+            with pytest.raises(error, match=message):
+                call()
+        assert loads == []
+        store.build_prototypes("c")
+        store.add_environment("park", text="park")
+        assert len(loads) == 1
+    with Store.open(fake_store) as store:  # a new process: its model not loaded yet
+        for call, error, message in [
+            (lambda: store.build_prototypes("c"), AlreadyExists, "prototype set 'c-zero-shot' already exists"),
+            (lambda: store.add_environment("park"), AlreadyExists, "environment 'park' already exists"),
+            (lambda: store.classify([(clip, "beach")], "c-zero-shot"), NotFound, r"unknown environment\(s\): beach"),
+            (lambda: store.classify([(tmp_path / "absent.wav", "park")], "c-zero-shot"), NotFound,
+             r"1 input file\(s\) not found"),
+            (lambda: store.calibrate(manifest, CalibrateOptions("c-zero-shot", grid=(float("nan"),))), InvalidInput,
+             "tau grid"),
+        ]:
+            with pytest.raises(error, match=message):
+                call()
+        assert len(loads) == 1
+        assert store.classify([(clip, "park")], "c-zero-shot").files[0].label == "siren"
+        assert len(loads) == 2
