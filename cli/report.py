@@ -8,7 +8,9 @@ import typer
 
 from proto_index.api import STORE_ENV_VAR
 from proto_index.cli.output import err_console
-from proto_index.outputs.report import DEFAULT_PER_LABEL, ReportOptions, build_report
+from proto_index.options import ReportOptions
+from proto_index.options.outputs import DEFAULT_PER_LABEL
+from proto_index.outputs.report import build_report
 from proto_index.outputs.report.build import DEFAULT_NEIGHBOURS, check_out  # noqa: F401  (classify --report)
 
 EXIT_SOME_FILES_FAILED = 3

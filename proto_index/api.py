@@ -21,7 +21,6 @@ import numpy as np
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.evaluation.mixing import REF_DB
 from proto_index.usecases import classify as classify_mod
 from proto_index.usecases import environments, ingest, prototypes, search
 from proto_index.store.views import (
@@ -34,8 +33,20 @@ from proto_index.store.views import (
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions
-from proto_index.engine.executors import ExecutorOptions, ModelSpec
+from proto_index.options import (
+    AudioOptions,
+    CalibrateOptions,
+    DatasetOptions,
+    EmbedOptions,
+    ExecutorOptions,
+    IngestOptions,
+    PrototypeInputs,
+    RunOptions,
+    ScoringOptions,
+    Settings,
+)
+from proto_index.options.evaluation import REF_DB
+from proto_index.engine.executors import ModelSpec
 from proto_index.engine.model import LazyEncoder
 from proto_index.inputs.manifest import read_manifest
 from proto_index.progress import Progress
@@ -43,11 +54,9 @@ from proto_index.store import queries
 from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
-    from proto_index.evaluation.calibrate import CalibrateOptions
-    from proto_index.evaluation.experiment import AudioOptions, ExperimentRun, RunOptions
-    from proto_index.evaluation.protocol import Settings
+    from proto_index.evaluation.experiment import ExperimentRun
     from proto_index.evaluation.tau_selection import Calibration
-    from proto_index.usecases.classify_dataset import DatasetOptions, DatasetReport
+    from proto_index.usecases.classify_dataset import DatasetReport
 
 DEFAULT_STORE = "proto-index-store"
 STORE_ENV_VAR = "PROTO_INDEX_STORE"

@@ -15,7 +15,7 @@ from proto_index import Store, __version__
 from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.errors import InvalidInput, NotFound
 from proto_index.evaluation import experiment
-from proto_index.evaluation.calibrate import CalibrateOptions
+from proto_index.options import CalibrateOptions, RunOptions, SyntheticOptions
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.evaluation.tau_selection import calibrate
@@ -41,8 +41,8 @@ def test_fixed_taus_give_audio_oracle_the_audio_tau():
 
 def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path):
     settings = experiment.make_settings(methods=["zero-shot"], tgap_n=5, grid=(0.0, 0.5, 1.0), tau_audio=0.55, tau_text=0.15)
-    run = experiment.RunOptions(tmp_path / "out", settings, (6.0,), seed=3, folds=3, plots=False)
-    done = experiment.run_synthetic(run, experiment.SyntheticOptions(per_class=6, backgrounds_per_env=4, gap=0.8))
+    run = RunOptions(tmp_path / "out", settings, (6.0,), seed=3, folds=3, plots=False)
+    done = experiment.run_synthetic(run, SyntheticOptions(per_class=6, backgrounds_per_env=4, gap=0.8))
 
     config = SpaceConfig(gap=0.8)
     direct = evaluate(synthetic_experiment(config, 6, 3, 4, (6.0,), 3), settings)
@@ -67,12 +67,12 @@ def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path)
 
 def test_run_synthetic_defaults_to_five_folds_and_reports_bad_data(tmp_path):
     settings = experiment.make_settings(methods=["zero-shot"], adaptations=["none"], grid=(0.0, 1.0))
-    done = experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), plots=False),
-                                    experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+    done = experiment.run_synthetic(RunOptions(tmp_path, settings, (6.0,), plots=False),
+                                    SyntheticOptions(per_class=5, backgrounds_per_env=2))
     assert done.evaluation.folds == (0, 1, 2, 3, 4) and done.parameters["data"]["folds"] == 5
     with pytest.raises(InvalidInput, match="at least 3 folds"):
-        experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), folds=2, plots=False),
-                                 experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+        experiment.run_synthetic(RunOptions(tmp_path, settings, (6.0,), folds=2, plots=False),
+                                 SyntheticOptions(per_class=5, backgrounds_per_env=2))
 
 
 # --- calibrate --save -------------------------------------------------------------------------------

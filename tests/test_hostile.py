@@ -30,7 +30,7 @@ from proto_index.cli.app import app
 from proto_index.embed.download import download
 from proto_index.embed.registry import RELEASED_SHA256, locate_files
 from proto_index.errors import AlreadyExists, AudioDecodeError, InvalidInput, ModelError, NotFound
-from proto_index.evaluation.calibrate import CalibrateOptions
+from proto_index.options import CalibrateOptions
 from proto_index.evaluation.audio_run import audio_experiment
 
 TESTS = Path(__file__).parent

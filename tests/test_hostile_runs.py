@@ -18,9 +18,9 @@ from fakes import BandEncoder
 
 from proto_index import Store
 from proto_index.errors import InvalidInput
-from proto_index.evaluation.calibrate import CalibrateOptions
+from proto_index.options import CalibrateOptions
 from proto_index.outputs.partitioned import DONE_FILE, partition_folder
-from proto_index.usecases.classify_dataset import DatasetOptions
+from proto_index.options import DatasetOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 

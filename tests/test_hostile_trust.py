@@ -18,7 +18,7 @@ import pytest
 from conftest import write
 
 from proto_index.distributed import ray_executor
-from proto_index.engine.executors import RAY_ADDRESS_ENV, ExecutorOptions
+from proto_index.options import RAY_ADDRESS_ENV, ExecutorOptions
 
 TESTS = Path(__file__).parent
 

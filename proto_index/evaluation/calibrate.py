@@ -3,28 +3,18 @@ annotations, the held-out choice of tau per environment and adaptation, and (``s
 chosen tau stored on its environment, where ``classify`` then uses it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto_index.core.tau import DEFAULT_GRID, as_grid
 from proto_index.errors import InvalidInput
 from proto_index.evaluation.tau_selection import Calibration
+from proto_index.options.evaluation import CalibrateOptions
 
 if TYPE_CHECKING:
     from proto_index.engine.model import LazyEncoder
     from proto_index.store.views import EnvironmentView
     from proto_index.store.storage import Storage
-
-
-@dataclass(frozen=True)
-class CalibrateOptions:
-    prototypes: str
-    grid: tuple[float, ...] = DEFAULT_GRID
-    folds: int = 5
-    seed: int = 0
-    prototype_norm: str = "l2"
-    save: bool = False  # store each chosen tau on its environment
 
 
 def run_calibration(storage: "Storage", model: "LazyEncoder", options: CalibrateOptions,

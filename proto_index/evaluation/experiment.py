@@ -3,7 +3,7 @@ plain options, the data (the synthetic space, or audio through a store's model),
 the results files with the parameters that produced them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -14,8 +14,8 @@ from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
-from proto_index.evaluation.mixing import REF_DB
 from proto_index.evaluation.protocol import ADAPTATIONS, DRIFT_WEIGHT, METHODS, Evaluation, Settings, evaluate
+from proto_index.options.evaluation import DEFAULT_SNRS_DB, AudioOptions, RunOptions, SyntheticOptions  # noqa: F401
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.progress import Progress
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from proto_index.store.storage import Storage
 
 
-DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
 SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
 """Folds when the data name none: the synthetic space, and foreground CSVs without a fold column."""
 
@@ -59,41 +58,6 @@ def make_settings(
     except ValueError as e:
         raise InvalidInput(str(e)) from None
     return settings
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What every run shares: where the results go, the settings, the SNRs, the seed and the folds."""
-
-    out: Path
-    settings: Settings = field(default_factory=Settings)
-    snrs_db: tuple[float, ...] = DEFAULT_SNRS_DB
-    seed: int = 0
-    folds: int | None = None  # None: SYNTHETIC_FOLDS or AUDIO_FOLDS (audio: unless the CSV names folds)
-    plots: bool = True
-
-    def __post_init__(self):
-        outputs.check_out_dir(self.out)  # before the work, not after it
-
-
-@dataclass(frozen=True)
-class SyntheticOptions:
-    """The synthetic space: clips per class, background recordings per environment, the modality gap."""
-
-    per_class: int = 40
-    backgrounds_per_env: int = 40
-    gap: float = 1.0
-
-
-@dataclass(frozen=True)
-class AudioOptions:
-    """The audio experiment's inputs: labelled foregrounds, backgrounds, and the scene work folder."""
-
-    foreground: Path
-    backgrounds: Path
-    work: Path | None = None  # None: OUT/work
-    keep_scenes: bool = False
-    ref_db: float = REF_DB  # background loudness, LUFS
 
 
 @dataclass(frozen=True)

@@ -11,53 +11,14 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Callable
 
 from proto_index.atomic import fsync_dir, refuse_stdout
 from proto_index.errors import InvalidInput, ProtoIndexError
+from proto_index.options.outputs import DEFAULT_NEIGHBOURS, DEFAULT_PER_LABEL, ReportOptions, ReportStore  # noqa: F401
 from proto_index.outputs.report import data as rdata
 from proto_index.outputs.report import html as rhtml
 from proto_index.outputs.report.media import MediaProblem, check_source, source_path, write_media
-
-if TYPE_CHECKING:
-    from proto_index.core.gap import GapReport
-    from proto_index.core.identity import ModelIdentity
-
-
-class ReportStore(Protocol):
-    """What a report reads from an open store (:class:`proto_index.Store` is one); the layer above
-    hands it in, so the report never imports the API."""
-
-    @property
-    def path(self) -> Path: ...
-
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    def environments(self) -> list[Any]: ...
-
-    def prototype_set(self, name: str) -> Any: ...
-
-    def modality_gap(self, prototypes: str, k: int = 10) -> tuple[str, GapReport]: ...
-
-
-DEFAULT_PER_LABEL = 50
-DEFAULT_NEIGHBOURS = 5
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """What to build. ``store`` (an open ``proto_index.Store``) and ``prototypes`` add the summary's store,
-    model and environments and the prototype-set page; without them the report shows the CSV alone."""
-
-    csv: Path
-    out: Path
-    per_label: int = DEFAULT_PER_LABEL
-    audio_root: Path | None = None  # relative CSV paths are relative to this (default: the current folder)
-    store: ReportStore | None = None
-    prototypes: str | None = None
-    neighbours: int = DEFAULT_NEIGHBOURS
-    gap_k: int = 10
 
 
 @dataclass
