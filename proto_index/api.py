@@ -177,7 +177,7 @@ class Store:
         result (see :mod:`proto_index.engine.executors`).
         """
         embed = self._remote_embedder(executor)
-        return ingest.ingest(self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
+        return ingest.ingest(self._storage, self._model, [Path(p) for p in paths],
                              options=options, run=run, embed=embed, progress=progress)
 
     def _remote_embedder(self, executor: ExecutorOptions | None):

@@ -506,8 +506,9 @@ def test_usage_errors_exit_2(tmp_path, ready_store, args, message):
 
 
 def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp_path, monkeypatch):
-    """classify, prototypes build, env add, search and calibrate touch the store's model only through
-    a lazy handle, after their checks: a bad input loads nothing; a good run loads it once."""
+    """ingest, classify, prototypes build, env add, search and calibrate touch the store's model only
+    through a lazy handle, after their checks: a bad input (or nothing to embed) loads nothing; a good
+    run loads it once."""
     loads = []
 
     def counted(*args, **kwargs):
@@ -530,9 +531,11 @@ def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp
         ]:
             with pytest.raises(error, match=message):
                 call()
+        assert store.ingest([empty]).added == 0  # nothing to read: no model
         assert loads == []
         store.build_prototypes("c")
         store.add_environment("park", text="park")
+        assert store.ingest([clip]).added == 1
         assert len(loads) == 1
     with Store.open(fake_store) as store:  # a new process: its model not loaded yet
         for call, error, message in [
@@ -546,6 +549,8 @@ def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp
         ]:
             with pytest.raises(error, match=message):
                 call()
+        assert len(loads) == 1
+        assert store.ingest([clip]).skipped == 1  # unchanged since it was ingested: not read, no model
         assert len(loads) == 1
         assert store.classify([(clip, "park")], "c-zero-shot").files[0].label == "siren"
         assert len(loads) == 2
