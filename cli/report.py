@@ -60,7 +60,8 @@ def report(
         raise InvalidInput("--prototypes needs --store (the store the prototype set lives in)")
     opened = Store.open(store) if store is not None else None
     try:
-        problems = make_report(ReportOptions(csv, out, per_label, audio_root, opened, prototypes, neighbours))
+        catalog = opened.report_catalog(prototypes) if opened is not None else None
+        problems = make_report(ReportOptions(csv, out, per_label, audio_root, catalog, neighbours))
     finally:
         if opened is not None:
             opened.close()

@@ -21,6 +21,7 @@ import numpy as np
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
+from proto_index.errors import ProtoIndexError
 from proto_index.usecases import classify as classify_mod
 from proto_index.usecases import environments, ingest, prototypes, search
 from proto_index.store.views import (
@@ -41,6 +42,7 @@ from proto_index.options import (
     ExecutorOptions,
     IngestOptions,
     PrototypeInputs,
+    ReportCatalog,
     RunOptions,
     ScoringOptions,
     Settings,
@@ -346,6 +348,20 @@ class Store:
     def calibrate_from_annotations(self, options: CalibrateOptions) -> list[Calibration]:
         """:meth:`calibrate` on the confirmed annotations (that name an environment) as the labelled clips."""
         return self.calibrate(None, options)
+
+    def report_catalog(self, prototypes: str | None = None, gap_k: int = 10) -> ReportCatalog:
+        """What a review report shows of this store (:class:`~proto_index.options.ReportCatalog`): its
+        model and environments and, with ``prototypes``, that set and its modality gap over ``gap_k``
+        neighbours (or why the gap could not be measured)."""
+        view = gap = gap_error = None
+        if prototypes is not None:
+            view = self.prototype_set(prototypes)
+            try:
+                _, gap = self.modality_gap(prototypes, gap_k)
+            except ProtoIndexError as e:
+                gap_error = str(e)
+        return ReportCatalog(self.path, self.identity.describe(), self.identity.window_s, tuple(self.environments()),
+                             view, gap, gap_error)
 
     def modality_gap(self, prototypes: str, k: int = 10):
         """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""

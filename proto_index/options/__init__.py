@@ -32,11 +32,11 @@ from proto_index.options.embedding import (  # noqa: F401
 )
 from proto_index.options.evaluation import AudioOptions, CalibrateOptions, RunOptions, Settings, SyntheticOptions
 from proto_index.options.ingest import DEFAULT_COMMIT_WINDOWS, DEFAULT_PUBLISH_WINDOWS, IngestOptions  # noqa: F401
-from proto_index.options.outputs import DatasetOptions, ReportOptions
+from proto_index.options.outputs import DatasetOptions, ReportCatalog, ReportOptions
 from proto_index.options.prototypes import MAX_TEMPLATES, PrototypeInputs  # noqa: F401
 from proto_index.options.scoring import ScoringOptions
 
 __all__ = [
     "EmbedOptions", "ExecutorOptions", "ScoringOptions", "IngestOptions", "PrototypeInputs", "DatasetOptions",
-    "ReportOptions", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
+    "ReportOptions", "ReportCatalog", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
 ]

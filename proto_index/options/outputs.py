@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from proto_index.errors import InvalidInput
 
 if TYPE_CHECKING:
     from proto_index.core.gap import GapReport
-    from proto_index.core.identity import ModelIdentity
+    from proto_index.store.views import EnvironmentView, PrototypeSetView
 
 DEFAULT_ROWS_PER_FILE = 100_000
 """Rows per Parquet part of a partitioned dataset, at most."""
@@ -33,33 +33,31 @@ class DatasetOptions:
             raise InvalidInput("rows per file and files per chunk must be positive")
 
 
-class ReportStore(Protocol):
-    """What a report reads from an open store (:class:`proto_index.Store` is one); the layer above
-    hands it in, so the report never imports the API."""
+@dataclass(frozen=True)
+class ReportCatalog:
+    """What a report shows of the store its CSV came from, gathered by that store
+    (:meth:`proto_index.Store.report_catalog`) and handed down as plain values: the store's folder,
+    its model, the model's window, the environments and, for the prototype page, the prototype
+    set's view with its modality gap (or why the gap could not be measured)."""
 
-    @property
-    def path(self) -> Path: ...
-
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    def environments(self) -> list[Any]: ...
-
-    def prototype_set(self, name: str) -> Any: ...
-
-    def modality_gap(self, prototypes: str, k: int = 10) -> tuple[str, GapReport]: ...
+    store: Path
+    model: str  # the identity, described
+    window_s: float
+    environments: tuple[EnvironmentView, ...] = ()
+    prototypes: PrototypeSetView | None = None
+    gap: GapReport | None = None
+    gap_error: str | None = None
 
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """What to build. ``store`` (an open ``proto_index.Store``) and ``prototypes`` add the summary's store,
-    model and environments and the prototype-set page; without them the report shows the CSV alone."""
+    """What to build. ``catalog`` (what the store shows: :class:`ReportCatalog`) adds the summary's
+    store, model and environments and, when it holds a prototype set, the prototype-set page; without
+    it the report shows the CSV alone."""
 
     csv: Path
     out: Path
     per_label: int = DEFAULT_PER_LABEL
     audio_root: Path | None = None  # relative CSV paths are relative to this (default: the current folder)
-    store: ReportStore | None = None
-    prototypes: str | None = None
+    catalog: ReportCatalog | None = None
     neighbours: int = DEFAULT_NEIGHBOURS
-    gap_k: int = 10
