@@ -11,7 +11,8 @@ import argparse
 import time
 
 from proto_index.core.synthetic_space import SpaceConfig, generate
-from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.protocol import evaluate
+from proto_index.options import Settings
 from proto_index.evaluation.synthetic_run import experiment_data
 
 

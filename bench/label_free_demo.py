@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from proto_index import Store, generated_audio
-from proto_index.evaluation.protocol import Settings
+from proto_index.options import Settings
 from proto_index.evaluation.tables import format_summary_markdown
 
 ENVIRONMENTS = ("park", "metro_station")

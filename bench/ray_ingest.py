@@ -42,7 +42,7 @@ from proto_index.audio.discover import Discovery  # noqa: E402
 from proto_index.embed.encoder import ModelIdentity  # noqa: E402
 from proto_index.engine import reading  # noqa: E402
 from proto_index.engine.embedding import EmbeddedFile  # noqa: E402
-from proto_index.engine.executors import ExecutorOptions  # noqa: E402
+from proto_index.options import ExecutorOptions  # noqa: E402
 from proto_index.usecases.ingest import _ingest  # noqa: E402
 from proto_index.progress import SilentProgress  # noqa: E402
 from proto_index.store.storage import Storage  # noqa: E402

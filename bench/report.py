@@ -19,7 +19,8 @@ import numpy as np
 import soundfile as sf
 
 from proto_index.generated_audio import write_corpus
-from proto_index.outputs.report import ReportOptions, build_report
+from proto_index.options import ReportOptions
+from proto_index.outputs.report import build_report
 
 LABELS = ["air conditioner", "car horn", "children playing", "dog bark", "drilling", "engine idling",
           "gun shot", "jackhammer", "siren", "street music"]

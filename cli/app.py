@@ -318,7 +318,8 @@ def classify(
     summary(f"model: {s.identity.describe()}, kind {s.model_kind}")
     unavailable = 0
     if report is not None:
-        unavailable = report_cmd.make_report(report_cmd.ReportOptions(out, report, report_per_label, store=s, prototypes=prototypes))
+        catalog = s.report_catalog(prototypes)
+        unavailable = report_cmd.make_report(report_cmd.ReportOptions(out, report, report_per_label, catalog=catalog))
     if result.failed or unavailable:
         raise typer.Exit(EXIT_SOME_FILES_FAILED)
 

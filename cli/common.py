@@ -11,7 +11,7 @@ import typer
 from proto_index.api import DEFAULT_STORE, STORE_ENV_VAR, Store
 from proto_index.embed.clap import PRECISIONS
 from proto_index.engine.decoding import DECODERS, DEFAULT_DECODER  # noqa: F401  (the default for app.py)
-from proto_index.engine.executors import EXECUTORS, RAY_ADDRESS_ENV, ExecutorOptions
+from proto_index.options import EXECUTORS, RAY_ADDRESS_ENV, ExecutorOptions
 
 Executor = enum.Enum("Executor", {e: e for e in EXECUTORS}, type=str)
 Decoder = enum.Enum("Decoder", {d: d for d in DECODERS}, type=str)

@@ -12,7 +12,7 @@ def classify_into_dataset(store, paths: list[Path] | None, env: str | None, mani
                           out: Path, rows_per_file: int | None, all_scores: bool, quiet: bool, options: dict) -> int:
     """Classify into the dataset folder ``out`` (resuming one an earlier identical run left), say what was
     written; returns the number of inputs that failed."""
-    from proto_index.usecases.classify_dataset import DatasetOptions
+    from proto_index.options import DatasetOptions
 
     items = manifest if manifest is not None else [(p, env) for p in paths]
     target = DatasetOptions(out, all_scores=all_scores, **({"rows_per_file": rows_per_file} if rows_per_file else {}))

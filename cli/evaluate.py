@@ -66,19 +66,21 @@ def evaluate(
     """
     from proto_index.evaluation import experiment
     from proto_index.evaluation.tables import format_text
+    from proto_index.options import AudioOptions, RunOptions, SyntheticOptions
+    from proto_index.options.evaluation import DEFAULT_SNRS_DB
 
     settings = experiment.make_settings(method, adapt, tgap_n, _grid(tau_grid), tau_audio, tau_text, auto_rule, prototype_norm)
-    run = experiment.RunOptions(out, settings, tuple(snr or experiment.DEFAULT_SNRS_DB), seed, folds, plots)
+    run = RunOptions(out, settings, tuple(snr or DEFAULT_SNRS_DB), seed, folds, plots)
     if synthetic:
         if foreground or backgrounds:
             raise InvalidInput("--synthetic takes no --foreground/--backgrounds")
-        done = experiment.run_synthetic(run, experiment.SyntheticOptions(per_class, backgrounds_per_env, gap))
+        done = experiment.run_synthetic(run, SyntheticOptions(per_class, backgrounds_per_env, gap))
     else:
         if not (foreground and backgrounds):
             raise InvalidInput("give --foreground CSV and --backgrounds (CSV or folder), or --synthetic")
-        audio = experiment.AudioOptions(foreground, backgrounds, work, keep_scenes, ref_db)
+        audio = AudioOptions(foreground, backgrounds, work, keep_scenes, ref_db)
         with BarProgress(quiet) as bar:
-            done = experiment.run_audio(open_store(store, device), run, audio, progress=bar)
+            done = open_store(store, device).evaluate(run, audio, progress=bar)
     typer.echo(format_text(done.evaluation))
     typer.echo("")
     typer.echo("wrote " + ", ".join(p.name for p in done.written) + f" to {out}")
@@ -109,10 +111,10 @@ def calibrate(
     if (manifest is None) == (not from_annotations):
         raise typer.BadParameter("give exactly one of MANIFEST or --from-annotations")
     from proto_index.evaluation.tau_selection import format_calibration
-    from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
+    from proto_index.options import CalibrateOptions
 
     options = CalibrateOptions(prototypes, _grid(tau_grid), folds, seed, prototype_norm, save)
-    results = run_calibration(open_store(store, device), options, None if from_annotations else manifest)
+    results = open_store(store, device).calibrate(None if from_annotations else manifest, options)
     for c in results:
         typer.echo(format_calibration(c))
         typer.echo("")

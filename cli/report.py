@@ -8,7 +8,9 @@ import typer
 
 from proto_index.api import STORE_ENV_VAR
 from proto_index.cli.output import err_console
-from proto_index.outputs.report import DEFAULT_PER_LABEL, ReportOptions, build_report
+from proto_index.options import ReportOptions
+from proto_index.options.outputs import DEFAULT_PER_LABEL
+from proto_index.outputs.report import build_report
 from proto_index.outputs.report.build import DEFAULT_NEIGHBOURS, check_out  # noqa: F401  (classify --report)
 
 EXIT_SOME_FILES_FAILED = 3
@@ -58,7 +60,8 @@ def report(
         raise InvalidInput("--prototypes needs --store (the store the prototype set lives in)")
     opened = Store.open(store) if store is not None else None
     try:
-        problems = make_report(ReportOptions(csv, out, per_label, audio_root, opened, prototypes, neighbours))
+        catalog = opened.report_catalog(prototypes) if opened is not None else None
+        problems = make_report(ReportOptions(csv, out, per_label, audio_root, catalog, neighbours))
     finally:
         if opened is not None:
             opened.close()

@@ -7,6 +7,23 @@ __version__ = "0.1.0"
 
 from proto_index.api import Store, default_store_path  # noqa: E402
 from proto_index.errors import ProtoIndexError  # noqa: E402
-from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions  # noqa: E402
+from proto_index.options import (  # noqa: E402
+    AudioOptions,
+    CalibrateOptions,
+    DatasetOptions,
+    EmbedOptions,
+    ExecutorOptions,
+    IngestOptions,
+    PrototypeInputs,
+    ReportOptions,
+    RunOptions,
+    ScoringOptions,
+    Settings,
+    SyntheticOptions,
+)
 
-__all__ = ["Store", "EmbedOptions", "IngestOptions", "PrototypeInputs", "ScoringOptions", "default_store_path", "ProtoIndexError", "__version__"]
+__all__ = [
+    "Store", "EmbedOptions", "ExecutorOptions", "IngestOptions", "PrototypeInputs", "ScoringOptions", "DatasetOptions",
+    "ReportOptions", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
+    "default_store_path", "ProtoIndexError", "__version__",
+]

@@ -21,31 +21,44 @@ import numpy as np
 
 from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.errors import AudioDecodeError
-from proto_index.evaluation.mixing import REF_DB
+from proto_index.errors import ProtoIndexError
 from proto_index.usecases import classify as classify_mod
-from proto_index.usecases import environments, ingest, preflight, prototypes, search
+from proto_index.usecases import environments, ingest, prototypes, search
 from proto_index.store.views import (
     ClassSetView,
     EnvironmentView,
     PrototypeSetView,
     class_set_view,
     environment_view,
-    get_class_set,
     get_environment,
     get_prototype_set,
     prototype_set_view,
 )
-from proto_index.options import EmbedOptions, IngestOptions, PrototypeInputs, ScoringOptions
-from proto_index.engine.executors import ExecutorOptions, ModelSpec
+from proto_index.options import (
+    AudioOptions,
+    CalibrateOptions,
+    DatasetOptions,
+    EmbedOptions,
+    ExecutorOptions,
+    IngestOptions,
+    PrototypeInputs,
+    ReportCatalog,
+    RunOptions,
+    ScoringOptions,
+    Settings,
+)
+from proto_index.options.evaluation import REF_DB
+from proto_index.engine.executors import ModelSpec
+from proto_index.engine.model import LazyEncoder
 from proto_index.inputs.manifest import read_manifest
 from proto_index.progress import Progress
 from proto_index.store import queries
 from proto_index.store.storage import Storage
 
 if TYPE_CHECKING:
-    from proto_index.evaluation.protocol import Settings
-    from proto_index.usecases.classify_dataset import DatasetOptions, DatasetReport
+    from proto_index.evaluation.experiment import ExperimentRun
+    from proto_index.evaluation.tau_selection import Calibration
+    from proto_index.usecases.classify_dataset import DatasetReport
 
 DEFAULT_STORE = "proto-index-store"
 STORE_ENV_VAR = "PROTO_INDEX_STORE"
@@ -70,12 +83,13 @@ class Store:
     def __init__(self, storage: Storage, encoder: Encoder | None = None, device: str | None = None,
                  precision: str = "fp32"):
         self._storage = storage
-        self._encoder = encoder
         self._device = device
         self._precision = precision
         storage.gpu_search = device is None or device.startswith("cuda")
         if encoder is not None:
             storage.check_identity(encoder.identity)
+        # the use cases check their inputs first and load the model only through this handle
+        self._model = LazyEncoder(self._load_model) if encoder is None else LazyEncoder.of(encoder)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -142,11 +156,12 @@ class Store:
     @property
     def encoder(self) -> Encoder:
         """The store's model, loaded on first use and checked against the store's identity."""
-        if self._encoder is None:
-            encoder = _load_encoder(self._storage.model_options, self._device, self._precision)
-            self._storage.check_identity(encoder.identity)
-            self._encoder = encoder
-        return self._encoder
+        return self._model.get()
+
+    def _load_model(self) -> Encoder:
+        encoder = _load_encoder(self._storage.model_options, self._device, self._precision)
+        self._storage.check_identity(encoder.identity)
+        return encoder
 
     # -- corpus ------------------------------------------------------------------------------------
 
@@ -164,7 +179,7 @@ class Store:
         result (see :mod:`proto_index.engine.executors`).
         """
         embed = self._remote_embedder(executor)
-        return ingest.ingest(self._storage, self.encoder if embed is None else None, [Path(p) for p in paths],
+        return ingest.ingest(self._storage, self._model, [Path(p) for p in paths],
                              options=options, run=run, embed=embed, progress=progress)
 
     def _remote_embedder(self, executor: ExecutorOptions | None):
@@ -177,17 +192,11 @@ class Store:
         return RayEmbedder(spec, executor)
 
     def search(self, text: str, k: int = 10) -> list[search.SearchHit]:
-        preflight.check_text_tower(self._storage, "text search embeds the query with one")  # before the model loads
-        return search.search(self._storage, self.encoder, text, k)
+        return search.search(self._storage, self._model, text, k)
 
     def embed_audio(self, paths: Sequence[str | Path]) -> np.ndarray:
         """One vector per file (mean of its 10 s window embeddings); raises if a file cannot be decoded."""
-        files = [Path(p).absolute() for p in paths]
-        vecs = classify_mod.file_vectors(self._storage, self.encoder, files)
-        bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
-        if bad:
-            raise AudioDecodeError("; ".join(bad))
-        return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
+        return classify_mod.embed_audio(self._storage, self.encoder, paths)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.encoder.embed_texts(list(texts)), dtype=np.float32)
@@ -229,14 +238,8 @@ class Store:
         ``inputs.mapping`` maps to the class; the model must offer
         :class:`~proto_index.embed.encoder.LabelScorer`). ``inputs.prompt_ensemble`` (zero-shot,
         tgap): anchors from several prompt templates, weighted without labels over the corpus audio."""
-        prototypes.check_method(method)
-        prototypes.check_ensemble(method, inputs)
-        default = prototypes.default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None)
-        preflight.check_build(self._storage, class_set, name or default, replace, method)  # before the model loads
-        with self._storage.session() as s:
-            sources = prototypes.read_sources(method, class_set_view(get_class_set(s, class_set)), inputs)
-        return prototypes.build_prototypes(self._storage, self.encoder, class_set, method, n, name, replace, min_confirmed,
-                                           inputs=inputs, sources=sources)
+        return prototypes.build_prototypes(self._storage, self._model, class_set, method, n, name, replace, min_confirmed,
+                                           inputs=inputs)
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
@@ -266,10 +269,8 @@ class Store:
         tau_text: float | None = None,
         replace: bool = False,
     ) -> EnvironmentView:
-        preflight.check_environment_free(self._storage, name, replace)  # before the model loads
-        preflight.check_environment_background(self._storage, text, list(audio))
         return environments.add_environment(
-            self._storage, self.encoder, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
+            self._storage, self._model, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
         )
 
     def environment(self, name: str) -> EnvironmentView:
@@ -305,14 +306,8 @@ class Store:
         pair on the mean of the file's windows; ``transductive`` and ``drift`` for the label-free
         adaptations. ``options``: how files are embedded (windows every ``options.hop_s`` seconds);
         ``executor``: as for :meth:`ingest` (files embedded on Ray; drift's prompts are embedded here)."""
-        items = _pairs(items)
-        preflight.check_classify(self._storage, prototypes, [e for _, e in items])
-        embed = self._remote_embedder(executor)
-        return classify_mod.classify(
-            self._storage, self.encoder if embed is None else None, items, prototypes,
-            scoring=scoring, options=options, progress=progress, embed=embed,
-            text_encoder=self.encoder if scoring.drift and self._storage.identity.text else None,
-        )
+        return classify_mod.classify(self._storage, self._model, _pairs(items), prototypes, scoring=scoring,
+                                     options=options, progress=progress, embed=self._remote_embedder(executor))
 
     classify_manifest = classify
     """:meth:`classify` under the name it had for a manifest's path (``items`` may be one)."""
@@ -340,23 +335,33 @@ class Store:
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def calibrate(
-        self, manifest: str | Path, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
-    ) -> list:
-        """Choose tau per environment and adaptation from a labelled CSV (``path,environment,label``)
-        by held-out search over ``grid``; see ``proto_index.evaluation.tau_selection``. Stores nothing."""
-        from proto_index.evaluation.calibrate import calibrate_manifest
+    def calibrate(self, manifest: str | Path | None, options: CalibrateOptions) -> list[Calibration]:
+        """Choose tau per environment and adaptation for ``options.prototypes`` by held-out search over
+        ``options.grid``, from a labelled CSV (``path,environment,label``; its clips embedded now) or,
+        when ``manifest`` is None, from the confirmed annotations that name an environment (their stored
+        window vectors); see ``proto_index.evaluation.tau_selection``. Stores each chosen tau on its
+        environment only with ``options.save``."""
+        from proto_index.evaluation.calibrate import run_calibration
 
-        return calibrate_manifest(self._storage, self.embed_audio, Path(manifest), prototypes, grid, folds, seed, prototype_norm)
+        return run_calibration(self._storage, self._model, options, manifest)
 
-    def calibrate_from_annotations(
-        self, prototypes: str, grid=None, folds: int = 5, seed: int = 0, prototype_norm: str = "l2"
-    ) -> list:
-        """As :meth:`calibrate`, with the confirmed annotations (that name an environment) as the
-        labelled clips: their stored window vectors, environments and confirmed labels."""
-        from proto_index.evaluation.calibrate import calibrate_annotations
+    def calibrate_from_annotations(self, options: CalibrateOptions) -> list[Calibration]:
+        """:meth:`calibrate` on the confirmed annotations (that name an environment) as the labelled clips."""
+        return self.calibrate(None, options)
 
-        return calibrate_annotations(self._storage, prototypes, grid, folds, seed, prototype_norm)
+    def report_catalog(self, prototypes: str | None = None, gap_k: int = 10) -> ReportCatalog:
+        """What a review report shows of this store (:class:`~proto_index.options.ReportCatalog`): its
+        model and environments and, with ``prototypes``, that set and its modality gap over ``gap_k``
+        neighbours (or why the gap could not be measured)."""
+        view = gap = gap_error = None
+        if prototypes is not None:
+            view = self.prototype_set(prototypes)
+            try:
+                _, gap = self.modality_gap(prototypes, gap_k)
+            except ProtoIndexError as e:
+                gap_error = str(e)
+        return ReportCatalog(self.path, self.identity.describe(), self.identity.window_s, tuple(self.environments()),
+                             view, gap, gap_error)
 
     def modality_gap(self, prototypes: str, k: int = 10):
         """``(method, GapReport)``: the set's anchors and prototypes against the corpus; see ``proto_index.core.gap``."""
@@ -386,12 +391,19 @@ class Store:
         ``seed``; scenes mixed at loudness ``ref_db`` LUFS and deleted
         once embedded unless ``keep_scenes``.
         """
-        from proto_index.evaluation.audio_run import evaluate_store_audio
+        from proto_index.evaluation.audio_run import evaluate_audio
 
-        return evaluate_store_audio(
-            self, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db), settings,
-            n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
+        return evaluate_audio(
+            self._storage, self._model, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db),
+            settings, n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
         )
+
+    def evaluate(self, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
+        """``proto-index evaluate`` from audio as one call: :meth:`evaluate_audio` with ``run``'s settings,
+        SNRs, seed and folds on ``audio``'s inputs, and the results files written to ``run.out``."""
+        from proto_index.evaluation.experiment import run_audio
+
+        return run_audio(self._storage, self._model, run, audio, progress)
 
     # -- maintenance -----------------------------------------------------------------------------
 

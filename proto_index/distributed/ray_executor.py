@@ -27,7 +27,8 @@ from proto_index.distributed.stream import can_run_a_task, watched
 from proto_index.errors import ClusterError, InvalidInput, ModelError, ModelMismatch
 from proto_index.options import EmbedOptions
 from proto_index.engine.embedding import EmbeddedFile, FailedFile, SkippedFile, embed_files, load_encoder_for
-from proto_index.engine.executors import ExecutorOptions, ModelSpec, Result
+from proto_index.engine.executors import ModelSpec, Result
+from proto_index.options import ExecutorOptions
 
 if TYPE_CHECKING:
     import pyarrow

@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -23,13 +23,15 @@ from proto_index.errors import InvalidInput
 from proto_index.evaluation.protocol import Condition, ExperimentData, Settings, check_folds
 from proto_index.progress import Progress, SilentProgress
 
+if TYPE_CHECKING:
+    from proto_index.engine.model import LazyEncoder
+    from proto_index.store.storage import Storage
 
-class Embedder(Protocol):
-    """What the audio path needs from a Store."""
 
-    def embed_audio(self, paths: Sequence[Path]) -> np.ndarray: ...
-
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...
+EmbedAudio = Callable[[Sequence[Path]], np.ndarray]
+"""Files to one vector each, ``(n, d)``."""
+EmbedText = Callable[[Sequence[str]], np.ndarray]
+"""Texts to one vector each, ``(n, d)``."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def _cached(path: Path, compute) -> np.ndarray:
 
 
 def audio_experiment(
-    embedder: Embedder,
+    embed_audio: EmbedAudio,
+    embed_text: EmbedText,
     model_identity: str,
     foreground_csv: Path,
     backgrounds: Path,
@@ -95,7 +98,8 @@ def audio_experiment(
     progress: Progress | None = None,
     settings: Settings | None = None,
 ) -> AudioExperiment:
-    """Mix, write and embed every scene (environment x SNR x clip); returns the protocol's input.
+    """Mix, write and embed every scene (environment x SNR x clip) with ``embed_audio``, the prompts
+with ``embed_text``; returns the protocol's input.
 
     Scene WAVs go to ``work_dir/scenes/ENV/SNRdB/`` (background segments to
     ``work_dir/backgrounds/ENV/``), ENV being :func:`~proto_index.evaluation.soundscapes.safe_name` of the environment, and are
@@ -116,16 +120,16 @@ def audio_experiment(
     fg_keys = [_file_key(p) for p in fg.paths]
 
     prompts = render_prompts(fg.labels, DEFAULT_TEMPLATE)
-    anchors = embedder.embed_text(prompts)
+    anchors = embed_text(prompts)
     k = len(fg.labels)
     templates = np.stack([np.asarray(anchors)] + [  # DEFAULT_TEMPLATES[0] is DEFAULT_TEMPLATE
-        np.asarray(embedder.embed_text(render_prompts(fg.labels, t))) for t in DEFAULT_TEMPLATES[1:]])
+        np.asarray(embed_text(render_prompts(fg.labels, t))) for t in DEFAULT_TEMPLATES[1:]])
     conditioned = {}
     for env in bgs:
         phrases = [p.replace("{bg}", env.replace("_", " ")) for p in ENVIRONMENT_PHRASES]
         texts = [t for row in conditioned_prompts(prompts, fg.labels, phrases) for t in row]
-        conditioned[env] = np.asarray(embedder.embed_text(texts)).reshape(k, len(phrases), -1)
-    text_bg = {env: embedder.embed_text(background_prompts(env.replace("_", " "))) for env in bgs}
+        conditioned[env] = np.asarray(embed_text(texts)).reshape(k, len(phrases), -1)
+    text_bg = {env: embed_text(background_prompts(env.replace("_", " "))) for env in bgs}
     audio_bg = {}
     for env, files in bgs.items():
         key = _digest([model_identity, ref_db, [_file_key(p) for p in files]])
@@ -134,7 +138,7 @@ def audio_experiment(
             seg_dir = work_dir / "backgrounds" / soundscapes.safe_name(env)
             created = _make_dirs(seg_dir)
             written = soundscapes.write_background_segments(files, seg_dir, ref_db)
-            vectors = embedder.embed_audio(written)
+            vectors = embed_audio(written)
             if not keep_scenes:
                 _remove_created(written, created)
             return vectors
@@ -156,7 +160,7 @@ def audio_experiment(
                 parts = []
                 for i in range(0, len(env_plans), batch):
                     paths = soundscapes.write_scenes(env_plans[i : i + batch], snr, fg.paths, bgs[env], folder, ref_db)
-                    parts.append(embedder.embed_audio(paths))
+                    parts.append(embed_audio(paths))
                     if not keep_scenes:
                         _remove_created(paths, [])
                     progress.advance(len(paths))
@@ -192,11 +196,13 @@ def audio_experiment(
     return AudioExperiment(data, description)
 
 
-def evaluate_store_audio(store, foreground_csv: Path, backgrounds: Path, work_dir: Path, snrs_db: tuple,
-                         settings: Settings | None, *, n_folds: int, seed: int, ref_db: float, keep_scenes: bool,
-                         progress: Progress | None) -> tuple:
-    """``Store.evaluate_audio``: the run checked, mixed and embedded, then evaluated; ``(Evaluation, description)``."""
+def evaluate_audio(storage: "Storage", model: "LazyEncoder", foreground_csv: Path, backgrounds: Path, work_dir: Path,
+                   snrs_db: tuple, settings: Settings | None, *, n_folds: int, seed: int, ref_db: float,
+                   keep_scenes: bool, progress: Progress | None) -> tuple:
+    """``Store.evaluate_audio``: the run checked, mixed and embedded with the store's ``model``
+    (loaded once the inputs are read), then evaluated; ``(Evaluation, description)``."""
     from proto_index.evaluation.protocol import evaluate
+    from proto_index.usecases.classify import embed_audio
 
     settings = settings or Settings()
     try:
@@ -204,7 +210,9 @@ def evaluate_store_audio(store, foreground_csv: Path, backgrounds: Path, work_di
     except ValueError as e:
         raise InvalidInput(str(e)) from None
     run = audio_experiment(
-        store, store.identity.to_json(), foreground_csv, backgrounds, snrs_db, work_dir,
+        lambda paths: embed_audio(storage, model.get(), paths),
+        lambda texts: np.asarray(model.get().embed_texts(list(texts)), dtype=np.float32),
+        storage.identity.to_json(), foreground_csv, backgrounds, snrs_db, work_dir,
         n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress, settings=settings,
     )
     try:

@@ -3,9 +3,9 @@ plain options, the data (the synthetic space, or audio through a store's model),
 the results files with the parameters that produced them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from proto_index import __version__
 from proto_index.core.adaptation import DEFAULT_TAU
@@ -14,29 +14,16 @@ from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
-from proto_index.evaluation.mixing import REF_DB
 from proto_index.evaluation.protocol import ADAPTATIONS, DRIFT_WEIGHT, METHODS, Evaluation, Settings, evaluate
+from proto_index.options.evaluation import DEFAULT_SNRS_DB, AudioOptions, RunOptions, SyntheticOptions  # noqa: F401
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.progress import Progress
 
 if TYPE_CHECKING:
-    from proto_index.core.identity import ModelIdentity
+    from proto_index.engine.model import LazyEncoder
+    from proto_index.store.storage import Storage
 
 
-class AudioEvaluator(Protocol):
-    """What :func:`run_audio` asks of a store (:class:`proto_index.Store` is one): the layer above
-    evaluation hands it in, so evaluation never imports the API."""
-
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    def evaluate_audio(self, foreground_csv: str | Path, backgrounds: str | Path, work_dir: str | Path,
-                       snrs_db: Sequence[float] = ..., settings: Settings | None = None, *, n_folds: int = ...,
-                       seed: int = ..., ref_db: float = ..., keep_scenes: bool = ...,
-                       progress: Progress | None = None) -> tuple[Evaluation, dict]: ...
-
-
-DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
 SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
 """Folds when the data name none: the synthetic space, and foreground CSVs without a fold column."""
 
@@ -74,41 +61,6 @@ def make_settings(
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """What every run shares: where the results go, the settings, the SNRs, the seed and the folds."""
-
-    out: Path
-    settings: Settings = field(default_factory=Settings)
-    snrs_db: tuple[float, ...] = DEFAULT_SNRS_DB
-    seed: int = 0
-    folds: int | None = None  # None: SYNTHETIC_FOLDS or AUDIO_FOLDS (audio: unless the CSV names folds)
-    plots: bool = True
-
-    def __post_init__(self):
-        outputs.check_out_dir(self.out)  # before the work, not after it
-
-
-@dataclass(frozen=True)
-class SyntheticOptions:
-    """The synthetic space: clips per class, background recordings per environment, the modality gap."""
-
-    per_class: int = 40
-    backgrounds_per_env: int = 40
-    gap: float = 1.0
-
-
-@dataclass(frozen=True)
-class AudioOptions:
-    """The audio experiment's inputs: labelled foregrounds, backgrounds, and the scene work folder."""
-
-    foreground: Path
-    backgrounds: Path
-    work: Path | None = None  # None: OUT/work
-    keep_scenes: bool = False
-    ref_db: float = REF_DB  # background loudness, LUFS
-
-
-@dataclass(frozen=True)
 class ExperimentRun:
     evaluation: Evaluation
     parameters: dict  # as written into results.json
@@ -138,12 +90,15 @@ def run_synthetic(run: RunOptions, synthetic: SyntheticOptions = SyntheticOption
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))
 
 
-def run_audio(store: AudioEvaluator, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
-    """The experiment from audio with ``store``'s model (nothing is added to the store); writes the results."""
-    evaluation, description = store.evaluate_audio(
-        audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db, run.settings,
-        n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, ref_db=audio.ref_db, keep_scenes=audio.keep_scenes,
-        progress=progress,
+def run_audio(storage: "Storage", model: "LazyEncoder", run: RunOptions, audio: AudioOptions,
+              progress: Progress | None = None) -> ExperimentRun:
+    """The experiment from audio with a store's model (nothing is added to the store); writes the results."""
+    from proto_index.evaluation.audio_run import evaluate_audio
+
+    evaluation, description = evaluate_audio(
+        storage, model, audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db,
+        run.settings, n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, ref_db=audio.ref_db,
+        keep_scenes=audio.keep_scenes, progress=progress,
     )
-    parameters = {**_parameters(run), "data": description, "model": store.identity.describe()}
+    parameters = {**_parameters(run), "data": description, "model": storage.identity.describe()}
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))

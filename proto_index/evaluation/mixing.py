@@ -19,9 +19,7 @@ import numpy as np
 from proto_index.audio.levels import PEAK, limit_peak, rms, rms_gain  # noqa: F401  (PEAK, rms: part of the mixer's API)
 from proto_index.core.identity import WINDOW_SECONDS
 from proto_index.errors import InvalidInput
-
-REF_DB = -36.0
-"""The paper's scaper setting: the background's loudness in LUFS."""
+from proto_index.options.evaluation import REF_DB  # noqa: F401  (the scenes' background loudness, kept importable here)
 
 SCENE_SECONDS = WINDOW_SECONDS
 """The paper's scaper scene duration (10 s): one model window, so a scene is embedded whole."""

@@ -29,37 +29,21 @@ aggregate).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from itertools import combinations
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from proto_index.core.adaptation import DEFAULT_TAU
 from proto_index.core.decision import decide
 from proto_index.core.drift import DEFAULT_WEIGHT as DEFAULT_DRIFT_WEIGHT, drift_directions, drift_profiles
 from proto_index.core.prompt_weights import ensemble_anchors
-from proto_index.core.profiles import PROTOTYPE_NORMS, refine, similarity_profiles
-from proto_index.core.prototypes import DEFAULT_TGAP_N, tgap_reference
+from proto_index.core.profiles import refine, similarity_profiles
+from proto_index.core.prototypes import tgap_reference
 from proto_index.core.transductive import TransductiveOptions, knn_graph, prior_from_profiles, transduce
 from proto_index.errors import Hint, InvalidInput
-from proto_index.core.tau import AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_GRID, accuracy_curve, as_grid, auto_tau, finite_tau, pick_tau
+from proto_index.options.evaluation import ADAPTATIONS, BASES, METHODS, VARIANTS, Settings  # noqa: F401  (the protocol's names)
+from proto_index.core.tau import accuracy_curve, as_grid, auto_tau, pick_tau
 
-BASES = ("zero-shot", "tgap")
-VARIANTS = ("ensemble", "drift", "transductive")
-"""A label-free method is a base and any of these, in this order: ``tgap-ensemble-drift-transductive``."""
-
-
-def _variant_names() -> tuple[str, ...]:
-    """Every base with every non-empty set of variants: the transductive ones first (the methods of
-    old), then by how many variants; TGAP beside zero-shot."""
-    subsets = [c for r in (1, 2, 3) for c in combinations(VARIANTS, r)]
-    subsets.sort(key=lambda c: (c != ("transductive",), len(c), "transductive" in c))
-    return tuple(base + "".join(f"-{v}" for v in c) for c in subsets for base in BASES)
-
-
-METHODS = ("zero-shot", "tgap", "supervised", *_variant_names())
-ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
 DRIFT_WEIGHT = DEFAULT_DRIFT_WEIGHT
 
 
@@ -113,44 +97,6 @@ class ExperimentData:
     conditions: Sequence[Condition]
     templates: np.ndarray | None = None  # (t, k, d): every prompt template's text anchors (the ensemble's)
     conditioned: Mapping[str, np.ndarray] = field(default_factory=dict)  # env -> (k, p, d): "<label> with <prompt>"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What to run: methods, adaptations, TGAP N, the tau grid, the fixed taus, the label-free rule, the scoring."""
-
-    methods: tuple[str, ...] = METHODS
-    adaptations: tuple[str, ...] = ADAPTATIONS
-    tgap_n: int = DEFAULT_TGAP_N
-    grid: tuple[float, ...] = DEFAULT_GRID
-    fixed_tau: Mapping[str, float] = field(
-        default_factory=lambda: {"text": DEFAULT_TAU["text"], "audio": DEFAULT_TAU["audio"], "audio-oracle": DEFAULT_TAU["audio"]}
-    )
-    auto_rule: str = DEFAULT_AUTO_RULE
-    prototype_norm: str = "l2"
-
-    def check(self) -> None:
-        for name, given, known in (("method", self.methods, METHODS), ("adaptation", self.adaptations, ADAPTATIONS)):
-            bad = [x for x in given if x not in known]
-            if bad or not given:
-                raise ValueError(f"unknown or no {name}(s): {', '.join(bad) or '-'}; choose from {', '.join(known)}")
-        if self.prototype_norm not in PROTOTYPE_NORMS:
-            raise ValueError(f"prototype norm must be one of {', '.join(PROTOTYPE_NORMS)}")
-        if self.tgap_n < 1:
-            raise ValueError("TGAP N must be at least 1")
-        if self.auto_rule not in AUTO_RULES:
-            raise ValueError(f"unknown label-free tau rule {self.auto_rule!r}; choose one of {', '.join(AUTO_RULES)}")
-        for adaptation, tau in self.fixed_tau.items():
-            finite_tau(tau, f"the fixed tau for {adaptation}")
-        missing = [a for a in self.adaptations if a != "none" and a not in self.fixed_tau]
-        if missing:
-            raise ValueError(f"no fixed tau for adaptation(s) {', '.join(missing)}")
-        as_grid(self.grid)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["fixed_tau"] = dict(self.fixed_tau)
-        return d
 
 
 @dataclass(frozen=True)

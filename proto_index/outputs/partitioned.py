@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 from proto_index.atomic import refuse_stdout
 from proto_index.errors import InvalidInput, NotFound, StoreLocked
+from proto_index.options.outputs import DEFAULT_ROWS_PER_FILE
 from proto_index.outputs.exports import ExportRow, atomic, parquet_table
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ PARTITION = "environment"
 RUN_FILE = "_proto_index_run.json"
 DONE_FILE = "_SUCCESS"
 ENV_FILE = "_proto_index_environment.json"
-DEFAULT_ROWS_PER_FILE = 100_000
 MAX_SEGMENT_BYTES = 200
 KIND = "proto-index classification dataset"
 VERSION = 2  # 2: the prototype vectors' digest in the settings, each environment's in its folder

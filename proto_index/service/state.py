@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from proto_index.api import Store
+from proto_index.engine.model import LazyEncoder
 from proto_index.service.batcher import BatchingEncoder, SerialEncoder
 from proto_index.service.index_watch import IndexWatch
 from proto_index.service.settings import ServiceSettings
@@ -42,7 +43,7 @@ class ServiceState:
                 s = self.settings
                 self._encoder = (BatchingEncoder(inner, s.batch_window_s, s.batch_max_items) if s.batching
                                  else SerialEncoder(inner))
-                self.store._encoder = self._encoder  # every Store method now goes through the batcher
+                self.store._model = LazyEncoder.of(self._encoder)  # every Store method now goes through the batcher
             return self._encoder
 
     def warm(self) -> None:

@@ -16,7 +16,7 @@ from proto_index.core.drift import DEFAULT_NOISE_PHRASES, ENVIRONMENT_PHRASES, c
 from proto_index.core.prototypes import render_prompts
 from proto_index.core.transductive import TransductiveOptions, prior_from_profiles, transduce
 from proto_index.embed.encoder import Encoder
-from proto_index.errors import REPLACE, Hint, InvalidInput, NotFound
+from proto_index.errors import REPLACE, AudioDecodeError, Hint, InvalidInput, NotFound
 from proto_index.store.views import (
     EnvironmentView,
     PrototypeSetView,
@@ -28,6 +28,7 @@ from proto_index.store.views import (
 from proto_index.options import EmbedOptions, ScoringOptions
 from proto_index.engine.embedding import FailedFile, SkippedFile
 from proto_index.engine.executors import local_embedder
+from proto_index.engine.model import LazyEncoder
 from proto_index.usecases.preflight import classify_inputs
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.knn import neighbour_graph
@@ -142,13 +143,24 @@ def file_vectors(
     return {p: w if isinstance(w, str) else w.vectors.mean(axis=0) for p, w in windows.items()}
 
 
+def embed_audio(storage: Storage, encoder: Encoder, paths: Sequence[str | Path]) -> np.ndarray:
+    """One float32 vector per file (mean of its 10 s window embeddings); :class:`AudioDecodeError`
+    naming every file that cannot be decoded."""
+    files = [Path(p).absolute() for p in paths]
+    vecs = file_vectors(storage, encoder, files)
+    bad = [f"{p}: {v}" for p, v in vecs.items() if isinstance(v, str)]
+    if bad:
+        raise AudioDecodeError("; ".join(bad))
+    return np.stack([v for v in (vecs[p] for p in files) if not isinstance(v, str)]).astype(np.float32)
+
+
 def _some(paths: list[str]) -> str:
     return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def classify(
     storage: Storage,
-    encoder: Encoder | None,
+    model: LazyEncoder,
     items: Sequence[tuple[Path, str]],
     prototypes: str,
     *,
@@ -156,7 +168,6 @@ def classify(
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     embed=None,
-    text_encoder=None,
 ) -> Classification:
     """Classify ``(path, environment)`` pairs with Pf = Ps - tau * Pb and argmax.
 
@@ -171,14 +182,10 @@ def classify(
     the profiles, per environment over this run's clips, or per clip; the prototype norm.
 
     Unknown prototype sets or environments, unavailable adaptations and missing files are all
-    reported before any embedding work starts. ``embed``: where files are embedded
-    (:mod:`proto_index.engine.executors`; default: here, with ``encoder``, which may then be None).
-    ``scoring.drift`` embeds the drift prompts with ``text_encoder`` (default: ``encoder``).
+    reported before ``model`` loads and any embedding work starts. ``embed``: where files are embedded
+    (:mod:`proto_index.engine.executors`; default: here, with ``model``, which then loads only for
+    ``scoring.drift``'s prompts).
     """
-    if embed is None:
-        if encoder is None:
-            raise ValueError("classify embeds with an encoder here, or through embed")
-        storage.check_identity(encoder.identity)
     items = [(Path(p).absolute(), env) for p, env in items]
     if not items:
         raise InvalidInput("nothing to classify")
@@ -186,8 +193,12 @@ def classify(
     check_inputs([p for p, _ in items])
     drift = None
     if scoring.drift:  # the text tower's work, before any audio is embedded
-        drift = drift_setup(storage, encoder if text_encoder is None else text_encoder, protos, sorted(plans))
+        drift = drift_setup(storage, model, protos, sorted(plans))
         plans = _drift_backgrounds(plans, sources, protos, drift, scoring)
+    encoder = None
+    if embed is None:
+        encoder = model.get()
+        storage.check_identity(encoder.identity)
 
     unique = list(dict.fromkeys(p for p, _ in items))
     per_window, prototype_norm = scoring.per_window, scoring.prototype_norm
@@ -252,10 +263,11 @@ def drift_phrases(env: EnvironmentView) -> list[str]:
     return list(DEFAULT_NOISE_PHRASES)
 
 
-def drift_setup(storage: Storage, encoder, protos: PrototypeSetView, environments: list[str]):
+def drift_setup(storage: Storage, model: LazyEncoder, protos: PrototypeSetView, environments: list[str]):
     """The clean text anchors ``(k, d)`` of the prototype set's class set, and each environment's
-    drift directions ``(k, d)`` from its noise-conditioned prompts (:mod:`proto_index.core.drift`)."""
-    if not storage.identity.text or encoder is None:
+    drift directions ``(k, d)`` from its noise-conditioned prompts (:mod:`proto_index.core.drift`),
+    embedded with ``model``'s text tower."""
+    if not storage.identity.text:
         raise InvalidInput(f"drift-augmented scoring embeds prompts with the model's text tower, and model "
                            f"{storage.identity.name!r} has none")
     with storage.session() as s:
@@ -265,6 +277,8 @@ def drift_setup(storage: Storage, encoder, protos: PrototypeSetView, environment
     phrases = {name: drift_phrases(env) for name, env in envs.items()}
     conditioned = {name: conditioned_prompts(prompts, protos.labels, p) for name, p in phrases.items()}
     texts = prompts + [t for name in envs for row in conditioned[name] for t in row]
+    encoder = model.get()
+    storage.check_identity(encoder.identity)
     embedded = np.asarray(encoder.embed_texts(texts), dtype=np.float64)
     k = len(prompts)
     anchors, at, directions = embedded[:k], k, {}

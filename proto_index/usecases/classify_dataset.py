@@ -21,8 +21,8 @@ from proto_index.core.tau import TAU_KEYWORDS
 from proto_index.errors import InvalidInput
 from proto_index.outputs.exports import rows_of
 from proto_index.filenames import as_text
-from proto_index.options import EmbedOptions, ScoringOptions
-from proto_index.outputs.partitioned import DEFAULT_ROWS_PER_FILE, PartitionedWriter, partition_folder
+from proto_index.options import DatasetOptions, EmbedOptions, ScoringOptions
+from proto_index.outputs.partitioned import PartitionedWriter, partition_folder
 from proto_index.usecases.classify import Classification, check_inputs, prepare
 from proto_index.progress import Progress, SilentProgress
 from proto_index.store.storage import Storage
@@ -30,21 +30,6 @@ from proto_index.store.storage import Storage
 RESULT_OPTIONS = ("adapt", "tau", "prototype_norm", "per_window")
 """The :class:`ScoringOptions` fields recorded in the run's settings (with the hop, they change
 rows): a rerun into a dataset must give the same."""
-
-
-@dataclass(frozen=True)
-class DatasetOptions:
-    """Where and how: ``out`` folder; at most ``rows_per_file`` rows a part; ``files_per_chunk``
-    inputs classified (and held) at a time; ``all_scores``: one ``score:<label>`` column per class."""
-
-    out: Path
-    rows_per_file: int = DEFAULT_ROWS_PER_FILE
-    files_per_chunk: int = 1000
-    all_scores: bool = False
-
-    def __post_init__(self):
-        if self.rows_per_file < 1 or self.files_per_chunk < 1:
-            raise InvalidInput("rows per file and files per chunk must be positive")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.core.adaptation import background_prompts
 from proto_index.core.tau import finite_tau
-from proto_index.embed.encoder import Encoder
+from proto_index.engine.model import LazyEncoder
 from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.store.views import EnvironmentView, environment_view, get_environment
 from proto_index.engine.embedding import EmbeddedFile, FailedFile, embed_files
@@ -21,7 +21,7 @@ from proto_index.store.storage import Storage, to_blob
 
 def add_environment(
     storage: Storage,
-    encoder: Encoder,
+    model: LazyEncoder,
     name: str,
     text: str | None = None,
     audio: Iterable[Path] = (),
@@ -34,26 +34,24 @@ def add_environment(
     Each background recording contributes one vector, the mean of its window embeddings. Nothing is
     stored unless every recording decodes. With neither text nor audio, the name itself (underscores
     read as spaces) describes the environment, as the paper's text backgrounds use scene names.
+    Every input is checked (and the recordings found) before ``model`` loads.
     """
     name = check_text(name, "environment name")
+    with storage.session() as s:
+        if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
+            raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
     tau_audio, tau_text = _tau(tau_audio, "audio"), _tau(tau_text, "text")
     audio = list(audio)
     check_environment_background(storage, text, audio)
     if text is None and not audio:
         text = name.replace("_", " ")
-    storage.check_identity(encoder.identity)
-    with storage.session() as s:
-        if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
-            raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
-
-    backgrounds: list[BackgroundVector] = []
+    prompts: list[str] = []
     if text is not None:
         try:
             prompts = background_prompts(text)
         except ValueError as e:
             raise InvalidInput(str(e)) from None
-        for prompt, vec in zip(prompts, encoder.embed_texts(prompts)):
-            backgrounds.append(BackgroundVector(kind="text", source=prompt, vector=to_blob(vec)))
+    files: list[Path] = []
     if audio:
         discovery = find_audio_files(audio)
         if discovery.problems:
@@ -62,6 +60,14 @@ def add_environment(
         files = discovery.files
         if not files:
             raise InvalidInput(f"no audio files found in {', '.join(map(str, audio))}")
+
+    encoder = model.get()
+    storage.check_identity(encoder.identity)
+    backgrounds: list[BackgroundVector] = []
+    if prompts:
+        for prompt, vec in zip(prompts, encoder.embed_texts(prompts)):
+            backgrounds.append(BackgroundVector(kind="text", source=prompt, vector=to_blob(vec)))
+    if files:
         embedded = list(embed_files(files, encoder))
         failed = [e for e in embedded if isinstance(e, FailedFile)]
         if failed:

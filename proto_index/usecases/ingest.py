@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from proto_index.audio.discover import find_audio_files
-from proto_index.embed.encoder import Encoder
+from proto_index.engine.model import LazyEncoder
 from proto_index.options import EmbedOptions, IngestOptions
 from proto_index.engine.embedding import EmbeddedFile, FailedFile, SkippedFile
 from proto_index.engine.executors import Embed, local_embedder
@@ -34,7 +34,7 @@ class IngestReport:
     failed: list[FailedFile] = field(default_factory=list)
 
 
-def ingest(storage: Storage, encoder: Encoder | None, paths: Iterable[Path], *, options: EmbedOptions = EmbedOptions(),
+def ingest(storage: Storage, model: LazyEncoder | None, paths: Iterable[Path], *, options: EmbedOptions = EmbedOptions(),
            run: IngestOptions = IngestOptions(), embed: Embed | None = None, progress: Progress | None = None) -> IngestReport:
     """Add the audio files under ``paths`` to the corpus, embedded as ``options`` say; a file that
     fails is recorded and skipped.
@@ -46,17 +46,31 @@ def ingest(storage: Storage, encoder: Encoder | None, paths: Iterable[Path], *, 
     ``run.publish_windows`` new windows and at the end, when it is also rebuilt if the grown corpus
     calls for another index type (see :func:`proto_index.core.index_plan.plan_index`).
     ``embed``: where the files are embedded (:mod:`proto_index.engine.executors`; default: here,
-    with ``encoder``); whatever embeds them, this process commits the results.
+    with ``model``, loaded only once the writer lock is held and some file needs reading: a rerun
+    over unchanged files never loads it); whatever embeds them, this process commits the results.
     """
     progress = progress or SilentProgress()
     if embed is None:
-        if encoder is None:
-            raise ValueError("ingest embeds with an encoder here, or through embed")
-        storage.check_identity(encoder.identity)
-        embed = local_embedder(encoder)
+        if model is None:
+            raise ValueError("ingest embeds with a model here, or through embed")
+        embed = _local(storage, model)
     discovery = find_audio_files(paths)
     with storage.writer(run.wait_s):
         return _ingest(storage, embed, discovery, progress, options, run)
+
+
+def _local(storage: Storage, model: LazyEncoder) -> Embed:
+    """Embedding here with ``model``, which loads on the first call that has files to read."""
+
+    def embed(paths, *, options=EmbedOptions(), known_hashes=None, on_windows=None):
+        paths = list(paths)
+        if not paths:
+            return iter(())
+        encoder = model.get()
+        storage.check_identity(encoder.identity)
+        return local_embedder(encoder)(paths, options=options, known_hashes=known_hashes, on_windows=on_windows)
+
+    return embed
 
 
 def _ingest(storage, embed, discovery, progress, options: EmbedOptions, run: IngestOptions) -> IngestReport:

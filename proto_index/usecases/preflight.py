@@ -1,5 +1,6 @@
-"""Checks of a command's inputs that need only the catalog and the file system, run before the
-model loads (~8 s) or any embedding starts, so a mistake costs nothing."""
+"""Checks of a command's inputs that need only the catalog and the file system: each use case runs
+them in its prepare step, before it touches its lazily loaded model (~8 s) or starts any embedding,
+so a mistake costs nothing."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -25,15 +26,9 @@ def check_text_tower(storage: Storage, needs: str) -> None:
         raise InvalidInput(f"{identity.name} has no text tower: {needs}")
 
 
-def check_classify(storage: Storage, prototypes: str, environments: Iterable[str]) -> None:
-    """The prototype set and every environment exist (:class:`NotFound` naming what does not)."""
-    with storage.session() as s:
-        classify_inputs(s, prototypes, environments)
-
-
 def classify_inputs(s: Session, prototypes: str, environments: Iterable[str]) -> tuple[PrototypeSet, list[str]]:
     """The prototype set's row and the environments' names (sorted, once each), all known, else
-    :class:`NotFound` naming what is not: the one lookup of the preflight and of classify's prepare."""
+    :class:`NotFound` naming what is not: classify's one lookup of them."""
     names = sorted(set(environments))
     row = get_prototype_set(s, prototypes)
     known = set(s.scalars(select(Environment.name)))
@@ -61,10 +56,3 @@ def check_environment_background(storage: Storage, text: str | None, audio: list
     """A model without a text tower takes an environment's background from recordings only."""
     if text is not None or not audio:
         check_text_tower(storage, "an environment's background must be recordings (audio), not a text description")
-
-
-def check_environment_free(storage: Storage, name: str, replace: bool) -> None:
-    if not replace:
-        with storage.session() as s:
-            if s.scalar(select(Environment.id).where(Environment.name == name)) is not None:
-                raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)

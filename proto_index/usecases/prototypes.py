@@ -25,6 +25,7 @@ from proto_index.core.prototypes import (
     tgap_prototypes,
 )
 from proto_index.embed.encoder import Encoder, LabelScorer
+from proto_index.engine.model import LazyEncoder
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput, ModelError, NotFound
 from proto_index.outputs.exports import check_score_labels
 from proto_index.options import PrototypeInputs
@@ -107,7 +108,7 @@ def default_name(class_set: str, method: str, n: int, min_confirmed: int = DEFAU
 
 def build_prototypes(
     storage: Storage,
-    encoder: Encoder,
+    model: LazyEncoder,
     class_set: str,
     method: str = "zero-shot",
     n: int = DEFAULT_TGAP_N,
@@ -125,11 +126,10 @@ def build_prototypes(
     ``examples`` and ``classifier`` embed no text (see :func:`read_sources`; ``inputs`` names their
     files, ``sources`` is what :func:`read_sources` read of them, if already read): each class's
     "anchor" is then its prototype itself, and its prompt says where the prototype came from.
-    Nothing is stored unless every check passes.
+    Nothing is stored unless every check passes, and ``model`` loads only once they all have.
     """
     check_method(method)
     check_ensemble(method, inputs)
-    storage.check_identity(encoder.identity)
     check_build(storage, class_set, None, True, method)  # a method the model cannot build
     name = check_text(name or default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None),
                       "prototype set name")
@@ -138,6 +138,8 @@ def build_prototypes(
         if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
             raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
     sources = sources or read_sources(method, cs, inputs)
+    encoder = model.get()
+    storage.check_identity(encoder.identity)
 
     neighbour_ids = neighbour_scores = None
     if method == "classifier":

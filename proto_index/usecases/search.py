@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from proto_index.core.profiles import l2_normalize
-from proto_index.embed.encoder import Encoder
+from proto_index.engine.model import LazyEncoder
 from proto_index.errors import Hint, InvalidInput
 from proto_index.usecases.preflight import check_text_tower
 from proto_index.store.storage import Storage
@@ -21,14 +21,16 @@ class SearchHit:
     window_id: int
 
 
-def search(storage: Storage, encoder: Encoder, text: str, k: int = 10) -> list[SearchHit]:
-    """The ``k`` corpus windows most similar (cosine) to the text's embedding, best first."""
+def search(storage: Storage, model: LazyEncoder, text: str, k: int = 10) -> list[SearchHit]:
+    """The ``k`` corpus windows most similar (cosine) to the text's embedding, best first; the
+    inputs are checked before ``model`` loads."""
+    check_text_tower(storage, "text search embeds the query with one")
     if not text.strip():
         raise InvalidInput("the search text is empty")
     if k < 1:
         raise InvalidInput("k must be at least 1", hint=Hint("k"))
+    encoder = model.get()
     storage.check_identity(encoder.identity)
-    check_text_tower(storage, "text search embeds the query with one")
     return search_vector(storage, np.asarray(encoder.embed_texts([text]), dtype=np.float32)[0], k)
 
 

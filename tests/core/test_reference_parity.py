@@ -23,7 +23,8 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, refine, similarity_profiles
 from proto_index.core.prototypes import render_prompts, tgap_reference
 from proto_index.core.synthetic_space import generate
-from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.protocol import evaluate
+from proto_index.options import Settings
 from proto_index.evaluation.synthetic_run import experiment_data
 
 

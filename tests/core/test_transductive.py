@@ -181,7 +181,7 @@ def test_classify_transductive_is_the_core_method_per_environment(tmp_path, corp
 
     from proto_index import ScoringOptions, Store
     from proto_index.core.profiles import background_profile, refine
-    from proto_index.usecases.classify_dataset import DatasetOptions
+    from proto_index.options import DatasetOptions
     from proto_index.errors import InvalidInput
 
     store = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
 from proto_index.outputs.partitioned import read_dataset
-from proto_index.engine.executors import ExecutorOptions
+from proto_index.options import ExecutorOptions
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster

@@ -15,7 +15,7 @@ from conftest import write
 from suite_paths import TESTS
 
 from proto_index.distributed import ray_executor
-from proto_index.engine.executors import RAY_ADDRESS_ENV, ExecutorOptions
+from proto_index.options import RAY_ADDRESS_ENV, ExecutorOptions
 
 
 def _dead_address() -> str:

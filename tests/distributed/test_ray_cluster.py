@@ -14,7 +14,7 @@ from store_checks import invariants
 from proto_index import Store
 from proto_index.errors import ClusterError
 from proto_index.options import EmbedOptions, IngestOptions
-from proto_index.engine.executors import ExecutorOptions
+from proto_index.options import ExecutorOptions
 from proto_index.progress import SilentProgress
 
 ray = pytest.importorskip("ray")

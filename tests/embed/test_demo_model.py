@@ -104,7 +104,7 @@ def test_evaluate_on_generated_audio_end_to_end(demo):
     """`evaluate --foreground/--backgrounds`'s library path: scenes mixed, embedded, scored."""
     import soundfile as sf
 
-    from proto_index.evaluation.protocol import Settings
+    from proto_index.options import Settings
 
     store, _, _, root = demo
     rows = []

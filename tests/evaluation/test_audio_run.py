@@ -64,7 +64,7 @@ def test_evaluate_environment_names_never_become_paths(tmp_path, env):
     before_victim, before_work = _tree(victim), _tree(work)
 
     embedder = _Embedder()
-    result = audio_experiment(embedder, "m", fg_csv, bg_csv, [0.0], work)
+    result = audio_experiment(embedder.embed_audio, embedder.embed_text, "m", fg_csv, bg_csv, [0.0], work)
 
     assert [c.environment for c in result.data.conditions] == [env]
     assert _tree(victim) == before_victim and (victim / "sub").is_dir()
@@ -84,6 +84,7 @@ def test_evaluate_keeps_a_folder_it_did_not_create(tmp_path):
     work = tmp_path / "work"
     (work / "scenes").mkdir(parents=True)
     (work / "scenes" / "notes.txt").write_text("x")
-    audio_experiment(_Embedder(), "m", fg_csv, bg_dir, [0.0, 6.0], work)
+    embedder = _Embedder()
+    audio_experiment(embedder.embed_audio, embedder.embed_text, "m", fg_csv, bg_dir, [0.0, 6.0], work)
     assert sorted(p.name for p in (work / "scenes").iterdir()) == ["notes.txt"]
     assert not (work / "backgrounds").exists()

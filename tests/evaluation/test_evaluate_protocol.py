@@ -6,7 +6,8 @@ import pytest
 
 from proto_index.core.synthetic_space import generate
 from proto_index.errors import Hint, InvalidInput
-from proto_index.evaluation.protocol import ExperimentData, Settings, class_centroids, evaluate
+from proto_index.evaluation.protocol import ExperimentData, class_centroids, evaluate
+from proto_index.options import Settings
 from proto_index.evaluation.tables import LONG_COLUMNS, as_dict, format_markdown, format_text, long_rows, table_rows
 from proto_index.evaluation.synthetic_run import experiment_data
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from proto_index.core.synthetic_space import SpaceConfig, generate
-from proto_index.evaluation.protocol import Settings, evaluate
+from proto_index.evaluation.protocol import evaluate
+from proto_index.options import Settings
 from proto_index.evaluation.synthetic_run import experiment_data
 
 SEEDS = (0, 1, 2)

@@ -11,9 +11,10 @@ from proto_index import Store, __version__
 from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import experiment
-from proto_index.evaluation.calibrate import CalibrateOptions, run_calibration
+from proto_index.options import CalibrateOptions, RunOptions, SyntheticOptions
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
+from proto_index.evaluation.tau_selection import calibrate
 
 # --- evaluate --------------------------------------------------------------------------------------
 
@@ -32,8 +33,8 @@ def test_fixed_taus_give_audio_oracle_the_audio_tau():
 
 def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path):
     settings = experiment.make_settings(methods=["zero-shot"], tgap_n=5, grid=(0.0, 0.5, 1.0), tau_audio=0.55, tau_text=0.15)
-    run = experiment.RunOptions(tmp_path / "out", settings, (6.0,), seed=3, folds=3, plots=False)
-    done = experiment.run_synthetic(run, experiment.SyntheticOptions(per_class=6, backgrounds_per_env=4, gap=0.8))
+    run = RunOptions(tmp_path / "out", settings, (6.0,), seed=3, folds=3, plots=False)
+    done = experiment.run_synthetic(run, SyntheticOptions(per_class=6, backgrounds_per_env=4, gap=0.8))
 
     config = SpaceConfig(gap=0.8)
     direct = evaluate(synthetic_experiment(config, 6, 3, 4, (6.0,), 3), settings)
@@ -58,12 +59,12 @@ def test_run_synthetic_writes_the_protocols_numbers_and_its_parameters(tmp_path)
 
 def test_run_synthetic_defaults_to_five_folds_and_reports_bad_data(tmp_path):
     settings = experiment.make_settings(methods=["zero-shot"], adaptations=["none"], grid=(0.0, 1.0))
-    done = experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), plots=False),
-                                    experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+    done = experiment.run_synthetic(RunOptions(tmp_path, settings, (6.0,), plots=False),
+                                    SyntheticOptions(per_class=5, backgrounds_per_env=2))
     assert done.evaluation.folds == (0, 1, 2, 3, 4) and done.parameters["data"]["folds"] == 5
     with pytest.raises(InvalidInput, match="at least 3 folds"):
-        experiment.run_synthetic(experiment.RunOptions(tmp_path, settings, (6.0,), folds=2, plots=False),
-                                 experiment.SyntheticOptions(per_class=5, backgrounds_per_env=2))
+        experiment.run_synthetic(RunOptions(tmp_path, settings, (6.0,), folds=2, plots=False),
+                                 SyntheticOptions(per_class=5, backgrounds_per_env=2))
 
 
 # --- calibrate --save -------------------------------------------------------------------------------
@@ -93,20 +94,24 @@ def _choices(results):
     return [(c.environment, c.adaptation, c.choice.tau, c.choice.fold_taus, list(c.choice.curve)) for c in results]
 
 
-def test_run_calibration_saves_each_choice_only_when_asked(labelled_store):
+def test_calibrate_saves_each_choice_only_when_asked(labelled_store):
     store, manifest = labelled_store
     options = CalibrateOptions("urban-zero-shot", grid=(0.0, 0.25, 0.5, 0.75, 1.0), folds=2)
-    looked = run_calibration(store, options, manifest)
+    looked = store.calibrate(manifest, options)
     assert [(c.environment, c.adaptation, c.clips) for c in looked] == [("airport", "audio", 8), ("airport", "text", 8)]
     assert store.environment("airport").taus == {"audio": None, "text": None}
-    assert _choices(looked) == _choices(store.calibrate(manifest, "urban-zero-shot", options.grid, 2))
+    clips = store.embed_audio([manifest.parent / f"{i}.wav" for i in range(8)])  # the same choice from the vectors
+    views = store.prototype_set("urban-zero-shot"), {"airport": store.environment("airport")}
+    direct = calibrate(*views, clips, ["airport"] * 8, list(CLASS_FREQS) * 2, options.grid, 2)
+    assert _choices(looked) == _choices(direct)
 
-    saved = run_calibration(store, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True), manifest)
+    saved = store.calibrate(manifest, CalibrateOptions("urban-zero-shot", grid=options.grid, folds=2, save=True))
     assert _choices(saved) == _choices(looked)
     assert store.environment("airport").taus == {c.adaptation: c.choice.tau for c in looked}
 
 
-def test_run_calibration_from_annotations_needs_some(labelled_store):
+def test_calibrate_from_annotations_needs_some(labelled_store):
     store, _ = labelled_store
     with pytest.raises(InvalidInput, match="no confirmed annotation names an environment"):
-        run_calibration(store, CalibrateOptions("urban-zero-shot", save=True))
+        store.calibrate_from_annotations(CalibrateOptions("urban-zero-shot", save=True))
+    assert store.environment("airport").taus == {"audio": None, "text": None}

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from store_checks import FIXTURE_0001, invariants
 
 from proto_index import EmbedOptions, IngestOptions, Store
+from proto_index.engine.model import LazyEncoder
 from proto_index.errors import StoreCorrupt, StoreError, StoreExists, StoreNotFound
 from proto_index.usecases import ingest as ingest_mod
 from proto_index.store import catalog
@@ -49,7 +50,7 @@ def test_ingest_killed_mid_run_resumes_without_loss_or_duplicates(tmp_path, corp
     Store.init(path, model="fake-bands", encoder=BandEncoder()).close()
     storage = Storage.open(path)
     with pytest.raises(KeyboardInterrupt):
-        ingest_mod.ingest(storage, CrashAfter(crash_at), [corpus_dir], options=EmbedOptions(batch_windows=4),
+        ingest_mod.ingest(storage, LazyEncoder.of(CrashAfter(crash_at)), [corpus_dir], options=EmbedOptions(batch_windows=4),
                          run=IngestOptions(commit_windows=4))
     storage.close()
     committed = invariants(path)

@@ -10,6 +10,7 @@ from fakes import BandEncoder
 
 from proto_index import Store
 from proto_index.errors import InvalidInput
+from proto_index.options import CalibrateOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
@@ -51,9 +52,11 @@ def test_the_python_api_refuses_non_finite_taus(store):
 def test_calibration_refuses_a_non_finite_grid_before_embedding(store, tmp_path, monkeypatch):
     manifest = tmp_path / "cal.csv"
     manifest.write_text("path,environment,label\n")
-    monkeypatch.setattr(store, "embed_audio", lambda paths: pytest.fail("embedded before the grid was checked"))
-    for call in (lambda: store.calibrate(manifest, "urban-zero-shot", grid=[0.1, float("inf")]),
-                 lambda: store.calibrate_from_annotations("urban-zero-shot", grid=[float("nan")])):
+    from proto_index.usecases import classify as classify_module
+
+    monkeypatch.setattr(classify_module, "file_windows", lambda *a, **k: pytest.fail("embedded before the grid was checked"))
+    for call in (lambda: store.calibrate(manifest, CalibrateOptions("urban-zero-shot", grid=(0.1, float("inf")))),
+                 lambda: store.calibrate_from_annotations(CalibrateOptions("urban-zero-shot", grid=(float("nan"),)))):
         with pytest.raises(InvalidInput, match=r"^tau grid: a tau grid needs at least one value, and only finite ones$"):
             call()
 

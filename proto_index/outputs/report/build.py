@@ -11,53 +11,14 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Callable
 
 from proto_index.atomic import fsync_dir, refuse_stdout
-from proto_index.errors import InvalidInput, ProtoIndexError
+from proto_index.errors import InvalidInput
+from proto_index.options.outputs import DEFAULT_NEIGHBOURS, DEFAULT_PER_LABEL, ReportCatalog, ReportOptions  # noqa: F401
 from proto_index.outputs.report import data as rdata
 from proto_index.outputs.report import html as rhtml
 from proto_index.outputs.report.media import MediaProblem, check_source, source_path, write_media
-
-if TYPE_CHECKING:
-    from proto_index.core.gap import GapReport
-    from proto_index.core.identity import ModelIdentity
-
-
-class ReportStore(Protocol):
-    """What a report reads from an open store (:class:`proto_index.Store` is one); the layer above
-    hands it in, so the report never imports the API."""
-
-    @property
-    def path(self) -> Path: ...
-
-    @property
-    def identity(self) -> ModelIdentity: ...
-
-    def environments(self) -> list[Any]: ...
-
-    def prototype_set(self, name: str) -> Any: ...
-
-    def modality_gap(self, prototypes: str, k: int = 10) -> tuple[str, GapReport]: ...
-
-
-DEFAULT_PER_LABEL = 50
-DEFAULT_NEIGHBOURS = 5
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """What to build. ``store`` (an open ``proto_index.Store``) and ``prototypes`` add the summary's store,
-    model and environments and the prototype-set page; without them the report shows the CSV alone."""
-
-    csv: Path
-    out: Path
-    per_label: int = DEFAULT_PER_LABEL
-    audio_root: Path | None = None  # relative CSV paths are relative to this (default: the current folder)
-    store: ReportStore | None = None
-    prototypes: str | None = None
-    neighbours: int = DEFAULT_NEIGHBOURS
-    gap_k: int = 10
 
 
 @dataclass
@@ -169,7 +130,8 @@ def _build(options: ReportOptions, table: rdata.Table, folder: Path, on_problem)
     summary = rdata.summarise(table)
     rhtml.distribution_png(table.rows, folder / "distributions.png")
     store_info = _store_info(options)
-    proto_page = _prototype_page(options, folder, problem) if options.store is not None and options.prototypes else None
+    catalog = options.catalog
+    proto_page = _prototype_page(catalog, options.neighbours, folder, problem) if catalog and catalog.prototypes else None
     failed = [r for r in table.rows if r.error]
     skipped = [r for r in table.rows if not r.error and r.path in problems]
     rhtml.write_index(folder / "index.html", rhtml.IndexPage(
@@ -184,14 +146,14 @@ def _build(options: ReportOptions, table: rdata.Table, folder: Path, on_problem)
 
 
 def _store_info(options: ReportOptions) -> dict | None:
-    store = options.store
-    if store is None:
+    catalog = options.catalog
+    if catalog is None:
         return None
-    envs = {e.name: e for e in store.environments()}
+    envs = {e.name: e for e in catalog.environments}
     return {
-        "store": str(store.path.absolute()),
-        "model": store.identity.describe(),
-        "prototypes": options.prototypes or "",
+        "store": str(Path(catalog.store).absolute()),
+        "model": catalog.model,
+        "prototypes": catalog.prototypes.name if catalog.prototypes is not None else "",
         "environments": {
             name: {"description": e.description or "", "tau_audio": e.tau_audio, "tau_text": e.tau_text,
                    "audio_backgrounds": len(e.audio_sources), "text_backgrounds": len(e.text_sources)}
@@ -200,29 +162,24 @@ def _store_info(options: ReportOptions) -> dict | None:
     }
 
 
-def _prototype_page(options: ReportOptions, folder: Path, problem) -> rhtml.PrototypePage:
-    store, name = options.store, options.prototypes
-    if store is None or name is None:
-        raise ValueError("a prototype page needs the store and the prototype set")  # build_report checks both first
-    view = store.prototype_set(name)
+def _prototype_page(catalog: ReportCatalog, neighbours_shown: int, folder: Path, problem) -> rhtml.PrototypePage:
+    view = catalog.prototypes
+    if view is None:
+        raise ValueError("a prototype page needs the prototype set")  # _build checks it first
     classes = []
     n = 0
     for label, prompt, neighbours in zip(view.labels, view.prompts, view.neighbours):
         shown = []
-        for nb in neighbours[: options.neighbours]:
+        for nb in neighbours[:neighbours_shown]:
             media = None
             if nb.path is not None:
                 start = float(nb.start_s or 0.0)
                 try:
-                    media = write_media(Path(nb.path), start, start + store.identity.window_s, folder, f"p{n:05d}")
+                    media = write_media(Path(nb.path), start, start + catalog.window_s, folder, f"p{n:05d}")
                     n += 1
                 except MediaProblem as e:
                     problem(nb.path, str(e))
             shown.append((nb, media))
         classes.append((label, prompt, shown, len(neighbours)))
-    try:
-        _, gap = store.modality_gap(name, options.gap_k)
-        gap_error = None
-    except ProtoIndexError as e:
-        gap, gap_error = None, str(e)
-    return rhtml.PrototypePage(view.name, view.method, view.n_neighbours, view.class_set, classes, gap, gap_error)
+    return rhtml.PrototypePage(view.name, view.method, view.n_neighbours, view.class_set, classes, catalog.gap,
+                               catalog.gap_error)

@@ -1,0 +1,53 @@
+"""What the prototype methods read besides the catalog: :class:`PrototypeInputs`, from
+``Store.build_prototypes`` to :mod:`proto_index.usecases.prototypes`."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from proto_index.errors import InvalidInput
+from proto_index.options.embedding import EmbedOptions
+
+MAX_TEMPLATES = 32
+"""The most templates one prompt ensemble embeds (each costs one prompt per class)."""
+
+
+@dataclass(frozen=True)
+class PrototypeInputs:
+    """What the prototype methods without a text anchor read, carried from ``Store.build_prototypes``
+    (or the CLI) to :mod:`proto_index.usecases.prototypes`.
+
+    ``mapping`` (``classifier``): a UTF-8 CSV ``class,model_label``, one row per label of the model
+    mapped to a class (several per class allowed). ``examples`` (``examples``): a UTF-8 CSV with a
+    ``class`` column and a ``path`` (an audio file, relative to the CSV's folder) or ``window`` (a
+    stored window id) per row. ``embed``: how example files not already in the corpus are embedded.
+    ``prompt_ensemble`` (``zero-shot``, ``tgap``): the prompt templates (each with ``{label}``) whose
+    anchors are combined with label-free entropy weights over the corpus audio
+    (:mod:`proto_index.core.prompt_weights`); None: the class set's one template.
+    """
+
+    mapping: Path | None = None
+    examples: Path | None = None
+    embed: EmbedOptions = EmbedOptions()
+    prompt_ensemble: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.prompt_ensemble is not None:
+            templates = self.prompt_ensemble
+            if isinstance(templates, str) or not all(isinstance(t, str) for t in templates):
+                raise InvalidInput("the prompt ensemble must be a list of templates (strings)")
+            if not templates or len(templates) > MAX_TEMPLATES:
+                raise InvalidInput(f"a prompt ensemble needs 1 to {MAX_TEMPLATES} templates, got {len(templates)}")
+            bad = [t for t in templates if "{label}" not in t]
+            if bad:
+                raise InvalidInput(f"every prompt template must contain {{label}}: {bad[0]!r} does not")
+            object.__setattr__(self, "prompt_ensemble", tuple(dict.fromkeys(templates)))
+        for name in ("mapping", "examples"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise InvalidInput(f"the {name} file must be a path, got {value!r}")
+            if value is not None:
+                object.__setattr__(self, name, Path(value))
+        if not isinstance(self.embed, EmbedOptions):
+            raise InvalidInput(f"embed must be EmbedOptions, got {type(self.embed).__name__}")
