@@ -96,3 +96,21 @@ def background_dir(tmp_path) -> Path:
         for i in range(3):
             write(root / env / f"bg_{i}.wav", parts, seconds=3.0, seed=900 + i)
     return root
+
+
+@pytest.fixture
+def urban_store(tmp_path, corpus_dir, background_dir):
+    """An open fake-encoder store: the corpus ingested, zero-shot prototypes of the four classes,
+    environments airport (text and audio background) and park (text)."""
+    from fakes import BandEncoder
+
+    from proto_index import Store
+
+    s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
+    s.ingest([corpus_dir])
+    s.add_classes("urban", list(CLASS_FREQS))
+    s.build_prototypes("urban", method="zero-shot")
+    s.add_environment("airport", text="airport", audio=[background_dir / "airport"])
+    s.add_environment("park", text="park")
+    yield s
+    s.close()

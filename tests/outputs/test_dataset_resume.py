@@ -20,15 +20,8 @@ LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
 
 @pytest.fixture
-def store(tmp_path, corpus_dir, background_dir):
-    s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
-    s.ingest([corpus_dir])
-    s.add_classes("urban", LABELS)
-    s.build_prototypes("urban", method="zero-shot")
-    s.add_environment("airport", text="airport", audio=[background_dir / "airport"])
-    s.add_environment("park", text="park")
-    yield s
-    s.close()
+def store(urban_store):
+    return urban_store  # conftest's open store: urban zero-shot prototypes, airport (audio) and park (text)
 
 
 @pytest.fixture
