@@ -62,8 +62,8 @@ def test_store_is_bound_to_the_demo_model(demo):
     # the identity hashes the whole state, the shipped heads included
     from proto_index.clap.seeded import state_sha256
 
-    store._encoder.model.build_text()
-    assert store.identity.weights == state_sha256(store._encoder.model.state_dict())
+    store.encoder.model.build_text()
+    assert store.identity.weights == state_sha256(store.encoder.model.state_dict())
 
 
 @pytest.mark.slow
