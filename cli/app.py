@@ -24,6 +24,7 @@ from proto_index.cli.common import (
     DEFAULT_DECODER,
     BatchOption,
     Decoder,
+    Executor,
     DecoderOption,
     DeviceOption,
     ExecutorOption,
@@ -150,9 +151,9 @@ def ingest(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = None,
-    decoder: DecoderOption = DEFAULT_DECODER,
+    decoder: DecoderOption = Decoder(DEFAULT_DECODER),
     rehash: Annotated[bool, typer.Option("--rehash", help="Read and hash every file, even those whose path, size and mtime match a stored recording.")] = False,
-    executor: ExecutorOption = "local",
+    executor: ExecutorOption = Executor.local,
     ray_address: RayAddressOption = None,
     ray_actor_gpus: RayActorGpusOption = 0.0,
 ):
@@ -204,16 +205,32 @@ def search(
                lambda hit: f"{hit.score:.4f}\t{shown(hit.path)}\t{hit.start_s:g}-{hit.end_s:g}")
 
 
+def _classify_inputs(paths: list[Path] | None, env: str | None, manifest: Path | None) -> Path | list[tuple[Path, str]]:
+    """classify's inputs: the --manifest, or each PATH in --env (exactly one of the two ways)."""
+    if manifest is not None:
+        if env is not None:
+            raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
+        if paths:
+            raise BadUsage("PATHs and --manifest cannot be combined")
+        return manifest
+    if env is None:
+        raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
+    if not paths:
+        raise BadUsage("no PATH given to classify with --env")
+    return [(p, env) for p in paths]
+
+
 @app.command()
 def classify(
     paths: Annotated[Optional[List[Path]], typer.Argument(help="Audio files to classify (or use --manifest).")] = None,
-    prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set name (see `prototypes list`).")] = ...,
+    *,  # the options are keywords, so the required ones need no placeholder default
+    prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set name (see `prototypes list`).")],
     env: Annotated[Optional[str], typer.Option("--env", help="Environment of every PATH.")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="CSV with path and environment columns (paths relative to it allowed).")] = None,
     adapt: Annotated[str, typer.Option(help="auto (audio background if the environment has one, else text, else none), audio, text, none.")] = "auto",
     tau: Annotated[Optional[str], typer.Option(help="Subtraction weight in Pf = Ps - tau*Pb (default: per environment, else 0.7 audio / 0.2 text), or auto: estimated without labels from each environment's clips in this run (auto-clip: per clip).")] = None,
     prototype_norm: Annotated[str, typer.Option(help="l2: cosine similarity (the paper's definition); none: raw dot product with un-normalised prototypes (the paper's reference code).")] = "l2",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity, parquet-dataset: a folder).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity, parquet-dataset: a folder).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help=export_cmd.FORMAT_HELP)] = "csv",
     all_scores: Annotated[bool, typer.Option("--all-scores", help="Add one column per class with its refined score.")] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
@@ -227,10 +244,10 @@ def classify(
     precision: PrecisionOption = None,
     hop: HopOption = DEFAULT_HOP_S,
     workers: WorkersOption = None,
-    decoder: DecoderOption = DEFAULT_DECODER,
+    decoder: DecoderOption = Decoder(DEFAULT_DECODER),
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a review report folder (see `report`).")] = None,
     report_per_label: Annotated[int, typer.Option("--report-per-label", min=1, help="With --report: rows shown per environment and label.")] = report_cmd.DEFAULT_PER_LABEL,
-    executor: ExecutorOption = "local",
+    executor: ExecutorOption = Executor.local,
     ray_address: RayAddressOption = None,
     ray_actor_gpus: RayActorGpusOption = 0.0,
     rows_per_file: Annotated[Optional[int], typer.Option("--rows-per-file", min=1, help="With --format parquet-dataset: at most this many rows a part file (default 100,000).", show_default=False)] = None,
@@ -265,12 +282,7 @@ def classify(
     if fmt not in (*FORMATS, DATASET_FORMAT):
         raise typer.BadParameter(f"choose one of {', '.join((*FORMATS, DATASET_FORMAT))}", param_hint="--format")
     check_format("parquet" if fmt == DATASET_FORMAT else fmt)
-    if (env is None) == (manifest is None):
-        raise BadUsage("give exactly one of --env NAME (with PATHs) or --manifest CSV")
-    if manifest is not None and paths:
-        raise BadUsage("PATHs and --manifest cannot be combined")
-    if env is not None and not paths:
-        raise BadUsage("no PATH given to classify with --env")
+    inputs = _classify_inputs(paths, env, manifest)
     try:
         scoring = ScoringOptions(adapt=adapt, tau=tau, prototype_norm=prototype_norm, per_window=per_window,
                                  transductive=transductive, drift=drift, drift_weight=drift_weight)
@@ -294,17 +306,15 @@ def classify(
         from proto_index.outputs.exports import check_score_labels
 
         check_score_labels(s.prototype_set(prototypes).labels)
-    settings = dict(scoring=scoring,
-                    options=EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value),
-                    executor=executor_options(executor, ray_address, ray_actor_gpus))
+    embedding = EmbedOptions(hop_s=hop, batch_windows=batch_size, workers=workers, decoder=Decoder(decoder).value)
+    where = executor_options(executor, ray_address, ray_actor_gpus)
     if fmt == DATASET_FORMAT:
-        if dataset_cmd.classify_into_dataset(s, paths, env, manifest, prototypes, out, rows_per_file, all_scores, quiet,
-                                             settings):
+        if dataset_cmd.classify_into_dataset(s, inputs, prototypes, out, rows_per_file, all_scores, quiet,
+                                             scoring=scoring, options=embedding, executor=where):
             raise typer.Exit(EXIT_SOME_FILES_FAILED)
         return
     with BarProgress(quiet) as bar:
-        result = s.classify(manifest if manifest is not None else [(p, env) for p in paths], prototypes, progress=bar,
-                            **settings)
+        result = s.classify(inputs, prototypes, progress=bar, scoring=scoring, options=embedding, executor=where)
     from proto_index.outputs.exports import write_result
 
     write_result(result, out, fmt, all_scores)

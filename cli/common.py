@@ -9,12 +9,26 @@ from typing import Annotated, Optional
 import typer
 
 from proto_index.api import DEFAULT_STORE, STORE_ENV_VAR, Store
-from proto_index.embed.clap import PRECISIONS
-from proto_index.engine.decoding import DECODERS, DEFAULT_DECODER  # noqa: F401  (the default for app.py)
-from proto_index.options import EXECUTORS, RAY_ADDRESS_ENV, ExecutorOptions
+from proto_index.engine.decoding import DEFAULT_DECODER  # noqa: F401  (the default for app.py)
+from proto_index.options import RAY_ADDRESS_ENV, ExecutorOptions
 
-Executor = enum.Enum("Executor", {e: e for e in EXECUTORS}, type=str)
-Decoder = enum.Enum("Decoder", {d: d for d in DECODERS}, type=str)
+
+# The choices of --executor, --decoder and --precision, spelled out so a type checker sees the members;
+# tests/cli/test_cli_choices.py checks that they are the library's EXECUTORS, DECODERS and PRECISIONS.
+class Executor(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Decoder(str, enum.Enum):
+    threads = "threads"
+    processes = "processes"
+
+
+class Precision(str, enum.Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
 
 StoreOption = Annotated[
     Path,
@@ -40,7 +54,6 @@ BatchOption = Annotated[
                  "batches run slower; 32 on CUDA).", show_default=False),
 ]
 PRECISION_ENV_VAR = "PROTO_INDEX_PRECISION"
-Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 PrecisionOption = Annotated[
     Optional[Precision],
     typer.Option(

@@ -25,7 +25,7 @@ def _grid(spec: str) -> tuple[float, ...]:
 
 
 def evaluate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.csv/.md/.json and the PNG plots.")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.csv/.md/.json and the PNG plots.")],
     synthetic: Annotated[bool, typer.Option("--synthetic", help="Use the synthetic CLAP-like embedding space (no audio, no model, no store).")] = False,
     foreground: Annotated[Optional[Path], typer.Option(help="CSV path,label[,fold] of labelled foreground clips.")] = None,
     backgrounds: Annotated[Optional[Path], typer.Option(help="CSV path,environment, or a folder with one subfolder per environment.")] = None,
@@ -88,8 +88,9 @@ def evaluate(
 
 def calibrate(
     manifest: Annotated[Optional[Path], typer.Argument(help="CSV with path, environment and label columns (paths relative to it allowed).")] = None,
+    *,  # the options are keywords, so the required ones need no placeholder default
     from_annotations: Annotated[bool, typer.Option("--from-annotations", help="Use the confirmed annotations (`proto-index annotate`) as the labelled clips instead of a CSV.")] = False,
-    prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set to calibrate for.")] = ...,
+    prototypes: Annotated[str, typer.Option("--prototypes", "-p", help="Prototype set to calibrate for.")],
     tau_grid: Annotated[str, typer.Option(help=GRID_HELP)] = "0:1.5:0.05",
     folds: Annotated[int, typer.Option(min=2, help="Held-out folds (stratified by label, seeded).")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the folds.")] = 0,

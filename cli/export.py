@@ -14,8 +14,8 @@ FORMAT_HELP = f"One of {', '.join(FORMATS)}. raven: one selection table (.txt) f
 
 def export(
     classification: Annotated[Path, typer.Argument(help="A CSV written by `classify`.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = ...,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity: folder).")] = ...,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or - for standard output (audacity: folder).")],
 ):
     """Convert a classification CSV to Raven Pro, Audacity, Kaleidoscope, JSON Lines or Parquet.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from proto_index.filenames import as_text, is_text
@@ -108,7 +108,7 @@ class BarProgress:
     def __init__(self, quiet: bool = False, unit: str = "files"):
         self.quiet, self.unit = quiet, unit
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._windows = 0
 
     def __enter__(self) -> "BarProgress":

@@ -32,7 +32,7 @@ def make_report(options: ReportOptions) -> int:
 
 def report(
     csv: Annotated[Path, typer.Argument(help="The CSV `classify` wrote (with or without --per-window / --all-scores).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to create (must not exist, or be empty).")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to create (must not exist, or be empty).")],
     per_label: PerLabelOption = DEFAULT_PER_LABEL,
     audio_root: Annotated[Optional[Path], typer.Option(help="Folder that relative paths in the CSV are relative to (default: the current folder, as classify saw them).")] = None,
     store: Annotated[Optional[Path], typer.Option("--store", envvar=STORE_ENV_VAR, help="Store the CSV came from: adds model, environments and, with -p, the prototype page.")] = None,

@@ -15,6 +15,8 @@ def run_migrations_online() -> None:
         return
     # `alembic -x url=sqlite:///path upgrade head` from a shell, for maintainers
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("no database: run Alembic with -x url=sqlite:///PATH/catalog.sqlite")
     with create_engine(url).connect() as conn:
         _run(conn)
         conn.commit()
