@@ -32,6 +32,7 @@ from sqlalchemy import select  # noqa: E402
 
 from proto_index import Store  # noqa: E402
 from proto_index.store.schema import Recording, Window  # noqa: E402
+from proto_index.options import EnvironmentOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
@@ -42,7 +43,7 @@ def make_store(work: Path, files: int) -> tuple[Path, list[tuple[str, float, flo
     with Store.init(work / "store", model="bench-tiny", encoder=TinyEncoder()) as s:
         s.ingest([work / "audio"])
         s.add_classes("urban", LABELS)
-        s.add_environment("park", text="park")
+        s.add_environment("park", EnvironmentOptions(text="park"))
         with s._storage.session() as db:
             windows = list(db.execute(select(Recording.path, Window.start_s, Window.end_s).join(Window)))
     return work / "store", sorted(tuple(w) for w in windows)

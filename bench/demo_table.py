@@ -13,6 +13,7 @@ from pathlib import Path
 
 from proto_index import ScoringOptions, Store
 from proto_index.demo_data import ENVIRONMENTS, table, write_demo_data
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 
 def main() -> None:
@@ -27,10 +28,10 @@ def main() -> None:
     with Store.init(out / "store", model=args.model, device="cpu") as store:
         store.ingest([out / "corpus"])  # as scripts/demo.sh: the archive is classified, not ingested
         store.add_classes("urban", labels)
-        store.build_prototypes("urban", method="zero-shot")
-        store.build_prototypes("urban", method="tgap", n=35)
+        store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+        store.build_prototypes("urban", PrototypeOptions(method="tgap", n=35))
         for env in ENVIRONMENTS:
-            store.add_environment(env, text=env.replace("_", " "), audio=sorted((out / "backgrounds" / env).iterdir()))
+            store.add_environment(env, EnvironmentOptions(text=env.replace("_", " "), audio=sorted((out / "backgrounds" / env).iterdir())))
         (out / "table").mkdir(exist_ok=True)
         manifest = out / "archive" / "manifest.csv"
         cells = [("none", None, "default")] + [(a, t, n) for a in ("text", "audio") for t, n in ((None, "default"), ("auto", "auto"))]

@@ -23,6 +23,7 @@ import numpy as np
 
 from proto_index import PrototypeInputs, Store
 from proto_index.core.profiles import l2_normalize
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = {  # ESC-10 class -> BirdNET V2.4 labels
@@ -68,7 +69,7 @@ def main() -> None:
     if fresh:
         store.add_classes("esc10", classes)
         store.add_classes("mapped", sorted(MAPPING))
-        store.add_environment("quiet", audio=[clips[0]], tau_audio=0.0)  # no background subtraction
+        store.add_environment("quiet", EnvironmentOptions(audio=[clips[0]], tau_audio=0.0))  # no background subtraction
     rows: dict[str, list[float]] = {}
     for f in "12345":
         test = [p for p in clips if fold[p] == f]
@@ -77,17 +78,16 @@ def main() -> None:
                               ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"],
                               [[p, "", "", "", labels[p], "wrong" if fold[p] == f else "right", ""] for p in clips])
         store.annotate(decisions)
-        store.build_prototypes("esc10", method="supervised", replace=True)
+        store.build_prototypes("esc10", PrototypeOptions(method="supervised", replace=True))
         rows.setdefault("supervised (all other folds)", []).append(accuracy(store, test, labels, "esc10-supervised"))
         for k in SHOTS:
             shots = [p for c in classes for p in [q for q in train if labels[q] == c][:k]]
             examples = write_csv(args.work / f"examples{f}-{k}.csv", ["class", "path"], [[labels[p], p] for p in shots])
-            store.build_prototypes("esc10", method="examples", name=f"esc10-k{k}", replace=True,
-                                   inputs=PrototypeInputs(examples=examples))
+            store.build_prototypes("esc10", PrototypeOptions(method="examples", name=f"esc10-k{k}", replace=True, inputs=PrototypeInputs(examples=examples)))
             rows.setdefault(f"examples, {k} per class", []).append(accuracy(store, test, labels, f"esc10-k{k}"))
     mapping = write_csv(args.work / "mapping.csv", ["class", "model_label"],
                         [[c, label] for c, ls in MAPPING.items() for label in ls])
-    store.build_prototypes("mapped", method="classifier", n=35, replace=True, inputs=PrototypeInputs(mapping=mapping))
+    store.build_prototypes("mapped", PrototypeOptions(method="classifier", n=35, replace=True, inputs=PrototypeInputs(mapping=mapping)))
     mapped = [p for p in clips if labels[p] in MAPPING]
     rows["classifier prototypes, 6 mapped classes"] = [accuracy(store, mapped, labels, "mapped-classifier35")]
     vectors = dict(zip(clips, np.asarray(store.embed_audio(clips))))  # stored windows, embedded once

@@ -25,6 +25,7 @@ import soundfile as sf
 from proto_index import Store, generated_audio
 from proto_index.options import Settings
 from proto_index.evaluation.tables import format_summary_markdown
+from proto_index.options import AudioOptions
 
 ENVIRONMENTS = ("park", "metro_station")
 
@@ -60,7 +61,7 @@ def main() -> None:
     fg_csv, bg = write_inputs(root, args.seed, args.clips_per_class)
     store = Store.init(root / "store", model=args.model)
     settings = Settings(adaptations=("none", "text", "audio"), tgap_n=args.tgap_n)
-    evaluation, description = store.evaluate_audio(fg_csv, bg, root / "work", tuple(args.snr or (6.0, 12.0)), settings)
+    evaluation, description = store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg, work=root / "work"), settings, snrs_db=tuple(args.snr or (6.0, 12.0)))
     print(f"{args.model}, seed {args.seed}: {description['clips']} clips x {len(ENVIRONMENTS)} environments x "
           f"SNR {', '.join(f'{s:g}' for s in args.snr or (6.0, 12.0))} dB, 5 folds, TGAP N={args.tgap_n}; "
           f"{time.perf_counter() - t0:.0f} s")

@@ -13,6 +13,7 @@ from proto_index.cli.output import BadUsage, say
 from proto_index.cli.records import environment_record
 from proto_index.core.tau import finite_tau
 from proto_index.store.views import EnvironmentView
+from proto_index.options import EnvironmentOptions
 
 app = typer.Typer(no_args_is_help=True, help="Environments (park, airport, ...) and their background profiles.")
 
@@ -52,7 +53,8 @@ def add(
                 finite_tau(tau, flag)
             except ValueError as err:
                 raise BadUsage(str(err)) from None
-    e = open_store(store, device).add_environment(name, text, audio or [], tau_audio, tau_text, replace)
+    options = EnvironmentOptions(text=text, audio=tuple(audio or ()), tau_audio=tau_audio, tau_text=tau_text, replace=replace)
+    e = open_store(store, device).add_environment(name, options)
     say(describe(e))
 
 

@@ -13,9 +13,9 @@ from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import JsonOption, prototype_set_detail, prototype_set_record
 from proto_index.core.prompt_weights import DEFAULT_TEMPLATES
 from proto_index.core.prototypes import DEFAULT_TGAP_N
-from proto_index.options import PrototypeInputs
+from proto_index.options import PrototypeInputs, PrototypeOptions
 from proto_index.store.views import PrototypeSetView
-from proto_index.usecases.prototypes import DEFAULT_MIN_CONFIRMED, TEXT_METHODS
+from proto_index.options.prototypes import DEFAULT_MIN_CONFIRMED, TEXT_METHODS
 
 app = typer.Typer(no_args_is_help=True, help="Prototypes: one vector per class, from text (zero-shot, TGAP), reviews, examples or the model's own classifier.")
 
@@ -51,7 +51,8 @@ def build(
         raise BadUsage("--template adds a template to --prompt-ensemble; give that too")
     ensemble = (tuple(template) if template else DEFAULT_TEMPLATES) if prompt_ensemble else None
     inputs = PrototypeInputs(mapping=mapping, examples=examples, prompt_ensemble=ensemble)
-    ps = open_store(store, device).build_prototypes(classes, method, n, name, replace, min_confirmed, inputs=inputs)
+    options = PrototypeOptions(method=method, n=n, name=name, replace=replace, min_confirmed=min_confirmed, inputs=inputs)
+    ps = open_store(store, device).build_prototypes(classes, options)
     typer.echo(f"prototype set {ps.name}: {ps.method}, {len(ps.labels)} classes")
 
 

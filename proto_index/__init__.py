@@ -12,9 +12,11 @@ from proto_index.options import (  # noqa: E402
     CalibrateOptions,
     DatasetOptions,
     EmbedOptions,
+    EnvironmentOptions,
     ExecutorOptions,
     IngestOptions,
     PrototypeInputs,
+    PrototypeOptions,
     ReportOptions,
     RunOptions,
     ScoringOptions,
@@ -23,7 +25,7 @@ from proto_index.options import (  # noqa: E402
 )
 
 __all__ = [
-    "Store", "EmbedOptions", "ExecutorOptions", "IngestOptions", "PrototypeInputs", "ScoringOptions", "DatasetOptions",
+    "Store", "EmbedOptions", "ExecutorOptions", "IngestOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "ScoringOptions", "DatasetOptions",
     "ReportOptions", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
     "default_store_path", "ProtoIndexError", "__version__",
 ]

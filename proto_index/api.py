@@ -1,11 +1,11 @@
 """The Python API: ``Store`` does everything the CLI does.
 
-    from proto_index import Store
+    from proto_index import EnvironmentOptions, PrototypeOptions, Store
     store = Store.init("my-store", model="clap-tiny-random")
     store.ingest(["corpus/"])
     store.add_classes("urban", ["siren", "dog bark", "drilling"])
-    store.build_prototypes("urban", method="tgap", n=35)
-    store.add_environment("park", text="park")
+    store.build_prototypes("urban", PrototypeOptions(method="tgap", n=35))
+    store.add_environment("park", EnvironmentOptions(text="park"))
     result = store.classify([("clip.wav", "park")], prototypes="urban-tgap35")
 
 Over ~350 lines because it is the one facade of the whole library: each method checks its
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
+from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.embed.encoder import Encoder, ModelIdentity
 from proto_index.errors import ProtoIndexError
 from proto_index.usecases import classify as classify_mod
@@ -39,15 +39,16 @@ from proto_index.options import (
     CalibrateOptions,
     DatasetOptions,
     EmbedOptions,
+    EnvironmentOptions,
     ExecutorOptions,
     IngestOptions,
-    PrototypeInputs,
+    PrototypeOptions,
     ReportCatalog,
     RunOptions,
     ScoringOptions,
     Settings,
 )
-from proto_index.options.evaluation import REF_DB
+from proto_index.options.evaluation import AUDIO_FOLDS, DEFAULT_SNRS_DB
 from proto_index.engine.executors import ModelSpec
 from proto_index.engine.model import LazyEncoder
 from proto_index.inputs.manifest import read_manifest
@@ -220,26 +221,16 @@ class Store:
         with self._storage.session() as s:
             return [class_set_view(c) for c in queries.class_sets(s)]
 
-    def build_prototypes(
-        self,
-        class_set: str,
-        method: str = "zero-shot",
-        n: int = DEFAULT_TGAP_N,
-        name: str | None = None,
-        replace: bool = False,
-        min_confirmed: int = prototypes.DEFAULT_MIN_CONFIRMED,
-        inputs: PrototypeInputs = PrototypeInputs(),
-    ) -> PrototypeSetView:
-        """``method``: zero-shot, tgap (``n`` neighbours), supervised (centroids of the windows
-        confirmed with :meth:`annotate`), blend (supervised, topped up with TGAP neighbours to
-        ``min_confirmed`` members per class), and for a model with or without a text tower: examples
+    def build_prototypes(self, class_set: str, options: PrototypeOptions = PrototypeOptions()) -> PrototypeSetView:
+        """Build a prototype set for ``class_set`` by ``options.method``: zero-shot, tgap (``n``
+        neighbours), supervised (centroids of the windows confirmed with :meth:`annotate`), blend
+        (supervised, topped up with TGAP neighbours to ``min_confirmed`` members per class), and for a model with or without a text tower: examples
         (each class's centroid of the examples ``inputs.examples`` lists) or classifier (the centroid
         of the ``n`` corpus windows the model's own classifier scores highest for the model labels
         ``inputs.mapping`` maps to the class; the model must offer
         :class:`~proto_index.embed.encoder.LabelScorer`). ``inputs.prompt_ensemble`` (zero-shot,
         tgap): anchors from several prompt templates, weighted without labels over the corpus audio."""
-        return prototypes.build_prototypes(self._storage, self._model, class_set, method, n, name, replace, min_confirmed,
-                                           inputs=inputs)
+        return prototypes.build_prototypes(self._storage, self._model, class_set, options)
 
     def annotate(self, decisions: str | Path, source: str | None = None, progress: Progress | None = None):
         """Store reviewed verdicts from a decisions CSV (``path,start_s,end_s,environment,label,verdict,
@@ -260,18 +251,9 @@ class Store:
 
     # -- environments ----------------------------------------------------------------------------
 
-    def add_environment(
-        self,
-        name: str,
-        text: str | None = None,
-        audio: Iterable[str | Path] = (),
-        tau_audio: float | None = None,
-        tau_text: float | None = None,
-        replace: bool = False,
-    ) -> EnvironmentView:
-        return environments.add_environment(
-            self._storage, self._model, name, text, [Path(p) for p in audio], tau_audio, tau_text, replace
-        )
+    def add_environment(self, name: str, options: EnvironmentOptions = EnvironmentOptions()) -> EnvironmentView:
+        """Add an environment: its text and/or audio backgrounds, taus and ``replace`` in ``options``."""
+        return environments.add_environment(self._storage, self._model, name, options)
 
     def environment(self, name: str) -> EnvironmentView:
         """An environment's description, tau overrides and background vectors (text and audio)."""
@@ -371,32 +353,26 @@ class Store:
 
     def evaluate_audio(
         self,
-        foreground_csv: str | Path,
-        backgrounds: str | Path,
-        work_dir: str | Path,
-        snrs_db: Sequence[float] = (6.0, 8.0, 10.0),
+        audio: AudioOptions,
         settings: Settings | None = None,
         *,
-        n_folds: int = 10,
+        snrs_db: Sequence[float] = DEFAULT_SNRS_DB,
+        folds: int = AUDIO_FOLDS,
         seed: int = 0,
-        ref_db: float = REF_DB,
-        keep_scenes: bool = False,
         progress: Progress | None = None,
     ):
         """The paper's experiment from audio with this store's model: ``(Evaluation, description)``.
 
-        Scenes are mixed and embedded (``proto_index.evaluation.audio_run``); nothing is added to the
-        store. ``settings``: the protocol's :class:`~proto_index.evaluation.protocol.Settings`;
-        ``n_folds`` folds of the foreground clips (unless the CSV has a fold column), shuffled with
-        ``seed``; scenes mixed at loudness ``ref_db`` LUFS and deleted
-        once embedded unless ``keep_scenes``.
+        Scenes of ``audio``'s foregrounds over its backgrounds are mixed in ``audio.work`` (required
+        here) at each of ``snrs_db`` and embedded (``proto_index.evaluation.audio_run``); nothing is
+        added to the store. ``settings``: the protocol's :class:`~proto_index.evaluation.protocol.Settings`;
+        ``folds`` folds of the foreground clips (unless the CSV has a fold column), shuffled with
+        ``seed``. :meth:`evaluate` is the same run with its results written to a folder.
         """
         from proto_index.evaluation.audio_run import evaluate_audio
 
-        return evaluate_audio(
-            self._storage, self._model, Path(foreground_csv), Path(backgrounds), Path(work_dir), tuple(snrs_db),
-            settings, n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress,
-        )
+        return evaluate_audio(self._storage, self._model, audio, settings, snrs_db=tuple(snrs_db), n_folds=folds,
+                              seed=seed, progress=progress)
 
     def evaluate(self, run: RunOptions, audio: AudioOptions, progress: Progress | None = None) -> ExperimentRun:
         """``proto-index evaluate`` from audio as one call: :meth:`evaluate_audio` with ``run``'s settings,

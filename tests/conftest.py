@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from fakes import VOCAB, tone_mix  # noqa: E402  (importing fakes registers the 'fake-bands' model)
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 CLASS_FREQS = {label: VOCAB[label] for label in ("siren", "dog bark", "drilling", "bird song")}
 # The airport's background shares the dog-bark band: unadapted, it pulls clips towards "dog bark".
@@ -109,8 +110,8 @@ def urban_store(tmp_path, corpus_dir, background_dir):
     s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     s.ingest([corpus_dir])
     s.add_classes("urban", list(CLASS_FREQS))
-    s.build_prototypes("urban", method="zero-shot")
-    s.add_environment("airport", text="airport", audio=[background_dir / "airport"])
-    s.add_environment("park", text="park")
+    s.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+    s.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"]))
+    s.add_environment("park", EnvironmentOptions(text="park"))
     yield s
     s.close()

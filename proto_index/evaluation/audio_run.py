@@ -21,6 +21,7 @@ from proto_index.evaluation import mixing, soundscapes
 from proto_index.evaluation.inputs import read_backgrounds, read_foregrounds
 from proto_index.errors import InvalidInput
 from proto_index.evaluation.protocol import Condition, ExperimentData, Settings, check_folds
+from proto_index.options.evaluation import AudioOptions
 from proto_index.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -196,14 +197,15 @@ with ``embed_text``; returns the protocol's input.
     return AudioExperiment(data, description)
 
 
-def evaluate_audio(storage: "Storage", model: "LazyEncoder", foreground_csv: Path, backgrounds: Path, work_dir: Path,
-                   snrs_db: tuple, settings: Settings | None, *, n_folds: int, seed: int, ref_db: float,
-                   keep_scenes: bool, progress: Progress | None) -> tuple:
-    """``Store.evaluate_audio``: the run checked, mixed and embedded with the store's ``model``
-    (loaded once the inputs are read), then evaluated; ``(Evaluation, description)``."""
+def evaluate_audio(storage: "Storage", model: "LazyEncoder", audio: AudioOptions, settings: Settings | None, *,
+                   snrs_db: tuple, n_folds: int, seed: int, progress: Progress | None) -> tuple:
+    """``Store.evaluate_audio``: the run checked, mixed (in ``audio.work``) and embedded with the store's
+    ``model`` (loaded once the inputs are read), then evaluated; ``(Evaluation, description)``."""
     from proto_index.evaluation.protocol import evaluate
     from proto_index.usecases.classify import embed_audio
 
+    if audio.work is None:
+        raise InvalidInput("evaluating from audio needs a work folder for the mixed scenes (AudioOptions.work)")
     settings = settings or Settings()
     try:
         settings.check()
@@ -212,8 +214,8 @@ def evaluate_audio(storage: "Storage", model: "LazyEncoder", foreground_csv: Pat
     run = audio_experiment(
         lambda paths: embed_audio(storage, model.get(), paths),
         lambda texts: np.asarray(model.get().embed_texts(list(texts)), dtype=np.float32),
-        storage.identity.to_json(), foreground_csv, backgrounds, snrs_db, work_dir,
-        n_folds=n_folds, seed=seed, ref_db=ref_db, keep_scenes=keep_scenes, progress=progress, settings=settings,
+        storage.identity.to_json(), audio.foreground, audio.backgrounds, snrs_db, audio.work,
+        n_folds=n_folds, seed=seed, ref_db=audio.ref_db, keep_scenes=audio.keep_scenes, progress=progress, settings=settings,
     )
     try:
         return evaluate(run.data, settings), run.description

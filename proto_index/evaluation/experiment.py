@@ -3,6 +3,8 @@ plain options, the data (the synthetic space, or audio through a store's model),
 the results files with the parameters that produced them."""
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -15,7 +17,14 @@ from proto_index.core.tau import DEFAULT_AUTO_RULE, DEFAULT_GRID
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import outputs
 from proto_index.evaluation.protocol import ADAPTATIONS, DRIFT_WEIGHT, METHODS, Evaluation, Settings, evaluate
-from proto_index.options.evaluation import DEFAULT_SNRS_DB, AudioOptions, RunOptions, SyntheticOptions  # noqa: F401
+from proto_index.options.evaluation import (  # noqa: F401
+    AUDIO_FOLDS,
+    DEFAULT_SNRS_DB,
+    SYNTHETIC_FOLDS,
+    AudioOptions,
+    RunOptions,
+    SyntheticOptions,
+)
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.progress import Progress
 
@@ -24,7 +33,6 @@ if TYPE_CHECKING:
     from proto_index.store.storage import Storage
 
 
-SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
 """Folds when the data name none: the synthetic space, and foreground CSVs without a fold column."""
 
 
@@ -95,10 +103,8 @@ def run_audio(storage: "Storage", model: "LazyEncoder", run: RunOptions, audio: 
     """The experiment from audio with a store's model (nothing is added to the store); writes the results."""
     from proto_index.evaluation.audio_run import evaluate_audio
 
-    evaluation, description = evaluate_audio(
-        storage, model, audio.foreground, audio.backgrounds, audio.work or Path(run.out) / "work", run.snrs_db,
-        run.settings, n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, ref_db=audio.ref_db,
-        keep_scenes=audio.keep_scenes, progress=progress,
-    )
+    audio = dataclasses.replace(audio, work=audio.work or Path(run.out) / "work")
+    evaluation, description = evaluate_audio(storage, model, audio, run.settings, snrs_db=run.snrs_db,
+                                              n_folds=run.folds or AUDIO_FOLDS, seed=run.seed, progress=progress)
     parameters = {**_parameters(run), "data": description, "model": storage.identity.describe()}
     return ExperimentRun(evaluation, parameters, outputs.write_all(evaluation, run.out, parameters, with_plots=run.plots))

@@ -8,8 +8,11 @@ otherwise), carried unchanged from the CLI (or a library call) to the code that 
   per-window rows), from ``Store.classify`` / ``classify_dataset`` to the classify use case.
 - :mod:`~proto_index.options.ingest`: :class:`IngestOptions` (the writer-lock wait, rehashing,
   commit and publication sizes), from ``Store.ingest``; it stays in the process that commits.
-- :mod:`~proto_index.options.prototypes`: :class:`PrototypeInputs` (mapping and examples files,
-  prompt ensembles), from ``Store.build_prototypes``.
+- :mod:`~proto_index.options.prototypes`: :class:`PrototypeOptions` (method, N, name, replace,
+  min_confirmed) with its :class:`PrototypeInputs` (mapping and examples files, prompt ensembles),
+  from ``Store.build_prototypes``.
+- :mod:`~proto_index.options.environments`: :class:`EnvironmentOptions` (text and audio
+  backgrounds, taus, replace), from ``Store.add_environment``.
 - :mod:`~proto_index.options.outputs`: :class:`DatasetOptions`, :class:`ReportOptions`.
 - :mod:`~proto_index.options.evaluation`: the experiment's :class:`Settings`, :class:`RunOptions`,
   :class:`SyntheticOptions`, :class:`AudioOptions`, and :class:`CalibrateOptions`.
@@ -33,10 +36,11 @@ from proto_index.options.embedding import (  # noqa: F401
 from proto_index.options.evaluation import AudioOptions, CalibrateOptions, RunOptions, Settings, SyntheticOptions
 from proto_index.options.ingest import DEFAULT_COMMIT_WINDOWS, DEFAULT_PUBLISH_WINDOWS, IngestOptions  # noqa: F401
 from proto_index.options.outputs import DatasetOptions, ReportCatalog, ReportOptions
-from proto_index.options.prototypes import MAX_TEMPLATES, PrototypeInputs  # noqa: F401
+from proto_index.options.environments import EnvironmentOptions
+from proto_index.options.prototypes import MAX_TEMPLATES, PrototypeInputs, PrototypeOptions  # noqa: F401
 from proto_index.options.scoring import ScoringOptions
 
 __all__ = [
-    "EmbedOptions", "ExecutorOptions", "ScoringOptions", "IngestOptions", "PrototypeInputs", "DatasetOptions",
+    "EmbedOptions", "ExecutorOptions", "ScoringOptions", "IngestOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "DatasetOptions",
     "ReportOptions", "ReportCatalog", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
 ]

@@ -32,6 +32,8 @@ ADAPTATIONS = ("none", "text", "audio", "audio-oracle")
 REF_DB = -36.0
 """The paper's scaper setting: the background's loudness in the mixed scenes, LUFS (scaper's ref_db)."""
 DEFAULT_SNRS_DB = (6.0, 8.0, 10.0)
+SYNTHETIC_FOLDS, AUDIO_FOLDS = 5, 10
+"""The folds a run uses unless :attr:`RunOptions.folds` (or, from audio, the foreground CSV) says."""
 
 
 @dataclass(frozen=True)

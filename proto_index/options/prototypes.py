@@ -1,13 +1,19 @@
-"""What the prototype methods read besides the catalog: :class:`PrototypeInputs`, from
-``Store.build_prototypes`` to :mod:`proto_index.usecases.prototypes`."""
+"""How a prototype set is built (:class:`PrototypeOptions`) and what its methods read besides the
+catalog (:class:`PrototypeInputs`), from ``Store.build_prototypes`` to :mod:`proto_index.usecases.prototypes`."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from proto_index.core.prototypes import DEFAULT_TGAP_N
 from proto_index.errors import InvalidInput
 from proto_index.options.embedding import EmbedOptions
+
+METHODS = ("zero-shot", "tgap", "supervised", "blend", "examples", "classifier")
+TEXT_METHODS = ("zero-shot", "tgap", "supervised", "blend")
+"""The methods that embed the class prompts (a text anchor per class); the others need no text tower."""
+DEFAULT_MIN_CONFIRMED = 5
 
 MAX_TEMPLATES = 32
 """The most templates one prompt ensemble embeds (each costs one prompt per class)."""
@@ -51,3 +57,29 @@ class PrototypeInputs:
                 object.__setattr__(self, name, Path(value))
         if not isinstance(self.embed, EmbedOptions):
             raise InvalidInput(f"embed must be EmbedOptions, got {type(self.embed).__name__}")
+
+
+@dataclass(frozen=True)
+class PrototypeOptions:
+    """How ``Store.build_prototypes`` builds a set: ``method`` (one of :data:`METHODS`), ``n`` corpus
+    windows per class (tgap, classifier), the set's ``name`` (None: derived from the class set and
+    method), ``replace`` a set of that name, ``min_confirmed`` members per class (blend), and the
+    files and templates the method reads (``inputs``)."""
+
+    method: str = "zero-shot"
+    n: int = DEFAULT_TGAP_N
+    name: str | None = None
+    replace: bool = False
+    min_confirmed: int = DEFAULT_MIN_CONFIRMED
+    inputs: PrototypeInputs = PrototypeInputs()
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InvalidInput(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        for field, value in (("n", self.n), ("min_confirmed", self.min_confirmed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"{field} must be a whole number of at least 1, got {value!r}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise InvalidInput(f"the prototype set name must be text, got {self.name!r}")
+        if not isinstance(self.inputs, PrototypeInputs):
+            raise InvalidInput(f"inputs must be PrototypeInputs, got {type(self.inputs).__name__}")

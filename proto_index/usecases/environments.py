@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
-
 from sqlalchemy import select
 
 from proto_index.audio.discover import file_sha256, find_audio_files
 from proto_index.core.adaptation import background_prompts
 from proto_index.core.tau import finite_tau
 from proto_index.engine.model import LazyEncoder
+from proto_index.options.environments import EnvironmentOptions
 from proto_index.errors import REPLACE, AlreadyExists, AudioDecodeError, InvalidInput
 from proto_index.store.views import EnvironmentView, environment_view, get_environment
 from proto_index.engine.embedding import EmbeddedFile, FailedFile, embed_files
@@ -23,25 +22,21 @@ def add_environment(
     storage: Storage,
     model: LazyEncoder,
     name: str,
-    text: str | None = None,
-    audio: Iterable[Path] = (),
-    tau_audio: float | None = None,
-    tau_text: float | None = None,
-    replace: bool = False,
+    options: EnvironmentOptions = EnvironmentOptions(),
 ) -> EnvironmentView:
-    """Register an environment with a text background (three prompts about ``text``) and/or audio backgrounds.
+    """Register an environment with a text background (three prompts about ``options.text``) and/or
+    audio backgrounds (``options.audio``).
 
     Each background recording contributes one vector, the mean of its window embeddings. Nothing is
     stored unless every recording decodes. With neither text nor audio, the name itself (underscores
     read as spaces) describes the environment, as the paper's text backgrounds use scene names.
     Every input is checked (and the recordings found) before ``model`` loads.
     """
+    text, audio, replace = options.text, list(options.audio), options.replace
     name = check_text(name, "environment name")
     with storage.session() as s:
         if s.scalar(select(Environment.id).where(Environment.name == name)) is not None and not replace:
             raise AlreadyExists(f"environment {name!r} already exists", hint=REPLACE)
-    tau_audio, tau_text = _tau(tau_audio, "audio"), _tau(tau_text, "text")
-    audio = list(audio)
     check_environment_background(storage, text, audio)
     if text is None and not audio:
         text = name.replace("_", " ")
@@ -82,7 +77,7 @@ def add_environment(
                                                 vector=to_blob(done.pooled())))
 
     with claim_name(storage, Environment, name, "environment", replace) as s:
-        env = Environment(name=name, description=text, tau_audio=tau_audio, tau_text=tau_text)
+        env = Environment(name=name, description=text, tau_audio=options.tau_audio, tau_text=options.tau_text)
         env.backgrounds = backgrounds
         s.add(env)
         s.flush()

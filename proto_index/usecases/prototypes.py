@@ -28,7 +28,13 @@ from proto_index.embed.encoder import Encoder, LabelScorer
 from proto_index.engine.model import LazyEncoder
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput, ModelError, NotFound
 from proto_index.outputs.exports import check_score_labels
-from proto_index.options import PrototypeInputs
+from proto_index.options.prototypes import (  # noqa: F401  (METHODS, TEXT_METHODS: read here by the CLI)
+    DEFAULT_MIN_CONFIRMED,
+    METHODS,
+    TEXT_METHODS,
+    PrototypeInputs,
+    PrototypeOptions,
+)
 from proto_index.inputs.manifest import read_table, resolve
 from proto_index.store.names import check_text, claim_name
 from proto_index.usecases.preflight import check_build
@@ -42,10 +48,6 @@ from proto_index.store.views import (
 from proto_index.store.schema import ClassLabel, ClassSet, Prototype, PrototypeSet, TgapNeighbour, Window
 from proto_index.store.storage import Storage, to_blob
 
-METHODS = ("zero-shot", "tgap", "supervised", "blend", "examples", "classifier")
-TEXT_METHODS = ("zero-shot", "tgap", "supervised", "blend")
-"""The methods that embed the class prompts (a text anchor per class); the others need no text tower."""
-DEFAULT_MIN_CONFIRMED = 5
 SCORE_CHUNK_BYTES = 64 * 2**20
 """The classifier method reads the corpus vectors and their label scores this many bytes at a time
 (~2,200 windows of a 1,024-d model with 6,522 labels), whatever the corpus size."""
@@ -110,12 +112,7 @@ def build_prototypes(
     storage: Storage,
     model: LazyEncoder,
     class_set: str,
-    method: str = "zero-shot",
-    n: int = DEFAULT_TGAP_N,
-    name: str | None = None,
-    replace: bool = False,
-    min_confirmed: int = DEFAULT_MIN_CONFIRMED,
-    inputs: PrototypeInputs = PrototypeInputs(),
+    options: PrototypeOptions = PrototypeOptions(),
     sources: Sources | None = None,
 ) -> PrototypeSetView:
     """Embed the class prompts; for TGAP, replace each anchor by the centroid of its N nearest corpus windows.
@@ -123,19 +120,19 @@ def build_prototypes(
     ``supervised``: each class's centroid of its confirmed windows (:func:`proto_index.usecases.annotations.confirmed`).
     ``blend``: as supervised, but a class with fewer than ``min_confirmed`` confirmations borrows the
     corpus windows nearest its text anchor (not annotated at all) until it has ``min_confirmed`` members.
-    ``examples`` and ``classifier`` embed no text (see :func:`read_sources`; ``inputs`` names their
-    files, ``sources`` is what :func:`read_sources` read of them, if already read): each class's
+    ``examples`` and ``classifier`` embed no text (see :func:`read_sources`; ``options.inputs`` names
+    their files, ``sources`` is what :func:`read_sources` read of them, if already read): each class's
     "anchor" is then its prototype itself, and its prompt says where the prototype came from.
     Nothing is stored unless every check passes, and ``model`` loads only once they all have.
     """
-    check_method(method)
+    method, n, min_confirmed, inputs = options.method, options.n, options.min_confirmed, options.inputs
     check_ensemble(method, inputs)
     check_build(storage, class_set, None, True, method)  # a method the model cannot build
-    name = check_text(name or default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None),
+    name = check_text(options.name or default_name(class_set, method, n, min_confirmed, inputs.prompt_ensemble is not None),
                       "prototype set name")
     with storage.session() as s:
         cs = class_set_view(get_class_set(s, class_set))
-        if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not replace:
+        if s.scalar(select(PrototypeSet.id).where(PrototypeSet.name == name)) is not None and not options.replace:
             raise AlreadyExists(f"prototype set {name!r} already exists", hint=REPLACE)
     sources = sources or read_sources(method, cs, inputs)
     encoder = model.get()
@@ -157,7 +154,7 @@ def build_prototypes(
         vectors, neighbour_ids, neighbour_scores = _text_method(storage, cs, anchors, method, n, min_confirmed)
         anchors = vectors if anchors is None else anchors  # no text tower: each prototype is its own anchor
 
-    with claim_name(storage, PrototypeSet, name, "prototype set", replace) as s:
+    with claim_name(storage, PrototypeSet, name, "prototype set", options.replace) as s:
         ps = PrototypeSet(
             name=name,
             class_set=get_class_set(s, class_set),

@@ -14,6 +14,7 @@ from proto_index.cli import hints
 from proto_index.cli.app import app
 from proto_index.errors import REPLACE, AlreadyExists, Hint, InvalidInput, StoreLocked
 from proto_index.store.storage import Storage
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 PACKAGE = Path(proto_index.__file__).parent
 FLAG = re.compile(r"(?<![\w}-])--?[a-zA-Z][a-zA-Z-]*")
@@ -100,7 +101,7 @@ def test_library_errors_name_the_concept_and_the_cli_the_flag(store):
 
     with Store.open(store, encoder=BandEncoder()) as s:
         with pytest.raises(InvalidInput) as info:
-            s.build_prototypes("urban", method="tgap", n=100)
+            s.build_prototypes("urban", PrototypeOptions(method="tgap", n=100))
     assert str(info.value) == "TGAP with N=100 needs at least 100 corpus windows; the corpus has 24"
     assert info.value.hint == Hint("n", "ingest more audio or lower {option}")
     assert _cli_error("prototypes", "build", "urban", "--method", "tgap", "--n", "100", "--store", store) == (
@@ -133,7 +134,7 @@ def test_a_missing_background_hints_at_adding_one(store, tmp_path):
 
     with Store.open(store, encoder=BandEncoder()) as s:
         s.build_prototypes("urban")
-        s.add_environment("park", text="park")
+        s.add_environment("park", EnvironmentOptions(text="park"))
         with pytest.raises(InvalidInput) as info:
             s.classify([(tmp_path / "clip.wav", "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="audio"))
     assert str(info.value) == "environment 'park': no background recordings"

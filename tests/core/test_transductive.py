@@ -21,6 +21,7 @@ from proto_index.core.transductive import (
     update_assignments,
     update_gaussians,
 )
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 
 def _loops_log_likelihood(f, means, var):
@@ -188,9 +189,9 @@ def test_classify_transductive_is_the_core_method_per_environment(tmp_path, corp
     store.ingest([corpus_dir])
     labels = list(CLASS_FREQS)
     store.add_classes("urban", labels)
-    store.add_environment("airport", text="airport", audio=[background_dir / "airport"])
-    store.add_environment("park", text="park")
-    store.build_prototypes("urban", method="zero-shot")
+    store.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"]))
+    store.add_environment("park", EnvironmentOptions(text="park"))
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
     items = []
     for i in range(12):
         label, env = labels[i % 4], ("airport", "park")[i % 2]

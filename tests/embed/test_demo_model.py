@@ -17,6 +17,7 @@ from proto_index import generated_audio
 from proto_index.embed import demo_model, demo_training
 from proto_index.embed.registry import model_kind
 from proto_index.errors import ModelError
+from proto_index.options import AudioOptions, EnvironmentOptions, PrototypeOptions
 
 ENVS = ("park", "airport", "metro_station")
 LABELS = [x.replace("_", " ") for x in generated_audio.FOREGROUND_LABELS]
@@ -45,11 +46,11 @@ def demo(tmp_path_factory):
     report = store.ingest([corpus.folder, archive.folder, low.folder])
     assert report.added == 78 and not report.failed
     store.add_classes("urban", LABELS)
-    store.build_prototypes("urban", method="zero-shot")
-    store.build_prototypes("urban", method="tgap", n=20)
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+    store.build_prototypes("urban", PrototypeOptions(method="tgap", n=20))
     for env in ENVS:
         bgs = generated_audio.write_backgrounds(root / "bg" / env, env, 3, SEED + 3)
-        store.add_environment(env, text=env.replace("_", " "), audio=[c.path for c in bgs.clips])
+        store.add_environment(env, EnvironmentOptions(text=env.replace("_", " "), audio=[c.path for c in bgs.clips]))
     yield store, archive, low, root
     store.close()
 
@@ -118,7 +119,7 @@ def test_evaluate_on_generated_audio_end_to_end(demo):
         csv.writer(f).writerows([("path", "label", "fold"), *rows])
     generated_audio.write_backgrounds(root / "eval_bg" / "park", "park", 3, SEED + 5, seconds=(10.0, 10.0))
     settings = Settings(methods=("zero-shot", "tgap"), adaptations=("none", "audio"), tgap_n=3)
-    evaluation, _ = store.evaluate_audio(fg_csv, root / "eval_bg", root / "eval_work", (10.0,), settings)
+    evaluation, _ = store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=root / "eval_bg", work=root / "eval_work"), settings, snrs_db=(10.0,))
     scores = {(s.environment, s.method, s.adaptation, s.rule): s.accuracy for s in evaluation.scores}
     print(scores)
     assert {k[0] for k in scores} == {"park"} and {k[1] for k in scores} == {"zero-shot", "tgap"}
@@ -358,8 +359,8 @@ def test_fair_model_through_the_cli_and_the_store(tmp_path):
         entry = seeded.entry_key(seed=seeded.TOWER_SEED, fusion=False, heads=checkpoint_sha256(demo_model.FAIR_WEIGHTS))
         assert store.identity.weights == known_states.shipped(entry) is not None
         store.add_classes("urban", LABELS)
-        store.build_prototypes("urban", method="zero-shot")
-        store.add_environment("park", text="park")
+        store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+        store.add_environment("park", EnvironmentOptions(text="park"))
         assert store.identity.weights == state_sha256(store.encoder.model.state_dict())
         result = store.classify(clip.manifest, "urban-zero-shot", scoring=ScoringOptions(adapt="none"))
     assert [f.error for f in result.files] == [None] and result.files[0].label in LABELS

@@ -9,6 +9,7 @@ from proto_index import Store
 from proto_index.clap import seeded
 from proto_index.embed.registry import load_encoder
 from proto_index.errors import ModelError
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 torch = pytest.importorskip("torch")
 
@@ -39,8 +40,8 @@ def test_classify_with_stored_prototypes_never_builds_the_text_tower(tmp_path, m
     monkeypatch.setenv("PROTO_INDEX_CACHE", str(tmp_path / "cache"))
     with Store.init(tmp_path / "store", model="clap-tiny-demo", device="cpu") as store:
         store.add_classes("c", ["siren", "dog bark"])
-        store.build_prototypes("c", method="zero-shot")
-        store.add_environment("park", text="park")
+        store.build_prototypes("c", PrototypeOptions(method="zero-shot"))
+        store.add_environment("park", EnvironmentOptions(text="park"))
         texts_then = store.embed_text(["siren", "a dog barking"])
         audio_then = store.embed_audio([_clip(tmp_path / "a.wav")])
         assert store.encoder.text_built

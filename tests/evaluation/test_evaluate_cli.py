@@ -16,6 +16,7 @@ from proto_index.errors import InvalidInput
 from proto_index.evaluation.protocol import METHODS, evaluate
 from proto_index.options import Settings
 from proto_index.evaluation.synthetic_run import synthetic_experiment
+from proto_index.options import AudioOptions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -109,17 +110,17 @@ def test_audio_evaluation_reuses_cached_embeddings(tmp_path, labelled):
     store = Store.init(tmp_path / "store", model="fake-bands", encoder=encoder)
     work = tmp_path / "work"
     with pytest.raises(InvalidInput, match="TGAP N=35 exceeds the 8 scenes"):
-        store.evaluate_audio(fg_csv, bg_dir, work)
+        store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg_dir, work=work))
     assert encoder.audio_calls == 0  # refused before any audio work
     settings = Settings(tgap_n=3)
-    first, _ = store.evaluate_audio(fg_csv, bg_dir, work, (6.0,), settings, keep_scenes=True)
+    first, _ = store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg_dir, work=work, keep_scenes=True), settings, snrs_db=(6.0,))
     calls = encoder.audio_calls
     assert len(list((work / "scenes").rglob("*.wav"))) == 2 * 24
     assert len(list((work / "backgrounds").rglob("*.wav"))) == 2 * 3
-    again, _ = store.evaluate_audio(fg_csv, bg_dir, work, (6.0,), settings)
+    again, _ = store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg_dir, work=work), settings, snrs_db=(6.0,))
     assert encoder.audio_calls == calls
     assert [s.accuracy for s in again.scores] == [s.accuracy for s in first.scores]
-    store.evaluate_audio(fg_csv, bg_dir, work, (6.0, 9.0), settings)
+    store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg_dir, work=work), settings, snrs_db=(6.0, 9.0))
     assert encoder.audio_calls > calls  # a new SNR is embedded, the cached one is not
     assert len(list((work / "embeddings").glob("scenes-*.npy"))) == 4
 
@@ -201,7 +202,7 @@ def test_evaluate_runs_the_real_clap_architecture(tmp_path):
     for i in range(2):
         write(tmp_path / "bg" / "park" / f"{i}.wav", BACKGROUNDS["park"], seconds=10.0, seed=i)
     store = Store.init(tmp_path / "store", model="clap-tiny-random")  # one model load, not two as via the CLI
-    evaluation, description = store.evaluate_audio(fg / "fg.csv", tmp_path / "bg", tmp_path / "work", (6.0,), Settings(tgap_n=2))
+    evaluation, description = store.evaluate_audio(AudioOptions(foreground=fg / "fg.csv", backgrounds=tmp_path / "bg", work=tmp_path / "work"), Settings(tgap_n=2), snrs_db=(6.0,))
     assert description["clips"] == 9 and description["background_recordings"] == {"park": 2}
     assert {s.method for s in evaluation.scores} == set(METHODS)  # the templates and drift prompts embedded too
     assert {s.adaptation for s in evaluation.scores} == {"none", "text", "audio", "audio-oracle"}
@@ -218,7 +219,7 @@ def test_audio_evaluation_runs_the_label_free_variants(tmp_path, labelled):
     store = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     settings = Settings(methods=("zero-shot", "zero-shot-ensemble", "zero-shot-drift", "tgap-ensemble-drift-transductive"),
                         adaptations=("none", "audio"), tgap_n=3)
-    ev, _ = store.evaluate_audio(fg_csv, bg_dir, tmp_path / "work", (6.0,), settings)
+    ev, _ = store.evaluate_audio(AudioOptions(foreground=fg_csv, backgrounds=bg_dir, work=tmp_path / "work"), settings, snrs_db=(6.0,))
     acc = {(s.environment, s.method, s.adaptation, s.rule): s.fold_accuracies for s in ev.scores}
     assert {m for _, m, _, _ in acc} == set(settings.methods)
     # fake-bands embeds every default template of a label alike: the ensemble is the one template

@@ -15,6 +15,7 @@ from proto_index.options import CalibrateOptions, RunOptions, SyntheticOptions
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.evaluation.tau_selection import calibrate
+from proto_index.options import EnvironmentOptions
 
 # --- evaluate --------------------------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ def labelled_store(tmp_path, corpus_dir, background_dir):
     store.ingest([corpus_dir])
     store.add_classes("urban", list(CLASS_FREQS))
     store.build_prototypes("urban")
-    store.add_environment("airport", text="airport", audio=[background_dir / "airport"])
+    store.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"]))
     rows = []
     for i, label in enumerate(list(CLASS_FREQS) * 2):
         write(tmp_path / "archive" / f"{i}.wav", [(CLASS_FREQS[label], 0.2 + 0.02 * i)] + BACKGROUNDS["airport"],

@@ -19,6 +19,7 @@ from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.outputs.exports import _cell, _time_cell
 from proto_index.outputs.partitioned import DONE_FILE, RUN_FILE, PartitionedWriter, partition_folder
 from proto_index.options import DatasetOptions
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 ODD_ENV = "a/../b c%2F"  # a name that must stay one folder, and come back as itself
@@ -29,9 +30,9 @@ def store(tmp_path, corpus_dir, background_dir):
     s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     s.ingest([corpus_dir])
     s.add_classes("urban", LABELS)
-    s.build_prototypes("urban", method="zero-shot")
-    s.add_environment("airport", text="airport", audio=[background_dir / "airport"])
-    s.add_environment(ODD_ENV, text="park")
+    s.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+    s.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"]))
+    s.add_environment(ODD_ENV, EnvironmentOptions(text="park"))
     yield s
     s.close()
 
@@ -215,7 +216,7 @@ def test_rows_per_file_without_the_dataset_format_is_a_usage_error(tmp_path, sto
 
 def test_an_environment_name_too_long_for_a_folder_is_refused_before_any_work(tmp_path, store, manifest):
     long_name = "é" * 80  # 80 characters, 480 bytes percent-encoded
-    store.add_environment(long_name, text="park")
+    store.add_environment(long_name, EnvironmentOptions(text="park"))
     items = [(r["path"], long_name) for r in csv.DictReader(open(manifest))]
     calls = []
     store.classify = lambda *a, **k: calls.append(a)

@@ -15,6 +15,7 @@ from proto_index import Store
 from proto_index.errors import InvalidInput
 from proto_index.outputs.partitioned import DONE_FILE, partition_folder
 from proto_index.usecases.classify_dataset import DatasetOptions
+from proto_index.options import PrototypeOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
@@ -59,7 +60,7 @@ def test_a_resume_after_the_prototypes_were_rebuilt_is_refused(tmp_path, store, 
     _interrupted(store, items, out)
     assert _rows(out) == 2
     # same name, new content: TGAP centroids where the zero-shot set held text anchors
-    store.build_prototypes("urban", method="tgap", n=3, name="urban-zero-shot", replace=True)
+    store.build_prototypes("urban", PrototypeOptions(method="tgap", n=3, name="urban-zero-shot", replace=True))
     with pytest.raises(InvalidInput) as e:
         store.classify_dataset(items, "urban-zero-shot", DatasetOptions(out, files_per_chunk=2))
     assert str(e.value) == (f"{out} holds a dataset of another classification run (the prototype vectors (the set "

@@ -24,6 +24,7 @@ from proto_index.errors import (
 from proto_index.store.db_errors import domain_error
 from proto_index.store.schema import ClassSet
 from proto_index.store.storage import Storage
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 CLI = Path(proto_index.__file__).parent.parent / "cli"
 
@@ -36,9 +37,9 @@ def _add(kind: str, store: str, variant: int, barrier, results) -> None:
             if kind == "class set":
                 s.add_classes("urban", [f"siren{variant}", "dog bark"])
             elif kind == "prototype set":
-                s.build_prototypes("c", name="p")
+                s.build_prototypes("c", PrototypeOptions(name="p"))
             else:
-                s.add_environment("park", text=("park", "garden")[variant])
+                s.add_environment("park", EnvironmentOptions(text=("park", "garden")[variant]))
         results.put((variant, "ok", None, None))
     except ProtoIndexError as e:
         results.put((variant, type(e).__name__, str(e), e.hint))

@@ -16,6 +16,7 @@ from proto_index.usecases import ingest as ingest_mod
 from proto_index.store import catalog
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import VectorFile
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 class CrashAfter(BandEncoder):
     """Dies like a killed process in the middle of the ``calls``-th model batch."""
@@ -135,7 +136,7 @@ def test_store_written_by_revision_0001_upgrades_and_keeps_its_rows(tmp_path):
         hits = store.search("siren", k=1)
         assert hits[0].path == "/archive/siren.wav"
         # the new column works on the upgraded store
-        store.add_environment("park", text="park", tau_text=0.3, replace=True)
+        store.add_environment("park", EnvironmentOptions(text="park", tau_text=0.3, replace=True))
         assert store.environment("park").tau_text == 0.3
     assert invariants(path) == 3
 
@@ -189,7 +190,7 @@ def test_float16_store_halves_the_vector_file_and_keeps_results(tmp_path, corpus
         with Store.init(tmp_path / dtype, model="fake-bands", encoder=BandEncoder(), vector_dtype=dtype) as s:
             s.ingest([corpus_dir])
             s.add_classes("urban", ["siren", "dog bark", "drilling", "bird song"])
-            ps = s.build_prototypes("urban", method="tgap", n=6)
+            ps = s.build_prototypes("urban", PrototypeOptions(method="tgap", n=6))
             results[dtype] = (ps.matrix, [nb.path for nbs in ps.neighbours for nb in nbs], s._storage.vectors.path.stat().st_size)
     m32, nb32, size32 = results["float32"]
     m16, nb16, size16 = results["float16"]

@@ -17,6 +17,7 @@ from proto_index.store.schema import FileChecksum, StoreMeta, Window
 from proto_index.store.storage import Storage
 from proto_index.store.vectors import vector_file_name
 from store_checks import FIXTURE_0001, invariants
+from proto_index.options import EnvironmentOptions
 
 
 def test_names_by_dtype():
@@ -106,7 +107,7 @@ def test_catalog_queries_behind_info_and_listings(tmp_path, corpus_dir):
         s.add_classes("urban", ["siren", "dog bark"])
         s.add_classes("birds", ["bird song"])
         s.build_prototypes("urban")
-        s.add_environment("park", text="park")
+        s.add_environment("park", EnvironmentOptions(text="park"))
         info = s.info()
         assert info["counts"] == {"recordings": 24, "windows": 24, "failed_files": 0, "class_sets": 2,
                                   "prototype_sets": 1, "environments": 1}

@@ -16,6 +16,7 @@ from proto_index import Store
 from proto_index.usecases import annotations
 from proto_index.progress import SilentProgress
 from proto_index.store.schema import Annotation
+from proto_index.options import EnvironmentOptions
 
 LABELS = list(CLASS_FREQS)
 HEADER = ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"]
@@ -38,7 +39,7 @@ def store(tmp_path, corpus_dir):
     s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     s.ingest([corpus_dir])
     s.add_classes("urban", LABELS)
-    s.add_environment("park", text="park")
+    s.add_environment("park", EnvironmentOptions(text="park"))
     yield s
     s.close()
 

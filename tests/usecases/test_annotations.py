@@ -13,6 +13,7 @@ from proto_index import Store
 from proto_index.core.prototypes import nearest_by_cosine
 from proto_index.errors import Hint, InvalidInput
 from proto_index.store.schema import Annotation, Recording, Window
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 LABELS = list(CLASS_FREQS)
 HEADER = ["path", "start_s", "end_s", "environment", "label", "verdict", "corrected_label"]
@@ -23,7 +24,7 @@ def store(tmp_path, corpus_dir):
     s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     s.ingest([corpus_dir])
     s.add_classes("urban", LABELS)
-    s.add_environment("park", text="park")
+    s.add_environment("park", EnvironmentOptions(text="park"))
     yield s
     s.close()
 
@@ -77,7 +78,7 @@ def expected_centroids(store, corpus_dir, members: dict[str, list[tuple[str, int
 def test_supervised_prototypes_are_the_centroids_of_the_confirmed_windows(store, corpus_dir, tmp_path):
     report = store.annotate(decisions(tmp_path / "d.csv", reviewed(corpus_dir)), source="reviewer A")
     assert (report.stored, report.replaced, report.problems) == (7, 0, [])
-    ps = store.build_prototypes("urban", method="supervised")
+    ps = store.build_prototypes("urban", PrototypeOptions(method="supervised"))
     assert (ps.name, ps.method, ps.labels) == ("urban-supervised", "supervised", LABELS)
     expected = expected_centroids(store, corpus_dir, {
         "siren": [("siren", 0), ("siren", 1)], "dog bark": [("dog bark", 0)],
@@ -102,7 +103,7 @@ def test_reannotating_a_window_replaces_its_verdict(store, corpus_dir, tmp_path)
     assert (report.stored, report.replaced) == (2, 2)
     with store._storage.session() as s:
         assert s.query(Annotation).count() == 7
-    ps = store.build_prototypes("urban", method="supervised")
+    ps = store.build_prototypes("urban", PrototypeOptions(method="supervised"))
     expected = expected_centroids(store, corpus_dir, {
         "siren": [("siren", 0)], "dog bark": [("dog bark", 0)],
         "drilling": [("drilling", 1), ("drilling", 2)], "bird song": [("bird song", 0), ("bird song", 3)],
@@ -150,7 +151,7 @@ def test_a_whole_recording_verdict_uses_the_mean_of_its_windows(store, corpus_di
         whole = s.query(Annotation).filter(Annotation.window_id.is_(None)).one()
         rows_of_long = [w.vector_row for w in whole.recording.windows]
     assert len(rows_of_long) == 3
-    ps = store.build_prototypes("urban", method="supervised")
+    ps = store.build_prototypes("urban", PrototypeOptions(method="supervised"))
     expected = store._storage.vectors.read(rows_of_long).astype(np.float64).mean(axis=0).astype(np.float32)
     np.testing.assert_array_equal(ps.matrix[0], expected)
     shown = cli("prototypes", "show", "urban-supervised", "--store", store.path).stdout
@@ -167,13 +168,13 @@ def test_a_csv_without_the_needed_columns_is_refused(store, tmp_path):
 def test_supervised_needs_a_confirmation_per_class(store, corpus_dir, tmp_path):
     store.annotate(decisions(tmp_path / "d.csv", reviewed(corpus_dir)[:2]))
     with pytest.raises(InvalidInput, match="no labelled vectors for class\\(es\\): dog bark, drilling, bird song") as info:
-        store.build_prototypes("urban", method="supervised")
+        store.build_prototypes("urban", PrototypeOptions(method="supervised"))
     assert info.value.hint == Hint("method_blend", "annotate windows of them, or use {option}")
 
 
 def test_blend_tops_classes_up_with_unannotated_tgap_neighbours(store, corpus_dir, tmp_path):
     store.annotate(decisions(tmp_path / "d.csv", reviewed(corpus_dir)))
-    ps = store.build_prototypes("urban", method="blend", min_confirmed=3)
+    ps = store.build_prototypes("urban", PrototypeOptions(method="blend", min_confirmed=3))
     assert (ps.name, ps.n_neighbours) == ("urban-blend3", 3)
     corpus = store._storage.vectors.read(np.arange(24)).astype(np.float64)
     with store._storage.session() as s:

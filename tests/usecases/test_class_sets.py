@@ -9,6 +9,7 @@ from cli_store import cli
 from fakes import BandEncoder
 
 from proto_index import Store
+from proto_index.options import PrototypeOptions
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -70,7 +71,7 @@ def test_add_classes_from_a_file_names_the_prototype_sets_it_dropped(tmp_path, c
         first = store.add_classes("urban", labels_file=tmp_path / "labels.txt")
         assert (first.labels, first.dropped_prototypes) == (["siren", "dog bark"], ())
         store.build_prototypes("urban")
-        store.build_prototypes("urban", name="second")
+        store.build_prototypes("urban", PrototypeOptions(name="second"))
         again = store.add_classes("urban", ["drilling"], replace=True, drop_prototypes=True)
         assert (again.labels, again.dropped_prototypes) == (["drilling"], ("second", "urban-zero-shot"))
         assert store.prototype_sets() == []

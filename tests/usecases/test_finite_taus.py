@@ -11,6 +11,7 @@ from fakes import BandEncoder
 from proto_index import Store
 from proto_index.errors import InvalidInput
 from proto_index.options import CalibrateOptions
+from proto_index.options import EnvironmentOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 
@@ -33,7 +34,7 @@ def test_the_python_api_refuses_non_finite_taus(store):
     from proto_index import ScoringOptions
 
     with pytest.raises(InvalidInput, match=r"^the tau for text backgrounds must be a finite number, not inf$"):
-        store.add_environment("e2", text="park", tau_text=float("inf"))
+        store.add_environment("e2", EnvironmentOptions(text="park", tau_text=float("inf")))
     with pytest.raises(InvalidInput, match=r"^the tau for audio backgrounds must be a finite number, not nan$"):
         store.set_environment_tau("airport", audio=float("nan"))
     with pytest.raises(InvalidInput, match=r"^tau must be a finite number, not nan$"):

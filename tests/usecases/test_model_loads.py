@@ -9,6 +9,7 @@ import proto_index.api
 from proto_index import Store
 from proto_index.errors import AlreadyExists, InvalidInput, NotFound
 from proto_index.options import CalibrateOptions
+from proto_index.options import EnvironmentOptions
 
 
 def _clip(tmp_path):
@@ -35,7 +36,7 @@ def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp
         for call, error, message in [
             (lambda: store.classify([(clip, "park")], "nope"), NotFound, "no prototype set named 'nope'"),
             (lambda: store.build_prototypes("nope"), NotFound, "no class set named 'nope'"),
-            (lambda: store.add_environment("quiet", audio=[empty]), InvalidInput, "no audio files found in"),
+            (lambda: store.add_environment("quiet", EnvironmentOptions(audio=[empty])), InvalidInput, "no audio files found in"),
             (lambda: store.search("  "), InvalidInput, "the search text is empty"),
             (lambda: store.calibrate(manifest, CalibrateOptions("nope")), NotFound, "no prototype set named 'nope'"),
         ]:
@@ -44,7 +45,7 @@ def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp
         assert store.ingest([empty]).added == 0  # nothing to read: no model
         assert loads == []
         store.build_prototypes("c")
-        store.add_environment("park", text="park")
+        store.add_environment("park", EnvironmentOptions(text="park"))
         assert store.ingest([clip]).added == 1
         assert len(loads) == 1
     with Store.open(fake_store) as store:  # a new process: its model not loaded yet

@@ -19,6 +19,7 @@ from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.engine import embedding
 from proto_index.usecases import ingest as ingest_mod
 from proto_index.store.storage import Storage
+from proto_index.options import EnvironmentOptions
 
 SR = 48_000
 
@@ -169,7 +170,7 @@ def test_classify_takes_a_manifest_path_and_typed_parameters(tmp_path, batches):
     with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
         s.add_classes("urban", ["siren", "dog bark"])
         s.build_prototypes("urban")
-        s.add_environment("park", text="park")
+        s.add_environment("park", EnvironmentOptions(text="park"))
         windows = [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0), (15.0, 25.0)]
         for items in (manifest, str(manifest), [(clip, "park")]):
             result = s.classify(items, "urban-zero-shot", scoring=ScoringOptions(per_window=True), options=EmbedOptions(hop_s=5.0))
@@ -239,7 +240,7 @@ def test_classify_scores_per_window_with_scoring_options(tmp_path, batches):
     with Store.init(tmp_path / "s", model="fake-recording", encoder=RecordingEncoder()) as s:
         s.add_classes("urban", ["siren", "dog bark"])
         s.build_prototypes("urban")
-        s.add_environment("park", text="park")
+        s.add_environment("park", EnvironmentOptions(text="park"))
         whole = s.classify([(clip, "park")], "urban-zero-shot")
         assert [(f.start_s, f.end_s) for f in whole.files] == [(None, None)]
         windows = s.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(per_window=True, tau=0.0))

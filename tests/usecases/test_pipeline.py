@@ -11,6 +11,7 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, cosine_profiles, refine
 from proto_index.core.prototypes import tgap_reference
 from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, ModelMismatch, NotFound
+from proto_index.options import EnvironmentOptions, PrototypeOptions
 
 LABELS = list(CLASS_FREQS)
 
@@ -20,8 +21,8 @@ def store(tmp_path, corpus_dir, background_dir):
     s = Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder())
     s.ingest([corpus_dir])
     s.add_classes("urban", LABELS)
-    s.add_environment("airport", text="airport", audio=[background_dir / "airport"])
-    s.add_environment("park", text="park")
+    s.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"]))
+    s.add_environment("park", EnvironmentOptions(text="park"))
     yield s
     s.close()
 
@@ -39,7 +40,7 @@ def test_ingest_counts_and_rerun_skips(store, corpus_dir):
 
 
 def test_tgap_neighbours_are_the_class_clips_and_match_brute_force(store):
-    ps = store.build_prototypes("urban", method="tgap", n=6)
+    ps = store.build_prototypes("urban", PrototypeOptions(method="tgap", n=6))
     assert ps.name == "urban-tgap6" and ps.labels == LABELS
     for label, nbs in zip(ps.labels, ps.neighbours):
         assert sorted(Path(nb.path).name for nb in nbs) == sorted(f"{label.replace(' ', '_')}_{i}.wav" for i in range(6))
@@ -50,8 +51,8 @@ def test_tgap_neighbours_are_the_class_clips_and_match_brute_force(store):
 
 
 def test_tgap_narrows_the_modality_gap(store):
-    zs = store.build_prototypes("urban", method="zero-shot")
-    tg = store.build_prototypes("urban", method="tgap", n=6)
+    zs = store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+    tg = store.build_prototypes("urban", PrototypeOptions(method="tgap", n=6))
     for k, label in enumerate(LABELS):
         clips = [nb.path for nb in tg.neighbours[k]]
         audio_centroid = store.embed_audio(clips).mean(axis=0)
@@ -61,7 +62,7 @@ def test_tgap_narrows_the_modality_gap(store):
 
 
 def test_audio_background_subtraction_fixes_the_airport_confusion(store, tmp_path):
-    store.build_prototypes("urban", method="zero-shot")
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
     clip = archive_clip(tmp_path, "siren_at_airport", "siren", "airport")
     none = store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="none")).files[0]
     audio = store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="audio")).files[0]
@@ -77,7 +78,7 @@ def test_audio_background_subtraction_fixes_the_airport_confusion(store, tmp_pat
 
 
 def test_text_background_of_scene_name_shifts_all_classes_equally(store, tmp_path):
-    store.build_prototypes("urban", method="zero-shot")
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
     clip = archive_clip(tmp_path, "drill_in_park", "drilling", "park")
     none = store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="none")).files[0]
     text = store.classify([(clip, "park")], "urban-zero-shot", scoring=ScoringOptions(adapt="auto")).files[0]
@@ -87,8 +88,8 @@ def test_text_background_of_scene_name_shifts_all_classes_equally(store, tmp_pat
 
 
 def test_tau_precedence_run_over_environment_over_default(store, tmp_path, background_dir):
-    store.build_prototypes("urban", method="zero-shot")
-    store.add_environment("airport", text="airport", audio=[background_dir / "airport"], tau_audio=0.5, tau_text=0.1, replace=True)
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
+    store.add_environment("airport", EnvironmentOptions(text="airport", audio=[background_dir / "airport"], tau_audio=0.5, tau_text=0.1, replace=True))
     clip = archive_clip(tmp_path, "c", "siren", "airport")
     assert store.classify([(clip, "airport")], "urban-zero-shot").files[0].tau == 0.5
     assert store.classify([(clip, "airport")], "urban-zero-shot", scoring=ScoringOptions(adapt="text")).files[0].tau == 0.1
@@ -96,7 +97,7 @@ def test_tau_precedence_run_over_environment_over_default(store, tmp_path, backg
 
 
 def test_classification_of_corpus_files_reuses_stored_vectors(store, corpus_dir):
-    store.build_prototypes("urban", method="tgap", n=6)
+    store.build_prototypes("urban", PrototypeOptions(method="tgap", n=6))
     calls = store.encoder.audio_calls
     files = sorted(corpus_dir.glob("*.wav"))
     result = store.classify([(f, "park") for f in files], "urban-tgap6", scoring=ScoringOptions(adapt="none"))
@@ -105,7 +106,7 @@ def test_classification_of_corpus_files_reuses_stored_vectors(store, corpus_dir)
 
 
 def test_errors_are_reported_before_any_embedding(store, tmp_path):
-    store.build_prototypes("urban", method="zero-shot")
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
     clip = archive_clip(tmp_path, "c", "siren", "park")
     calls = store.encoder.audio_calls
     with pytest.raises(NotFound, match=r"unknown environment\(s\): beach, moon \(known: airport, park\)"):
@@ -134,7 +135,7 @@ def test_names_are_unique_unless_replaced(store):
 
 def test_tgap_needs_enough_corpus(store):
     with pytest.raises(InvalidInput, match="N=100 needs at least 100 corpus windows; the corpus has 24"):
-        store.build_prototypes("urban", method="tgap", n=100)
+        store.build_prototypes("urban", PrototypeOptions(method="tgap", n=100))
 
 
 def test_search_finds_the_class_clips(store):
@@ -165,14 +166,14 @@ def test_environment_with_undecodable_recording_is_not_stored(store, tmp_path):
     bad.mkdir()
     (bad / "x.wav").write_text("not audio")
     with pytest.raises(Exception, match="could not be decoded"):
-        store.add_environment("harbour", audio=[bad])
+        store.add_environment("harbour", EnvironmentOptions(audio=[bad]))
     assert "harbour" not in [e.name for e in store.environments()]
 
 
 def test_repeated_content_in_an_archive_is_embedded_once(store, tmp_path):
     import shutil
 
-    store.build_prototypes("urban", method="zero-shot")
+    store.build_prototypes("urban", PrototypeOptions(method="zero-shot"))
     first = archive_clip(tmp_path, "first", "siren", "airport")
     copy = tmp_path / "archive" / "copy.wav"
     shutil.copy(first, copy)

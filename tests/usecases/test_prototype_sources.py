@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from proto_index.core.prototypes import class_scores, merge_top_n, no_neighbours, top_n_by_score
+from proto_index.options import PrototypeOptions
 
 
 def test_class_scores_are_the_max_over_the_mapped_labels():
@@ -86,7 +87,7 @@ def test_the_fake_scorer_offers_label_scores_and_the_band_encoder_does_not():
 def test_classifier_prototypes_are_the_centroids_of_the_best_scored_windows(scorer_store, tmp_path, monkeypatch):
     enc = scorer_store.encoder
     inputs = PrototypeInputs(mapping=table(tmp_path, MAPPING))
-    ps = scorer_store.build_prototypes("urban", method="classifier", n=6, inputs=inputs)
+    ps = scorer_store.build_prototypes("urban", PrototypeOptions(method="classifier", n=6, inputs=inputs))
     assert (ps.name, ps.method, ps.n_neighbours, ps.labels) == ("urban-classifier6", "classifier", 6, LABELS)
     assert ps.prompts[3] == "model labels: Turdus merula_Eurasian Blackbird; Erithacus rubecula_European Robin"
     assert enc.text_calls == 0  # no text tower needed
@@ -103,7 +104,7 @@ def test_classifier_prototypes_are_the_centroids_of_the_best_scored_windows(scor
     # read a few windows at a time: the same set
     monkeypatch.setattr(pipeline, "SCORE_CHUNK_BYTES", 5 * 4 * (enc.dim + len(enc.labels)))
     enc.scored.clear()
-    again = scorer_store.build_prototypes("urban", method="classifier", n=6, inputs=inputs, name="small-chunks")
+    again = scorer_store.build_prototypes("urban", PrototypeOptions(method="classifier", n=6, name="small-chunks", inputs=inputs))
     assert enc.scored == [5, 5, 5, 5, 4]
     np.testing.assert_array_equal(again.matrix, ps.matrix)
     assert [[nb.window_id for nb in nbs] for nbs in again.neighbours] == [[nb.window_id for nb in nbs] for nbs in ps.neighbours]
@@ -117,7 +118,7 @@ def test_examples_prototypes_are_the_centroids_of_files_and_windows(scorer_store
     csv_text = ("class,path,window\nsiren,ex/new siren.wav,\nsiren,corpus/siren_0.wav,\n"
                 f"dog bark,corpus/dog_bark_1.wav,\ndrilling,,{window_id}\nbird song,corpus/bird_song_2.wav,\n")
     enc.audio_calls = enc.text_calls = 0
-    ps = scorer_store.build_prototypes("urban", method="examples", inputs=PrototypeInputs(examples=table(tmp_path, csv_text)))
+    ps = scorer_store.build_prototypes("urban", PrototypeOptions(method="examples", inputs=PrototypeInputs(examples=table(tmp_path, csv_text))))
     assert (ps.name, ps.method, ps.n_neighbours) == ("urban-examples", "examples", None)
     assert enc.text_calls == 0 and enc.audio_calls == 1  # only the file not in the corpus is embedded
     assert ps.prompts == ["examples: 2 file(s), 0 stored window(s); 2 window vectors",
@@ -136,7 +137,7 @@ def test_examples_prototypes_are_the_centroids_of_files_and_windows(scorer_store
 def refused(store, exc, message, **kw):
     """Building refuses with exactly ``message`` (one line) and stores nothing."""
     with pytest.raises(exc) as e:
-        store.build_prototypes("urban", **kw)
+        store.build_prototypes("urban", PrototypeOptions(**kw))
     assert str(e.value) == message and "\n" not in str(e.value)
     assert store.prototype_sets() == []
     return e.value
@@ -201,7 +202,7 @@ def test_bad_examples_are_refused_in_one_line_and_nothing_is_stored(scorer_store
             **examples("class,path,window\n" + full + "siren,,9999\nsiren,,12345\n"))
     (tmp_path / "corpus" / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(InvalidInput) as e:
-        scorer_store.build_prototypes("urban", **examples("class,path\n" + full.replace(",\n", "\n") + "siren,corpus/junk.wav\n"))
+        scorer_store.build_prototypes("urban", PrototypeOptions(**examples("class,path\n" + full.replace(",\n", "\n") + "siren,corpus/junk.wav\n")))
     assert str(e.value).startswith(f"1 example file(s) cannot be embedded: {tmp_path / 'corpus' / 'junk.wav'}: ")
     assert "\n" not in str(e.value) and scorer_store.prototype_sets() == []
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from proto_index.core.prototypes import DEFAULT_TGAP_N
-from proto_index.usecases.prototypes import DEFAULT_MIN_CONFIRMED
+from proto_index.options.prototypes import DEFAULT_MIN_CONFIRMED, PrototypeOptions
 from proto_index.service.routes.deps import path_text, state, writable
 from proto_index.service.state import ServiceState
 
@@ -18,7 +18,7 @@ class Build(BaseModel):
     n: int = Field(DEFAULT_TGAP_N, ge=1, le=100_000)
     name: str | None = Field(None, min_length=1, max_length=200)
     replace: bool = False
-    min_confirmed: int = Field(DEFAULT_MIN_CONFIRMED, ge=0)
+    min_confirmed: int = Field(DEFAULT_MIN_CONFIRMED, ge=1)
 
 
 def set_record(ps) -> dict:
@@ -49,5 +49,6 @@ def show(name: str, top: int = Query(10, ge=0), st: ServiceState = Depends(state
 def build(b: Build, st: ServiceState = Depends(writable)) -> dict:
     """Build a set: zero-shot, tgap (``n`` neighbours), supervised (confirmed verdicts), blend."""
     with st.writing():
-        ps = st.store.build_prototypes(b.class_set, b.method, b.n, b.name, b.replace, b.min_confirmed)
+        options = PrototypeOptions(method=b.method, n=b.n, name=b.name, replace=b.replace, min_confirmed=b.min_confirmed)
+        ps = st.store.build_prototypes(b.class_set, options)
     return set_record(ps)
