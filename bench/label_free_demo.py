@@ -23,9 +23,8 @@ import numpy as np
 import soundfile as sf
 
 from proto_index import Store, generated_audio
-from proto_index.options import Settings
+from proto_index.options import AudioOptions, Settings
 from proto_index.evaluation.tables import format_summary_markdown
-from proto_index.options import AudioOptions
 
 ENVIRONMENTS = ("park", "metro_station")
 

@@ -20,8 +20,7 @@ from typer.testing import CliRunner
 from proto_index import EmbedOptions, Store
 from proto_index.cli.app import app
 from proto_index.outputs.partitioned import read_dataset
-from proto_index.options import ExecutorOptions
-from proto_index.options import EnvironmentOptions, PrototypeOptions
+from proto_index.options import EnvironmentOptions, ExecutorOptions, PrototypeOptions
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster

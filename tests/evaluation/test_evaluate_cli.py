@@ -14,9 +14,8 @@ from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.core.tau import tau_projection, tau_projection_batch
 from proto_index.errors import InvalidInput
 from proto_index.evaluation.protocol import METHODS, evaluate
-from proto_index.options import Settings
+from proto_index.options import AudioOptions, Settings
 from proto_index.evaluation.synthetic_run import synthetic_experiment
-from proto_index.options import AudioOptions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

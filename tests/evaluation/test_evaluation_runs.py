@@ -11,11 +11,10 @@ from proto_index import Store, __version__
 from proto_index.core.synthetic_space import SpaceConfig
 from proto_index.errors import InvalidInput
 from proto_index.evaluation import experiment
-from proto_index.options import CalibrateOptions, RunOptions, SyntheticOptions
+from proto_index.options import CalibrateOptions, EnvironmentOptions, RunOptions, SyntheticOptions
 from proto_index.evaluation.protocol import evaluate
 from proto_index.evaluation.synthetic_run import synthetic_experiment
 from proto_index.evaluation.tau_selection import calibrate
-from proto_index.options import EnvironmentOptions
 
 # --- evaluate --------------------------------------------------------------------------------------
 

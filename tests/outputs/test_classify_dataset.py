@@ -18,8 +18,7 @@ from proto_index.cli.app import app
 from proto_index.errors import InvalidInput, StoreLocked
 from proto_index.outputs.exports import _cell, _time_cell
 from proto_index.outputs.partitioned import DONE_FILE, RUN_FILE, PartitionedWriter, partition_folder
-from proto_index.options import DatasetOptions
-from proto_index.options import EnvironmentOptions, PrototypeOptions
+from proto_index.options import DatasetOptions, EnvironmentOptions, PrototypeOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 ODD_ENV = "a/../b c%2F"  # a name that must stay one folder, and come back as itself

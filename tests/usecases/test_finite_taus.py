@@ -10,8 +10,7 @@ from fakes import BandEncoder
 
 from proto_index import Store
 from proto_index.errors import InvalidInput
-from proto_index.options import CalibrateOptions
-from proto_index.options import EnvironmentOptions
+from proto_index.options import CalibrateOptions, EnvironmentOptions
 
 LABELS = ["siren", "dog bark", "drilling", "bird song"]
 

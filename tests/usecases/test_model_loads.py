@@ -8,8 +8,7 @@ from fakes import BandEncoder
 import proto_index.api
 from proto_index import Store
 from proto_index.errors import AlreadyExists, InvalidInput, NotFound
-from proto_index.options import CalibrateOptions
-from proto_index.options import EnvironmentOptions
+from proto_index.options import CalibrateOptions, EnvironmentOptions, ScoringOptions
 
 
 def _clip(tmp_path):
@@ -53,6 +52,8 @@ def test_every_use_case_checks_its_inputs_before_its_model_loads(fake_store, tmp
             (lambda: store.build_prototypes("c"), AlreadyExists, "prototype set 'c-zero-shot' already exists"),
             (lambda: store.add_environment("park"), AlreadyExists, "environment 'park' already exists"),
             (lambda: store.classify([(clip, "beach")], "c-zero-shot"), NotFound, r"unknown environment\(s\): beach"),
+            (lambda: store.classify([(clip, "park")], "c-zero-shot", scoring=ScoringOptions(adapt="audio")), InvalidInput,
+             "environment 'park': no background recordings"),  # park has text backgrounds only
             (lambda: store.classify([(tmp_path / "absent.wav", "park")], "c-zero-shot"), NotFound,
              r"1 input file\(s\) not found"),
             (lambda: store.calibrate(manifest, CalibrateOptions("c-zero-shot", grid=(float("nan"),))), InvalidInput,
