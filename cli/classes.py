@@ -12,6 +12,7 @@ from proto_index.api import Store
 from proto_index.cli.listing import add_list_command
 from proto_index.cli.records import class_set_record
 from proto_index.core.prototypes import DEFAULT_TEMPLATE
+from proto_index.options import ClassSetOptions
 
 app = typer.Typer(no_args_is_help=True, help="Class sets: the labels to classify into.")
 
@@ -36,7 +37,8 @@ def add(
     """
     if (labels_file is None) == (not label):
         raise BadUsage("give either --labels-file FILE or one or more --label L")
-    cs = open_store(store).add_classes(name, label or (), template, replace, drop_prototypes, labels_file=labels_file)
+    options = ClassSetOptions(template=template, labels_file=labels_file, replace=replace, drop_prototypes=drop_prototypes)
+    cs = open_store(store).add_classes(name, label or (), options)
     typer.echo(f"class set {cs.name}: {len(cs.labels)} labels")
     if cs.dropped_prototypes:
         typer.echo(f"deleted the prototype sets built on the old class set: {', '.join(cs.dropped_prototypes)}")

@@ -10,6 +10,7 @@ from proto_index.errors import ProtoIndexError  # noqa: E402
 from proto_index.options import (  # noqa: E402
     AudioOptions,
     CalibrateOptions,
+    ClassSetOptions,
     DatasetOptions,
     EmbedOptions,
     EnvironmentOptions,
@@ -25,7 +26,7 @@ from proto_index.options import (  # noqa: E402
 )
 
 __all__ = [
-    "Store", "EmbedOptions", "ExecutorOptions", "IngestOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "ScoringOptions", "DatasetOptions",
+    "Store", "EmbedOptions", "ExecutorOptions", "IngestOptions", "ClassSetOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "ScoringOptions", "DatasetOptions",
     "ReportOptions", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
     "default_store_path", "ProtoIndexError", "__version__",
 ]

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from proto_index.core.prototypes import DEFAULT_TEMPLATE
 from proto_index.embed.encoder import Encoder, ModelIdentity
-from proto_index.errors import ProtoIndexError
+from proto_index.errors import InvalidInput, ProtoIndexError
 from proto_index.usecases import classify as classify_mod
 from proto_index.usecases import environments, ingest, prototypes, search
 from proto_index.store.views import (
@@ -37,6 +36,7 @@ from proto_index.store.views import (
 from proto_index.options import (
     AudioOptions,
     CalibrateOptions,
+    ClassSetOptions,
     DatasetOptions,
     EmbedOptions,
     EnvironmentOptions,
@@ -204,18 +204,18 @@ class Store:
 
     # -- classes and prototypes ------------------------------------------------------------------
 
-    def add_classes(
-        self, name: str, labels: Sequence[str] = (), template: str = DEFAULT_TEMPLATE, replace: bool = False,
-        drop_prototypes: bool = False, labels_file: str | Path | None = None,
-    ) -> ClassSetView:
-        """Add a class set of ``labels`` followed by the lines of ``labels_file`` when given (see
-        :func:`~proto_index.inputs.labels_file.read_labels_file`); replacing one that has
-        prototype sets needs ``drop_prototypes`` (deletes them, named in the view's ``dropped_prototypes``)."""
-        if labels_file is not None:
+    def add_classes(self, name: str, labels: Sequence[str] = (), options: ClassSetOptions = ClassSetOptions()) -> ClassSetView:
+        """Add a class set of ``labels`` followed by the lines of ``options.labels_file`` when given (see
+        :func:`~proto_index.inputs.labels_file.read_labels_file`); replacing one that has prototype sets
+        needs ``options.drop_prototypes`` (deletes them, named in the view's ``dropped_prototypes``)."""
+        if isinstance(labels, str):
+            raise InvalidInput("labels must be a list of labels, not one string")
+        if options.labels_file is not None:
             from proto_index.inputs.labels_file import read_labels_file
 
-            labels = [*labels, *read_labels_file(labels_file)]
-        return prototypes.add_class_set(self._storage, name, list(labels), template, replace, drop_prototypes)
+            labels = [*labels, *read_labels_file(options.labels_file)]
+        return prototypes.add_class_set(self._storage, name, list(labels), options.template, options.replace,
+                                        options.drop_prototypes)
 
     def class_sets(self) -> list[ClassSetView]:
         with self._storage.session() as s:

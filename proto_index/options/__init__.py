@@ -8,7 +8,8 @@ otherwise), carried unchanged from the CLI (or a library call) to the code that 
   per-window rows), from ``Store.classify`` / ``classify_dataset`` to the classify use case.
 - :mod:`~proto_index.options.ingest`: :class:`IngestOptions` (the writer-lock wait, rehashing,
   commit and publication sizes), from ``Store.ingest``; it stays in the process that commits.
-- :mod:`~proto_index.options.prototypes`: :class:`PrototypeOptions` (method, N, name, replace,
+- :mod:`~proto_index.options.prototypes`: :class:`ClassSetOptions` (from ``Store.add_classes``),
+  :class:`PrototypeOptions` (method, N, name, replace,
   min_confirmed) with its :class:`PrototypeInputs` (mapping and examples files, prompt ensembles),
   from ``Store.build_prototypes``.
 - :mod:`~proto_index.options.environments`: :class:`EnvironmentOptions` (text and audio
@@ -37,10 +38,10 @@ from proto_index.options.evaluation import AudioOptions, CalibrateOptions, RunOp
 from proto_index.options.ingest import DEFAULT_COMMIT_WINDOWS, DEFAULT_PUBLISH_WINDOWS, IngestOptions  # noqa: F401
 from proto_index.options.outputs import DatasetOptions, ReportCatalog, ReportOptions
 from proto_index.options.environments import EnvironmentOptions
-from proto_index.options.prototypes import MAX_TEMPLATES, PrototypeInputs, PrototypeOptions  # noqa: F401
+from proto_index.options.prototypes import MAX_TEMPLATES, ClassSetOptions, PrototypeInputs, PrototypeOptions  # noqa: F401
 from proto_index.options.scoring import ScoringOptions
 
 __all__ = [
-    "EmbedOptions", "ExecutorOptions", "ScoringOptions", "IngestOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "DatasetOptions",
+    "EmbedOptions", "ExecutorOptions", "ScoringOptions", "IngestOptions", "ClassSetOptions", "PrototypeOptions", "PrototypeInputs", "EnvironmentOptions", "DatasetOptions",
     "ReportOptions", "ReportCatalog", "Settings", "RunOptions", "SyntheticOptions", "AudioOptions", "CalibrateOptions",
 ]

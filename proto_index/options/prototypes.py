@@ -1,4 +1,5 @@
-"""How a prototype set is built (:class:`PrototypeOptions`) and what its methods read besides the
+"""How a class set is added (:class:`ClassSetOptions`, from ``Store.add_classes``), how a prototype set is
+built (:class:`PrototypeOptions`) and what its methods read besides the
 catalog (:class:`PrototypeInputs`), from ``Store.build_prototypes`` to :mod:`proto_index.usecases.prototypes`."""
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from proto_index.core.prototypes import DEFAULT_TGAP_N
+from proto_index.core.prototypes import DEFAULT_TEMPLATE, DEFAULT_TGAP_N
 from proto_index.errors import InvalidInput
 from proto_index.options.embedding import EmbedOptions
 
@@ -83,3 +84,23 @@ class PrototypeOptions:
             raise InvalidInput(f"the prototype set name must be text, got {self.name!r}")
         if not isinstance(self.inputs, PrototypeInputs):
             raise InvalidInput(f"inputs must be PrototypeInputs, got {type(self.inputs).__name__}")
+
+
+@dataclass(frozen=True)
+class ClassSetOptions:
+    """How ``Store.add_classes`` adds a class set besides its labels: the prompt ``template`` (with
+    ``{label}``), a ``labels_file`` whose lines follow the labels given, ``replace`` a set of that name,
+    and ``drop_prototypes`` (with ``replace``: delete the prototype sets built on the old one)."""
+
+    template: str = DEFAULT_TEMPLATE
+    labels_file: Path | None = None
+    replace: bool = False
+    drop_prototypes: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.template, str):
+            raise InvalidInput(f"the prompt template must be text, got {self.template!r}")
+        if self.labels_file is not None:
+            if not isinstance(self.labels_file, (str, os.PathLike)):
+                raise InvalidInput(f"the labels file must be a path, got {self.labels_file!r}")
+            object.__setattr__(self, "labels_file", Path(self.labels_file))

@@ -92,3 +92,22 @@ def test_a_store_built_with_options_matches_the_cli(tmp_path, corpus_dir, backgr
         store.build_prototypes("urban", PrototypeOptions(method="tgap", n=3, name="t3"))
     assert store.build_prototypes("urban", PrototypeOptions(method="tgap", n=2, name="t3", replace=True)).n_neighbours == 2
     store.close(), other.close()
+
+
+def test_class_set_options_and_labels(tmp_path, fake_store):
+    from proto_index import Store
+    from proto_index.options import ClassSetOptions
+
+    assert ClassSetOptions(labels_file="l.txt").labels_file == Path("l.txt")
+    for kwargs, message in (({"template": None}, "the prompt template must be text, got None"),
+                            ({"labels_file": 3}, "the labels file must be a path, got 3")):
+        with pytest.raises(InvalidInput) as e:
+            ClassSetOptions(**kwargs)
+        assert str(e.value) == message
+    (tmp_path / "more.txt").write_text("drilling\nsiren\n")
+    with Store.open(fake_store) as store:
+        with pytest.raises(InvalidInput) as e:
+            store.add_classes("urban", "siren")  # one string is not a list of five one-letter labels
+        assert str(e.value) == "labels must be a list of labels, not one string"
+        view = store.add_classes("urban", ["dog bark"], ClassSetOptions(template="A {label}.", labels_file=tmp_path / "more.txt"))
+        assert (view.labels, view.template) == (["dog bark", "drilling", "siren"], "A {label}.")

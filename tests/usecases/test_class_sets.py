@@ -9,7 +9,7 @@ from cli_store import cli
 from fakes import BandEncoder
 
 from proto_index import Store
-from proto_index.options import PrototypeOptions
+from proto_index.options import ClassSetOptions, PrototypeOptions
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -68,12 +68,12 @@ def test_replacing_a_class_set_never_silently_deletes_its_prototype_sets(fake_st
 def test_add_classes_from_a_file_names_the_prototype_sets_it_dropped(tmp_path, corpus_dir):
     (tmp_path / "labels.txt").write_text("siren\ndog bark\n")
     with Store.init(tmp_path / "store", model="fake-bands", encoder=BandEncoder()) as store:
-        first = store.add_classes("urban", labels_file=tmp_path / "labels.txt")
+        first = store.add_classes("urban", options=ClassSetOptions(labels_file=tmp_path / "labels.txt"))
         assert (first.labels, first.dropped_prototypes) == (["siren", "dog bark"], ())
         store.build_prototypes("urban")
         store.build_prototypes("urban", PrototypeOptions(name="second"))
-        again = store.add_classes("urban", ["drilling"], replace=True, drop_prototypes=True)
+        again = store.add_classes("urban", ["drilling"], ClassSetOptions(replace=True, drop_prototypes=True))
         assert (again.labels, again.dropped_prototypes) == (["drilling"], ("second", "urban-zero-shot"))
         assert store.prototype_sets() == []
-        plain = store.add_classes("urban", ["siren"], replace=True)
+        plain = store.add_classes("urban", ["siren"], ClassSetOptions(replace=True))
         assert plain.dropped_prototypes == ()

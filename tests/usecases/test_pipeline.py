@@ -11,7 +11,7 @@ from proto_index.core.decision import decide
 from proto_index.core.profiles import background_profile, cosine_profiles, refine
 from proto_index.core.prototypes import tgap_reference
 from proto_index.errors import REPLACE, AlreadyExists, InvalidInput, ModelMismatch, NotFound
-from proto_index.options import EnvironmentOptions, PrototypeOptions
+from proto_index.options import ClassSetOptions, EnvironmentOptions, PrototypeOptions
 
 LABELS = list(CLASS_FREQS)
 
@@ -126,7 +126,7 @@ def test_names_are_unique_unless_replaced(store):
     with pytest.raises(AlreadyExists, match="^class set 'urban' already exists$") as info:
         store.add_classes("urban", ["a"])
     assert info.value.hint == REPLACE
-    assert store.add_classes("urban", ["a", "b"], replace=True).labels == ["a", "b"]
+    assert store.add_classes("urban", ["a", "b"], ClassSetOptions(replace=True)).labels == ["a", "b"]
     with pytest.raises(InvalidInput, match="duplicate labels: a"):
         store.add_classes("x", ["a", "a"])
     with pytest.raises(InvalidInput, match="at least one label"):
