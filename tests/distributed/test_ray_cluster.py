@@ -53,16 +53,24 @@ def cluster(worker_env, tmp_path_factory):  # noqa: F811
 
 
 class RemoveNodeAfter(SilentProgress):
-    """Removes ``node`` from ``cluster`` (as if it crashed) when the ``n``-th file's result arrives."""
+    """Removes ``node`` from ``cluster`` (as if it crashed) when the ``n``-th file's result arrives, or,
+    with ``once_it_worked``, at the first result from then on by which the node has done some work
+    (on a loaded machine the other node may take the first tasks)."""
 
-    def __init__(self, cluster, node, n: int):
+    def __init__(self, cluster, node, n: int, once_it_worked: bool = False):
         super().__init__()
         self.cluster, self.node, self.n, self.seen = cluster, node, n, 0
+        self.once_it_worked, self.removed_at = once_it_worked, None
 
     def advance(self, n: int = 1) -> None:
         self.seen += n
-        if self.seen == self.n:
-            self.cluster.remove_node(self.node, allow_graceful=False)
+        if self.removed_at is not None or self.seen < self.n:
+            return
+        log = self.cluster.node_log
+        if self.once_it_worked and (not log.exists() or self.node.node_id not in log.read_text().split()):
+            return
+        self.cluster.remove_node(self.node, allow_graceful=False)
+        self.removed_at = self.seen
 
 
 def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluster):
@@ -75,7 +83,8 @@ def test_a_node_removed_mid_ingest_still_stores_every_file_once(tmp_path, cluste
     with Store.init(tmp_path / "ray", model="fake-bands-slow", encoder=BandEncoder()) as s:
         report = s.ingest([files], executor=ExecutorOptions(kind="ray", files_per_task=2),
                           options=EmbedOptions(batch_windows=1), run=IngestOptions(commit_windows=1),
-                          progress=RemoveNodeAfter(cluster, second, 3))
+                          progress=(removal := RemoveNodeAfter(cluster, second, 3, once_it_worked=True)))
+    assert removal.removed_at is not None and removal.removed_at < n  # mid ingest, files still to come
     assert second.node_id not in {node["NodeID"] for node in ray.nodes() if node["Alive"]}
     assert second.node_id in cluster.node_log.read_text().split()  # it did work before it went
     assert (report.added, report.windows, report.skipped, report.failed) == (n, n, 0, [])
